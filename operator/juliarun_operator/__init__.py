@@ -1,0 +1,3 @@
+"""juliarun-operator: JuliaRun jobs as Kubernetes resources."""
+
+__version__ = "0.1.0"
