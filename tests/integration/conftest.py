@@ -1,0 +1,95 @@
+"""Fixtures for tests against a real Kubernetes API server.
+
+If KUBECONFIG names an existing file (e.g. from hack/kind-up.sh), the tests
+use that cluster and leave it alone. Otherwise one local etcd + kube-apiserver
+(juliarun_operator.devcluster) is started for the session and stopped after it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from juliarun_operator import devcluster
+
+
+@dataclass
+class ControlPlane:
+    kubeconfig: Path
+    server: str
+    kubectl_path: Path
+    external: bool  # True when the cluster came from $KUBECONFIG, not from devcluster
+    token_dir: Path  # kubeconfigs made by kubectl(as_token=...)
+    env: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                as_token: str | None = None) -> subprocess.CompletedProcess:
+        """Run kubectl as cluster admin, or, with as_token, as the bearer of that token."""
+        kubeconfig = self._token_kubeconfig(as_token) if as_token else self.kubeconfig
+        result = subprocess.run(
+            [str(self.kubectl_path), f"--kubeconfig={kubeconfig}", *args],
+            input=input, capture_output=True, text=True, env=self.env, timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    def _token_kubeconfig(self, token: str) -> Path:
+        # The admin kubeconfig carries a client certificate, which the apiserver
+        # would authenticate before the token; so the token gets a kubeconfig
+        # with the same cluster and no other credentials.
+        cluster = _current_cluster(self.kubeconfig)
+        path = self.token_dir / f"token-{abs(hash(token))}.yaml"
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [cluster],
+            "users": [{"name": "token", "user": {"token": token}}],
+            "contexts": [{"name": "token", "context": {"cluster": cluster["name"], "user": "token"}}],
+            "current-context": "token",
+        }))
+        path.chmod(0o600)
+        return path
+
+
+def _current_cluster(kubeconfig: Path) -> dict:
+    """The `clusters` entry that the kubeconfig's current context uses."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
+    return next(c for c in config["clusters"] if c["name"] == context["cluster"])
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory):
+    token_dir = tmp_path_factory.mktemp("tokens")
+    external = os.environ.get("KUBECONFIG")
+    if external and Path(external).is_file():
+        kubeconfig = Path(external)
+        # Users of an external cluster (kind) usually have kubectl; else build it.
+        kubectl = shutil.which("kubectl") or devcluster.ensure_binaries()["kubectl"]
+        yield ControlPlane(kubeconfig, _current_cluster(kubeconfig)["cluster"]["server"], Path(kubectl), True, token_dir)
+        return
+    state_dir = tmp_path_factory.mktemp("cluster")
+    info = devcluster.up(state_dir=state_dir)
+    try:
+        yield ControlPlane(info.kubeconfig, info.server, info.kubectl, False, token_dir)
+    finally:
+        devcluster.down(state_dir)
+
+
+@pytest.fixture(scope="session")
+def k8s_api_client(control_plane):
+    """The official kubernetes client, configured for the control plane."""
+    from kubernetes import config
+
+    client = config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+    yield client
+    client.close()
