@@ -1,0 +1,119 @@
+"""Fault injection: which operations misbehave, how, and the seeded dice that decide.
+
+A fault configuration is a JSON-able dict:
+    {"*": {"latency": 0.2}, "getJobStatus": {"error_rate": 0.5}, "system_status": false}
+Keys are API operation names or "*" (every operation); an operation's own settings win
+over "*" kind by kind. "system_status": false makes getSystemStatus answer false.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+CONTEXT_OPERATIONS = ("getSystemStatus", "listJobs", "getAllJobInfo")
+JOB_OPERATIONS = ("getJobStatus", "getJobScale", "setJobScale", "getJobEndpoint", "deleteJob",
+                  "tailJob", "submitJob", "updateJob", "getEncodedURL")
+OPERATIONS = CONTEXT_OPERATIONS + JOB_OPERATIONS
+
+RATES = ("error_rate", "hang_rate", "http_5xx_rate", "malformed_rate", "drop_rate")
+SECONDS = ("latency", "hang_seconds")
+KINDS = RATES + SECONDS
+DEFAULT_HANG_SECONDS = 300.0  # far past any sensible client time-out
+
+# What a request gets instead of its normal answer, checked in this order.
+DROP, HTTP_5XX, MALFORMED, ERROR = "drop", "http_5xx", "malformed", "error"
+_OUTCOMES = ((DROP, "drop_rate"), (HTTP_5XX, "http_5xx_rate"),
+             (MALFORMED, "malformed_rate"), (ERROR, "error_rate"))
+
+
+def normalise(config: Any) -> dict[str, Any]:
+    """A checked copy of a fault configuration; ValueError says what is wrong."""
+    if not isinstance(config, dict):
+        raise ValueError("fault configuration must be a JSON object")
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if key == "system_status":
+            if not isinstance(value, bool):
+                raise ValueError("system_status must be true or false")
+            out[key] = value
+            continue
+        if key != "*" and key not in OPERATIONS:
+            raise ValueError(f"unknown operation {key!r}: expected '*' or one of {', '.join(OPERATIONS)}")
+        if not isinstance(value, dict):
+            raise ValueError(f"faults of {key!r} must be an object of kind -> number")
+        kinds = {}
+        for kind, number in value.items():
+            if kind not in KINDS:
+                raise ValueError(f"unknown fault kind {kind!r}: expected one of {', '.join(KINDS)}")
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0:
+                raise ValueError(f"{key}:{kind} must be a non-negative number")
+            if kind in RATES and number > 1:
+                raise ValueError(f"{key}:{kind} is a probability: at most 1")
+            kinds[kind] = float(number)
+        out[key] = kinds
+    return out
+
+
+def parse_flag(text: str, config: dict[str, Any]) -> None:
+    """Add one `--fault` flag (`OP:KIND=VALUE` or `system_status=false`) to `config`."""
+    target, sep, value = text.partition("=")
+    if not sep:
+        raise ValueError(f"--fault {text!r}: expected OP:KIND=VALUE or system_status=true|false")
+    if target == "system_status":
+        if value not in ("true", "false"):
+            raise ValueError("--fault system_status= takes true or false")
+        config["system_status"] = value == "true"
+        return
+    op, sep, kind = target.partition(":")
+    if not sep:
+        raise ValueError(f"--fault {text!r}: expected OP:KIND=VALUE")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"--fault {text!r}: {value!r} is not a number") from None
+    config.setdefault(op, {})[kind] = number
+    normalise(config)  # fail on the flag that broke it
+
+
+@dataclass(frozen=True)
+class Decision:
+    latency: float = 0.0
+    hang: float = 0.0  # seconds to hang before answering; 0 for none
+    outcome: str | None = None  # one of DROP, HTTP_5XX, MALFORMED, ERROR, or normal
+
+
+NO_FAULT = Decision()
+
+
+class Faults:
+    """The current configuration and a seeded random source to apply it."""
+
+    def __init__(self, config: dict[str, Any] | None = None, seed: int | None = None):
+        self.rng = random.Random(seed)
+        self.set(config or {})
+
+    def set(self, config: dict[str, Any]) -> None:
+        self.config = normalise(config)
+        # Effective kinds per operation, merged once here rather than on every request.
+        default = self.config.get("*", {})
+        self._by_op = {op: {**default, **self.config.get(op, {})} for op in OPERATIONS}
+
+    @property
+    def system_status(self) -> bool:
+        return self.config.get("system_status", True)
+
+    def decide(self, operation: str) -> Decision:
+        kinds = self._by_op.get(operation)
+        if not kinds:
+            return NO_FAULT
+        hang = 0.0
+        if self.rng.random() < kinds.get("hang_rate", 0.0):
+            hang = kinds.get("hang_seconds", DEFAULT_HANG_SECONDS)
+        outcome = None
+        for name, rate in _OUTCOMES:
+            if self.rng.random() < kinds.get(rate, 0.0):
+                outcome = name
+                break
+        return Decision(kinds.get("latency", 0.0), hang, outcome)

@@ -1,0 +1,355 @@
+"""The emulated cluster: jobs and their lifecycle, with no I/O and no timers.
+
+Everything a job reports (status, scale, endpoints, log lines) is computed from a few
+timestamps at the moment it is asked, so holding 10,000 jobs costs only their records.
+Time comes from an injected clock (wall-clock seconds by default, so a state file still
+means the same thing after a restart).
+
+Lifecycle, per job:
+- scheduled at submit; created `create_delay` seconds later;
+- workers (scalable types) approach the requested scale one step per `worker_delay`,
+  starting at creation; a scale change restarts the approach from the running count;
+- batch types (`completes`) finish `run_time` seconds after creation (never if 0);
+  services run until deleted.
+
+Scale as reported by getJobScale, `[running, requested]`:
+- scalable types: requested is `nworkers` (0 when not given), running the workers so far;
+- other types are one unit: `[0, 1]` before creation, `[1, 1]` while running;
+- a finished job reports `[0, 0]`: nothing runs and nothing more is wanted.
+For the status tuple, a non-scalable job counts its one container as its worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+from ..juliarun import jobtypes as jt
+from ..juliarun.encoding import check_job_name
+from ..juliarun.errors import (CODE_INVALID_PARAMETER, CODE_JOB_EXISTS, CODE_NO_SUCH_JOB,
+                               ParameterError)
+
+STDOUT, STDERR = "stdout", "stderr"
+STREAMS = (STDOUT, STDERR)
+# Lines fixed in a job's history (API actions, finished scale approaches) are capped like a
+# rotated log, so a job scaled up and down forever does not grow without bound.
+MAX_HISTORY = 1000
+BATCH_PROGRESS_STEPS = 5  # a batch job logs progress at each fifth of its run time
+STATE_FORMAT = 1
+
+
+class Refused(Exception):
+    """An API call the cluster refuses: `code` and `reason` go into the response envelope."""
+
+    def __init__(self, code: int, reason: str):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Timing:
+    create_delay: float = 1.0
+    worker_delay: float = 0.5
+    run_time: float = 10.0
+    log_interval: float = 5.0  # heartbeat lines of jobs without a run time
+
+
+@dataclass
+class Job:
+    namespace: str
+    name: str
+    type: str
+    params: dict[str, Any]
+    submitted_at: float
+    created_at: float
+    completes_at: float | None
+    requested: int  # workers wanted (1 for non-scalable types)
+    base: int  # running workers when the current approach began
+    approach_from: float  # when the current approach began
+    started_before: int  # workers started before the current approach
+    history: list[list] = field(default_factory=list)  # [time, stream, text], by time
+    ip: str = ""
+
+    def __post_init__(self) -> None:
+        self.ip = fake_pod_ip(self.namespace, self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in (
+            "namespace", "name", "type", "params", "submitted_at", "created_at",
+            "completes_at", "requested", "base", "approach_from", "started_before", "history")}
+
+
+def fake_pod_ip(namespace: str, name: str) -> str:
+    """A stable 10.x.y.z address for a job: a string to report, never connected to."""
+    a, b, c = hashlib.sha1(f"{namespace}/{name}".encode()).digest()[:3]
+    return f"10.{a}.{b}.{max(c, 1)}"
+
+
+def _timestamp(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class Cluster:
+    """All jobs, by namespace. Methods raise Refused for anything the API must refuse."""
+
+    def __init__(self, timing: Timing = Timing(), clock: Callable[[], float] = time.time):
+        self.timing = timing
+        self.clock = clock
+        self.jobs: dict[str, dict[str, Job]] = {}
+        self.version = 0  # bumped on every change, so a writer knows when to save
+
+    # --- lookups --------------------------------------------------------------------
+
+    def count(self) -> int:
+        return sum(len(jobs) for jobs in self.jobs.values())
+
+    def _get(self, namespace: str, name: str, job_type: str) -> Job:
+        job = self.jobs.get(namespace, {}).get(name)
+        if job is None:
+            raise Refused(CODE_NO_SUCH_JOB, f"no job named {name!r} in namespace {namespace!r}")
+        if job.type != job_type:
+            raise Refused(CODE_NO_SUCH_JOB,
+                          f"job {name!r} is a {job.type} job, not a {job_type} job")
+        return job
+
+    # --- changes --------------------------------------------------------------------
+
+    def submit(self, namespace: str, name: str, job_type: str, params: dict[str, Any]) -> None:
+        spec = _spec(job_type)
+        _check_name(name)
+        existing = self.jobs.get(namespace, {}).get(name)
+        if existing is not None:
+            raise Refused(CODE_JOB_EXISTS,
+                          f"a {existing.type} job named {name!r} already exists in namespace {namespace!r}")
+        now = self.clock()
+        created = now + self.timing.create_delay
+        run_time = self.timing.run_time
+        if spec.scalable:
+            requested = params.get("nworkers", spec.defaults().get("nworkers")) or 0
+        else:
+            requested = 1
+        job = Job(namespace, name, job_type, dict(params), now, created,
+                  created + run_time if spec.completes and run_time > 0 else None,
+                  requested, 0, now, 0)
+        job.history.append([now, STDERR, f"[ Info: {job_type} job {name} scheduled"])
+        self.jobs.setdefault(namespace, {})[name] = job
+        self.version += 1
+
+    def update(self, namespace: str, name: str, job_type: str, params: dict[str, Any]) -> None:
+        job = self._get(namespace, name, job_type)
+        now = self.clock()
+        job.params.update(params)
+        self._log(job, now, STDERR, "[ Info: parameters updated: " + (", ".join(sorted(params)) or "none"))
+        if "nworkers" in params and _spec(job_type).scalable and not self._completed(job, now):
+            self._rescale(job, now, params["nworkers"])
+        self.version += 1
+
+    def set_scale(self, namespace: str, name: str, job_type: str, parallelism: int) -> bool:
+        job = self._get(namespace, name, job_type)
+        if not _spec(job_type).scalable:
+            raise Refused(CODE_INVALID_PARAMETER, f"{job_type} jobs cannot be scaled")
+        now = self.clock()
+        if self._completed(job, now):
+            raise Refused(CODE_INVALID_PARAMETER, f"job {name!r} has completed and cannot be scaled")
+        self._rescale(job, now, parallelism)
+        self.version += 1
+        return True
+
+    def delete(self, namespace: str, name: str, job_type: str, force: bool) -> bool:
+        job = self._get(namespace, name, job_type)
+        if not force and not self._completed(job, self.clock()):
+            raise Refused(CODE_INVALID_PARAMETER,
+                          f"job {name!r} has not finished; delete it with force=true")
+        del self.jobs[namespace][name]
+        if not self.jobs[namespace]:
+            del self.jobs[namespace]
+        self.version += 1
+        return True
+
+    def _rescale(self, job: Job, now: float, parallelism: int) -> None:
+        # Fix the finished part of the current approach in the history, then start anew
+        # from where the workers are now.
+        job.history.extend(self._worker_lines(job, now, MAX_HISTORY))
+        job.history.sort(key=lambda line: line[0])
+        running, started = self._workers(job, now)
+        job.base, job.started_before = running, started
+        job.requested, job.approach_from = parallelism, now
+        self._log(job, now, STDERR, f"[ Info: scale requested: {parallelism} workers")
+
+    def _log(self, job: Job, t: float, stream: str, text: str) -> None:
+        job.history.append([t, stream, text])
+        job.history.sort(key=lambda line: line[0])
+        del job.history[:-MAX_HISTORY]
+
+    # --- the lifecycle, computed ----------------------------------------------------
+
+    def _completed(self, job: Job, now: float) -> bool:
+        return job.completes_at is not None and now >= job.completes_at
+
+    def _steps(self, job: Job, t: float) -> int:
+        """Worker steps of the current approach done by time `t`."""
+        start = max(job.approach_from, job.created_at)
+        if t < start:
+            return 0
+        distance = abs(job.requested - job.base)
+        if self.timing.worker_delay <= 0:
+            return distance
+        return min(distance, int((t - start) / self.timing.worker_delay))
+
+    def _workers(self, job: Job, t: float) -> tuple[int, int]:
+        """(running, started so far) of a scalable job at `t`, ignoring completion."""
+        steps = self._steps(job, t)
+        if job.requested >= job.base:
+            return job.base + steps, job.started_before + steps
+        return job.base - steps, job.started_before
+
+    def view(self, job: Job, now: float) -> tuple[list, list, list]:
+        """(status, scale, endpoints) of `job` at `now`, as the API reports them."""
+        created = now >= job.created_at
+        completed = self._completed(job, now)
+        notebook = job.type == "Notebook"
+        if jt.JOB_TYPES[job.type].scalable:
+            running, started = self._workers(job, min(now, job.completes_at or now))
+            status = [completed, started if completed else 0, started, created, notebook]
+            scale = [0, 0] if completed else [running if created else 0, job.requested]
+        else:
+            status = [completed, 1 if completed else 0, 1 if created else 0, created, notebook]
+            scale = [0, 0] if completed else [1 if created else 0, 1]
+        endpoints = []
+        if created and not completed:
+            endpoints = [f"{job.ip}:{pair[1]}" for pair in self._ports(job).values()]
+        return status, scale, endpoints
+
+    def _ports(self, job: Job) -> dict:
+        ports = job.params.get("ports")
+        if ports is None:
+            ports = jt.JOB_TYPES[job.type].defaults().get("ports") or {}
+        return ports
+
+    # --- API reads ------------------------------------------------------------------
+
+    def list_jobs(self, namespace: str) -> dict[str, dict]:
+        return {name: {"type": job.type} for name, job in self.jobs.get(namespace, {}).items()}
+
+    def all_job_info(self, namespace: str) -> dict[str, dict]:
+        now = self.clock()
+        info = {}
+        for name, job in self.jobs.get(namespace, {}).items():
+            status, scale, endpoints = self.view(job, now)
+            info[name] = {"type": job.type, "status": status, "scale": scale, "endpoint": endpoints}
+        return info
+
+    def status(self, namespace: str, name: str, job_type: str) -> list:
+        return self.view(self._get(namespace, name, job_type), self.clock())[0]
+
+    def scale(self, namespace: str, name: str, job_type: str) -> list:
+        return self.view(self._get(namespace, name, job_type), self.clock())[1]
+
+    def endpoints(self, namespace: str, name: str, job_type: str) -> list:
+        return self.view(self._get(namespace, name, job_type), self.clock())[2]
+
+    def service_port(self, namespace: str, name: str, job_type: str, port: int) -> int:
+        """`port` if the job exposes it as a service port; Refused otherwise."""
+        job = self._get(namespace, name, job_type)
+        exposed = [pair[1] for pair in self._ports(job).values()]
+        if port not in exposed:
+            shown = ", ".join(map(str, exposed)) or "none"
+            raise Refused(CODE_INVALID_PARAMETER,
+                          f"parameter port: job {name!r} does not expose port {port} (it exposes: {shown})")
+        return port
+
+    def tail(self, namespace: str, name: str, job_type: str, count: int,
+             stream: str | None = None) -> str:
+        """The last `count` log lines of the job (of `stream` only, if given)."""
+        job = self._get(namespace, name, job_type)
+        if count <= 0:
+            return ""
+        now = self.clock()
+        series = [job.history, self._lifecycle_lines(job, now),
+                  self._worker_lines(job, min(now, job.completes_at or now), count),
+                  self._progress_lines(job, now, count)]
+        lines = [line for line in heapq.merge(*series, key=lambda line: line[0])
+                 if stream is None or line[1] == stream]
+        return "\n".join(f"{_timestamp(t)} {text}" for t, _, text in lines[-count:])
+
+    def _lifecycle_lines(self, job: Job, now: float) -> list[list]:
+        lines = []
+        if now >= job.created_at:
+            lines.append([job.created_at, STDERR, f"[ Info: job created: pod {job.ip}"])
+        if self._completed(job, now):
+            succeeded = self.view(job, now)[0][1]
+            lines.append([job.completes_at, STDOUT, f"job finished: {succeeded} succeeded"])
+        return lines
+
+    def _worker_lines(self, job: Job, until: float, count: int) -> list[list]:
+        """The last `count` worker start/stop lines of the current approach, up to `until`."""
+        if not jt.JOB_TYPES[job.type].scalable:
+            return []
+        steps = self._steps(job, until)
+        start = max(job.approach_from, job.created_at)
+        delay = max(self.timing.worker_delay, 0.0)
+        up = job.requested >= job.base
+        lines = []
+        for i in range(max(1, steps - count + 1), steps + 1):
+            text = f"worker {job.base + i} started" if up else f"worker {job.base - i + 1} stopped"
+            lines.append([start + i * delay, STDERR, f"[ Info: {text}"])
+        return lines
+
+    def _progress_lines(self, job: Job, now: float, count: int) -> Iterable[list]:
+        """Periodic lines: a batch job's progress in fifths, otherwise a heartbeat."""
+        if job.completes_at is not None:
+            interval = (job.completes_at - job.created_at) / BATCH_PROGRESS_STEPS
+            last_k = BATCH_PROGRESS_STEPS - 1  # the last fifth is the completion line
+        else:
+            interval = self.timing.log_interval
+            last_k = None
+        if interval <= 0 or now < job.created_at:
+            return []
+        k_now = int((now - job.created_at) / interval)
+        if last_k is not None:
+            k_now = min(k_now, last_k)
+        lines = []
+        for k in range(max(1, k_now - count + 1), k_now + 1):
+            t = job.created_at + k * interval
+            if job.completes_at is not None:
+                text = f"progress: {100 * k // BATCH_PROGRESS_STEPS}%"
+            else:
+                text = f"running for {k * interval:g} s"
+            lines.append([t, STDOUT, text])
+        return lines
+
+    # --- persistence ----------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": STATE_FORMAT,
+                "jobs": [job.to_dict() for jobs in self.jobs.values() for job in jobs.values()]}
+
+    def load_dict(self, data: dict[str, Any]) -> None:
+        if data.get("format") != STATE_FORMAT:
+            raise ValueError(f"unknown state format {data.get('format')!r}")
+        jobs: dict[str, dict[str, Job]] = {}
+        for record in data["jobs"]:
+            job = Job(**record)
+            _spec(job.type)
+            jobs.setdefault(job.namespace, {})[job.name] = job
+        self.jobs = jobs
+        self.version += 1
+
+
+def _spec(job_type: str) -> jt.JobType:
+    try:
+        return jt.job_type(job_type)
+    except ValueError as exc:
+        raise Refused(CODE_INVALID_PARAMETER, str(exc)) from None
+
+
+def _check_name(name: str) -> None:
+    try:
+        check_job_name(name)
+    except ParameterError as exc:
+        raise Refused(CODE_INVALID_PARAMETER, str(exc)) from None
