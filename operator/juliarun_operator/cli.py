@@ -31,7 +31,7 @@ from .output import FORMATS, cell, flow_yaml, render
 
 # Modules that add their own subcommand: each provides configure_parser(subparsers), whose
 # parsers set `func(args) -> int`.
-SUBCOMMAND_MODULES = ["juliarun_operator.devcluster"]
+SUBCOMMAND_MODULES = ["juliarun_operator.emulator", "juliarun_operator.devcluster"]
 
 # Kinds whose PARAM=VALUE text is the value itself: YAML would turn `image=1.0` or
 # `start_script=yes` into a number or a boolean.
@@ -150,7 +150,11 @@ def find_job(client: Client, args: argparse.Namespace) -> Job:
 # --- showing results --------------------------------------------------------------------
 
 def show(args: argparse.Namespace, data: Any, headers: Sequence[str],
-         rows: Sequence[Sequence[Any]]) -> None:
+         rows: Sequence[Sequence[Any]], empty: str | None = None) -> None:
+    """Print a result; `empty` is said (on stderr, as a remark) instead of a bare header."""
+    if empty and not rows and args.output == "table":
+        print(empty, file=sys.stderr)
+        return
     print(render(args.output, data, headers, [[cell(c) for c in row] for row in rows]))
 
 
@@ -181,17 +185,22 @@ def cmd_system(client: Client, args: argparse.Namespace) -> int:
     return 0 if ready else EXIT_ERROR
 
 
+def no_jobs(client: Client) -> str:
+    return f"no jobs in {client.context.describe()}"
+
+
 @connected
 def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
     if not args.all:
         jobs = sorted(client.list_jobs().items())
-        show(args, [{"name": n, "type": t} for n, t in jobs], ["NAME", "TYPE"], jobs)
+        show(args, [{"name": n, "type": t} for n, t in jobs], ["NAME", "TYPE"], jobs,
+             empty=no_jobs(client))
         return 0
     infos = sorted(client.get_all_job_info().values(), key=lambda i: i.name)
     show(args, [info_data(i) for i in infos],
          ["NAME", "TYPE", "STATUS", "RUNNING/REQUESTED", "ENDPOINT"],
          [[i.name, i.type, state(i.status), f"{i.scale.running}/{i.scale.requested}", i.endpoints]
-          for i in infos])
+          for i in infos], empty=no_jobs(client))
     return 0
 
 
@@ -246,7 +255,7 @@ def cmd_scale(client: Client, args: argparse.Namespace) -> int:
 def cmd_endpoint(client: Client, args: argparse.Namespace) -> int:
     job = find_job(client, args)
     endpoints = client.get_job_endpoint(job)
-    show(args, endpoints, ["ENDPOINT"], [[e] for e in endpoints])
+    show(args, endpoints, ["ENDPOINT"], [[e] for e in endpoints], empty=f"{job.name} has no endpoints")
     return 0
 
 
