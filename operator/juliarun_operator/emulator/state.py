@@ -319,7 +319,7 @@ class Cluster:
             if job.completes_at is not None:
                 text = f"progress: {100 * k // BATCH_PROGRESS_STEPS}%"
             else:
-                text = f"running for {k * interval:g} s"
+                text = "running for " + f"{k * interval:.3f}".rstrip("0").rstrip(".") + " s"
             lines.append([t, STDOUT, text])
         return lines
 
