@@ -236,6 +236,8 @@ def cmd_status(client: Client, args: argparse.Namespace) -> int:
 
 @connected
 def cmd_scale(client: Client, args: argparse.Namespace) -> int:
+    if args.wait and args.count is None:
+        raise ParameterError("--wait needs N, the number of workers to wait for")
     job = find_job(client, args)
     if args.count is None:
         scale = client.get_job_scale(job)

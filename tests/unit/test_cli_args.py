@@ -180,6 +180,11 @@ def test_registered_modules_add_their_subcommands():
         assert name in commands
 
 
+def test_wait_without_a_count_is_refused_before_any_request(capsys):
+    assert cli.main(["--url", "http://127.0.0.1:9", "scale", "j", "--wait"]) == 1
+    assert capsys.readouterr().err == "error: --wait needs N, the number of workers to wait for\n"
+
+
 def test_parameter_error_is_one_line_exit_1_before_any_request(capsys):
     # A dead port: a request would fail differently, so the parameter check came first.
     code = cli.main(["--url", "http://127.0.0.1:9", "submit", "JuliaBatch", "j", "ports={x: [1"])
