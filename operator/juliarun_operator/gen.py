@@ -215,7 +215,7 @@ def fixed_spec_properties() -> dict[str, dict]:
             "maximum": MAX_PARALLELISM,
             "description": "Desired workers: JuliaParBatch workers, JuliaParBatchWorkers units, "
                            "Notebook workers, Webserver and Generic containers. "
-                           f"Job types: {_type_list(SCALABLE_TYPES)}. The scale subresource sets it.",
+                           f"Job {_types_phrase(SCALABLE_TYPES)}. The scale subresource sets it.",
         },
         "deletionPolicy": {
             "type": "string",
