@@ -40,6 +40,9 @@ STREAMS = (STDOUT, STDERR)
 MAX_HISTORY = 1000
 BATCH_PROGRESS_STEPS = 5  # a batch job logs progress at each fifth of its run time
 STATE_FORMAT = 1
+# Looked up for every job on every getAllJobInfo, so taken out of the table once.
+_SCALABLE = {name: t.scalable for name, t in jt.JOB_TYPES.items()}
+_DEFAULT_PORTS = {name: t.defaults().get("ports") or {} for name, t in jt.JOB_TYPES.items()}
 
 
 class Refused(Exception):
@@ -73,10 +76,19 @@ class Job:
     approach_from: float  # when the current approach began
     started_before: int  # workers started before the current approach
     history: list[list] = field(default_factory=list)  # [time, stream, text], by time
-    ip: str = ""
+    ip: str = field(init=False)
+    endpoints: list[str] = field(init=False)  # while running; derived, not saved
 
     def __post_init__(self) -> None:
         self.ip = fake_pod_ip(self.namespace, self.name)
+        self.refresh_endpoints()
+
+    def ports(self) -> dict:
+        ports = self.params.get("ports")
+        return _DEFAULT_PORTS[self.type] if ports is None else ports
+
+    def refresh_endpoints(self) -> None:
+        self.endpoints = [f"{self.ip}:{pair[1]}" for pair in self.ports().values()]
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in (
@@ -144,6 +156,7 @@ class Cluster:
         job = self._get(namespace, name, job_type)
         now = self.clock()
         job.params.update(params)
+        job.refresh_endpoints()
         self._log(job, now, STDERR, "[ Info: parameters updated: " + (", ".join(sorted(params)) or "none"))
         if "nworkers" in params and _spec(job_type).scalable and not self._completed(job, now):
             self._rescale(job, now, params["nworkers"])
@@ -213,23 +226,15 @@ class Cluster:
         created = now >= job.created_at
         completed = self._completed(job, now)
         notebook = job.type == "Notebook"
-        if jt.JOB_TYPES[job.type].scalable:
+        if _SCALABLE[job.type]:
             running, started = self._workers(job, min(now, job.completes_at or now))
             status = [completed, started if completed else 0, started, created, notebook]
             scale = [0, 0] if completed else [running if created else 0, job.requested]
         else:
             status = [completed, 1 if completed else 0, 1 if created else 0, created, notebook]
             scale = [0, 0] if completed else [1 if created else 0, 1]
-        endpoints = []
-        if created and not completed:
-            endpoints = [f"{job.ip}:{pair[1]}" for pair in self._ports(job).values()]
+        endpoints = list(job.endpoints) if created and not completed else []
         return status, scale, endpoints
-
-    def _ports(self, job: Job) -> dict:
-        ports = job.params.get("ports")
-        if ports is None:
-            ports = jt.JOB_TYPES[job.type].defaults().get("ports") or {}
-        return ports
 
     # --- API reads ------------------------------------------------------------------
 
@@ -256,7 +261,7 @@ class Cluster:
     def service_port(self, namespace: str, name: str, job_type: str, port: int) -> int:
         """`port` if the job exposes it as a service port; Refused otherwise."""
         job = self._get(namespace, name, job_type)
-        exposed = [pair[1] for pair in self._ports(job).values()]
+        exposed = [pair[1] for pair in job.ports().values()]
         if port not in exposed:
             shown = ", ".join(map(str, exposed)) or "none"
             raise Refused(CODE_INVALID_PARAMETER,
@@ -288,7 +293,7 @@ class Cluster:
 
     def _worker_lines(self, job: Job, until: float, count: int) -> list[list]:
         """The last `count` worker start/stop lines of the current approach, up to `until`."""
-        if not jt.JOB_TYPES[job.type].scalable:
+        if not _SCALABLE[job.type]:
             return []
         steps = self._steps(job, until)
         start = max(job.approach_from, job.created_at)
