@@ -31,7 +31,8 @@ from .output import FORMATS, cell, flow_yaml, render
 
 # Modules that add their own subcommand: each provides configure_parser(subparsers), whose
 # parsers set `func(args) -> int`.
-SUBCOMMAND_MODULES = ["juliarun_operator.emulator", "juliarun_operator.devcluster"]
+SUBCOMMAND_MODULES = ["juliarun_operator.emulator", "juliarun_operator.devcluster",
+                      "juliarun_operator.reconcile.main"]
 
 # Kinds whose PARAM=VALUE text is the value itself: YAML would turn `image=1.0` or
 # `start_script=yes` into a number or a boolean.

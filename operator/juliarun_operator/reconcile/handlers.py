@@ -1,0 +1,97 @@
+"""The kopf handlers: events in, `Runtime` methods called, outcomes counted.
+
+Handlers return None (a returned value would be written into status by kopf) and turn
+`Retry` and JuliaRun errors into kopf's TemporaryError with a backed-off delay.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import kopf
+
+from ..juliarun.errors import ApiError
+from .kube import GROUP, PLURAL, VERSION
+from .runtime import PAUSE_ANNOTATION, Retry, Runtime
+
+RESOURCE = (GROUP, VERSION, PLURAL)
+FINALIZER = "juliarun.dev/finalizer"
+PAUSED_RECHECK = 10.0  # seconds between looks at a paused object's pending change
+log = logging.getLogger("juliarun_operator")
+
+
+def _run(memo: kopf.Memo, name: str, body: Any, retry: int, fn: Callable[[], str]) -> None:
+    runtime: Runtime = memo.runtime
+    try:
+        outcome = fn()
+    except Retry as exc:
+        runtime.metrics.reconciled(name, "retry")
+        if retry == 0:
+            runtime.kube.event(body, "Warning", "Retrying", f"{name}: {exc}")
+        raise kopf.TemporaryError(str(exc), delay=exc.delay) from None
+    except ApiError as exc:
+        runtime.metrics.reconciled(name, "error")
+        if retry == 0:
+            runtime.kube.event(body, "Warning", "JuliaRunError", f"{name}: {exc}")
+        raise kopf.TemporaryError(str(exc), delay=runtime.config.backoff.delay(retry + 1)) from None
+    runtime.metrics.reconciled(name, outcome)
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="juliarun.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="juliarun.dev", key="last-handled-configuration")
+    settings.posting.enabled = False  # our own Events say what happened, once
+    settings.execution.max_workers = memo.max_workers
+    settings.watching.server_timeout = 300
+    memo.start()
+
+
+@kopf.on.cleanup()
+def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    memo.stop()
+
+
+@kopf.on.event(*RESOURCE)
+def track(event: dict, memo: kopf.Memo, **_: Any) -> None:
+    if event.get("object"):
+        memo.runtime.track(event.get("type") or "ADDED", event["object"])
+
+
+@kopf.on.resume(*RESOURCE)
+@kopf.on.create(*RESOURCE)
+def ensure(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    _run(memo, "ensure", body, retry, lambda: memo.runtime.ensure(body))
+
+
+@kopf.on.field(*RESOURCE, field="spec.parallelism")
+def scale(body: kopf.Body, old: Any, new: Any, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    if old is None and body.metadata.get("generation") == 1:
+        return  # creation: the submit carries the initial scale
+    _wait_while_paused(body)
+    _run(memo, "scale", body, retry, lambda: memo.runtime.scale(body, new))
+
+
+@kopf.on.update(*RESOURCE, field="spec")
+def update(body: kopf.Body, old: Any, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    _wait_while_paused(body)
+    _run(memo, "update", body, retry, lambda: memo.runtime.update(body, old or {}))
+
+
+@kopf.on.field(*RESOURCE, field=["metadata", "annotations", PAUSE_ANNOTATION])
+def pause_changed(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    _run(memo, "pause", body, retry, lambda: memo.runtime.ensure(body))
+
+
+@kopf.on.delete(*RESOURCE)
+def delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    _run(memo, "delete", body, retry, lambda: memo.runtime.delete(body))
+
+
+def _wait_while_paused(body: kopf.Body) -> None:
+    """Keep a change pending (not lost) while the object is paused."""
+    if (body.metadata.annotations or {}).get(PAUSE_ANNOTATION, "").lower() == "true":
+        raise kopf.TemporaryError("paused: the change applies when unpaused", delay=PAUSED_RECHECK)

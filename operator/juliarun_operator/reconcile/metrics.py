@@ -1,0 +1,114 @@
+"""Prometheus metrics and health endpoints, on one small HTTP server.
+
+Hand-written text exposition (a few counters, a histogram and a gauge) instead of a new
+dependency. Labels hold operation names, outcomes and phases only: never a URL or token.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+def _labels(pairs: tuple[tuple[str, str], ...]) -> str:
+    if not pairs:
+        return ""
+    inner = ",".join(f'{k}="{v}"'.replace("\n", " ") for k, v in pairs)
+    return "{" + inner + "}"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: dict[tuple, int] = defaultdict(int)
+        self.latency_buckets: dict[str, list[int]] = defaultdict(lambda: [0] * len(BUCKETS))
+        self.latency_sum: dict[str, float] = defaultdict(float)
+        self.latency_count: dict[str, int] = defaultdict(int)
+        self.reconciles: dict[tuple, int] = defaultdict(int)
+        self.phases: dict[str, int] = {}
+        self.status_writes = 0
+
+    def observe_call(self, operation: str, outcome: str, seconds: float) -> None:
+        with self._lock:
+            self.calls[(operation, outcome)] += 1
+            buckets = self.latency_buckets[operation]
+            for i, bound in enumerate(BUCKETS):
+                if seconds <= bound:
+                    buckets[i] += 1
+            self.latency_sum[operation] += seconds
+            self.latency_count[operation] += 1
+
+    def reconciled(self, handler: str, outcome: str) -> None:
+        with self._lock:
+            self.reconciles[(handler, outcome)] += 1
+
+    def set_phases(self, counts: dict[str, int]) -> None:
+        with self._lock:
+            self.phases = dict(counts)
+
+    def status_written(self) -> None:
+        with self._lock:
+            self.status_writes += 1
+
+    def render(self) -> str:
+        with self._lock:
+            lines = ["# HELP juliarun_calls_total JuliaRun API calls by operation and outcome.",
+                     "# TYPE juliarun_calls_total counter"]
+            for (op, outcome), n in sorted(self.calls.items()):
+                lines.append(f"juliarun_calls_total{_labels((('operation', op), ('outcome', outcome)))} {n}")
+            lines += ["# HELP juliarun_call_duration_seconds JuliaRun API call latency.",
+                      "# TYPE juliarun_call_duration_seconds histogram"]
+            for op in sorted(self.latency_count):
+                for bound, n in zip(BUCKETS, self.latency_buckets[op]):
+                    labels = _labels((("operation", op), ("le", f"{bound:g}")))
+                    lines.append(f"juliarun_call_duration_seconds_bucket{labels} {n}")
+                inf = _labels((("operation", op), ("le", "+Inf")))
+                lines.append(f"juliarun_call_duration_seconds_bucket{inf} {self.latency_count[op]}")
+                lines.append(f"juliarun_call_duration_seconds_sum{_labels((('operation', op),))} "
+                             f"{self.latency_sum[op]:.6f}")
+                lines.append(f"juliarun_call_duration_seconds_count{_labels((('operation', op),))} "
+                             f"{self.latency_count[op]}")
+            lines += ["# HELP juliarun_reconciles_total Handler runs by handler and outcome.",
+                      "# TYPE juliarun_reconciles_total counter"]
+            for (handler, outcome), n in sorted(self.reconciles.items()):
+                lines.append(f"juliarun_reconciles_total{_labels((('handler', handler), ('outcome', outcome)))} {n}")
+            lines += ["# HELP juliarun_jobs JuliaRunJob objects by phase.", "# TYPE juliarun_jobs gauge"]
+            for phase, n in sorted(self.phases.items()):
+                lines.append(f"juliarun_jobs{_labels((('phase', phase),))} {n}")
+            lines += ["# HELP juliarun_status_writes_total Status patches written.",
+                      "# TYPE juliarun_status_writes_total counter",
+                      f"juliarun_status_writes_total {self.status_writes}"]
+            return "\n".join(lines) + "\n"
+
+
+def serve(metrics: Metrics, port: int, health: Callable[[], tuple[bool, str]],
+          ready: Callable[[], tuple[bool, str]], host: str = "0.0.0.0") -> ThreadingHTTPServer:
+    """Serve /metrics, /healthz (the operator works) and /readyz (JuliaRun answers)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/metrics":
+                code, body, ctype = 200, metrics.render(), "text/plain; version=0.0.4"
+            elif self.path in ("/healthz", "/readyz"):
+                ok, text = (health if self.path == "/healthz" else ready)()
+                code, body, ctype = (200 if ok else 503), text + "\n", "text/plain"
+            else:
+                code, body, ctype = 404, "not found\n", "text/plain"
+            payload = body.encode()
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass  # probes every few seconds would drown the operator's log
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server

@@ -1,0 +1,274 @@
+"""What the operator does for one JuliaRunJob: submit, scale, update, delete.
+
+Plain methods over plain dicts, called by the kopf handlers (`handlers.py`). Failures are
+raised as `Retry` (try again after a delay) or recorded as a Stalled condition (no retry
+will fix it; the next spec change will try again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..juliarun import Context, Job, JuliaRunError, ParameterError
+from ..juliarun import jobtypes as jt
+from ..juliarun.errors import ApiError, CODE_INVALID_PARAMETER, CODE_JOB_EXISTS
+from . import status as st
+from .connections import Backoff, Connection, Connections, Credentials, Unavailable
+from .kube import Kube
+from .mapping import changed_params, job_params
+from .metrics import Metrics
+from .naming import default_job_name
+
+PAUSE_ANNOTATION = "juliarun.dev/paused"
+ADOPT_ANNOTATION = "juliarun.dev/adopt"
+log = logging.getLogger("juliarun_operator")
+
+
+class Retry(Exception):
+    """Try this handler again after `delay` seconds."""
+
+    def __init__(self, message: str, delay: float):
+        super().__init__(message)
+        self.delay = delay
+
+
+@dataclass
+class Config:
+    default_context: Context
+    sync_interval: float = 10.0
+    health_interval: float = 30.0
+    log_lines_on_completion: int = 20
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+def _job(view: st.ObjectView, name: str) -> Job:
+    return Job(view.spec["type"], name)
+
+
+@contextlib.contextmanager
+def _retry_on_outage(conn: Connection):
+    try:
+        yield
+    except Unavailable as exc:
+        raise Retry(f"JuliaRun unavailable: {exc}", exc.delay) from None
+    except ApiError:
+        raise  # the caller decides what an answer from JuliaRun means
+    except JuliaRunError as exc:
+        raise Retry(str(exc), conn.retry_delay()) from None
+
+
+class Runtime:
+    """The operator's state shared by every handler: connections, Kubernetes, metrics."""
+
+    def __init__(self, config: Config, kube: Kube, metrics: Metrics | None = None):
+        self.config = config
+        self.kube = kube
+        self.metrics = metrics or Metrics()
+        self.connections = Connections(config.default_context, backoff=config.backoff,
+                                       observe=self.metrics.observe_call)
+        # Latest body of every JuliaRunJob, fed by the watch: the status sync's worklist.
+        self.objects: dict[tuple[str, str], dict] = {}
+        self.objects_lock = threading.Lock()
+
+    # --- the object registry ------------------------------------------------------------
+
+    def track(self, event_type: str, body: Mapping[str, Any]) -> None:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        with self.objects_lock:
+            if event_type == "DELETED":
+                self.objects.pop(key, None)
+            else:
+                self.objects[key] = dict(body)
+
+    def _remember_status(self, body: Mapping[str, Any], written: Mapping[str, Any]) -> None:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        with self.objects_lock:
+            if key in self.objects:
+                self.objects[key] = dict(written)
+
+    def write_status(self, body: Mapping[str, Any], fields: Mapping[str, Any]) -> dict:
+        meta = body["metadata"]
+        written = self.kube.patch_status(meta["namespace"], meta["name"],
+                                         {**fields, "lastSyncTime": st.now_iso()})
+        self.metrics.status_written()
+        self._remember_status(body, written)
+        return written
+
+    # --- connections --------------------------------------------------------------------
+
+    def connection(self, view: st.ObjectView) -> Connection:
+        ref = view.spec.get("credentialsRef")
+        if not ref:
+            return self.connections.default
+        try:
+            read = self.kube.read_secret
+            creds = Credentials(read(view.namespace, ref["name"], "url"),
+                                read(view.namespace, ref["name"], "token"),
+                                read(view.namespace, ref["name"], "namespace"),
+                                self.kube.read_secret_optional(view.namespace, ref["name"], "ca.crt"))
+        except LookupError as exc:
+            raise Retry(f"credentials: {exc}", self.config.backoff.delay(3)) from None
+        return self.connections.get(creds)
+
+    # --- create / resume / unpause ------------------------------------------------------
+
+    def ensure(self, body: Mapping[str, Any]) -> str:
+        """Make sure the object's job exists in JuliaRun, submitting it at most once."""
+        started = time.monotonic()
+        view = st.ObjectView.of(body, PAUSE_ANNOTATION)
+        if view.deleting:
+            return "deleting"
+        if view.paused:
+            fields = st.view_of(view, None)  # a paused view needs nothing from JuliaRun
+            if st.changed(view.status, fields):
+                self.write_status(body, fields)
+            return "paused"
+        if view.status.get("submitted"):
+            return "present"
+        try:
+            params = job_params(view.spec, view.namespace, self.kube.read_secret)
+        except (ParameterError, ValueError) as exc:
+            self.stall(body, view, "InvalidSpec", str(exc))
+            return "invalid"
+        conn = self.connection(view)
+        recorded = view.status.get("jobName")
+        name = recorded or view.spec.get("jobName") or default_job_name(view.namespace, view.name)
+        jobs = self._snapshot(conn, started)
+        if name in jobs:
+            adopt = (body["metadata"].get("annotations") or {}).get(ADOPT_ANNOTATION) == "true"
+            if recorded or adopt:
+                if jobs[name].type != view.spec["type"]:
+                    self.stall(body, view, "Conflict",
+                               f"JuliaRun job {name} is a {jobs[name].type}, not a {view.spec['type']}")
+                    return "conflict"
+                self.write_status(body, {"jobName": name, "submitted": True,
+                                         "observedGeneration": view.generation})
+                self.kube.event(body, "Normal", "Adopted", f"adopted existing JuliaRun job {name}")
+                self._scale_after_submit(conn, view, name, params)
+                return "adopted"
+            self.stall(body, view, "Conflict",
+                       f"JuliaRun job {name} already exists and was not created for this object; "
+                       f"set spec.jobName to another name, or annotate {ADOPT_ANNOTATION}=true to adopt it")
+            return "conflict"
+        if not recorded:  # intent before action: a retry after a crash will find this name
+            self.write_status(body, {
+                "jobName": name, "submitted": False, "phase": "Pending",
+                "observedGeneration": view.generation,
+                "conditions": st.conditions_for(
+                    view.status, view.generation, st.now_iso(),
+                    ("False", "Submitting", f"submitting job {name}"),
+                    ("True", "Submitting", f"submitting job {name}"), ("False", "Healthy", ""))})
+        try:
+            self._call(conn, conn.client.submit_job, _job(view, name), **params)
+        except ApiError as exc:
+            if exc.code == CODE_JOB_EXISTS:
+                return self.ensure(body)  # it appeared since our snapshot: decide again
+            if exc.code == CODE_INVALID_PARAMETER:
+                self.stall(body, view, "SubmitRefused", f"JuliaRun refused job {name}: {exc.reason}")
+                return "refused"
+            raise
+        self.kube.event(body, "Normal", "Submitted", f"submitted {view.spec['type']} job {name} to JuliaRun")
+        self.write_status(body, {"jobName": name, "submitted": True, "observedGeneration": view.generation})
+        self._scale_after_submit(conn, view, name, params)
+        return "submitted"
+
+    def _scale_after_submit(self, conn: Connection, view: st.ObjectView, name: str,
+                            params: Mapping[str, Any]) -> None:
+        """Types that scale but take no nworkers (Notebook) get their scale set after submit."""
+        wanted = view.spec.get("parallelism")
+        spec = jt.job_type(view.spec["type"])
+        if wanted is not None and spec.scalable and params.get("nworkers") != wanted:
+            self._call(conn, conn.client.set_job_scale, _job(view, name), wanted)
+
+    # --- spec changes ---------------------------------------------------------------------
+
+    def scale(self, body: Mapping[str, Any], parallelism: int | None) -> str:
+        view = st.ObjectView.of(body, PAUSE_ANNOTATION)
+        if view.paused or view.deleting or not view.status.get("submitted") or parallelism is None:
+            return "skipped"  # the submit (or the unpause) uses the spec as it is then
+        conn = self.connection(view)
+        try:
+            self._call(conn, conn.client.set_job_scale, _job(view, view.status["jobName"]), parallelism)
+        except ApiError as exc:
+            if exc.code == CODE_INVALID_PARAMETER:
+                self.stall(body, view, "UpdateRefused", f"JuliaRun refused scale {parallelism}: {exc.reason}")
+                return "refused"
+            raise
+        self.kube.event(body, "Normal", "Scaled", f"requested {parallelism} workers")
+        return "scaled"
+
+    def update(self, body: Mapping[str, Any], old_spec: Mapping[str, Any]) -> str:
+        """Send changed parameters with updateJob; an unsubmitted object gets another try."""
+        view = st.ObjectView.of(body, PAUSE_ANNOTATION)
+        if view.paused or view.deleting:
+            return "skipped"
+        if not view.status.get("submitted"):
+            return self.ensure(body)
+        try:
+            new = job_params(view.spec, view.namespace, self.kube.read_secret)
+            old = job_params(old_spec, view.namespace, self.kube.read_secret)
+        except (ParameterError, ValueError) as exc:
+            self.stall(body, view, "InvalidSpec", str(exc))
+            return "invalid"
+        changes = changed_params(old, new, view.spec["type"])
+        if changes:
+            conn = self.connection(view)
+            try:
+                self._call(conn, conn.client.update_job, _job(view, view.status["jobName"]), **changes)
+            except ApiError as exc:
+                if exc.code == CODE_INVALID_PARAMETER:
+                    self.stall(body, view, "UpdateRefused", f"JuliaRun refused the update: {exc.reason}")
+                    return "refused"
+                raise
+            self.kube.event(body, "Normal", "Updated", "updated " + ", ".join(sorted(changes)))
+        return "updated" if changes else "unchanged"
+
+    # --- deletion -------------------------------------------------------------------------
+
+    def delete(self, body: Mapping[str, Any]) -> str:
+        """Delete the JuliaRun job under policy Delete; a job already gone counts as deleted."""
+        started = time.monotonic()
+        view = st.ObjectView.of(body, PAUSE_ANNOTATION)
+        name = view.status.get("jobName")
+        if view.spec.get("deletionPolicy", "Delete") == "Orphan":
+            if name:
+                self.kube.event(body, "Normal", "Orphaned", f"left JuliaRun job {name} running")
+            return "orphaned"
+        if not name:
+            return "nothing"  # nothing was ever submitted: the name is recorded first
+        conn = self.connection(view)
+        try:
+            self._call(conn, conn.client.delete_job, _job(view, name), force=True)
+        except ApiError as exc:
+            if name in self._snapshot(conn, started):
+                raise Retry(f"deleteJob {name} refused: {exc.reason}", conn.backoff.delay(3)) from None
+        self.kube.event(body, "Normal", "Deleted", f"deleted JuliaRun job {name}")
+        return "deleted"
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _call(self, conn: Connection, method, *args: Any, **kwargs: Any) -> Any:
+        """A JuliaRun call through `conn`; outages become Retry with the connection's backoff."""
+        with _retry_on_outage(conn):
+            return conn.call(method, *args, **kwargs)
+
+    def _snapshot(self, conn: Connection, fresh_after: float) -> dict:
+        """The connection's jobs, as JuliaRun saw them at or after `fresh_after`."""
+        with _retry_on_outage(conn):
+            return conn.jobs(fresh_after=fresh_after)
+
+    def stall(self, body: Mapping[str, Any], view: st.ObjectView, reason: str, message: str) -> None:
+        """Record an error no retry will fix; the next spec change tries again."""
+        log.warning("%s/%s: %s: %s", view.namespace, view.name, reason, message)
+        now = st.now_iso()
+        self.write_status(body, {
+            "phase": "Failed", "message": message, "observedGeneration": view.generation,
+            "conditions": st.conditions_for(view.status, view.generation, now,
+                                            ("False", reason, message), ("False", reason, ""),
+                                            ("True", reason, message))})
+        self.kube.event(body, "Warning", reason, message)

@@ -1,0 +1,137 @@
+"""The batch status sync: one getAllJobInfo per connection per interval, for all objects.
+
+Each interval it groups the submitted objects by connection, fetches each connection's
+snapshot once, and patches the status of only those objects whose view changed. A job
+that completes gets its last log lines posted as an Event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Mapping
+
+from ..juliarun import Job, JuliaRunError
+from . import status as st
+from .connections import Connection, Unavailable
+from .runtime import PAUSE_ANNOTATION, Retry, Runtime
+
+log = logging.getLogger("juliarun_operator.sync")
+WRITERS = 8  # concurrent status patches: the API server, not this loop, should set the pace
+
+
+class Syncer:
+    def __init__(self, runtime: Runtime):
+        self.rt = runtime
+        self.stop = threading.Event()
+        self.last_tick = time.monotonic()
+        self.system_ok: dict[int, tuple[float, bool]] = {}  # id(conn) -> (checked at, up)
+        self._pool = ThreadPoolExecutor(WRITERS, thread_name_prefix="status")
+        self._thread = threading.Thread(target=self._loop, name="juliarun-sync", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self._thread.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _loop(self) -> None:
+        interval = self.rt.config.sync_interval
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                self.sync_once()
+            except Exception:  # the loop must outlive any one bad tick
+                log.exception("status sync failed")
+            self.last_tick = time.monotonic()
+            self.stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    def sync_once(self) -> None:
+        with self.rt.objects_lock:
+            bodies = list(self.rt.objects.values())
+        self.rt.metrics.set_phases(Counter((b.get("status") or {}).get("phase", "Pending") for b in bodies))
+        groups: dict[int, tuple[Connection, list[Mapping[str, Any]]]] = {}
+        for body in bodies:
+            view = st.ObjectView.of(body, PAUSE_ANNOTATION)
+            if view.paused or view.deleting or not view.status.get("submitted"):
+                continue
+            try:
+                conn = self.rt.connection(view)
+            except Retry:
+                continue  # its Secret is missing: the handlers report that
+            groups.setdefault(id(conn), (conn, []))[1].append(body)
+        futures = []
+        for conn, members in groups.values():
+            snapshot, problem = self._fetch(conn)
+            for body in members:
+                futures.append(self._pool.submit(self._sync_object, body, snapshot, problem, conn))
+        for future in futures:
+            future.result()
+
+    def _fetch(self, conn: Connection) -> tuple[dict | None, str]:
+        try:
+            snapshot = conn.refresh()
+        except (Unavailable, JuliaRunError) as exc:
+            return None, f"JuliaRun unreachable: {exc}"
+        if not self._system_up(conn):
+            return snapshot, "JuliaRun reports it is not connected to a compute cluster"
+        return snapshot, ""
+
+    def _system_up(self, conn: Connection) -> bool:
+        """getSystemStatus, at most once per health interval per connection."""
+        checked, up = self.system_ok.get(id(conn), (0.0, True))
+        if time.monotonic() - checked < self.rt.config.health_interval:
+            return up
+        try:
+            up = bool(conn.call(conn.client.get_system_status))
+        except (Unavailable, JuliaRunError):
+            up = False
+        self.system_ok[id(conn)] = (time.monotonic(), up)
+        return up
+
+    def _sync_object(self, body: Mapping[str, Any], snapshot: dict | None, problem: str,
+                     conn: Connection) -> None:
+        view = st.ObjectView.of(body, PAUSE_ANNOTATION)
+        name = view.status.get("jobName", "")
+        if snapshot is None:
+            fields = st.view_of(view, None, reachable=False, problem=problem)
+        else:
+            fields = st.view_of(view, snapshot.get(name), reachable=not problem, problem=problem)
+        if not st.changed(view.status, fields):
+            return
+        try:
+            self.rt.write_status(body, fields)
+        except Exception as exc:  # the object may be gone; the next tick sees the truth
+            log.debug("status of %s/%s not written: %s", view.namespace, view.name, exc)
+            return
+        if fields.get("completed") and not view.status.get("completed"):
+            self._post_logs(body, view, conn, name, fields["phase"])
+
+    def _post_logs(self, body: Mapping[str, Any], view: st.ObjectView, conn: Connection,
+                   name: str, phase: str) -> None:
+        count = self.rt.config.log_lines_on_completion
+        try:
+            lines = conn.call(conn.client.tail_job, Job(view.spec["type"], name), count=count)
+        except (Unavailable, JuliaRunError) as exc:
+            lines = f"(logs unavailable: {exc})"
+        etype = "Normal" if phase == "Completed" else "Warning"
+        self.rt.kube.event(body, etype, phase, f"job {name} {phase.lower()}; last log lines:\n{lines}")
+
+    def health(self) -> tuple[bool, str]:
+        """Alive while the sync loop keeps ticking."""
+        late = time.monotonic() - self.last_tick
+        limit = 3 * self.rt.config.sync_interval + 30
+        return (late < limit, f"last status sync {late:.1f} s ago")
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready when JuliaRun answers on the default connection."""
+        conn = self.rt.connections.default
+        up = self._system_up(conn)
+        if not up:
+            return False, "JuliaRun: " + (conn.last_error or "system status false")
+        return True, "JuliaRun is up"
