@@ -392,3 +392,12 @@ def test_module_runs_until_sigterm(tmp_path):
     assert "any non-empty token" not in err and TOKEN not in err and "jruntok" not in err
     assert "/submitJob/JuliaBatch/" in err  # access log, path only
     assert [j["name"] for j in json.loads((tmp_path / "state.json").read_text())["jobs"]] == ["b"]
+
+
+def test_corrupt_state_file_stops_start_up_and_is_left_alone(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text('{"format": 1, "jobs": [')
+    with pytest.raises(ValueError, match="state.json"):
+        with running_emulator(fast(state_file=str(path))):
+            pass
+    assert path.read_text() == '{"format": 1, "jobs": ['

@@ -87,7 +87,11 @@ def running_emulator(config: EmulatorConfig | None = None, *,
     Leaving the block stops the server and writes the state file, if there is one.
     """
     handle = EmulatorHandle(config or EmulatorConfig(), access_log)
-    handle.start()
+    try:
+        handle.start()
+    except BaseException:
+        handle.stop()
+        raise
     try:
         yield handle
     finally:

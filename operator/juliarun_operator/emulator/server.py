@@ -75,8 +75,11 @@ class Emulator:
         self._saved_version = 0
         self._save_timer: asyncio.TimerHandle | None = None
         if config.state_file and os.path.exists(config.state_file):
-            with open(config.state_file, encoding="utf-8") as f:
-                self.cluster.load_dict(json.load(f))
+            try:
+                with open(config.state_file, encoding="utf-8") as f:
+                    self.cluster.load_dict(json.load(f))
+            except ValueError as exc:
+                raise ValueError(f"state file {config.state_file}: {exc}") from None
             self._saved_version = self.cluster.version
 
     # --- counters -------------------------------------------------------------------

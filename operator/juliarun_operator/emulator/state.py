@@ -38,6 +38,7 @@ STREAMS = (STDOUT, STDERR)
 # Lines fixed in a job's history (API actions, finished scale approaches) are capped like a
 # rotated log, so a job scaled up and down forever does not grow without bound.
 MAX_HISTORY = 1000
+MAX_TAIL = 10_000  # lines one tailJob returns at most, however long the job has run
 BATCH_PROGRESS_STEPS = 5  # a batch job logs progress at each fifth of its run time
 STATE_FORMAT = 1
 # Looked up for every job on every getAllJobInfo, so taken out of the table once.
@@ -270,8 +271,9 @@ class Cluster:
 
     def tail(self, namespace: str, name: str, job_type: str, count: int,
              stream: str | None = None) -> str:
-        """The last `count` log lines of the job (of `stream` only, if given)."""
+        """The last `count` log lines of the job (of `stream` only, if given), at most MAX_TAIL."""
         job = self._get(namespace, name, job_type)
+        count = min(count, MAX_TAIL)
         if count <= 0:
             return ""
         now = self.clock()
@@ -335,13 +337,16 @@ class Cluster:
                 "jobs": [job.to_dict() for jobs in self.jobs.values() for job in jobs.values()]}
 
     def load_dict(self, data: dict[str, Any]) -> None:
-        if data.get("format") != STATE_FORMAT:
-            raise ValueError(f"unknown state format {data.get('format')!r}")
+        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+            raise ValueError("not an emulator state of format 1")
         jobs: dict[str, dict[str, Job]] = {}
-        for record in data["jobs"]:
-            job = Job(**record)
-            _spec(job.type)
-            jobs.setdefault(job.namespace, {})[job.name] = job
+        try:
+            for record in data["jobs"]:
+                job = Job(**record)
+                _spec(job.type)
+                jobs.setdefault(job.namespace, {})[job.name] = job
+        except (KeyError, TypeError, Refused) as exc:
+            raise ValueError(f"state does not hold valid jobs: {exc}") from None
         self.jobs = jobs
         self.version += 1
 
