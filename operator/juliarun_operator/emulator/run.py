@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import logging
 import signal
 import sys
@@ -49,7 +50,7 @@ class EmulatorHandle:
         self._call(self.emulator.faults.set, config)
 
     def counters(self) -> dict[str, Any]:
-        return self._call(lambda: _copy(self.emulator.counters()))
+        return self._call(lambda: copy.deepcopy(self.emulator.counters()))
 
     def start(self) -> None:
         self._thread.start()
@@ -66,12 +67,6 @@ class EmulatorHandle:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    return value
 
 
 def _url_host(host: str) -> str:
