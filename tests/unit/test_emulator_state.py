@@ -261,6 +261,13 @@ def test_state_round_trips_through_json(cluster, clock):
     assert restored.tail(NS, "p", "JuliaParBatch", 50) == cluster.tail(NS, "p", "JuliaParBatch", 50)
 
 
-def test_unknown_state_format_is_refused(cluster):
+@pytest.mark.parametrize("data", [
+    {"format": 99, "jobs": []},
+    {"format": 1, "jobs": [{"name": "x"}]},
+    [],
+])
+def test_invalid_state_is_refused_and_keeps_the_jobs(cluster, data):
+    submit(cluster, "b", "JuliaBatch")
     with pytest.raises(ValueError):
-        cluster.load_dict({"format": 99, "jobs": []})
+        cluster.load_dict(data)
+    assert list(cluster.list_jobs(NS)) == ["b"]
