@@ -10,6 +10,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -54,17 +55,22 @@ func computeAll(name string) error {
 	// The decoder splits on "---" and takes YAML or JSON alike.
 	dec := utilyaml.NewYAMLOrJSONDecoder(bufio.NewReader(r), 4096)
 	for {
-		var obj map[string]interface{}
-		if err := dec.Decode(&obj); err != nil {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
 			return err
 		}
-		if obj == nil { // an empty document
+		if len(raw) == 0 || string(raw) == "null" { // an empty document
 			continue
 		}
-		u := &unstructured.Unstructured{Object: obj}
+		// Unstructured's own decoder keeps integers as int64, which Compute
+		// needs for metadata.generation (a plain map would hold float64).
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(raw); err != nil {
+			return err
+		}
 		res, err := status.Compute(u)
 		if err != nil {
 			return fmt.Errorf("%s/%s: %w", u.GetKind(), u.GetName(), err)
