@@ -67,15 +67,23 @@ def _current_cluster(kubeconfig: Path) -> dict:
     return next(c for c in config["clusters"] if c["name"] == context["cluster"])
 
 
+def _kubectl_for_external() -> Path:
+    """The pinned kubectl if built; else kubectl on PATH (kind users have one); else build it."""
+    built = devcluster.bin_dir() / "kubectl"
+    if built.is_file():
+        return built
+    on_path = shutil.which("kubectl")
+    return Path(on_path) if on_path else devcluster.ensure_binaries()["kubectl"]
+
+
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory):
     token_dir = tmp_path_factory.mktemp("tokens")
     external = os.environ.get("KUBECONFIG")
     if external and Path(external).is_file():
         kubeconfig = Path(external)
-        # Users of an external cluster (kind) usually have kubectl; else build it.
-        kubectl = shutil.which("kubectl") or devcluster.ensure_binaries()["kubectl"]
-        yield ControlPlane(kubeconfig, _current_cluster(kubeconfig)["cluster"]["server"], Path(kubectl), True, token_dir)
+        server = _current_cluster(kubeconfig)["cluster"]["server"]
+        yield ControlPlane(kubeconfig, server, _kubectl_for_external(), True, token_dir)
         return
     state_dir = tmp_path_factory.mktemp("cluster")
     info = devcluster.up(state_dir=state_dir)

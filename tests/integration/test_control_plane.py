@@ -106,10 +106,13 @@ def get_widget(control_plane, namespace: str, name: str) -> dict:
 def test_binaries_report_pinned_versions(control_plane):
     versions = devcluster.read_versions()
     binaries = devcluster.ensure_binaries()
-    kubectl_version = json.loads(control_plane.kubectl("version", "-o", "json").stdout)
-    assert kubectl_version["clientVersion"]["gitVersion"] == versions["KUBERNETES_VERSION"]
+    kubectl = subprocess.run([binaries["kubectl"], "version", "--client", "-o", "json"],
+                             capture_output=True, text=True, check=True)
+    assert json.loads(kubectl.stdout)["clientVersion"]["gitVersion"] == versions["KUBERNETES_VERSION"]
     if not control_plane.external:
-        assert kubectl_version["serverVersion"]["gitVersion"] == versions["KUBERNETES_VERSION"]
+        server = json.loads(control_plane.kubectl("version", "-o", "json").stdout)["serverVersion"]
+        assert server["gitVersion"] == versions["KUBERNETES_VERSION"]
+        assert (server["major"], server["minor"]) == ("1", versions["KUBERNETES_VERSION"].split(".")[1])
     helm = subprocess.run([binaries["helm"], "version", "--template", "{{.Version}}"],
                           capture_output=True, text=True, check=True)
     assert helm.stdout.strip() == versions["HELM_VERSION"]
