@@ -260,8 +260,10 @@ def _write_kubeconfig(path: Path, server: str, pki: Path) -> None:
         "current-context": "juliarun-dev",
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    # It holds the admin key: private before the first byte is written.
+    path.touch(mode=0o600)
     path.chmod(0o600)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 # --- public API --------------------------------------------------------------------
