@@ -1,0 +1,196 @@
+"""What GitOps tools make of a JuliaRunJob's status.
+
+- Argo CD: gitops/argocd/health.lua run by a real Lua 5.4 (Argo CD embeds gopher-lua,
+  a Lua 5.1; the script keeps to what both have).
+- Flux, kpt, cli-utils: kstatus (hack/kstatus, built from sigs.k8s.io/cli-utils).
+
+Both judge the same sample objects, written as the operator writes its status.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+HEALTH_LUA = REPO / "gitops" / "argocd" / "health.lua"
+LUA_INSTALL = "apt-get install -y lua5.4"
+
+
+def _conditions(ready: tuple, reconciling: tuple, stalled: tuple, generation: int = 2) -> list[dict]:
+    def cond(ctype, spec):
+        status, reason, message = spec
+        return {"type": ctype, "status": status, "reason": reason, "message": message,
+                "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    return [cond("Ready", ready), cond("Reconciling", reconciling), cond("Stalled", stalled)]
+
+
+def _job(name: str, phase: str | None, conditions: list[dict] | None, generation: int = 2,
+         observed: int | None = 2) -> dict:
+    obj = {"apiVersion": "juliarun.dev/v1alpha1", "kind": "JuliaRunJob",
+           "metadata": {"name": name, "namespace": "team-a", "generation": generation},
+           "spec": {"type": "JuliaBatch", "runVolume": "jobs", "startScript": "hello.jl"}}
+    if phase is not None:
+        obj["status"] = {"phase": phase, "conditions": conditions or []}
+        if observed is not None:
+            obj["status"]["observedGeneration"] = observed
+    return obj
+
+
+# name -> (object, Argo CD health, kstatus status). kstatus knows no "suspended": it
+# reads a Ready condition that is not True as InProgress, so a paused job (Ready
+# Unknown) keeps a Flux Kustomization with `wait: true` waiting (docs/install.md).
+SAMPLES = {
+    "at-scale": (_job("at-scale", "Running", _conditions(("True", "AtScale", ""), ("False", "AtScale", ""),
+                                                           ("False", "AtScale", ""))),
+                 "Healthy", "Current"),
+    "completed": (_job("completed", "Completed", _conditions(("True", "Completed", ""),
+                                                             ("False", "Completed", ""),
+                                                             ("False", "Completed", ""))),
+                  "Healthy", "Current"),
+    "scaling": (_job("scaling", "Running", _conditions(("False", "Scaling", "1/2 workers"),
+                                                       ("True", "Scaling", "1/2 workers"),
+                                                       ("False", "Scaling", ""))),
+                "Progressing", "InProgress"),
+    "submitting": (_job("submitting", "Pending", _conditions(("False", "Submitting", "submitting"),
+                                                             ("True", "Submitting", "submitting"),
+                                                             ("False", "Submitting", ""))),
+                   "Progressing", "InProgress"),
+    "juliarun-unavailable": (_job("juliarun-unavailable", "Running",
+                                  _conditions(("Unknown", "JuliaRunUnavailable", "connection refused"),
+                                              ("True", "WaitingForJuliaRun", "connection refused"),
+                                              ("False", "Retrying", ""))),
+                             "Progressing", "InProgress"),
+    # Ready says True, but for the previous generation: the operator has not caught up.
+    "stale-generation": (_job("stale-generation", "Running",
+                              _conditions(("True", "AtScale", ""), ("False", "AtScale", ""),
+                                          ("False", "AtScale", "")), generation=3, observed=2),
+                         "Progressing", "InProgress"),
+    "job-failed": (_job("job-failed", "Failed", _conditions(("False", "JobFailed", "exit code 1"),
+                                                            ("False", "JobFailed", ""),
+                                                            ("True", "JobFailed", "exit code 1"))),
+                   "Degraded", "Failed"),
+    "invalid-spec": (_job("invalid-spec", "Pending", _conditions(("False", "InvalidSpec", "spec.cpu: too big"),
+                                                                 ("False", "InvalidSpec", ""),
+                                                                 ("True", "InvalidSpec", "spec.cpu: too big"))),
+                     "Degraded", "Failed"),
+    "paused": (_job("paused", "Paused", _conditions(("Unknown", "Paused", "paused"), ("False", "Paused", ""),
+                                                    ("False", "Paused", ""))),
+               "Suspended", "InProgress"),
+    # Not yet seen by the operator: Argo CD waits; kstatus has nothing to go on and says Current.
+    "no-status": (_job("no-status", None, None), "Progressing", None),
+}
+
+
+# --- Argo CD: health.lua in a real Lua -----------------------------------------------------
+
+
+def lua_literal(value) -> str:
+    """A Lua table constructor for JSON-like data (Debian's Lua has no JSON library)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+        return f'"{escaped}"'
+    if isinstance(value, list):
+        return "{" + ", ".join(lua_literal(v) for v in value) + "}"
+    if isinstance(value, dict):
+        # None means absent, as a missing JSON field is nil in Argo CD's conversion.
+        return "{" + ", ".join(f"[{lua_literal(k)}] = {lua_literal(v)}"
+                               for k, v in value.items() if v is not None) + "}"
+    raise TypeError(f"no Lua literal for {type(value).__name__}")
+
+
+@pytest.fixture(scope="session")
+def lua() -> str:
+    path = shutil.which("lua5.4")
+    if not path:
+        pytest.fail(f"lua5.4 not found: the Argo CD health check needs a Lua interpreter to test; "
+                    f"install it with `{LUA_INSTALL}` (Debian/Ubuntu)", pytrace=False)
+    return path
+
+
+def argocd_health(lua: str, obj: dict, tmp_path: Path) -> tuple[str, str]:
+    # Like Argo CD: `obj` is a global, the script's chunk returns {status, message}.
+    driver = tmp_path / "driver.lua"
+    driver.write_text(f"obj = {lua_literal(obj)}\n"
+                      f"local hs = dofile({lua_literal(str(HEALTH_LUA))})\n"
+                      'io.write(hs.status, "\\t", hs.message or "", "\\n")\n')
+    result = subprocess.run([lua, str(driver)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    status, _, message = result.stdout.rstrip("\n").partition("\t")
+    return status, message
+
+
+def test_lua_literal_round_trip(lua, tmp_path):
+    data = {"a": [1, "two", {"x": 'q"uote\\ and\nnewline'}], "b": True, "c": None}
+    driver = tmp_path / "rt.lua"
+    driver.write_text(f"local t = {lua_literal(data)}\n"
+                      "io.write(t.a[1], '|', t.a[2], '|', t.a[3].x, '|', tostring(t.b), '|', tostring(t.c))\n")
+    out = subprocess.run([lua, str(driver)], capture_output=True, text=True, check=True).stdout
+    assert out == '1|two|q"uote\\ and\nnewline|true|nil'
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_argocd_health(lua, tmp_path, name):
+    obj, expected, _ = SAMPLES[name]
+    status, message = argocd_health(lua, obj, tmp_path)
+    assert status == expected, f"{name}: {status} ({message})"
+    assert message, f"{name}: no message"
+
+
+def test_argocd_health_messages(lua, tmp_path):
+    """The message says why: the Stalled message for a failure, the generation when behind."""
+    assert argocd_health(lua, SAMPLES["job-failed"][0], tmp_path)[1] == "exit code 1"
+    assert "generation 3" in argocd_health(lua, SAMPLES["stale-generation"][0], tmp_path)[1]
+    assert argocd_health(lua, SAMPLES["scaling"][0], tmp_path)[1] == "1/2 workers"
+
+
+def test_chart_ships_the_same_health_check():
+    text = (REPO / "charts" / "juliarun-operator" / "files" / "argocd-health.lua").read_text()
+    assert text == HEALTH_LUA.read_text()
+    cm = yaml.safe_load((REPO / "gitops" / "argocd" / "argocd-cm-patch.yaml").read_text())
+    key = "resource.customizations.health.juliarun.dev_JuliaRunJob"
+    assert cm["data"][key].strip() == HEALTH_LUA.read_text().strip(), \
+        "gitops/argocd/argocd-cm-patch.yaml does not carry the current health.lua"
+
+
+# --- Flux and friends: kstatus ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kstatus() -> Path:
+    """hack/kstatus built through the Go module proxy (cached by source hash)."""
+    result = subprocess.run(["bash", str(REPO / "hack" / "kstatus" / "build.sh")],
+                            stdout=subprocess.PIPE, text=True, timeout=900)
+    assert result.returncode == 0, "hack/kstatus/build.sh failed (see its output above)"
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def test_kstatus(kstatus):
+    named = {name: s for name, s in SAMPLES.items() if s[2] is not None}
+    stream = yaml.safe_dump_all([obj for obj, _, _ in named.values()])
+    result = subprocess.run([str(kstatus)], input=stream, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    got = {}
+    for line in result.stdout.splitlines():
+        ref, status, _message = line.split("\t")
+        got[ref.rsplit("/", 1)[1]] = status
+    assert got == {name: s[2] for name, s in named.items()}
+
+
+def test_kstatus_reads_files_and_reports_errors(kstatus, tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(SAMPLES["job-failed"][0]))
+    ok = subprocess.run([str(kstatus), str(path)], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and ok.stdout.startswith("JuliaRunJob/team-a/job-failed\tFailed\texit code 1")
+    bad = subprocess.run([str(kstatus), str(tmp_path / "missing.yaml")], capture_output=True, text=True)
+    assert bad.returncode == 1 and "missing.yaml" in bad.stderr
