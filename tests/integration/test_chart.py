@@ -528,3 +528,27 @@ def test_rbac_clusterwide_defaults(control_plane, helm, crds_installed):
     finally:
         control_plane.kubectl("delete", "--wait=false", "-f", "-", input=yaml.safe_dump_all(objs), check=False)
         control_plane.kubectl("delete", "namespace", release_ns, "--wait=false", check=False)
+
+
+def _leaf_paths(values: dict, prefix: str = "") -> list[str]:
+    paths = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        # resources is one documented value; so are the free-form maps (labels, annotations).
+        if isinstance(value, dict) and value and key != "resources":
+            paths += _leaf_paths(value, path + ".")
+        else:
+            paths.append(path)
+    return paths
+
+
+def test_every_value_is_documented_and_in_the_schema():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    docs = (REPO / "docs" / "install.md").read_text()
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    for path in _leaf_paths(values):
+        assert f"| `{path}` |" in docs, f"docs/install.md has no row for chart value {path}"
+        node = schema
+        for part in path.split("."):
+            assert part in node.get("properties", {}), f"values.schema.json does not describe {path}"
+            node = node["properties"][part]
