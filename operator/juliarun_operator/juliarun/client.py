@@ -104,7 +104,8 @@ class Context:
         """A context from JULIARUN_* variables, falling back to the in-cluster defaults.
 
         JULIARUN_URL, JULIARUN_TOKEN (or JULIARUN_TOKEN_FILE), JULIARUN_NAMESPACE,
-        JULIARUN_CA_FILE, JULIARUN_INSECURE=true. Keyword overrides win (None is ignored).
+        JULIARUN_CA_FILE, JULIARUN_INSECURE=true, JULIARUN_TIMEOUT (seconds, connect and
+        read). Keyword overrides win (None is ignored).
         """
         env = os.environ if environ is None else environ
         given = {k: v for k, v in overrides.items() if v is not None}
@@ -119,6 +120,9 @@ class Context:
             given["namespace"] = env.get("JULIARUN_NAMESPACE") or _read_text(
                 DEFAULT_NAMESPACE_FILE, required=False) or "default"
         given.setdefault("url", env.get("JULIARUN_URL") or DEFAULT_URL)
+        if env.get("JULIARUN_TIMEOUT"):
+            given.setdefault("connect_timeout", float(env["JULIARUN_TIMEOUT"]))
+            given.setdefault("read_timeout", float(env["JULIARUN_TIMEOUT"]))
         if "verify" not in given:
             if env.get("JULIARUN_CA_FILE"):
                 given["verify"] = env["JULIARUN_CA_FILE"]

@@ -13,10 +13,13 @@ import kopf
 
 from ..juliarun.errors import ApiError
 from .kube import GROUP, PLURAL, VERSION
-from .runtime import PAUSE_ANNOTATION, Retry, Runtime
+from .runtime import ADOPT_ANNOTATION, PAUSE_ANNOTATION, Retry, Runtime
 
 RESOURCE = (GROUP, VERSION, PLURAL)
 FINALIZER = "juliarun.dev/finalizer"
+# kopf's own annotations; not juliarun.dev/, since kopf hides its prefix from the diffs
+# that our pause and adopt annotations must show up in.
+KOPF_PREFIX = "kopf.juliarun.dev"
 PAUSED_RECHECK = 10.0  # seconds between looks at a paused object's pending change
 log = logging.getLogger("juliarun_operator")
 
@@ -41,9 +44,9 @@ def _run(memo: kopf.Memo, name: str, body: Any, retry: int, fn: Callable[[], str
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="juliarun.dev")
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="juliarun.dev", key="last-handled-configuration")
+        prefix=KOPF_PREFIX, key="last-handled-configuration")
     settings.posting.enabled = False  # our own Events say what happened, once
     settings.execution.max_workers = memo.max_workers
     settings.watching.server_timeout = 300
@@ -68,9 +71,9 @@ def ensure(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
 
 
 @kopf.on.field(*RESOURCE, field="spec.parallelism")
-def scale(body: kopf.Body, old: Any, new: Any, memo: kopf.Memo, retry: int, **_: Any) -> None:
-    if old is None and body.metadata.get("generation") == 1:
-        return  # creation: the submit carries the initial scale
+def scale(body: kopf.Body, new: Any, reason: str, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    if reason in (kopf.Reason.CREATE, kopf.Reason.RESUME):
+        return  # the submit carries the initial scale
     _wait_while_paused(body)
     _run(memo, "scale", body, retry, lambda: memo.runtime.scale(body, new))
 
@@ -82,8 +85,11 @@ def update(body: kopf.Body, old: Any, memo: kopf.Memo, retry: int, **_: Any) -> 
 
 
 @kopf.on.field(*RESOURCE, field=["metadata", "annotations", PAUSE_ANNOTATION])
-def pause_changed(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
-    _run(memo, "pause", body, retry, lambda: memo.runtime.ensure(body))
+@kopf.on.field(*RESOURCE, field=["metadata", "annotations", ADOPT_ANNOTATION])
+def annotation_changed(body: kopf.Body, reason: str, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    if reason in (kopf.Reason.CREATE, kopf.Reason.RESUME):
+        return  # the create handler reads the annotations itself
+    _run(memo, "annotation", body, retry, lambda: memo.runtime.ensure(body))
 
 
 @kopf.on.delete(*RESOURCE)

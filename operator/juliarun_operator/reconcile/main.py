@@ -61,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     except JuliaRunError as exc:
         logging.getLogger("juliarun_operator").error("%s", exc)
         return 1
+    # kopf logs every run of the watch-event handler; at thousands of objects that is noise.
+    logging.getLogger("kopf.objects").addFilter(
+        lambda record: not record.getMessage().startswith("Handler 'track'"))
     metrics = Metrics()
     runtime = Runtime(Config(context, sync_interval=args.sync_interval, backoff=Backoff()),
                       Kube(args.kubeconfig, pool_size=args.max_workers + 8), metrics)

@@ -138,6 +138,8 @@ class Runtime:
         conn = self.connection(view)
         recorded = view.status.get("jobName")
         name = recorded or view.spec.get("jobName") or default_job_name(view.namespace, view.name)
+        if recorded:
+            self._wait_for_earlier_submit(conn, view)
         jobs = self._snapshot(conn, started)
         if name in jobs:
             adopt = (body["metadata"].get("annotations") or {}).get(ADOPT_ANNOTATION) == "true"
@@ -146,8 +148,7 @@ class Runtime:
                     self.stall(body, view, "Conflict",
                                f"JuliaRun job {name} is a {jobs[name].type}, not a {view.spec['type']}")
                     return "conflict"
-                self.write_status(body, {"jobName": name, "submitted": True,
-                                         "observedGeneration": view.generation})
+                self._submitted(body, view, name)
                 self.kube.event(body, "Normal", "Adopted", f"adopted existing JuliaRun job {name}")
                 self._scale_after_submit(conn, view, name, params)
                 return "adopted"
@@ -155,27 +156,53 @@ class Runtime:
                        f"JuliaRun job {name} already exists and was not created for this object; "
                        f"set spec.jobName to another name, or annotate {ADOPT_ANNOTATION}=true to adopt it")
             return "conflict"
-        if not recorded:  # intent before action: a retry after a crash will find this name
-            self.write_status(body, {
-                "jobName": name, "submitted": False, "phase": "Pending",
-                "observedGeneration": view.generation,
-                "conditions": st.conditions_for(
-                    view.status, view.generation, st.now_iso(),
-                    ("False", "Submitting", f"submitting job {name}"),
-                    ("True", "Submitting", f"submitting job {name}"), ("False", "Healthy", ""))})
+        self.write_status(body, {  # intent before action: a retry after a crash finds this name
+            "jobName": name, "submitted": False, "phase": "Pending", "submitTime": st.now_iso(),
+            "observedGeneration": view.generation,
+            "conditions": st.conditions_for(
+                view.status, view.generation, st.now_iso(),
+                ("False", "Submitting", f"submitting job {name}"),
+                ("True", "Submitting", f"submitting job {name}"), ("False", "Healthy", ""))})
         try:
             self._call(conn, conn.client.submit_job, _job(view, name), **params)
         except ApiError as exc:
             if exc.code == CODE_JOB_EXISTS:
-                return self.ensure(body)  # it appeared since our snapshot: decide again
+                # It appeared since our snapshot, under the name this object recorded: ours.
+                self._submitted(body, view, name)
+                return "adopted"
             if exc.code == CODE_INVALID_PARAMETER:
                 self.stall(body, view, "SubmitRefused", f"JuliaRun refused job {name}: {exc.reason}")
                 return "refused"
             raise
         self.kube.event(body, "Normal", "Submitted", f"submitted {view.spec['type']} job {name} to JuliaRun")
-        self.write_status(body, {"jobName": name, "submitted": True, "observedGeneration": view.generation})
+        self._submitted(body, view, name)
         self._scale_after_submit(conn, view, name, params)
         return "submitted"
+
+    def _wait_for_earlier_submit(self, conn: Connection, view: st.ObjectView) -> None:
+        """A submitJob sent before a crash may still land: give it its time-out first.
+
+        Deciding "not in JuliaRun, submit" too early would submit twice.
+        """
+        sent = view.status.get("submitTime")
+        if not sent:
+            return
+        ctx = conn.context
+        landed_by = st.parse_time(sent) + ctx.connect_timeout + ctx.read_timeout + 1
+        remaining = landed_by - time.time()
+        if remaining > 0:
+            raise Retry(f"waiting {remaining:.0f} s for an earlier submitJob to land or time out",
+                        remaining)
+
+    def _submitted(self, body: Mapping[str, Any], view: st.ObjectView, name: str) -> None:
+        """Record that the job exists; conditions start afresh (a past conflict is over)."""
+        message = f"job {name} submitted; waiting for JuliaRun's view"
+        self.write_status(body, {
+            "jobName": name, "submitted": True, "phase": "Pending", "message": message,
+            "observedGeneration": view.generation,
+            "conditions": st.conditions_for(view.status, view.generation, st.now_iso(),
+                                            ("False", "Submitted", message),
+                                            ("True", "Submitted", message), ("False", "Healthy", ""))})
 
     def _scale_after_submit(self, conn: Connection, view: st.ObjectView, name: str,
                             params: Mapping[str, Any]) -> None:

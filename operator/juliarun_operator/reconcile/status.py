@@ -22,6 +22,11 @@ VIEW_FIELDS = ("phase", "created", "completed", "workersStarted", "workersSuccee
                "workers", "endpoints", "message", "conditions", "observedGeneration")
 
 
+def parse_time(text: str) -> float:
+    """Seconds since the epoch of an RFC 3339 time as Kubernetes writes it."""
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 

@@ -131,7 +131,8 @@ class Syncer:
     def ready(self) -> tuple[bool, str]:
         """Ready when JuliaRun answers on the default connection."""
         conn = self.rt.connections.default
-        up = self._system_up(conn)
-        if not up:
+        if not conn.healthy:
+            return False, "JuliaRun: " + conn.last_error
+        if not self._system_up(conn):
             return False, "JuliaRun: " + (conn.last_error or "system status false")
         return True, "JuliaRun is up"

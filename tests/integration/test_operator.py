@@ -1,0 +1,248 @@
+"""The operator end to end: a real API server, the JuliaRun server and the operator as processes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from juliarun_operator.juliarun import jobtypes as jt
+from juliarun_operator.reconcile.naming import default_job_name
+
+from harness import (JRUN_NAMESPACE, TOKEN, TOKEN_B64, Emulator, Kube, Operator, job, wait_for)
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+RUN_TIME = 4  # seconds a batch job runs in the JuliaRun server
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def stack(control_plane, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("operator")
+    for crd in sorted((ROOT / "crds").glob("*.yaml")):
+        control_plane.kubectl("apply", "-f", str(crd))
+    control_plane.kubectl("wait", "--for=condition=Established", "crd/juliarunjobs.juliarun.dev")
+    emulator = Emulator(workdir, "--create-delay", "0.3", "--worker-delay", "0.1",
+                        "--run-time", str(RUN_TIME), "--seed", "7")
+    emulator.start()
+    operator = Operator(workdir, control_plane.kubeconfig, emulator)
+    operator.start()
+    yield emulator, operator, Kube(control_plane)
+    operator.kill(signal.SIGTERM)
+    emulator.kill(signal.SIGTERM)
+    # Whatever happened above, the operator never logged the token.
+    log = operator.text()
+    assert TOKEN not in log and TOKEN_B64 not in log
+
+
+@pytest.fixture
+def ns(stack):
+    return stack[2].namespace(f"t{next(_names)}-{int(time.time()) % 100000}")
+
+
+def phase_is(kube, ns, name, *phases):
+    return lambda: kube.status(ns, name).get("phase") in phases
+
+
+def examples() -> list[dict]:
+    docs = []
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs
+
+
+def test_every_job_type_runs_its_life_from_apply_to_delete(stack, ns, control_plane):
+    emulator, _, kube = stack
+    docs = examples()
+    jobs = [d for d in docs if d["kind"] == "JuliaRunJob"]
+    assert {d["spec"]["type"] for d in jobs} == set(jt.JOB_TYPES)
+    kube.apply(ns, *docs)
+    for doc in jobs:
+        name, spec_type = doc["metadata"]["name"], doc["spec"]["type"]
+        final = "Completed" if jt.JOB_TYPES[spec_type].completes else "Running"
+        wait_for(f"{spec_type} {name} {final}", phase_is(kube, ns, name, final), 60)
+        obj = kube.get(ns, name)
+        status = obj["status"]
+        assert status["jobName"] == default_job_name(ns, name)
+        assert status["observedGeneration"] == obj["metadata"]["generation"]
+        assert status["created"] is True and status["completed"] is (final == "Completed")
+        ready = kube.condition(ns, name, "Ready")
+        assert ready["status"] == "True" and ready["observedGeneration"] == obj["metadata"]["generation"]
+        assert kube.condition(ns, name, "Stalled")["status"] == "False"
+        if final == "Running":
+            assert kube.condition(ns, name, "Reconciling")["status"] == "False"
+            wanted = doc["spec"].get("parallelism")
+            if wanted is not None:
+                wait_for(f"{name} at scale", lambda: kube.status(ns, name)["scale"] == {"running": wanted, "requested": wanted})
+            if doc["spec"]["type"] in ("Notebook", "Webserver", "MessageQ"):
+                assert status["endpoints"], f"{name} exposes ports but has no endpoint"
+        else:
+            events = wait_for(f"{name} completion event", lambda: [
+                e for e in kube.events(ns, name) if e["reason"] == "Completed"])
+            assert "last log lines" in events[0]["message"]
+        assert emulator.jobs()[status["jobName"]] == spec_type
+    control_plane.kubectl("delete", "jrj", "--all", "-n", ns, "--timeout=60s")
+    remaining = set(emulator.jobs())
+    assert not any(default_job_name(ns, d["metadata"]["name"]) in remaining for d in jobs)
+
+
+def test_kubectl_scale_reaches_juliarun_and_status(stack, ns, control_plane):
+    emulator, _, kube = stack
+    kube.apply(ns, job("web", "Webserver", runVolume="www", cfgFile="nginx.conf", parallelism=1))
+    wait_for("web at scale 1", lambda: kube.condition(ns, "web", "Ready").get("reason") == "AtScale")
+    control_plane.kubectl("scale", "jrj/web", "-n", ns, "--replicas=3")
+    wait_for("web at scale 3", lambda: kube.status(ns, "web").get("scale") == {"running": 3, "requested": 3}
+             and kube.condition(ns, "web", "Ready").get("status") == "True")
+    scale = json.loads(control_plane.kubectl("get", "jrj/web", "-n", ns, "--subresource=scale", "-o", "json").stdout)
+    assert scale["spec"]["replicas"] == 3 and scale["status"]["replicas"] == 3
+    name = kube.status(ns, "web")["jobName"]
+    assert emulator.calls("setJobScale", name) == 1  # the event, not a poll, made the call
+
+
+def test_spec_change_goes_through_update_job(stack, ns):
+    emulator, _, kube = stack
+    kube.apply(ns, job("mq", "MessageQ", runVolume="mq", cfgFile="rabbit.conf"))
+    wait_for("mq running", phase_is(kube, ns, "mq", "Running"))
+    kube.apply(ns, job("mq", "MessageQ", runVolume="mq", cfgFile="rabbit.conf", cpu=2))
+    name = kube.status(ns, "mq")["jobName"]
+    wait_for("updateJob", lambda: emulator.calls("updateJob", name) == 1)
+    wait_for("Updated event", lambda: any(e["reason"] == "Updated" for e in kube.events(ns, "mq")))
+
+
+def test_orphan_policy_leaves_the_job_and_delete_policy_removes_it(stack, ns, control_plane):
+    emulator, _, kube = stack
+    kube.apply(ns, job("keep", "Webserver", runVolume="v", cfgFile="c", deletionPolicy="Orphan"),
+               job("drop", "Webserver", runVolume="v", cfgFile="c"))
+    for name in ("keep", "drop"):
+        wait_for(f"{name} running", phase_is(kube, ns, name, "Running"))
+    keep, drop = kube.status(ns, "keep")["jobName"], kube.status(ns, "drop")["jobName"]
+    control_plane.kubectl("delete", "jrj", "keep", "drop", "-n", ns, "--timeout=60s")
+    jobs = emulator.jobs()
+    assert keep in jobs and drop not in jobs
+    assert emulator.calls("deleteJob", keep) == 0
+
+
+def test_existing_job_is_a_conflict_until_adopted(stack, ns, control_plane):
+    emulator, _, kube = stack
+    from juliarun_operator.juliarun import Client, Context, Job
+    name = default_job_name(ns, "taken")
+    Client(Context(url=emulator.url, token=TOKEN, namespace=JRUN_NAMESPACE)).submit_job(
+        Job("Webserver", name), run_volume="v", cfg_file="c")
+    kube.apply(ns, job("taken", "Webserver", runVolume="v", cfgFile="c"))
+    stalled = wait_for("conflict", lambda: (c := kube.condition(ns, "taken", "Stalled")).get("reason") == "Conflict" and c)
+    assert stalled["status"] == "True" and name in stalled["message"]
+    assert emulator.calls("submitJob", name) == 1  # ours, above; the operator's none
+    control_plane.kubectl("annotate", "jrj/taken", "-n", ns, "juliarun.dev/adopt=true")
+    wait_for("adopted and ready", lambda: kube.condition(ns, "taken", "Ready").get("status") == "True")
+    assert kube.condition(ns, "taken", "Stalled")["status"] == "False"
+    assert emulator.calls("submitJob", name) == 1
+
+
+def test_pause_stops_calls_and_unpause_applies_pending_changes(stack, ns, control_plane):
+    emulator, _, kube = stack
+    kube.apply(ns, job("p", "Webserver", runVolume="v", cfgFile="c", parallelism=1))
+    wait_for("p ready", lambda: kube.condition(ns, "p", "Ready").get("status") == "True")
+    name = kube.status(ns, "p")["jobName"]
+    control_plane.kubectl("annotate", "jrj/p", "-n", ns, "juliarun.dev/paused=true")
+    wait_for("paused", phase_is(kube, ns, "p", "Paused"))
+    assert kube.condition(ns, "p", "Ready")["reason"] == "Paused"
+    control_plane.kubectl("scale", "jrj/p", "-n", ns, "--replicas=2")
+    before = emulator.counters()["jobs"][JRUN_NAMESPACE][name]
+    time.sleep(3)  # three sync intervals: a paused object gets no JuliaRun call at all
+    assert emulator.counters()["jobs"][JRUN_NAMESPACE][name] == before
+    control_plane.kubectl("annotate", "jrj/p", "-n", ns, "juliarun.dev/paused-")
+    wait_for("scaled after unpause", lambda: kube.status(ns, "p").get("scale") == {"running": 2, "requested": 2}, 60)
+
+
+def test_operator_killed_after_submit_submits_once(stack, ns):
+    emulator, operator, kube = stack
+    name = default_job_name(ns, "crash")
+    emulator.set_faults({"submitJob": {"latency": 1.5}})  # answered within the time-out
+    try:
+        kube.apply(ns, job("crash", "Webserver", runVolume="v", cfgFile="c"))
+        wait_for("submitJob in flight", lambda: emulator.calls("submitJob", name) == 1, 30, 0.05)
+        operator.kill(signal.SIGKILL)
+    finally:
+        emulator.clear_faults()
+    operator.start()
+    wait_for("crash ready after restart", lambda: kube.condition(ns, "crash", "Ready").get("status") == "True", 60)
+    assert emulator.calls("submitJob", name) == 1
+    assert kube.status(ns, "crash")["jobName"] == name
+
+
+@pytest.mark.parametrize("faults", [
+    {"*": {"error_rate": 1.0}},
+    {"*": {"http_5xx_rate": 1.0}},
+    {"*": {"malformed_rate": 1.0}},
+    {"*": {"hang_rate": 1.0, "hang_seconds": 30}},
+], ids=["errors", "5xx", "malformed", "hangs"])
+def test_juliarun_failing_is_reported_bounded_and_recovered(stack, ns, faults):
+    emulator, operator, kube = stack
+    kube.apply(ns, job("w", "Webserver", runVolume="v", cfgFile="c", parallelism=1))
+    wait_for("w ready", lambda: kube.condition(ns, "w", "Ready").get("status") == "True")
+    emulator.set_faults(faults)
+    try:
+        wait_for("unavailable condition", lambda: kube.condition(ns, "w", "Ready").get("reason") == "JuliaRunUnavailable", 30)
+        kube.apply(ns, job("w", "Webserver", runVolume="v", cfgFile="c", parallelism=2))
+        start_calls, started = sum(emulator.counters()["operations"].values()), time.monotonic()
+        time.sleep(5)
+        rate = (sum(emulator.counters()["operations"].values()) - start_calls) / (time.monotonic() - started)
+        # One status fetch per sync interval (1 s) plus backed-off retries of one handler.
+        assert rate <= 3, f"{rate:.1f} calls/s while JuliaRun fails"
+        assert operator.proc.poll() is None
+    finally:
+        emulator.clear_faults()
+    wait_for("recovered at the new scale", lambda: kube.status(ns, "w").get("scale") == {"running": 2, "requested": 2}
+             and kube.condition(ns, "w", "Ready").get("status") == "True", 90)
+
+
+def test_juliarun_down_then_back(stack, ns):
+    emulator, operator, kube = stack
+    kube.apply(ns, job("d", "Webserver", runVolume="v", cfgFile="c"))
+    wait_for("d ready", lambda: kube.condition(ns, "d", "Ready").get("status") == "True")
+    emulator.kill(signal.SIGTERM)
+    try:
+        wait_for("down reported", lambda: kube.condition(ns, "d", "Ready").get("reason") == "JuliaRunUnavailable", 30)
+        health = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                 f"http://127.0.0.1:{operator.metrics_port}/readyz"], capture_output=True, text=True)
+        assert health.stdout == "503"
+    finally:
+        emulator.start()  # same port, same state file: the jobs are still there
+    wait_for("d ready again", lambda: kube.condition(ns, "d", "Ready").get("status") == "True", 60)
+
+
+def test_invalid_spec_the_api_server_cannot_see_is_stalled_not_retried(stack, ns, control_plane):
+    emulator, _, kube = stack
+    secretless = job("nb", "Notebook", runVolume="v", passwordSecretRef={"name": "missing", "key": "pw"})
+    kube.apply(ns, secretless)
+    stalled = wait_for("stalled", lambda: (c := kube.condition(ns, "nb", "Stalled")).get("status") == "True" and c)
+    assert stalled["reason"] == "InvalidSpec" and "passwordSecretRef" in stalled["message"]
+    assert emulator.calls("submitJob", default_job_name(ns, "nb")) == 0
+    control_plane.kubectl("create", "secret", "generic", "pw", "-n", ns, "--from-literal=pw=hunter2")
+    kube.apply(ns, job("nb", "Notebook", runVolume="v", passwordSecretRef={"name": "pw", "key": "pw"}))
+    wait_for("nb ready after fix", lambda: kube.condition(ns, "nb", "Ready").get("status") == "True")
+    status = json.dumps(kube.get(ns, "nb"))
+    assert "hunter2" not in status
+
+
+def test_metrics_count_calls_and_phases(stack):
+    _, operator, _ = stack
+    text = operator.metrics()
+    assert 'juliarun_calls_total{operation="getAllJobInfo",outcome="ok"}' in text
+    assert 'juliarun_reconciles_total{handler="ensure",outcome="submitted"}' in text
+    assert "juliarun_jobs{phase=" in text
+    assert TOKEN not in text and TOKEN_B64 not in text
+
+
+def test_no_token_in_events_or_status(stack, control_plane):
+    events = control_plane.kubectl("get", "events", "-A", "-o", "json").stdout
+    objects = control_plane.kubectl("get", "jrj", "-A", "-o", "json").stdout
+    for text in (events, objects):
+        assert TOKEN not in text and TOKEN_B64 not in text
