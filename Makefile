@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Go builds the control plane (kube-apiserver, etcd, kubectl, helm) on first use.
 export PATH := $(CURDIR)/$(BIN):/usr/local/go/bin:$(PATH)
 
-.PHONY: setup test unit demo bench generate clean
+.PHONY: setup tools test unit integration demo demo-cli bench generate cluster-up cluster-down clean
 
 setup: $(VENV)/.installed
 
@@ -15,20 +15,38 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-test: setup
+# System packages and the control-plane binaries (built once into ~/.cache; see README).
+tools:
+	bash hack/install-system-deps.sh
+	bash hack/controlplane/build.sh >/dev/null
+
+test: setup tools
 	$(BIN)/python -m pytest -ra
 
 unit: setup
 	$(BIN)/python -m pytest -ra tests/unit
 
-demo: setup
+integration: setup tools
+	$(BIN)/python -m pytest -ra tests/integration
+
+demo: setup tools
 	bash hack/demo.sh
+
+# The JuliaRun client and server alone: one job through its life with the CLI.
+demo-cli: setup
+	bash hack/demo-jobs.sh
 
 bench: setup
 	$(BIN)/python bench/run.py
 
 generate: setup
 	$(BIN)/python -m juliarun_operator.gen
+
+cluster-up: setup tools
+	$(BIN)/juliarun cluster up
+
+cluster-down: setup
+	$(BIN)/juliarun cluster down
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The whole product on this machine: a real Kubernetes API server (etcd + kube-apiserver),
+# the JuliaRun server, the operator, and every example JuliaRunJob through its life.
+#
+#   make demo
+#
+# Everything runs on loopback and is stopped on exit, however the script ends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=$PWD/.venv/bin
+DIR=$(mktemp -d -t juliarun-demo.XXXXXX)
+STATE="$DIR/cluster"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '$ %s\n' "$*"; "$@"; }
+
+cleanup() {
+  step "stopping the operator, the JuliaRun server and the control plane"
+  [[ -n ${OPERATOR:-} ]] && kill "$OPERATOR" 2>/dev/null && wait "$OPERATOR" 2>/dev/null || true
+  [[ -n ${SERVER:-} ]] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null || true
+  "$BIN/juliarun" cluster down --state-dir "$STATE" >/dev/null 2>&1 || true
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+free_port() { "$BIN/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+step "a local Kubernetes control plane (built from source on first use: several minutes)"
+export KUBECONFIG="$DIR/kubeconfig"
+"$BIN/juliarun" cluster up --state-dir "$STATE" --kubeconfig "$KUBECONFIG" >/dev/null
+KUBECTL=$("$BIN/python" -c 'from juliarun_operator import devcluster; print(devcluster.ensure_binaries()["kubectl"])')
+kubectl() { "$KUBECTL" "$@"; }
+show kubectl version
+show kubectl apply -f crds/
+
+step "the JuliaRun server and the operator"
+PORT=$(free_port)
+export JULIARUN_URL="http://127.0.0.1:$PORT" JULIARUN_TOKEN=demo-token JULIARUN_NAMESPACE=demo
+"$BIN/juliarun" emulator --port "$PORT" --create-delay 2 --worker-delay 0.5 --run-time 25 >"$DIR/juliarun.log" 2>&1 &
+SERVER=$!
+"$BIN/juliarun" operator --standalone --sync-interval 1 --metrics-port "$(free_port)" >"$DIR/operator.log" 2>&1 &
+OPERATOR=$!
+echo "JuliaRun server at $JULIARUN_URL; operator log in $DIR/operator.log"
+
+step "every example JuliaRunJob, applied"
+show kubectl apply -f examples/
+sleep 5
+show kubectl get jrj
+
+step "scale the parallel batch job to 6 workers, and watch everything converge (kubectl get jrj -w, 25 s)"
+show kubectl scale jrj/sim --replicas=6
+timeout 25 "$KUBECTL" get jrj -w || true
+show kubectl get jrj sim -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}) {.message}{"\n"}{end}'
+
+step "what JuliaRun sees"
+show "$BIN/juliarun" jobs --all
+step "events"
+show kubectl get events --sort-by=.lastTimestamp
+
+step "delete everything: the finalizer deletes each job in JuliaRun"
+show kubectl delete jrj --all --timeout=60s
+show "$BIN/juliarun" jobs
