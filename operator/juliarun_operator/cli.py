@@ -27,6 +27,7 @@ from .juliarun import (JOB_TYPES, PARAMETERS, Client, Context, Job, JobInfo, Job
                        JuliaRunError, ParameterError)
 from .juliarun import jobtypes as jt
 from .juliarun.redact import redact
+from . import resources
 from .output import FORMATS, cell, flow_yaml, render
 
 # Modules that add their own subcommand: each provides configure_parser(subparsers), whose
@@ -262,10 +263,17 @@ def cmd_endpoint(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-@connected
-def cmd_logs(client: Client, args: argparse.Namespace) -> int:
-    job = find_job(client, args)
-    text = client.tail_job(job, stream=args.stream, count=args.count)
+def cmd_logs(args: argparse.Namespace) -> int:
+    """Logs of a JuliaRun job, or (--resource) of the job behind a JuliaRunJob."""
+    context = context_from_args(args)
+    if args.resource:
+        job, context = resources.resolve(args.name, args.kube_namespace, args.kubeconfig, context)
+    client = Client(context)
+    try:
+        job = job if args.resource else find_job(client, args)
+        text = client.tail_job(job, stream=args.stream, count=args.count)
+    finally:
+        client.close()
     print(text, end="" if text.endswith("\n") or not text else "\n")
     return 0
 
@@ -403,7 +411,14 @@ examples:
         epilog="example:\n  juliarun endpoint nb")
 
     logs = add("logs", cmd_logs, "show the last lines a job printed", [named],
-               epilog="example:\n  juliarun logs sim --count 100 --stream stderr")
+               epilog="examples:\n  juliarun logs sim --count 100 --stream stderr\n"
+                      "  juliarun logs --resource sim -k team-a   # the job of JuliaRunJob team-a/sim\n"
+                      "  kubectl juliarun logs sim -n team-a       # the same, as a kubectl plugin")
+    logs.add_argument("--resource", "-r", action="store_true",
+                      help="NAME is a JuliaRunJob: tail the JuliaRun job it stands for")
+    logs.add_argument("--kube-namespace", "-k", metavar="NS",
+                      help="the JuliaRunJob's namespace (default: the kubeconfig's)")
+    logs.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG)")
     logs.add_argument("--count", "-c", type=int, default=50, help="how many lines (default: 50)")
     logs.add_argument("--stream", choices=["stdout", "stderr"], help="only this stream (default: both)")
 

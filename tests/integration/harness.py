@@ -105,13 +105,16 @@ class Emulator(Process):
 
 
 class Operator(Process):
-    def __init__(self, workdir: Path, kubeconfig: Path, emulator: Emulator, *flags: str):
+    def __init__(self, workdir: Path, kubeconfig: Path, emulator: Emulator, *flags: str,
+                 log_name: str = "operator.log"):
         self.metrics_port = free_port()
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "JULIARUN_URL": emulator.url,
                "JULIARUN_TOKEN": TOKEN, "JULIARUN_NAMESPACE": JRUN_NAMESPACE, "JULIARUN_TIMEOUT": "2"}
-        args = [*JULIARUN, "operator", "--standalone", "--sync-interval", "1",
+        # Standalone unless the flags set up peering.
+        peering = [] if any(f.startswith("--peering") for f in flags) else ["--standalone"]
+        args = [*JULIARUN, "operator", *peering, "--sync-interval", "1",
                 "--metrics-port", str(self.metrics_port), "--verbose", *flags]
-        super().__init__(args, workdir / "operator.log", env)
+        super().__init__(args, workdir / log_name, env)
 
     def start(self) -> None:
         super().start()

@@ -552,3 +552,67 @@ def test_every_value_is_documented_and_in_the_schema():
         for part in path.split("."):
             assert part in node.get("properties", {}), f"values.schema.json does not describe {path}"
             node = node["properties"][part]
+
+
+def test_peering_replicas_with_chart_rbac(control_plane, helm, crds_installed, k8s_api_client, tmp_path):
+    """Two operators as the StatefulSet runs them (priorities 0 and 1): one acts, the other
+    stands by and takes over when the first stops. RBAC and peering object from the chart."""
+    from kubernetes import client
+
+    release_ns, watched = unique_ns("jr-peer"), unique_ns("jr-peerwork")
+    for ns in (release_ns, watched):
+        create_namespace(control_plane, ns)
+    objs = [o for o in objects(render(helm, "replicas=2", f"watchNamespaces={{{watched}}}",
+                                      namespace=release_ns, release="peer"))
+            if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "RoleBinding", "KopfPeering")]
+    control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
+    (sa,) = by_kind(objs, "ServiceAccount")
+    (peering,) = by_kind(objs, "KopfPeering")
+    token = control_plane.kubectl("create", "token", sa["metadata"]["name"], "-n", release_ns,
+                                  "--duration=1h").stdout.strip()
+    kubeconfig = _token_kubeconfig(control_plane, token, tmp_path / "operator.kubeconfig")
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("JULIARUN_", "KUBECONFIG"))}
+    emulator = Process([str(JULIARUN), "emulator", "--port", "0", "--host", "127.0.0.1", "--run-time", "30",
+                        "--create-delay", "0.2", "--worker-delay", "0.1"], tmp_path / "emulator.log", base_env)
+    operators: dict[int, Process] = {}
+    api = client.CustomObjectsApi(k8s_api_client)
+    try:
+        url = f"http://127.0.0.1:{_listening_port(emulator)}"
+        for priority in (0, 1):
+            operators[priority] = Process(
+                [str(JULIARUN), "operator", "--metrics-port", "0"], tmp_path / f"operator-{priority}.log",
+                {**base_env, "KUBECONFIG": str(kubeconfig), "JULIARUN_URL": url, "JULIARUN_TOKEN": "t",
+                 "JULIARUN_NAMESPACE": "juliarun", "JULIARUN_SYNC_INTERVAL": "0.5", "WATCH_NAMESPACES": watched,
+                 "PEERING_NAME": peering["metadata"]["name"], "PEERING_PRIORITY": str(priority)})
+        _wait(lambda: "Pausing operations in favour of" in operators[0].output(), 60, "replica 0 to stand by")
+
+        def submit_and_run(name: str) -> dict:
+            job = yaml.safe_load((REPO / "examples" / "julia-batch.yaml").read_text())
+            job["metadata"] = {"name": name, "namespace": watched}
+            api.create_namespaced_custom_object("juliarun.dev", "v1alpha1", watched, "juliarunjobs", job)
+            return _wait(lambda: (api.get_namespaced_custom_object(
+                "juliarun.dev", "v1alpha1", watched, "juliarunjobs", name).get("status") or {}).get("phase")
+                in ("Running", "Completed"), 60, f"{name} to run")
+
+        # (kopf's text log does not name the object: count its per-object lines instead.)
+        handled = "Creation is processed"
+        submit_and_run("peer-one")
+        assert handled in operators[1].output() and handled not in operators[0].output()
+        # The acting replica stops (it removes itself from the peering): the standby resumes.
+        operators[1].stop()
+        _wait(lambda: "Resuming operations" in operators[0].output(), 60, "replica 0 to take over")
+        submit_and_run("peer-two")
+        # The new job, and the first one (resumed: kopf re-checks objects after a pause).
+        assert handled in operators[0].output()
+        for name in ("peer-one", "peer-two"):
+            control_plane.kubectl("delete", "juliarunjob", name, "-n", watched, "--timeout=60s")
+        assert requests.get(f"{url}/_emulator/healthz", timeout=5).json()["jobs"] == 0
+        for op in operators.values():
+            assert "Forbidden" not in op.output() and "Not enough permissions" not in op.output(), op.output()
+    finally:
+        for op in operators.values():
+            op.stop()
+        emulator.stop()
+        control_plane.kubectl("delete", "--wait=false", "-f", "-", input=yaml.safe_dump_all(
+            [o for o in objs if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]), check=False)
+        control_plane.kubectl("delete", "namespace", release_ns, "--wait=false", check=False)

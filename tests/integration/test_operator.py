@@ -6,6 +6,7 @@ import itertools
 import json
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -246,3 +247,49 @@ def test_no_token_in_events_or_status(stack, control_plane):
     objects = control_plane.kubectl("get", "jrj", "-A", "-o", "json").stdout
     for text in (events, objects):
         assert TOKEN not in text and TOKEN_B64 not in text
+
+
+def test_logs_through_the_resource_and_the_kubectl_plugin(stack, ns, control_plane):
+    emulator, _, kube = stack
+    kube.apply(ns, job("talk", "Webserver", runVolume="v", cfgFile="c"))
+    wait_for("talk running", phase_is(kube, ns, "talk", "Running"))
+    env = {**control_plane.env, "JULIARUN_URL": emulator.url, "JULIARUN_TOKEN": TOKEN,
+           "JULIARUN_NAMESPACE": JRUN_NAMESPACE}
+    plugin = Path(sys.executable).with_name("kubectl-juliarun")
+    for args in ([str(plugin), "logs", "talk", "-n", ns, "--count", "3"],
+                 [sys.executable, "-m", "juliarun_operator.cli", "logs", "--resource", "talk", "-k", ns, "-c", "3"]):
+        out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert 0 < len(out.stdout.splitlines()) <= 3
+        assert TOKEN not in out.stdout + out.stderr
+    missing = subprocess.run([str(plugin), "logs", "nothing", "-n", ns], env=env, capture_output=True, text=True)
+    assert missing.returncode == 1 and "nothing" in missing.stderr and "404" in missing.stderr
+
+
+def test_two_operators_one_acts_and_the_other_takes_over(stack, control_plane, tmp_path):
+    emulator, single, kube = stack
+    single.kill(signal.SIGTERM)  # make room: peers only, for this test
+    control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(
+        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "juliarun-operator"}}))
+    flags = ("--peering", "juliarun-operator", "--peering-lifetime", "5")
+    first = Operator(tmp_path, control_plane.kubeconfig, emulator, *flags, "--priority", "100", log_name="first.log")
+    second = Operator(tmp_path, control_plane.kubeconfig, emulator, *flags, "--priority", "50", log_name="second.log")
+    first.start()
+    second.start()
+    try:
+        ns = kube.namespace(f"peers-{int(time.time()) % 100000}")
+        kube.apply(ns, job("one", "Webserver", runVolume="v", cfgFile="c"))
+        wait_for("one running", phase_is(kube, ns, "one", "Running"))
+        assert "Handler 'ensure' succeeded" in first.text()
+        assert "Handler 'ensure' succeeded" not in second.text()
+        first.kill(signal.SIGKILL)
+        kube.apply(ns, job("two", "Webserver", runVolume="v", cfgFile="c"))
+        wait_for("two running under the second operator", phase_is(kube, ns, "two", "Running"), 90)
+        assert "Handler 'ensure' succeeded" in second.text()
+        assert emulator.calls("submitJob", kube.status(ns, "one")["jobName"]) == 1
+    finally:
+        first.kill(signal.SIGTERM)
+        second.kill(signal.SIGTERM)
+        single.start()
+    for log in (first.text(), second.text()):
+        assert TOKEN not in log and TOKEN_B64 not in log

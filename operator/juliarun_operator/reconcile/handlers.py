@@ -50,6 +50,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.posting.enabled = False  # our own Events say what happened, once
     settings.execution.max_workers = memo.max_workers
     settings.watching.server_timeout = 300
+    settings.peering.lifetime = memo.peering_lifetime
     memo.start()
 
 

@@ -40,6 +40,8 @@ def configure_parser(subparsers: Any) -> None:
                    help="kopf peering name: replicas with the same name elect one to act")
     p.add_argument("--priority", type=int, default=int(ENV.get("PEERING_PRIORITY", "0")),
                    help="peering priority: the highest acts; give replicas distinct values")
+    p.add_argument("--peering-lifetime", type=int, default=int(ENV.get("PEERING_LIFETIME", "60")),
+                   help="seconds after which a silent peer counts as dead and another takes over")
     p.add_argument("--standalone", action="store_true", help="no peering (a single operator)")
     p.add_argument("--max-workers", type=int, default=int(ENV.get("MAX_WORKERS", "32")),
                    help="threads for handlers (kopf's default is CPUs + 4)")
@@ -80,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         for server in servers:
             server.shutdown()
 
-    memo = kopf.Memo(runtime=runtime, max_workers=args.max_workers, start=start, stop=stop)
+    memo = kopf.Memo(runtime=runtime, max_workers=args.max_workers, peering_lifetime=args.peering_lifetime,
+                     start=start, stop=stop)
     logging.getLogger("juliarun_operator").info("JuliaRun default connection: %s", context.describe())
     # Naming a peering makes kopf insist on it (and wait for its CRD): only when peering.
     peering = {} if args.standalone else {"peering_name": args.peering, "priority": args.priority}
