@@ -293,3 +293,35 @@ def test_two_operators_one_acts_and_the_other_takes_over(stack, control_plane, t
         single.start()
     for log in (first.text(), second.text()):
         assert TOKEN not in log and TOKEN_B64 not in log
+
+
+def test_deletion_waits_for_juliarun_and_keeps_the_finalizer(stack, ns, control_plane):
+    emulator, _, kube = stack
+    kube.apply(ns, job("gone", "Webserver", runVolume="v", cfgFile="c"))
+    wait_for("gone running", phase_is(kube, ns, "gone", "Running"))
+    name = kube.status(ns, "gone")["jobName"]
+    emulator.set_faults({"deleteJob": {"http_5xx_rate": 1.0}})
+    try:
+        control_plane.kubectl("delete", "jrj", "gone", "-n", ns, "--wait=false")
+        wait_for("deleteJob attempted", lambda: emulator.calls("deleteJob", name) >= 1)
+        time.sleep(2)
+        obj = kube.get(ns, "gone")
+        assert obj and "juliarun.dev/finalizer" in obj["metadata"]["finalizers"]
+        assert name in emulator.jobs()
+    finally:
+        emulator.clear_faults()
+    wait_for("object gone after JuliaRun recovers", lambda: kube.get(ns, "gone") is None, 90)
+    assert name not in emulator.jobs()
+
+
+def test_a_job_deleted_behind_the_operators_back_is_reported(stack, ns):
+    emulator, _, kube = stack
+    from juliarun_operator.juliarun import Client, Context, Job
+    kube.apply(ns, job("lost", "Webserver", runVolume="v", cfgFile="c"))
+    wait_for("lost running", phase_is(kube, ns, "lost", "Running"))
+    name = kube.status(ns, "lost")["jobName"]
+    Client(Context(url=emulator.url, token=TOKEN, namespace=JRUN_NAMESPACE)).delete_job(Job("Webserver", name), force=True)
+    stalled = wait_for("JobMissing", lambda: (c := kube.condition(ns, "lost", "Stalled")).get("reason") == "JobMissing" and c)
+    assert name in stalled["message"]
+    time.sleep(2)
+    assert emulator.calls("submitJob", name) == 1  # reported, never resubmitted

@@ -269,6 +269,8 @@ class Runtime:
         if not name:
             return "nothing"  # nothing was ever submitted: the name is recorded first
         conn = self.connection(view)
+        if not view.status.get("submitted"):
+            self._wait_for_earlier_submit(conn, view)  # else a late submit would leak the job
         try:
             self._call(conn, conn.client.delete_job, _job(view, name), force=True)
         except ApiError as exc:
