@@ -113,7 +113,7 @@ class Operator(Process):
         # Standalone unless the flags set up peering.
         peering = [] if any(f.startswith("--peering") for f in flags) else ["--standalone"]
         args = [*JULIARUN, "operator", *peering, "--sync-interval", "1",
-                "--metrics-port", str(self.metrics_port), "--verbose", *flags]
+                "--health-interval", "2", "--metrics-port", str(self.metrics_port), "--verbose", *flags]
         super().__init__(args, workdir / log_name, env)
 
     def start(self) -> None:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
 from juliarun_operator.juliarun import jobtypes as jt
@@ -211,9 +212,7 @@ def test_juliarun_down_then_back(stack, ns):
     emulator.kill(signal.SIGTERM)
     try:
         wait_for("down reported", lambda: kube.condition(ns, "d", "Ready").get("reason") == "JuliaRunUnavailable", 30)
-        health = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                 f"http://127.0.0.1:{operator.metrics_port}/readyz"], capture_output=True, text=True)
-        assert health.stdout == "503"
+        assert requests.get(f"http://127.0.0.1:{operator.metrics_port}/readyz", timeout=5).status_code == 503
     finally:
         emulator.start()  # same port, same state file: the jobs are still there
     wait_for("d ready again", lambda: kube.condition(ns, "d", "Ready").get("status") == "True", 60)
@@ -325,3 +324,18 @@ def test_a_job_deleted_behind_the_operators_back_is_reported(stack, ns):
     assert name in stalled["message"]
     time.sleep(2)
     assert emulator.calls("submitJob", name) == 1  # reported, never resubmitted
+
+
+def test_juliarun_without_a_compute_cluster_is_reported(stack, ns):
+    emulator, operator, kube = stack
+    kube.apply(ns, job("sys", "Webserver", runVolume="v", cfgFile="c"))
+    wait_for("sys ready", lambda: kube.condition(ns, "sys", "Ready").get("status") == "True")
+    emulator.set_faults({"system_status": False})
+    try:
+        ready = wait_for("system down reported", lambda: (c := kube.condition(ns, "sys", "Ready")).get("status") == "Unknown" and c, 30)
+        assert "compute cluster" in ready["message"]
+        readyz = requests.get(f"http://127.0.0.1:{operator.metrics_port}/readyz", timeout=5)
+        assert readyz.status_code == 503
+    finally:
+        emulator.clear_faults()
+    wait_for("sys ready again", lambda: kube.condition(ns, "sys", "Ready").get("status") == "True", 30)

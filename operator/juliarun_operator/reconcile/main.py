@@ -32,6 +32,9 @@ def configure_parser(subparsers: Any) -> None:
                    help="namespace to watch (repeatable; default $WATCH_NAMESPACES, comma-separated, else all)")
     p.add_argument("--sync-interval", type=float, default=float(ENV.get("JULIARUN_SYNC_INTERVAL", "10")),
                    help="seconds between status syncs (one getAllJobInfo per connection each) (default 10)")
+    p.add_argument("--health-interval", type=float,
+                   default=float(ENV.get("JULIARUN_HEALTH_INTERVAL", "30")),
+                   help="seconds between getSystemStatus checks per connection (default 30)")
     p.add_argument("--metrics-port", type=int, default=int(ENV.get("METRICS_PORT", "8080")),
                    help="port of /metrics, /healthz and /readyz; 0 disables (default 8080)")
     p.add_argument("--log-format", choices=("text", "json"), default=ENV.get("LOG_FORMAT", "text"))
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("kopf.objects").addFilter(
         lambda record: not record.getMessage().startswith("Handler 'track'"))
     metrics = Metrics()
-    runtime = Runtime(Config(context, sync_interval=args.sync_interval, backoff=Backoff()),
+    runtime = Runtime(Config(context, sync_interval=args.sync_interval,
+                             health_interval=args.health_interval, backoff=Backoff()),
                       Kube(args.kubeconfig, pool_size=args.max_workers + 8), metrics)
     syncer = Syncer(runtime)
     servers = []
