@@ -1,0 +1,482 @@
+"""Operator benchmark: convergence, steady state, scale latency, memory and CPU at N objects.
+
+One session, one fresh local control plane (etcd + kube-apiserver, devcluster), one JuliaRun
+emulator with no delays (so JuliaRun is never the bottleneck) behind a recording proxy
+(bench/proxy.py: timestamps each call), and for each size N:
+
+1. floor: a plain client creates N JuliaRunJobs in its own namespace and writes each one's
+   final status (status subresource), as fast as it can: the least work the same result needs;
+2. operator convergence: a fresh operator watches another namespace; N objects are created
+   with a thread pool; a watch records when each becomes Ready (phase Running, Ready=True);
+3. steady state: several sync intervals with nothing changing: JuliaRun calls (emulator
+   counters), status writes (operator metric) and all writes to juliarunjobs and events as
+   the API server counts them (apiserver_request_total), per interval;
+4. scale latency (the smallest size >= 1,000, or --quick): spec.parallelism patched on
+   200 objects one by one; the proxy says when each setJobScale arrived;
+5. comparison: the operator stopped, bench/per_object_poller.py polls the same objects the
+   per-object way (3 calls per object per interval) for the same intervals.
+
+Operator RSS peak (VmHWM) and CPU (utime+stime) per phase come from /proc.
+
+    .venv/bin/python bench/run.py [--sizes 1000,10000] [--interval 5] [--quick]
+
+Writes bench/results.json and prints a Markdown summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import kopf
+import kubernetes
+import requests
+
+from juliarun_operator import devcluster
+from juliarun_operator.juliarun import JobInfo, JobScale, JobStatus
+from juliarun_operator.reconcile import status as st
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUP, VERSION, PLURAL = "juliarun.dev", "v1alpha1", "juliarunjobs"
+TOKEN, JRUN_NS = "bench-token", "bench"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+CREATE_WORKERS = 32
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def job(name: str, parallelism: int = 1) -> dict:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "JuliaRunJob", "metadata": {"name": name},
+            "spec": {"type": "Webserver", "runVolume": "v", "cfgFile": "c", "parallelism": parallelism}}
+
+
+def names(n: int) -> list[str]:
+    return [f"b-{i:05d}" for i in range(n)]
+
+
+# --- processes --------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def memory_mb(pid: int) -> dict:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("VmHWM", "VmRSS")):
+            key, value = line.split(":")
+            out[key] = round(int(value.split()[0]) / 1024, 1)
+    return out
+
+
+def start_listening(args: list[str], logfile: Path, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """A server that prints 'listening on URL' first; its stderr goes to logfile."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=logfile.open("w"), text=True,
+                            env=env, start_new_session=True)
+    line = proc.stdout.readline()
+    if "listening on" not in line:
+        proc.kill()
+        raise SystemExit(f"{args[:4]} did not start: {line!r}; see {logfile}")
+    return proc, line.split()[-1]
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(what: str, check, timeout: float = 60.0, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception:
+            pass
+        time.sleep(interval)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+# --- Kubernetes ---------------------------------------------------------------------------
+
+
+class Cluster:
+    def __init__(self, info: devcluster.ClusterInfo):
+        self.info = info
+        config = kubernetes.client.Configuration()
+        kubernetes.config.load_kube_config(config_file=str(info.kubeconfig), client_configuration=config)
+        config.connection_pool_maxsize = CREATE_WORKERS + 8
+        self.api = kubernetes.client.ApiClient(config)
+        self.custom = kubernetes.client.CustomObjectsApi(self.api)
+        self.core = kubernetes.client.CoreV1Api(self.api)
+
+    def kubectl(self, *args: str) -> str:
+        return subprocess.run([str(self.info.kubectl), "--kubeconfig", str(self.info.kubeconfig), *args],
+                              check=True, capture_output=True, text=True).stdout
+
+    def namespace(self, name: str) -> str:
+        self.core.create_namespace({"metadata": {"name": name}})
+        return name
+
+    def writes(self) -> dict[str, int]:
+        """The API server's own count of writes to juliarunjobs and events, by verb/subresource."""
+        out: dict[str, int] = {}
+        pattern = re.compile(r'^apiserver_request_total\{(.*)\} (\S+)$')
+        for line in self.kubectl("get", "--raw", "/metrics").splitlines():
+            m = pattern.match(line)
+            if not m:
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+            if labels.get("resource") not in ("juliarunjobs", "events") or \
+                    labels.get("verb") not in ("PATCH", "PUT", "POST", "DELETE", "APPLY", "CREATE", "UPDATE"):
+                continue
+            key = f"{labels['resource']}/{labels.get('subresource') or '-'}/{labels['verb']}"
+            out[key] = out.get(key, 0) + int(float(m.group(2)))
+        return out
+
+    def create_all(self, ns: str, items: list[str], then=None) -> float:
+        """Create the objects with a thread pool; `then(name)` runs after each create."""
+        def one(name: str) -> None:
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, job(name))
+            if then:
+                then(name)
+        started = time.monotonic()
+        with ThreadPoolExecutor(CREATE_WORKERS) as pool:
+            list(pool.map(one, items))
+        return time.monotonic() - started
+
+
+def delta(after: dict, before: dict) -> dict:
+    return {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
+
+
+def is_ready(obj: dict) -> bool:
+    status = obj.get("status") or {}
+    return status.get("phase") == "Running" and any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
+class ReadyWatch(threading.Thread):
+    """Watches a namespace; records when each object is first seen Ready and submitted."""
+
+    def __init__(self, cluster: Cluster, ns: str):
+        super().__init__(daemon=True)
+        self.cluster, self.ns = cluster, ns
+        self.ready: dict[str, float] = {}
+        self.submitted: dict[str, float] = {}
+        self.events = 0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        custom = self.cluster.custom
+        while not self.halt.is_set():
+            listing = custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL)
+            for obj in listing["items"]:
+                self._see(obj)
+            rv = listing["metadata"]["resourceVersion"]
+            try:
+                for event in kubernetes.watch.Watch().stream(
+                        custom.list_namespaced_custom_object, GROUP, VERSION, self.ns, PLURAL,
+                        resource_version=rv, timeout_seconds=60):
+                    if self.halt.is_set():
+                        return
+                    if event["type"] in ("ADDED", "MODIFIED"):
+                        self._see(event["object"])
+            except kubernetes.client.ApiException:
+                continue  # 410 Gone: list again
+
+    def _see(self, obj: dict) -> None:
+        self.events += 1
+        name, now = obj["metadata"]["name"], time.monotonic()
+        if (obj.get("status") or {}).get("submitted") and name not in self.submitted:
+            self.submitted[name] = now
+        if is_ready(obj) and name not in self.ready:
+            self.ready[name] = now
+
+
+# --- the pieces of one run ---------------------------------------------------------------
+
+
+def final_status(ns: str, name: str) -> dict:
+    """The status the operator ends with for a Webserver at scale 1 (its own pure function)."""
+    info = JobInfo(name, "Webserver", JobStatus(False, 0, 1, True, False), JobScale(1, 1), ["http://x/"])
+    view = st.ObjectView(ns, name, 1, job(name)["spec"])
+    return {"jobName": name, "submitted": True, **st.view_of(view, info), "lastSyncTime": st.now_iso()}
+
+
+def floor(cluster: Cluster, n: int) -> dict:
+    ns = cluster.namespace(f"floor-{n}")
+
+    def write_status(name: str) -> None:
+        cluster.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, ns, PLURAL, name, {"status": final_status(ns, name)})
+
+    w0 = cluster.writes()
+    seconds = cluster.create_all(ns, names(n), then=write_status)
+    writes = delta(cluster.writes(), w0)
+    ready = sum(is_ready(o) for o in cluster.custom.list_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL)["items"])
+    # No finalizers here: gone at once; keeps the store as small for the operator's run.
+    cluster.custom.delete_collection_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
+    return {"seconds": round(seconds, 2), "ready": ready, "apiserver_writes": writes}
+
+
+class Env:
+    """The session: control plane, emulator, proxy, and where logs go."""
+
+    def __init__(self, workdir: Path, interval: float):
+        self.workdir, self.interval = workdir, interval
+        self.info = devcluster.up(state_dir=workdir / "cluster")
+        self.cluster = Cluster(self.info)
+        for crd in sorted((ROOT / "crds").glob("*.yaml")):
+            self.cluster.kubectl("apply", "-f", str(crd))
+        wait_for("the CRD", lambda: self.cluster.kubectl("get", "crd", f"{PLURAL}.{GROUP}"), 30)
+        self.emulator, self.emu_url = start_listening(
+            [sys.executable, "-m", "juliarun_operator.emulator", "--port", "0", "--no-access-log",
+             "--create-delay", "0", "--worker-delay", "0", "--run-time", "0"], workdir / "emulator.log")
+        self.proxy, self.proxy_url = start_listening(
+            [sys.executable, str(ROOT / "bench" / "proxy.py"), "--upstream", self.emu_url, "--port", "0"],
+            workdir / "proxy.log")
+        self.env = {**os.environ, "KUBECONFIG": str(self.info.kubeconfig), "JULIARUN_URL": self.proxy_url,
+                    "JULIARUN_TOKEN": TOKEN, "JULIARUN_NAMESPACE": JRUN_NS}
+
+    def emulator_ops(self) -> dict:
+        return requests.get(f"{self.emu_url}/_emulator/counters", timeout=30).json()["operations"]
+
+    def close(self) -> None:
+        for proc in (getattr(self, "proxy", None), getattr(self, "emulator", None)):
+            stop(proc)
+        devcluster.down(self.workdir / "cluster")
+
+
+class OperatorProc:
+    def __init__(self, env: Env, ns: str, max_workers: int):
+        self.port = devcluster._free_port()
+        self.logfile = env.workdir / f"operator-{ns}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "juliarun_operator.cli", "operator", "--standalone",
+             "--sync-interval", str(env.interval), "--metrics-port", str(self.port),
+             "--max-workers", str(max_workers), "--watch-namespace", ns],
+            stdout=self.logfile.open("w"), stderr=subprocess.STDOUT, env=env.env, start_new_session=True)
+        wait_for("the operator", lambda: requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).ok)
+
+    def metrics(self) -> dict[str, float]:
+        out = {}
+        for line in requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=30).text.splitlines():
+            if line.startswith(("juliarun_calls_total", "juliarun_status_writes_total",
+                                "juliarun_reconciles_total")):
+                key, value = line.rsplit(" ", 1)
+                out[key] = float(value)
+        return out
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+
+def converge(env: Env, op: OperatorProc, ns: str, n: int, timeout: float) -> dict:
+    cluster = env.cluster
+    watch = ReadyWatch(cluster, ns)
+    watch.start()
+    time.sleep(1.0)  # the watch is open before the first create
+    w0, e0, cpu0 = cluster.writes(), env.emulator_ops(), op.cpu()
+    t0 = time.monotonic()
+    creator = threading.Thread(target=lambda: cluster.create_all(ns, names(n)), daemon=True)
+    creator.start()
+    timeline, next_mark = [], t0
+    while len(watch.ready) < n and time.monotonic() - t0 < timeout:
+        time.sleep(0.2)
+        if time.monotonic() >= next_mark:  # the count over time, for a partial result
+            timeline.append((round(time.monotonic() - t0), len(watch.submitted), len(watch.ready)))
+            next_mark += 10
+    creator.join()
+    done = len(watch.ready)
+    last = max(watch.ready.values()) if watch.ready else time.monotonic()
+    result = {
+        "seconds": round(last - t0, 2) if done == n else None,
+        "ready": done, "timed_out": done < n,
+        "all_submitted_s": round(max(watch.submitted.values()) - t0, 2) if len(watch.submitted) == n else None,
+        "half_ready_s": round(sorted(watch.ready.values())[n // 2 - 1] - t0, 2) if done >= n // 2 else None,
+        "operator_cpu_s": round(op.cpu() - cpu0, 1),
+        "apiserver_writes": delta(cluster.writes(), w0),
+        "juliarun_calls": delta(env.emulator_ops(), e0),
+        "timeline_s_submitted_ready": timeline,
+    }
+    result["watch"] = watch
+    return result
+
+
+def steady(env: Env, op: OperatorProc | None, intervals: int) -> dict:
+    cluster = env.cluster
+    time.sleep(env.interval)  # let anything still in flight finish before counting
+    w0, e0, m0 = cluster.writes(), env.emulator_ops(), op.metrics()
+    cpu0, ecpu0 = op.cpu(), cpu_seconds(env.emulator.pid)
+    time.sleep(intervals * env.interval)
+    w1, e1, m1 = cluster.writes(), env.emulator_ops(), op.metrics()
+    per = lambda d: {k: round(v / intervals, 2) for k, v in d.items()}  # noqa: E731
+    return {
+        "intervals": intervals,
+        "juliarun_calls_per_interval": per(delta(e1, e0)),
+        "status_writes_per_interval": round((m1.get("juliarun_status_writes_total", 0)
+                                             - m0.get("juliarun_status_writes_total", 0)) / intervals, 2),
+        "apiserver_writes_per_interval": per(delta(w1, w0)),
+        "operator_cpu_s_per_interval": round((op.cpu() - cpu0) / intervals, 3),
+        "emulator_cpu_s_per_interval": round((cpu_seconds(env.emulator.pid) - ecpu0) / intervals, 3),
+    }
+
+
+def scale_latency(env: Env, ns: str, count: int) -> dict:
+    cluster = env.cluster
+    requests.post(f"{env.proxy_url}/_proxy/clear", timeout=10)
+    patched: dict[str, float] = {}
+    for name in names(count):
+        cluster.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, name, {"spec": {"parallelism": 2}})
+        patched[name] = time.time()  # the change is committed once the PATCH has returned
+        time.sleep(0.05)  # one by one, as people and pipelines change objects
+
+    def arrivals() -> dict[str, float]:
+        rows = requests.get(f"{env.proxy_url}/_proxy/log", params={"op": "setJobScale"}, timeout=10).json()
+        first: dict[str, float] = {}
+        for t, _, name in rows:
+            first.setdefault(name, t)
+        return first if all(n in first for n in patched) else {}
+
+    try:
+        seen = wait_for("every setJobScale", arrivals, timeout=120, interval=0.5)
+    except SystemExit:
+        seen = requests.get(f"{env.proxy_url}/_proxy/log", params={"op": "setJobScale"}, timeout=10).json()
+        seen = {name: t for t, _, name in reversed(seen)}
+    lat = sorted(seen[n] - patched[n] for n in patched if n in seen)
+    pick = lambda q: round(1000 * lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else None  # noqa: E731
+    return {"objects": count, "arrived": len(lat), "p50_ms": pick(0.5), "p99_ms": pick(0.99),
+            "max_ms": round(1000 * lat[-1], 1) if lat else None}
+
+
+def per_object(env: Env, ns: str, intervals: int) -> dict:
+    cluster = env.cluster
+    w0, e0, ecpu0 = cluster.writes(), env.emulator_ops(), cpu_seconds(env.emulator.pid)
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "per_object_poller.py"), "--namespace", ns,
+         "--interval", str(env.interval), "--intervals", str(intervals), "--workers", "16"],
+        env=env.env, capture_output=True, text=True, check=True).stdout
+    wall = time.monotonic() - started
+    report = json.loads(out.strip().splitlines()[-1])
+    rounds = report["intervals"][1:] or report["intervals"]  # the first round may write a change
+    return {
+        "objects": report["objects"], "rounds": report["intervals"], "errors": report["errors"],
+        "juliarun_calls_per_interval": round(sum(r["calls"] for r in rounds) / len(rounds), 1),
+        "round_seconds_max": max(r["seconds"] for r in rounds),
+        "status_writes_per_interval": round(sum(r["writes"] for r in rounds) / len(rounds), 2),
+        "poller_cpu_s_per_interval": round(report["cpu_seconds"] / intervals, 3),
+        "emulator_cpu_s_per_interval": round((cpu_seconds(env.emulator.pid) - ecpu0) / intervals, 3),
+        "apiserver_writes_total": delta(cluster.writes(), w0),
+        "juliarun_calls_total": delta(env.emulator_ops(), e0),
+        "wall_s": round(wall, 1),
+    }
+
+
+def run_size(env: Env, n: int, args) -> dict:
+    log(f"N={n}: floor")
+    result: dict = {"n": n, "floor": floor(env.cluster, n)}
+    log(f"N={n}: floor {result['floor']['seconds']} s; starting the operator")
+    ns = env.cluster.namespace(f"op-{n}")
+    op = OperatorProc(env, ns, args.max_workers)
+    try:
+        conv = converge(env, op, ns, n, args.timeout)
+        watch = conv.pop("watch")
+        result["convergence"] = conv
+        result["ratio_to_floor"] = round(conv["seconds"] / result["floor"]["seconds"], 2) \
+            if conv["seconds"] else None
+        log(f"N={n}: convergence {conv['seconds']} s ({conv['ready']}/{n} ready)")
+        result["operator_metrics_after_convergence"] = {
+            k: v for k, v in op.metrics().items() if v}
+        if conv["timed_out"]:
+            return result
+        result["steady"] = steady(env, op, args.steady_intervals)
+        log(f"N={n}: steady {result['steady']}")
+        if n == args.scale_at:
+            result["scale_latency"] = scale_latency(env, ns, min(args.scale_objects, n))
+            log(f"N={n}: scale latency {result['scale_latency']}")
+            time.sleep(2 * env.interval)  # the syncer reports the new scale
+        result["memory_mb"] = memory_mb(op.proc.pid)
+        result["operator_cpu_total_s"] = round(op.cpu(), 1)
+    finally:
+        watch_stop = locals().get("watch")
+        if watch_stop:
+            watch_stop.halt.set()
+        result.setdefault("memory_mb", memory_mb(op.proc.pid) if op.proc.poll() is None else None)
+        stop(op.proc)
+    log(f"N={n}: operator stopped; per-object poller")
+    result["per_object"] = per_object(env, ns, args.steady_intervals)
+    log(f"N={n}: per-object {result['per_object']}")
+    return result
+
+
+def machine() -> dict:
+    mem = Path("/proc/meminfo").read_text().split("\n")[0].split()[1]
+    return {"nproc": os.cpu_count(), "mem_gib": round(int(mem) / 2**20, 1),
+            "python": platform.python_version(), "kopf": kopf.__version__ if hasattr(kopf, "__version__")
+            else "?", "kubernetes_client": kubernetes.__version__,
+            "control_plane": devcluster.read_versions(), "loadavg_start": os.getloadavg()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: N=100, 2 s intervals")
+    parser.add_argument("--interval", type=float, default=5.0, help="sync interval, seconds")
+    parser.add_argument("--steady-intervals", type=int, default=5)
+    parser.add_argument("--scale-objects", type=int, default=200)
+    parser.add_argument("--scale-at", type=int, default=None, help="N at which to measure scale latency")
+    parser.add_argument("--max-workers", type=int, default=32)
+    parser.add_argument("--timeout", type=float, default=900.0, help="give up convergence after this")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.interval, args.steady_intervals, args.scale_objects = "100", 2.0, 3, 50
+        args.out = args.out.with_name("results-quick.json")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.scale_at is None:
+        args.scale_at = min([s for s in sizes if s >= 1000] or sizes)
+    workdir = Path(tempfile.mkdtemp(prefix="juliarun-bench-"))
+    log(f"logs in {workdir}")
+    report = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}, "sizes": []}
+    env = Env(workdir, args.interval)
+    try:
+        report["machine"]["kube_apiserver"] = env.cluster.kubectl("version", "-o", "json")
+        report["machine"]["kube_apiserver"] = json.loads(
+            report["machine"]["kube_apiserver"])["serverVersion"]["gitVersion"]
+        for n in sizes:
+            report["sizes"].append(run_size(env, n, args))
+            report["machine"]["loadavg_end"] = os.getloadavg()
+            args.out.write_text(json.dumps(report, indent=1))  # keep what we have if a later size fails
+    finally:
+        env.close()
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
