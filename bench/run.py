@@ -191,7 +191,10 @@ class ReadyWatch(threading.Thread):
     def run(self) -> None:
         custom = self.cluster.custom
         while not self.halt.is_set():
-            listing = custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL)
+            try:
+                listing = custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL)
+            except Exception:
+                return  # the control plane is going away
             for obj in listing["items"]:
                 self._see(obj)
             rv = listing["metadata"]["resourceVersion"]
@@ -203,8 +206,10 @@ class ReadyWatch(threading.Thread):
                         return
                     if event["type"] in ("ADDED", "MODIFIED"):
                         self._see(event["object"])
-            except kubernetes.client.ApiException:
-                continue  # 410 Gone: list again
+            except Exception:  # 410 Gone, or the server closed the stream: list again
+                if self.halt.is_set():
+                    return
+                time.sleep(0.5)
 
     def _see(self, obj: dict) -> None:
         self.events += 1
@@ -347,12 +352,15 @@ def steady(env: Env, op: OperatorProc | None, intervals: int) -> dict:
 
 def scale_latency(env: Env, ns: str, count: int) -> dict:
     cluster = env.cluster
+    # JuliaRun knows the job by status.jobName (namespace-name-hash), not the object's name.
+    job_names = {o["metadata"]["name"]: o["status"]["jobName"] for o in cluster.custom.list_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL)["items"]}
     requests.post(f"{env.proxy_url}/_proxy/clear", timeout=10)
     patched: dict[str, float] = {}
     for name in names(count):
         cluster.custom.patch_namespaced_custom_object(
             GROUP, VERSION, ns, PLURAL, name, {"spec": {"parallelism": 2}})
-        patched[name] = time.time()  # the change is committed once the PATCH has returned
+        patched[job_names[name]] = time.time()  # the change is committed once the PATCH has returned
         time.sleep(0.05)  # one by one, as people and pipelines change objects
 
     def arrivals() -> dict[str, float]:
