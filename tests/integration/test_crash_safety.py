@@ -8,7 +8,6 @@ plane, so the session cluster other tests use is never disturbed.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import time
