@@ -477,9 +477,24 @@ def render_docs() -> str:
 
 # --- writing -----------------------------------------------------------------------------
 
+# Files shipped in more than one place (the chart and kustomize cannot reach crds/):
+# source -> copies, kept identical by `make generate` and checked like generated files.
+COPIES = {
+    "crds/kopf.dev_peerings.yaml": ["charts/juliarun-operator/crds/kopf.dev_peerings.yaml",
+                                    "deploy/crds/kopf.dev_peerings.yaml"],
+    CRD_PATH: ["charts/juliarun-operator/crds/juliarun.dev_juliarunjobs.yaml",
+               "deploy/crds/juliarun.dev_juliarunjobs.yaml"],
+    "gitops/argocd/health.lua": ["charts/juliarun-operator/files/argocd-health.lua"],
+}
+
+
 def generated() -> dict[str, str]:
     """Every generated file: path relative to the repository root -> content."""
-    return {CRD_PATH: render_crd(), DOCS_PATH: render_docs()}
+    files = {CRD_PATH: render_crd(), DOCS_PATH: render_docs()}
+    for source, copies in COPIES.items():
+        content = files.get(source) or (REPO_ROOT / source).read_text()
+        files.update({copy: content for copy in copies})
+    return files
 
 
 def stale(root: Path = REPO_ROOT) -> list[str]:
