@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 import yarl
-from hypothesis import HealthCheck, assume, event, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from juliarun_operator.juliarun import Client, Context, Job
@@ -181,9 +181,6 @@ def _read_secret(value: str):
     return read
 
 
-STRUCTURE_ERRORS = (KeyError, TypeError, OverflowError)  # see test_malformed_* below
-
-
 @SETTINGS
 @given(spec=specs(), namespace=any_text, job_name=job_names, secret=any_text)
 @example(spec={"type": "Webserver", "runVolume": "a&jruntok=x", "cfgFile": "b#c",
@@ -203,9 +200,6 @@ def test_fuzzed_specs_encode_faithfully_or_are_refused_by_name(spec, namespace, 
         assert f"spec.{exc.param}" in str(exc)
         event(f"refused by the mapping: {exc.param}")
         return
-    except STRUCTURE_ERRORS:
-        event("structure error (open bug)")
-        return  # not ParameterError: reported by test_malformed_specs_are_parameter_errors
     assert set(params) <= set(jt.JOB_TYPES[spec["type"]].params)
     if secret and "passwordSecretRef" in spec:
         assert params["passwd"] == secret
@@ -240,8 +234,6 @@ def test_fuzzed_parameters_to_encode_params(job_type, params, partial):
     except ParameterError as exc:
         assert exc.param in params or exc.param in jt.JOB_TYPES[job_type].required()
         return
-    except OverflowError:
-        return  # reported by test_malformed_specs_are_parameter_errors
     checked = check_params(job_type, params, partial=partial)
     assert decode_params(job_type, wire, partial=partial) == checked
     url, query = sent_url("ns", Job(job_type, "j"), wire)
@@ -264,10 +256,9 @@ def test_no_extra_query_value_overrides_the_connections_own(extra):
 
 
 @SETTINGS
-@given(st.one_of(st.from_regex(r"\A[a-z0-9-]{1,70}\Z"), any_text))
+@given(st.one_of(st.from_regex(r"\A[a-z0-9-]{1,70}\n?\Z"), any_text))
+@example("abc\n")
 def test_job_names_are_whole_dns_labels_or_refused(name):
-    # A trailing newline is the one known gap: test_validators_refuse_a_trailing_newline.
-    assume(not name.endswith("\n"))
     try:
         check_job_name(name)
     except ParameterError as exc:
@@ -278,11 +269,8 @@ def test_job_names_are_whole_dns_labels_or_refused(name):
     assert accepted == bool(re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", name))
 
 
-# --- found by fuzzing: open operator bugs (see the report) ----------------------------------------
+# --- found by fuzzing (fixed in encoding.py / mapping.py: fullmatch, float overflow, mapping errors) ---
 
-@pytest.mark.xfail(strict=True, reason="encoding.py: JOB_NAME_RE/QUANTITY_RE/KEY_RE use `$`, which "
-                   "matches before a trailing newline: 'abc\\n' passes check_job_name, '512Mi\\n' "
-                   "passes as a memory quantity, 'A\\n' as an env/port name")
 def test_validators_refuse_a_trailing_newline():
     refused = []
     for check in (lambda: check_job_name("abc\n"),
@@ -309,19 +297,13 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.xfail(strict=True, raises=(AssertionError, KeyError, TypeError, OverflowError),
-                   reason="open bug (see the report): mapping._from_spec and check_value raise "
-                   "KeyError/TypeError/OverflowError on malformed values, and an invalid "
-                   "parallelism is named spec.nworkers")
 @pytest.mark.parametrize("spec, field", MALFORMED, ids=[f"{f}-{i}" for i, (_, f) in enumerate(MALFORMED)])
 def test_malformed_specs_are_parameter_errors(spec, field):
     """A spec the mapping cannot read is a ParameterError naming the spec's field.
 
-    Today: a huge integer raises OverflowError in check_value, a malformed ports/envVars
-    value raises KeyError/TypeError in mapping._from_spec (Runtime.ensure catches only
-    ParameterError/ValueError, so kopf retries it as an unexpected error instead of a
-    Stalled/InvalidSpec condition), and an invalid parallelism is reported as spec.nworkers,
-    a field the spec does not have (and may not have).
+    Found by fuzzing: a huge integer raised OverflowError in check_value, a malformed
+    ports/envVars value KeyError/TypeError in mapping._from_spec (Runtime.ensure catches only
+    ParameterError/ValueError), and an invalid parallelism was reported as spec.nworkers.
     """
     with pytest.raises(ParameterError) as caught:
         job_params(spec, "ns")
