@@ -138,7 +138,9 @@ def specs(draw):
         spec["parallelism"] = draw(st.one_of(st.integers(min_value=0, max_value=1000),
                                              st.integers(min_value=0, max_value=2 ** 64)))
     if wild and draw(st.integers(0, 4)) == 0:  # a field of another type, or no field at all
-        spec[draw(st.sampled_from(sorted(FIELD_TO_PARAM) + ["bogus", "nworkers"]))] = draw(any_text)
+        # (not passwordSecretRef: the CRD makes it an object; see MALFORMED for a string there)
+        field = draw(st.sampled_from(sorted(set(FIELD_TO_PARAM) - {"passwordSecretRef"}) + ["bogus", "nworkers"]))
+        spec[field] = draw(any_text)
     return spec
 
 
@@ -176,7 +178,6 @@ def check_query(url: str, query: dict[str, str], namespace: str, job_name: str) 
 
 def _read_secret(value: str):
     def read(namespace: str, name: str, key: str) -> str:
-        assert (name, key) == ("pw", "pw")
         return value
     return read
 
@@ -294,10 +295,14 @@ MALFORMED = [
     ({"type": "Webserver", "runVolume": "v", "cfgFile": "c", "envVars": [{"name": ["A"], "value": "1"}]}, "envVars"),
     ({"type": "Webserver", "runVolume": "v", "cfgFile": "c", "envVars": {"A": "1"}}, "envVars"),
     ({"type": "Webserver", "runVolume": "v", "cfgFile": "c", "parallelism": -1}, "parallelism"),
+    pytest.param({"type": "Notebook", "runVolume": "v", "passwordSecretRef": "pw"}, "passwordSecretRef",
+                 marks=pytest.mark.xfail(strict=True, raises=TypeError, reason=(
+                     "open bug: mapping._from_spec indexes a non-object passwordSecretRef "
+                     "(TypeError, not ParameterError)"))),
 ]
 
 
-@pytest.mark.parametrize("spec, field", MALFORMED, ids=[f"{f}-{i}" for i, (_, f) in enumerate(MALFORMED)])
+@pytest.mark.parametrize("spec, field", MALFORMED, ids=[f"case{i}" for i in range(len(MALFORMED))])
 def test_malformed_specs_are_parameter_errors(spec, field):
     """A spec the mapping cannot read is a ParameterError naming the spec's field.
 
@@ -306,7 +311,7 @@ def test_malformed_specs_are_parameter_errors(spec, field):
     ParameterError/ValueError), and an invalid parallelism was reported as spec.nworkers.
     """
     with pytest.raises(ParameterError) as caught:
-        job_params(spec, "ns")
+        job_params(spec, "ns", _read_secret("pw"))
     assert caught.value.param == field
     assert f"spec.{field}" in str(caught.value)
 
