@@ -313,6 +313,9 @@ def status_schema() -> dict:
             "jobName": {"type": "string", "description": "Name of the job in JuliaRun."},
             "phase": {"type": "string", "enum": PHASES, "description": "Summary of the job's state."},
             "submitted": {"type": "boolean", "description": "The job was submitted to JuliaRun."},
+            "parametersHash": {"type": "string",
+                               "description": "Digest of the parameters last sent to JuliaRun; "
+                                              "a spec whose digest differs is sent again with updateJob."},
             "submitTime": {"type": "string", "format": "date-time",
                            "description": "When the operator last sent submitJob; a retry waits "
                                           "for that request to land or time out before deciding again."},

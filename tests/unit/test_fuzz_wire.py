@@ -295,10 +295,7 @@ MALFORMED = [
     ({"type": "Webserver", "runVolume": "v", "cfgFile": "c", "envVars": [{"name": ["A"], "value": "1"}]}, "envVars"),
     ({"type": "Webserver", "runVolume": "v", "cfgFile": "c", "envVars": {"A": "1"}}, "envVars"),
     ({"type": "Webserver", "runVolume": "v", "cfgFile": "c", "parallelism": -1}, "parallelism"),
-    pytest.param({"type": "Notebook", "runVolume": "v", "passwordSecretRef": "pw"}, "passwordSecretRef",
-                 marks=pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-                     "open bug: mapping._from_spec indexes a non-object passwordSecretRef "
-                     "(TypeError, not ParameterError)"))),
+    ({"type": "Notebook", "runVolume": "v", "passwordSecretRef": "pw"}, "passwordSecretRef"),
 ]
 
 

@@ -18,6 +18,7 @@ from . import jobtypes as jt
 from .errors import ParameterError
 
 MAX_PORT = 65535
+# Checked with fullmatch: `$` alone would let a trailing newline through.
 # Kubernetes' quantity grammar, restricted to what memory sizes use.
 QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 # Job names become Kubernetes object names inside JuliaRun: a DNS-1123 label.
@@ -30,7 +31,7 @@ _UNESCAPES = {v[1]: k for k, v in _ESCAPES.items()}
 
 
 def check_job_name(name: object) -> str:
-    if not isinstance(name, str) or not JOB_NAME_RE.match(name):
+    if not isinstance(name, str) or not JOB_NAME_RE.fullmatch(name):
         raise ParameterError(
             f"invalid job name {name!r}: lowercase letters, digits and '-', "
             "starting and ending with a letter or digit, at most 63 characters", "name")
@@ -61,12 +62,15 @@ def check_value(param: jt.Param, value: Any) -> Any:
             raise _fail(param, "a non-negative integer", value)
         return value
     if kind == jt.NUMBER:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value) or value < 0:
+        try:
+            number = float(value) if not isinstance(value, bool) and isinstance(value, (int, float)) else None
+        except OverflowError:  # an int too large for a float
+            number = None
+        if number is None or not math.isfinite(number) or number < 0:
             raise _fail(param, "a non-negative number", value)
-        return float(value)
+        return number
     if kind == jt.QUANTITY:
-        if not isinstance(value, str) or not QUANTITY_RE.match(value):
+        if not isinstance(value, str) or not QUANTITY_RE.fullmatch(value):
             raise _fail(param, "a quantity such as 512Mi or 4Gi", value)
         return value
     if kind == jt.ENUM:
@@ -81,7 +85,7 @@ def check_value(param: jt.Param, value: Any) -> Any:
         return _check_ports(param, value)
     if kind == jt.ENV:
         if not isinstance(value, Mapping) or not all(
-                isinstance(k, str) and KEY_RE.match(k) and isinstance(v, str)
+                isinstance(k, str) and KEY_RE.fullmatch(k) and isinstance(v, str)
                 for k, v in value.items()):
             raise _fail(param, "a map of variable names to string values", value)
         return dict(value)
@@ -94,7 +98,7 @@ def _check_ports(param: jt.Param, value: Any) -> dict[str, tuple[int, int]]:
         raise _fail(param, expected, value)
     ports = {}
     for name, pair in value.items():
-        if not isinstance(name, str) or not KEY_RE.match(name):
+        if not isinstance(name, str) or not KEY_RE.fullmatch(name):
             raise _fail(param, expected + " (port names: letters, digits, '_', '-', '.')", name)
         if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(
                 isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= MAX_PORT

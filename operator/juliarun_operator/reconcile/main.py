@@ -35,6 +35,10 @@ def configure_parser(subparsers: Any) -> None:
     p.add_argument("--health-interval", type=float,
                    default=float(ENV.get("JULIARUN_HEALTH_INTERVAL", "30")),
                    help="seconds between getSystemStatus checks per connection (default 30)")
+    p.add_argument("--submit-landing-window", type=float,
+                   default=float(ENV.get("JULIARUN_SUBMIT_LANDING_WINDOW", "30")),
+                   help="seconds, beyond the time-outs, that an unconfirmed submitJob may still "
+                        "take to land before a retry or a deletion decides it did not (default 30)")
     p.add_argument("--metrics-port", type=int, default=int(ENV.get("METRICS_PORT", "8080")),
                    help="port of /metrics, /healthz and /readyz; 0 disables (default 8080)")
     p.add_argument("--log-format", choices=("text", "json"), default=ENV.get("LOG_FORMAT", "text"))
@@ -71,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         lambda record: not record.getMessage().startswith("Handler 'track'"))
     metrics = Metrics()
     runtime = Runtime(Config(context, sync_interval=args.sync_interval,
-                             health_interval=args.health_interval, backoff=Backoff()),
+                             health_interval=args.health_interval,
+                             submit_landing_window=args.submit_landing_window, backoff=Backoff()),
                       Kube(args.kubeconfig, pool_size=args.max_workers + 8), metrics)
     syncer = Syncer(runtime)
     servers = []

@@ -7,6 +7,8 @@ from the Secret the spec points at, never from the spec itself.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Callable, Mapping
 
 from ..juliarun import jobtypes as jt
@@ -38,23 +40,52 @@ def job_params(spec: Mapping[str, Any], namespace: str,
         return check_params(job_type.name, params)
     except ParameterError as exc:
         field = jt.PARAMETERS[exc.param].field if exc.param in jt.PARAMETERS else exc.param
+        field = "parallelism" if exc.param == "nworkers" else field  # nworkers comes from it
         raise ParameterError(f"spec.{field}: {exc}", field) from None
 
 
 def _from_spec(param: jt.Param, value: Any, namespace: str,
                read_secret: SecretReader | None) -> Any:
-    if param.kind == jt.PORTS:
-        return {p["name"]: (p["containerPort"], p["servicePort"]) for p in value}
-    if param.kind == jt.ENV:
-        return {e["name"]: e.get("value", "") for e in value}
+    # The CRD schema already shapes these; a cluster without it (or an old object) may not.
+    try:
+        if param.kind == jt.PORTS:
+            return {p["name"]: (p["containerPort"], p["servicePort"]) for p in _items(value)}
+        if param.kind == jt.ENV:
+            return {e["name"]: e.get("value", "") for e in _items(value)}
+    except (KeyError, TypeError, AttributeError):
+        raise ParameterError(f"spec.{param.field}: expected a list of objects with "
+                             + ("name, containerPort, servicePort" if param.kind == jt.PORTS
+                                else "name and value"), param.field) from None
     if param.kind == jt.SECRET:
         if read_secret is None:
             raise ParameterError(f"spec.{param.field}: no way to read Secrets", param.field)
         try:
-            return read_secret(namespace, value["name"], value["key"])
+            secret, key = value["name"], value["key"]
+        except (KeyError, TypeError):
+            raise ParameterError(f"spec.{param.field}: expected an object with name and key",
+                                 param.field) from None
+        try:
+            return read_secret(namespace, secret, key)
         except LookupError as exc:
             raise ParameterError(f"spec.{param.field}: {exc}", param.field) from None
     return value
+
+
+def _items(value: Any) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise TypeError("not a list of objects")
+    return value
+
+
+def params_digest(params: Mapping[str, Any]) -> str:
+    """A short digest of checked parameters, to notice a spec change that no event reported.
+
+    Secrets (the notebook password) stay out: a status field must not carry even a hash of one.
+    """
+    kept = {k: v for k, v in params.items()
+            if k != "nworkers" and jt.PARAMETERS[k].kind != jt.SECRET}
+    text = json.dumps(kept, sort_keys=True, default=list)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def changed_params(old: Mapping[str, Any], new: Mapping[str, Any], job_type: str) -> dict[str, Any]:

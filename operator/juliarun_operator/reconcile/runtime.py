@@ -20,7 +20,7 @@ from ..juliarun.errors import ApiError, CODE_INVALID_PARAMETER, CODE_JOB_EXISTS
 from . import status as st
 from .connections import Backoff, Connection, Connections, Credentials, Unavailable
 from .kube import Kube
-from .mapping import changed_params, job_params
+from .mapping import changed_params, job_params, params_digest
 from .metrics import Metrics
 from .naming import default_job_name
 
@@ -43,6 +43,7 @@ class Config:
     sync_interval: float = 10.0
     health_interval: float = 30.0
     log_lines_on_completion: int = 20
+    submit_landing_window: float = 30.0  # seconds a server may still apply an abandoned submit
     backoff: Backoff = field(default_factory=Backoff)
 
 
@@ -74,6 +75,9 @@ class Runtime:
         # Latest body of every JuliaRunJob, fed by the watch: the status sync's worklist.
         self.objects: dict[tuple[str, str], dict] = {}
         self.objects_lock = threading.Lock()
+        # When each object's last setJobScale went out: the sync only corrects a scale that
+        # a snapshot taken after that call still shows as drifted.
+        self.scale_calls: dict[tuple[str, str], float] = {}
 
     # --- the object registry ------------------------------------------------------------
 
@@ -82,6 +86,7 @@ class Runtime:
         with self.objects_lock:
             if event_type == "DELETED":
                 self.objects.pop(key, None)
+                self.scale_calls.pop(key, None)
             else:
                 self.objects[key] = dict(body)
 
@@ -128,13 +133,13 @@ class Runtime:
             if st.changed(view.status, fields):
                 self.write_status(body, fields)
             return "paused"
-        if view.status.get("submitted"):
-            return "present"
         try:
             params = job_params(view.spec, view.namespace, self.kube.read_secret)
         except (ParameterError, ValueError) as exc:
             self.stall(body, view, "InvalidSpec", str(exc))
             return "invalid"
+        if view.status.get("submitted"):
+            return self._catch_up(body, view, params)
         conn = self.connection(view)
         recorded = view.status.get("jobName")
         name = recorded or view.spec.get("jobName") or default_job_name(view.namespace, view.name)
@@ -148,7 +153,7 @@ class Runtime:
                     self.stall(body, view, "Conflict",
                                f"JuliaRun job {name} is a {jobs[name].type}, not a {view.spec['type']}")
                     return "conflict"
-                self._submitted(body, view, name)
+                self._submitted(body, view, name, params)
                 self.kube.event(body, "Normal", "Adopted", f"adopted existing JuliaRun job {name}")
                 self._scale_after_submit(conn, view, name, params)
                 return "adopted"
@@ -158,6 +163,7 @@ class Runtime:
             return "conflict"
         self.write_status(body, {  # intent before action: a retry after a crash finds this name
             "jobName": name, "submitted": False, "phase": "Pending", "submitTime": st.now_iso(),
+            "parametersHash": params_digest(params),
             "observedGeneration": view.generation,
             "conditions": st.conditions_for(
                 view.status, view.generation, st.now_iso(),
@@ -168,41 +174,59 @@ class Runtime:
         except ApiError as exc:
             if exc.code == CODE_JOB_EXISTS:
                 # It appeared since our snapshot, under the name this object recorded: ours.
-                self._submitted(body, view, name)
+                self._submitted(body, view, name, params)
                 return "adopted"
             if exc.code == CODE_INVALID_PARAMETER:
                 self.stall(body, view, "SubmitRefused", f"JuliaRun refused job {name}: {exc.reason}")
                 return "refused"
             raise
         self.kube.event(body, "Normal", "Submitted", f"submitted {view.spec['type']} job {name} to JuliaRun")
-        self._submitted(body, view, name)
+        self._submitted(body, view, name, params)
         self._scale_after_submit(conn, view, name, params)
         return "submitted"
 
     def _wait_for_earlier_submit(self, conn: Connection, view: st.ObjectView) -> None:
         """A submitJob sent before a crash may still land: give it its time-out first.
 
-        Deciding "not in JuliaRun, submit" too early would submit twice.
+        Deciding "not in JuliaRun, submit" too early would submit twice, and deleting the
+        object too early would leak the job. A server may apply a request after the client
+        gave up on it, hence the landing window on top of the time-outs.
         """
         sent = view.status.get("submitTime")
         if not sent:
             return
         ctx = conn.context
-        landed_by = st.parse_time(sent) + ctx.connect_timeout + ctx.read_timeout + 1
+        landed_by = (st.parse_time(sent) + ctx.connect_timeout + ctx.read_timeout + 1
+                     + self.config.submit_landing_window)
         remaining = landed_by - time.time()
         if remaining > 0:
             raise Retry(f"waiting {remaining:.0f} s for an earlier submitJob to land or time out",
                         remaining)
 
-    def _submitted(self, body: Mapping[str, Any], view: st.ObjectView, name: str) -> None:
+    def _submitted(self, body: Mapping[str, Any], view: st.ObjectView, name: str,
+                   params: Mapping[str, Any]) -> None:
         """Record that the job exists; conditions start afresh (a past conflict is over)."""
         message = f"job {name} submitted; waiting for JuliaRun's view"
         self.write_status(body, {
             "jobName": name, "submitted": True, "phase": "Pending", "message": message,
+            "parametersHash": params_digest(params),
             "observedGeneration": view.generation,
             "conditions": st.conditions_for(view.status, view.generation, st.now_iso(),
                                             ("False", "Submitted", message),
                                             ("True", "Submitted", message), ("False", "Healthy", ""))})
+
+    def _catch_up(self, body: Mapping[str, Any], view: st.ObjectView,
+                  params: Mapping[str, Any]) -> str:
+        """A submitted job whose spec changed unseen (folded into a create cycle, or while
+        the operator was down): send the parameters again. Scale drift is the sync's job."""
+        if view.status.get("parametersHash") == params_digest(params):
+            return "present"
+        conn = self.connection(view)
+        sent = {k: v for k, v in params.items() if k != "nworkers"}
+        self._call(conn, conn.client.update_job, _job(view, view.status["jobName"]), **sent)
+        self.write_status(body, {"parametersHash": params_digest(params)})
+        self.kube.event(body, "Normal", "Updated", "sent the current parameters again")
+        return "updated"
 
     def _scale_after_submit(self, conn: Connection, view: st.ObjectView, name: str,
                             params: Mapping[str, Any]) -> None:
@@ -219,6 +243,7 @@ class Runtime:
         if view.paused or view.deleting or not view.status.get("submitted") or parallelism is None:
             return "skipped"  # the submit (or the unpause) uses the spec as it is then
         conn = self.connection(view)
+        self.scale_calls[(view.namespace, view.name)] = time.monotonic()
         try:
             self._call(conn, conn.client.set_job_scale, _job(view, view.status["jobName"]), parallelism)
         except ApiError as exc:
@@ -238,22 +263,31 @@ class Runtime:
             return self.ensure(body)
         try:
             new = job_params(view.spec, view.namespace, self.kube.read_secret)
-            old = job_params(old_spec, view.namespace, self.kube.read_secret)
         except (ParameterError, ValueError) as exc:
             self.stall(body, view, "InvalidSpec", str(exc))
             return "invalid"
-        changes = changed_params(old, new, view.spec["type"])
-        if changes:
-            conn = self.connection(view)
-            try:
-                self._call(conn, conn.client.update_job, _job(view, view.status["jobName"]), **changes)
-            except ApiError as exc:
-                if exc.code == CODE_INVALID_PARAMETER:
-                    self.stall(body, view, "UpdateRefused", f"JuliaRun refused the update: {exc.reason}")
-                    return "refused"
-                raise
-            self.kube.event(body, "Normal", "Updated", "updated " + ", ".join(sorted(changes)))
-        return "updated" if changes else "unchanged"
+        applied = view.status.get("parametersHash")
+        if applied == params_digest(new):
+            return "unchanged"
+        try:
+            old = job_params(old_spec, view.namespace, self.kube.read_secret)
+        except (ParameterError, ValueError):
+            old = {}
+        if applied == params_digest(old):
+            changes = changed_params(old, new, view.spec["type"])
+        else:  # JuliaRun holds something else than the old spec says: send it all
+            changes = {k: v for k, v in new.items() if k != "nworkers"}
+        conn = self.connection(view)
+        try:
+            self._call(conn, conn.client.update_job, _job(view, view.status["jobName"]), **changes)
+        except ApiError as exc:
+            if exc.code == CODE_INVALID_PARAMETER:
+                self.stall(body, view, "UpdateRefused", f"JuliaRun refused the update: {exc.reason}")
+                return "refused"
+            raise
+        self.write_status(body, {"parametersHash": params_digest(new)})
+        self.kube.event(body, "Normal", "Updated", "updated " + ", ".join(sorted(changes)))
+        return "updated"
 
     # --- deletion -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
 
 from ..juliarun import Job, JuliaRunError
+from ..juliarun import jobtypes as jt
 from . import status as st
 from .connections import Connection, Unavailable
 from .runtime import PAUSE_ANNOTATION, Retry, Runtime
@@ -67,9 +68,12 @@ class Syncer:
             groups.setdefault(id(conn), (conn, []))[1].append(body)
         futures = []
         for conn, members in groups.values():
+            fetched = time.monotonic()
             snapshot, problem = self._fetch(conn)
             for body in members:
                 futures.append(self._pool.submit(self._sync_object, body, snapshot, problem, conn))
+                if snapshot is not None and not problem:
+                    futures.append(self._pool.submit(self._correct_scale, body, snapshot, fetched))
         for future in futures:
             future.result()
 
@@ -111,6 +115,24 @@ class Syncer:
             return
         if fields.get("completed") and not view.status.get("completed"):
             self._post_logs(body, view, conn, name, fields["phase"])
+
+    def _correct_scale(self, body: Mapping[str, Any], snapshot: dict, fetched: float) -> None:
+        """Level-triggered backstop for scale events that were lost (a crash, a change kopf
+        folded into another cycle): a running job whose requested scale differs from
+        spec.parallelism in a snapshot taken after our last setJobScale gets it again."""
+        view = st.ObjectView.of(body, PAUSE_ANNOTATION)
+        info = snapshot.get(view.status.get("jobName", ""))
+        wanted = view.spec.get("parallelism")
+        job_type = jt.JOB_TYPES.get(view.spec.get("type", ""))
+        if info is None or wanted is None or job_type is None or not job_type.scalable \
+                or info.status.completed or info.scale.requested == wanted \
+                or st.handler_stall(view.status, view.generation) \
+                or self.rt.scale_calls.get((view.namespace, view.name), 0.0) >= fetched:
+            return
+        try:
+            self.rt.scale(body, wanted)
+        except (Retry, JuliaRunError) as exc:
+            log.info("scale of %s/%s not corrected yet: %s", view.namespace, view.name, exc)
 
     def _post_logs(self, body: Mapping[str, Any], view: st.ObjectView, conn: Connection,
                    name: str, phase: str) -> None:
