@@ -140,11 +140,13 @@ def test_existing_job_is_a_conflict_until_adopted(stack, ns, control_plane):
     kube.apply(ns, job("taken", "Webserver", runVolume="v", cfgFile="c"))
     stalled = wait_for("conflict", lambda: (c := kube.condition(ns, "taken", "Stalled")).get("reason") == "Conflict" and c)
     assert stalled["status"] == "True" and name in stalled["message"]
-    assert emulator.calls("submitJob", name) == 1  # ours, above; the operator's none
+    assert emulator.calls("submitJob", name) == 2  # ours, above, and the operator's refused one
+    assert "jobName" not in kube.status(ns, "taken")  # not ours: nothing to delete with the object
     control_plane.kubectl("annotate", "jrj/taken", "-n", ns, "juliarun.dev/adopt=true")
     wait_for("adopted and ready", lambda: kube.condition(ns, "taken", "Ready").get("status") == "True")
     assert kube.condition(ns, "taken", "Stalled")["status"] == "False"
-    assert emulator.calls("submitJob", name) == 1
+    assert kube.status(ns, "taken")["jobName"] == name
+    assert emulator.calls("submitJob", name) == 2  # adopted, not submitted again
 
 
 def test_pause_stops_calls_and_unpause_applies_pending_changes(stack, ns, control_plane):

@@ -51,6 +51,11 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.execution.max_workers = memo.max_workers
     settings.watching.server_timeout = 300
     settings.peering.lifetime = memo.peering_lifetime
+    # Under load our own patches take time to come back through the watch; a handler run
+    # on a body older than them repeats work. Wait longer for them than kopf's 5 s.
+    settings.persistence.consistency_timeout = 30
+    # Objects in flight at once: bounds memory when thousands arrive together.
+    settings.queueing.worker_limit = memo.max_workers * 4
     memo.start()
 
 

@@ -51,6 +51,18 @@ def _job(view: st.ObjectView, name: str) -> Job:
     return Job(view.spec["type"], name)
 
 
+def _slim(body: Mapping[str, Any]) -> dict:
+    """What the status sync needs of an object: a fraction of it (no managedFields, no
+    last-applied annotations), which matters at tens of thousands of objects."""
+    meta = body["metadata"]
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
+                   if k.startswith("juliarun.dev/")}
+    kept = {k: meta[k] for k in ("name", "namespace", "uid", "generation", "deletionTimestamp")
+            if k in meta}
+    return {"metadata": {**kept, "annotations": annotations},
+            "spec": body.get("spec") or {}, "status": body.get("status") or {}}
+
+
 @contextlib.contextmanager
 def _retry_on_outage(conn: Connection):
     try:
@@ -78,6 +90,8 @@ class Runtime:
         # When each object's last setJobScale went out: the sync only corrects a scale that
         # a snapshot taken after that call still shows as drifted.
         self.scale_calls: dict[tuple[str, str], float] = {}
+        # uid -> (job name, parameters digest) of every job this process submitted or adopted.
+        self.applied: dict[str, tuple[str, str | None]] = {}
 
     # --- the object registry ------------------------------------------------------------
 
@@ -88,13 +102,13 @@ class Runtime:
                 self.objects.pop(key, None)
                 self.scale_calls.pop(key, None)
             else:
-                self.objects[key] = dict(body)
+                self.objects[key] = _slim(body)
 
     def _remember_status(self, body: Mapping[str, Any], written: Mapping[str, Any]) -> None:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         with self.objects_lock:
             if key in self.objects:
-                self.objects[key] = dict(written)
+                self.objects[key] = _slim(written)
 
     def write_status(self, body: Mapping[str, Any], fields: Mapping[str, Any]) -> dict:
         meta = body["metadata"]
@@ -138,17 +152,18 @@ class Runtime:
         except (ParameterError, ValueError) as exc:
             self.stall(body, view, "InvalidSpec", str(exc))
             return "invalid"
-        if view.status.get("submitted"):
+        if self._applied(body, view):
             return self._catch_up(body, view, params)
         conn = self.connection(view)
         recorded = view.status.get("jobName")
         name = recorded or view.spec.get("jobName") or default_job_name(view.namespace, view.name)
-        if recorded:
-            self._wait_for_earlier_submit(conn, view)
-        jobs = self._snapshot(conn, started)
-        if name in jobs:
-            adopt = (body["metadata"].get("annotations") or {}).get(ADOPT_ANNOTATION) == "true"
-            if recorded or adopt:
+        adopt = (body["metadata"].get("annotations") or {}).get(ADOPT_ANNOTATION) == "true"
+        if recorded or adopt:
+            # A retry (our earlier submit may have landed) or an adoption: look before acting.
+            if recorded:
+                self._wait_for_earlier_submit(conn, view)
+            jobs = self._snapshot(conn, started)
+            if name in jobs:
                 if jobs[name].type != view.spec["type"]:
                     self.stall(body, view, "Conflict",
                                f"JuliaRun job {name} is a {jobs[name].type}, not a {view.spec['type']}")
@@ -157,13 +172,8 @@ class Runtime:
                 self.kube.event(body, "Normal", "Adopted", f"adopted existing JuliaRun job {name}")
                 self._scale_after_submit(conn, view, name, params)
                 return "adopted"
-            self.stall(body, view, "Conflict",
-                       f"JuliaRun job {name} already exists and was not created for this object; "
-                       f"set spec.jobName to another name, or annotate {ADOPT_ANNOTATION}=true to adopt it")
-            return "conflict"
         self.write_status(body, {  # intent before action: a retry after a crash finds this name
             "jobName": name, "submitted": False, "phase": "Pending", "submitTime": st.now_iso(),
-            "parametersHash": params_digest(params),
             "observedGeneration": view.generation,
             "conditions": st.conditions_for(
                 view.status, view.generation, st.now_iso(),
@@ -172,10 +182,18 @@ class Runtime:
         try:
             self._call(conn, conn.client.submit_job, _job(view, name), **params)
         except ApiError as exc:
-            if exc.code == CODE_JOB_EXISTS:
-                # It appeared since our snapshot, under the name this object recorded: ours.
+            if exc.code == CODE_JOB_EXISTS and (recorded or adopt):
+                # Appeared since our snapshot, under a name this object recorded (or may adopt).
                 self._submitted(body, view, name, params)
                 return "adopted"
+            if exc.code == CODE_JOB_EXISTS:
+                # A first submit met a job this object never created: not ours. The recorded
+                # name goes, so that a retry cannot mistake that job for one of ours.
+                self.stall(body, view, "Conflict",
+                           f"JuliaRun job {name} already exists and was not created for this object; "
+                           f"set spec.jobName to another name, or annotate {ADOPT_ANNOTATION}=true "
+                           "to adopt it", forget_name=True)
+                return "conflict"
             if exc.code == CODE_INVALID_PARAMETER:
                 self.stall(body, view, "SubmitRefused", f"JuliaRun refused job {name}: {exc.reason}")
                 return "refused"
@@ -207,6 +225,7 @@ class Runtime:
                    params: Mapping[str, Any]) -> None:
         """Record that the job exists; conditions start afresh (a past conflict is over)."""
         message = f"job {name} submitted; waiting for JuliaRun's view"
+        self.applied[body["metadata"].get("uid")] = (name, params_digest(params))
         self.write_status(body, {
             "jobName": name, "submitted": True, "phase": "Pending", "message": message,
             "parametersHash": params_digest(params),
@@ -219,14 +238,33 @@ class Runtime:
                   params: Mapping[str, Any]) -> str:
         """A submitted job whose spec changed unseen (folded into a create cycle, or while
         the operator was down): send the parameters again. Scale drift is the sync's job."""
-        if view.status.get("parametersHash") == params_digest(params):
+        name, digest = self._applied(body, view)
+        if digest == params_digest(params):
             return "present"
         conn = self.connection(view)
         sent = {k: v for k, v in params.items() if k != "nworkers"}
-        self._call(conn, conn.client.update_job, _job(view, view.status["jobName"]), **sent)
-        self.write_status(body, {"parametersHash": params_digest(params)})
+        self._call(conn, conn.client.update_job, _job(view, name), **sent)
+        self._record_params(body, name, params)
         self.kube.event(body, "Normal", "Updated", "sent the current parameters again")
         return "updated"
+
+    def _applied(self, body: Mapping[str, Any], view: st.ObjectView) -> tuple[str, str | None] | None:
+        """(job name, parameters digest) of the object's submitted job, or None.
+
+        This process's memory comes first: under load kopf may run a handler with a body
+        that predates our own status writes, and that body would say "not submitted yet".
+        """
+        known = self.applied.get(body["metadata"].get("uid"))
+        if known:
+            return known
+        if view.status.get("submitted"):
+            return view.status["jobName"], view.status.get("parametersHash")
+        return None
+
+    def _record_params(self, body: Mapping[str, Any], name: str, params: Mapping[str, Any]) -> None:
+        digest = params_digest(params)
+        self.applied[body["metadata"].get("uid")] = (name, digest)
+        self.write_status(body, {"parametersHash": digest})
 
     def _scale_after_submit(self, conn: Connection, view: st.ObjectView, name: str,
                             params: Mapping[str, Any]) -> None:
@@ -240,12 +278,13 @@ class Runtime:
 
     def scale(self, body: Mapping[str, Any], parallelism: int | None) -> str:
         view = st.ObjectView.of(body, PAUSE_ANNOTATION)
-        if view.paused or view.deleting or not view.status.get("submitted") or parallelism is None:
+        applied = self._applied(body, view)
+        if view.paused or view.deleting or not applied or parallelism is None:
             return "skipped"  # the submit (or the unpause) uses the spec as it is then
         conn = self.connection(view)
         self.scale_calls[(view.namespace, view.name)] = time.monotonic()
         try:
-            self._call(conn, conn.client.set_job_scale, _job(view, view.status["jobName"]), parallelism)
+            self._call(conn, conn.client.set_job_scale, _job(view, applied[0]), parallelism)
         except ApiError as exc:
             if exc.code == CODE_INVALID_PARAMETER:
                 self.stall(body, view, "UpdateRefused", f"JuliaRun refused scale {parallelism}: {exc.reason}")
@@ -259,33 +298,34 @@ class Runtime:
         view = st.ObjectView.of(body, PAUSE_ANNOTATION)
         if view.paused or view.deleting:
             return "skipped"
-        if not view.status.get("submitted"):
+        applied = self._applied(body, view)
+        if not applied:
             return self.ensure(body)
+        name, digest = applied
         try:
             new = job_params(view.spec, view.namespace, self.kube.read_secret)
         except (ParameterError, ValueError) as exc:
             self.stall(body, view, "InvalidSpec", str(exc))
             return "invalid"
-        applied = view.status.get("parametersHash")
-        if applied == params_digest(new):
+        if digest == params_digest(new):
             return "unchanged"
         try:
             old = job_params(old_spec, view.namespace, self.kube.read_secret)
         except (ParameterError, ValueError):
             old = {}
-        if applied == params_digest(old):
+        if digest == params_digest(old):
             changes = changed_params(old, new, view.spec["type"])
         else:  # JuliaRun holds something else than the old spec says: send it all
             changes = {k: v for k, v in new.items() if k != "nworkers"}
         conn = self.connection(view)
         try:
-            self._call(conn, conn.client.update_job, _job(view, view.status["jobName"]), **changes)
+            self._call(conn, conn.client.update_job, _job(view, name), **changes)
         except ApiError as exc:
             if exc.code == CODE_INVALID_PARAMETER:
                 self.stall(body, view, "UpdateRefused", f"JuliaRun refused the update: {exc.reason}")
                 return "refused"
             raise
-        self.write_status(body, {"parametersHash": params_digest(new)})
+        self._record_params(body, name, new)
         self.kube.event(body, "Normal", "Updated", "updated " + ", ".join(sorted(changes)))
         return "updated"
 
@@ -295,7 +335,8 @@ class Runtime:
         """Delete the JuliaRun job under policy Delete; a job already gone counts as deleted."""
         started = time.monotonic()
         view = st.ObjectView.of(body, PAUSE_ANNOTATION)
-        name = view.status.get("jobName")
+        applied = self._applied(body, view)
+        name = applied[0] if applied else view.status.get("jobName")
         if view.spec.get("deletionPolicy", "Delete") == "Orphan":
             if name:
                 self.kube.event(body, "Normal", "Orphaned", f"left JuliaRun job {name} running")
@@ -303,7 +344,7 @@ class Runtime:
         if not name:
             return "nothing"  # nothing was ever submitted: the name is recorded first
         conn = self.connection(view)
-        if not view.status.get("submitted"):
+        if not applied:
             self._wait_for_earlier_submit(conn, view)  # else a late submit would leak the job
         try:
             self._call(conn, conn.client.delete_job, _job(view, name), force=True)
@@ -311,6 +352,7 @@ class Runtime:
             if name in self._snapshot(conn, started):
                 raise Retry(f"deleteJob {name} refused: {exc.reason}", conn.backoff.delay(3)) from None
         self.kube.event(body, "Normal", "Deleted", f"deleted JuliaRun job {name}")
+        self.applied.pop(body["metadata"].get("uid"), None)
         return "deleted"
 
     # --- helpers ----------------------------------------------------------------------------
@@ -325,11 +367,14 @@ class Runtime:
         with _retry_on_outage(conn):
             return conn.jobs(fresh_after=fresh_after)
 
-    def stall(self, body: Mapping[str, Any], view: st.ObjectView, reason: str, message: str) -> None:
+    def stall(self, body: Mapping[str, Any], view: st.ObjectView, reason: str, message: str,
+              forget_name: bool = False) -> None:
         """Record an error no retry will fix; the next spec change tries again."""
         log.warning("%s/%s: %s: %s", view.namespace, view.name, reason, message)
         now = st.now_iso()
+        forget = {"jobName": None, "submitTime": None} if forget_name else {}
         self.write_status(body, {
+            **forget,
             "phase": "Failed", "message": message, "observedGeneration": view.generation,
             "conditions": st.conditions_for(view.status, view.generation, now,
                                             ("False", reason, message), ("False", reason, ""),
