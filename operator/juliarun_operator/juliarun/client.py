@@ -156,11 +156,17 @@ class Client:
     """One method per JuliaRun call. Thread-safe as far as requests' Session is."""
 
     def __init__(self, context: Context, *, retry: RetryPolicy = RetryPolicy(),
-                 session: requests.Session | None = None,
+                 session: requests.Session | None = None, pool_size: int = 10,
                  observe: Callable[[str, str, float], None] | None = None):
         self.context = context
         self.retry = retry
-        self.session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            # One kept-alive connection per concurrent caller, not requests' 10.
+            adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        self.session = session
         # observe(operation, outcome, seconds) after every attempt: a hook for metrics.
         self.observe = observe
 

@@ -58,7 +58,7 @@ class Connection:
                  observe: Callable[[str, str, float], None] | None = None):
         self.context = context
         # The operator retries at its own level; one attempt per call keeps rates countable.
-        self.client = Client(context, retry=RetryPolicy(attempts=1), observe=observe)
+        self.client = Client(context, retry=RetryPolicy(attempts=1), observe=observe, pool_size=64)
         self.backoff = backoff
         self._lock = threading.Lock()
         self._fetched = threading.Condition(self._lock)

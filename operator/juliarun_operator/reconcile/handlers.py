@@ -51,11 +51,6 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.execution.max_workers = memo.max_workers
     settings.watching.server_timeout = 300
     settings.peering.lifetime = memo.peering_lifetime
-    # Under load our own patches take time to come back through the watch; a handler run
-    # on a body older than them repeats work. Wait longer for them than kopf's 5 s.
-    settings.persistence.consistency_timeout = 30
-    # Objects in flight at once: bounds memory when thousands arrive together.
-    settings.queueing.worker_limit = memo.max_workers * 4
     memo.start()
 
 
@@ -76,10 +71,14 @@ def ensure(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     _run(memo, "ensure", body, retry, lambda: memo.runtime.ensure(body))
 
 
-@kopf.on.field(*RESOURCE, field="spec.parallelism")
-def scale(body: kopf.Body, new: Any, reason: str, memo: kopf.Memo, retry: int, **_: Any) -> None:
-    if reason in (kopf.Reason.CREATE, kopf.Reason.RESUME):
-        return  # the submit carries the initial scale
+def _not_creation(reason: str, **_: Any) -> bool:
+    """Field handlers skip creation and resume, where `ensure` reads the whole object. As a
+    filter, not an early return: a second handler in a cycle costs kopf progress writes."""
+    return reason not in (kopf.Reason.CREATE, kopf.Reason.RESUME)
+
+
+@kopf.on.field(*RESOURCE, field="spec.parallelism", when=_not_creation)
+def scale(body: kopf.Body, new: Any, memo: kopf.Memo, retry: int, **_: Any) -> None:
     _wait_while_paused(body)
     _run(memo, "scale", body, retry, lambda: memo.runtime.scale(body, new))
 
@@ -90,11 +89,9 @@ def update(body: kopf.Body, old: Any, memo: kopf.Memo, retry: int, **_: Any) -> 
     _run(memo, "update", body, retry, lambda: memo.runtime.update(body, old or {}))
 
 
-@kopf.on.field(*RESOURCE, field=["metadata", "annotations", PAUSE_ANNOTATION])
-@kopf.on.field(*RESOURCE, field=["metadata", "annotations", ADOPT_ANNOTATION])
-def annotation_changed(body: kopf.Body, reason: str, memo: kopf.Memo, retry: int, **_: Any) -> None:
-    if reason in (kopf.Reason.CREATE, kopf.Reason.RESUME):
-        return  # the create handler reads the annotations itself
+@kopf.on.field(*RESOURCE, field=["metadata", "annotations", PAUSE_ANNOTATION], when=_not_creation)
+@kopf.on.field(*RESOURCE, field=["metadata", "annotations", ADOPT_ANNOTATION], when=_not_creation)
+def annotation_changed(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     _run(memo, "annotation", body, retry, lambda: memo.runtime.ensure(body))
 
 
