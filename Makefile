@@ -36,8 +36,9 @@ demo: setup tools
 demo-cli: setup
 	bash hack/demo-jobs.sh
 
-bench: setup
-	$(BIN)/python bench/run.py
+# MALLOC_ARENA_MAX as in the image (Dockerfile), so the numbers are the shipped ones.
+bench: setup tools
+	MALLOC_ARENA_MAX=2 $(BIN)/python bench/run.py
 
 generate: setup
 	$(BIN)/python -m juliarun_operator.gen

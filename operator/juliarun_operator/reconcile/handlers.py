@@ -51,6 +51,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.execution.max_workers = memo.max_workers
     settings.watching.server_timeout = 300
     settings.peering.lifetime = memo.peering_lifetime
+    # Under load kopf's own patches take a while to come back through the watch; when its
+    # wait for them (5 s by default) runs out it handles a stale body and repeats the create
+    # cycle, with its writes. Waiting longer is cheaper than repeating.
+    settings.persistence.consistency_timeout = 30
     memo.start()
 
 
