@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import signal
@@ -129,6 +130,42 @@ def test_orphan_policy_leaves_the_job_and_delete_policy_removes_it(stack, ns, co
     jobs = emulator.jobs()
     assert keep in jobs and drop not in jobs
     assert emulator.calls("deleteJob", keep) == 0
+
+
+def secret_reads(control_plane) -> int:
+    """GETs of Secrets, as the API server counts them."""
+    metrics = control_plane.kubectl("get", "--raw", "/metrics").stdout
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in metrics.splitlines()
+               if line.startswith("apiserver_request_total{")
+               and 'resource="secrets"' in line and 'verb="GET"' in line)
+
+
+def test_credentials_secret_routes_the_job_to_its_own_connection(stack, ns, control_plane):
+    emulator, operator, kube = stack
+    from juliarun_operator.juliarun import Client, Context
+    team_token = "team-b-s3cr3t-7171"
+    spec = dict(runVolume="v", cfgFile="c", parallelism=2, credentialsRef={"name": "jr-team-b"})
+    kube.apply(ns, job("routed", "Webserver", **spec))
+    name = default_job_name(ns, "routed")
+    # Without its Secret nothing is sent anywhere, and the object says what is missing.
+    wait_for("missing Secret reported", lambda: any(
+        f"Secret {ns}/jr-team-b not found" in e["message"] for e in kube.events(ns, "routed")), 30)
+    assert not any(name in calls for calls in emulator.counters()["jobs"].values())
+    control_plane.kubectl("create", "secret", "generic", "jr-team-b", "-n", ns, f"--from-literal=url={emulator.url}",
+                          f"--from-literal=token={team_token}", "--from-literal=namespace=team-b")
+    wait_for("routed at scale", lambda: kube.status(ns, "routed").get("scale") == {"running": 2, "requested": 2}
+             and kube.condition(ns, "routed", "Ready").get("status") == "True", 60)
+    team_b = Client(Context(url=emulator.url, token=team_token, namespace="team-b"))
+    assert team_b.list_jobs() == {name: "Webserver"}
+    assert name not in emulator.jobs()  # not in the operator's default JuliaRun namespace
+    # Three sync intervals use the Secret without reading it again each time.
+    before = secret_reads(control_plane)
+    time.sleep(3)
+    assert secret_reads(control_plane) - before <= 1
+    control_plane.kubectl("delete", "jrj", "routed", "-n", ns, "--timeout=60s")
+    assert team_b.list_jobs() == {}
+    log = operator.text()
+    assert team_token not in log and base64.b64encode(team_token.encode()).decode() not in log
 
 
 def test_existing_job_is_a_conflict_until_adopted(stack, ns, control_plane):

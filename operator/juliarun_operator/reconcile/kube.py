@@ -46,26 +46,22 @@ class Kube:
         return self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)})
 
-    def read_secret(self, namespace: str, name: str, key: str) -> str:
-        """One key of a Secret, decoded; LookupError names what is missing."""
+    def read_secret_data(self, namespace: str, name: str) -> dict[str, str]:
+        """Every key of a Secret, decoded; LookupError when the Secret does not exist."""
         try:
             secret = self.core.read_namespaced_secret(name, namespace)
         except kubernetes.client.ApiException as exc:
             if exc.status == 404:
                 raise LookupError(f"Secret {namespace}/{name} not found") from None
             raise
-        data = secret.data or {}
+        return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
+    def read_secret(self, namespace: str, name: str, key: str) -> str:
+        """One key of a Secret, decoded; LookupError names what is missing."""
+        data = self.read_secret_data(namespace, name)
         if key not in data:
             raise LookupError(f"Secret {namespace}/{name} has no key {key!r}")
-        return base64.b64decode(data[key]).decode()
-
-    def read_secret_optional(self, namespace: str, name: str, key: str) -> str | None:
-        try:
-            return self.read_secret(namespace, name, key)
-        except LookupError as exc:
-            if "has no key" in str(exc):
-                return None
-            raise
+        return data[key]
 
     def event(self, body: Mapping[str, Any], etype: str, reason: str, message: str) -> None:
         """Post a core/v1 Event about a JuliaRunJob; failures are logged, never raised."""

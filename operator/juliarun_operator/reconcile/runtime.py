@@ -44,6 +44,7 @@ class Config:
     health_interval: float = 30.0
     log_lines_on_completion: int = 20
     submit_landing_window: float = 30.0  # seconds a server may still apply an abandoned submit
+    credentials_ttl: float = 60.0  # seconds a credentials Secret is used before it is read again
     backoff: Backoff = field(default_factory=Backoff)
 
 
@@ -92,6 +93,8 @@ class Runtime:
         self.scale_calls: dict[tuple[str, str], float] = {}
         # uid -> (job name, parameters digest) of every job this process submitted or adopted.
         self.applied: dict[str, tuple[str, str | None]] = {}
+        # (namespace, Secret name) -> (when read, Credentials): see `_credentials`.
+        self.credentials_cache: dict[tuple[str, str], tuple[float, Credentials]] = {}
 
     # --- the object registry ------------------------------------------------------------
 
@@ -125,14 +128,27 @@ class Runtime:
         if not ref:
             return self.connections.default
         try:
-            read = self.kube.read_secret
-            creds = Credentials(read(view.namespace, ref["name"], "url"),
-                                read(view.namespace, ref["name"], "token"),
-                                read(view.namespace, ref["name"], "namespace"),
-                                self.kube.read_secret_optional(view.namespace, ref["name"], "ca.crt"))
+            creds = self._credentials(view.namespace, ref["name"])
         except LookupError as exc:
             raise Retry(f"credentials: {exc}", self.config.backoff.delay(3)) from None
         return self.connections.get(creds)
+
+    def _credentials(self, namespace: str, name: str) -> Credentials:
+        """A credentials Secret, read at most once per `credentials_ttl`: the status sync asks
+        for every object every interval, and a rotated token still arrives within the TTL."""
+        now = time.monotonic()
+        with self.objects_lock:
+            cached = self.credentials_cache.get((namespace, name))
+        if cached and now - cached[0] < self.config.credentials_ttl:
+            return cached[1]
+        data = self.kube.read_secret_data(namespace, name)
+        for key in ("url", "token", "namespace"):
+            if not data.get(key):
+                raise LookupError(f"Secret {namespace}/{name} has no key {key!r}")
+        creds = Credentials(data["url"], data["token"], data["namespace"], data.get("ca.crt"))
+        with self.objects_lock:
+            self.credentials_cache[(namespace, name)] = (now, creds)
+        return creds
 
     # --- create / resume / unpause ------------------------------------------------------
 
