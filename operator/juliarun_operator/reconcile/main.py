@@ -52,6 +52,9 @@ def configure_parser(subparsers: Any) -> None:
     p.add_argument("--standalone", action="store_true", help="no peering (a single operator)")
     p.add_argument("--max-workers", type=int, default=int(ENV.get("MAX_WORKERS", "32")),
                    help="threads for handlers (kopf's default is CPUs + 4)")
+    p.add_argument("--max-in-flight", type=int, default=int(ENV.get("MAX_IN_FLIGHT", "500")),
+                   help="objects worked on at once; the others' events wait, which bounds memory "
+                        "when thousands change together; 0: no limit (default 500)")
     p.set_defaults(func=run)
 
 
@@ -91,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         for server in servers:
             server.shutdown()
 
-    memo = kopf.Memo(runtime=runtime, max_workers=args.max_workers, peering_lifetime=args.peering_lifetime,
+    memo = kopf.Memo(runtime=runtime, max_workers=args.max_workers, max_in_flight=args.max_in_flight,
+                     peering_lifetime=args.peering_lifetime,
                      start=start, stop=stop)
     logging.getLogger("juliarun_operator").info("JuliaRun default connection: %s", context.describe())
     # Naming a peering makes kopf insist on it (and wait for its CRD): only when peering.
