@@ -104,6 +104,7 @@ class Runtime:
             if event_type == "DELETED":
                 self.objects.pop(key, None)
                 self.scale_calls.pop(key, None)
+                self.applied.pop(body["metadata"].get("uid"), None)  # Orphan leaves it otherwise
             else:
                 self.objects[key] = _slim(body)
 
@@ -168,7 +169,7 @@ class Runtime:
         except (ParameterError, ValueError) as exc:
             self.stall(body, view, "InvalidSpec", str(exc))
             return "invalid"
-        if self._applied(body, view):
+        if self.applied_job(body, view):
             return self._catch_up(body, view, params)
         conn = self.connection(view)
         recorded = view.status.get("jobName")
@@ -215,7 +216,10 @@ class Runtime:
                 return "refused"
             raise
         self.kube.event(body, "Normal", "Submitted", f"submitted {view.spec['type']} job {name} to JuliaRun")
-        self._submitted(body, view, name, params)
+        # No status write of its own: the status sync's first write says `submitted` along
+        # with JuliaRun's view (one write per object fewer). A crash before it leaves the
+        # recorded name, which a restart finds in JuliaRun after the landing window.
+        self.applied[body["metadata"].get("uid")] = (name, params_digest(params))
         self._scale_after_submit(conn, view, name, params)
         return "submitted"
 
@@ -254,7 +258,7 @@ class Runtime:
                   params: Mapping[str, Any]) -> str:
         """A submitted job whose spec changed unseen (folded into a create cycle, or while
         the operator was down): send the parameters again. Scale drift is the sync's job."""
-        name, digest = self._applied(body, view)
+        name, digest = self.applied_job(body, view)
         if digest == params_digest(params):
             return "present"
         conn = self.connection(view)
@@ -264,7 +268,7 @@ class Runtime:
         self.kube.event(body, "Normal", "Updated", "sent the current parameters again")
         return "updated"
 
-    def _applied(self, body: Mapping[str, Any], view: st.ObjectView) -> tuple[str, str | None] | None:
+    def applied_job(self, body: Mapping[str, Any], view: st.ObjectView) -> tuple[str, str | None] | None:
         """(job name, parameters digest) of the object's submitted job, or None.
 
         This process's memory comes first: under load kopf may run a handler with a body
@@ -294,7 +298,7 @@ class Runtime:
 
     def scale(self, body: Mapping[str, Any], parallelism: int | None) -> str:
         view = st.ObjectView.of(body, PAUSE_ANNOTATION)
-        applied = self._applied(body, view)
+        applied = self.applied_job(body, view)
         if view.paused or view.deleting or not applied or parallelism is None:
             return "skipped"  # the submit (or the unpause) uses the spec as it is then
         conn = self.connection(view)
@@ -314,7 +318,7 @@ class Runtime:
         view = st.ObjectView.of(body, PAUSE_ANNOTATION)
         if view.paused or view.deleting:
             return "skipped"
-        applied = self._applied(body, view)
+        applied = self.applied_job(body, view)
         if not applied:
             return self.ensure(body)
         name, digest = applied
@@ -351,7 +355,7 @@ class Runtime:
         """Delete the JuliaRun job under policy Delete; a job already gone counts as deleted."""
         started = time.monotonic()
         view = st.ObjectView.of(body, PAUSE_ANNOTATION)
-        applied = self._applied(body, view)
+        applied = self.applied_job(body, view)
         name = applied[0] if applied else view.status.get("jobName")
         if view.spec.get("deletionPolicy", "Delete") == "Orphan":
             if name:

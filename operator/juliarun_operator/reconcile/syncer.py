@@ -56,24 +56,27 @@ class Syncer:
         with self.rt.objects_lock:
             bodies = list(self.rt.objects.values())
         self.rt.metrics.set_phases(Counter((b.get("status") or {}).get("phase", "Pending") for b in bodies))
-        groups: dict[int, tuple[Connection, list[Mapping[str, Any]]]] = {}
+        # Objects whose submitJob returned before this point; their jobs are in the snapshot
+        # fetched below.
+        groups: dict[int, tuple[Connection, list[tuple[Mapping[str, Any], tuple]]]] = {}
         for body in bodies:
             view = st.ObjectView.of(body, PAUSE_ANNOTATION)
-            if view.paused or view.deleting or not view.status.get("submitted"):
+            applied = self.rt.applied_job(body, view)
+            if view.paused or view.deleting or not applied:
                 continue
             try:
                 conn = self.rt.connection(view)
             except Retry:
                 continue  # its Secret is missing: the handlers report that
-            groups.setdefault(id(conn), (conn, []))[1].append(body)
+            groups.setdefault(id(conn), (conn, []))[1].append((body, applied))
         futures = []
         for conn, members in groups.values():
             fetched = time.monotonic()
             snapshot, problem = self._fetch(conn)
-            for body in members:
-                futures.append(self._pool.submit(self._sync_object, body, snapshot, problem, conn))
+            for body, applied in members:
+                futures.append(self._pool.submit(self._sync_object, body, applied, snapshot, problem, conn))
                 if snapshot is not None and not problem:
-                    futures.append(self._pool.submit(self._correct_scale, body, snapshot, fetched))
+                    futures.append(self._pool.submit(self._correct_scale, body, applied[0], snapshot, fetched))
         for future in futures:
             future.result()
 
@@ -98,14 +101,16 @@ class Syncer:
         self.system_ok[id(conn)] = (time.monotonic(), up)
         return up
 
-    def _sync_object(self, body: Mapping[str, Any], snapshot: dict | None, problem: str,
-                     conn: Connection) -> None:
+    def _sync_object(self, body: Mapping[str, Any], applied: tuple[str, str | None],
+                     snapshot: dict | None, problem: str, conn: Connection) -> None:
         view = st.ObjectView.of(body, PAUSE_ANNOTATION)
-        name = view.status.get("jobName", "")
+        name, digest = applied
         if snapshot is None:
             fields = st.view_of(view, None, reachable=False, problem=problem)
         else:
             fields = st.view_of(view, snapshot.get(name), reachable=not problem, problem=problem)
+        if not view.status.get("submitted"):  # the first write after submitJob says so
+            fields.update(jobName=name, submitted=True, parametersHash=digest)
         if not st.changed(view.status, fields):
             return
         try:
@@ -116,12 +121,12 @@ class Syncer:
         if fields.get("completed") and not view.status.get("completed"):
             self._post_logs(body, view, conn, name, fields["phase"])
 
-    def _correct_scale(self, body: Mapping[str, Any], snapshot: dict, fetched: float) -> None:
+    def _correct_scale(self, body: Mapping[str, Any], name: str, snapshot: dict, fetched: float) -> None:
         """Level-triggered backstop for scale events that were lost (a crash, a change kopf
         folded into another cycle): a running job whose requested scale differs from
         spec.parallelism in a snapshot taken after our last setJobScale gets it again."""
         view = st.ObjectView.of(body, PAUSE_ANNOTATION)
-        info = snapshot.get(view.status.get("jobName", ""))
+        info = snapshot.get(name)
         wanted = view.spec.get("parallelism")
         job_type = jt.JOB_TYPES.get(view.spec.get("type", ""))
         if info is None or wanted is None or job_type is None or not job_type.scalable \
