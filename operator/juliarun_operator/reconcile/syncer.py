@@ -62,7 +62,10 @@ class Syncer:
         for body in bodies:
             view = st.ObjectView.of(body, PAUSE_ANNOTATION)
             applied = self.rt.applied_job(body, view)
-            if view.paused or view.deleting or not applied:
+            # The body must show the name recorded for the job: an older one (a handler may be
+            # ahead of the registry) would bring back conditions the handler has replaced,
+            # such as the Conflict an adoption has just ended.
+            if view.paused or view.deleting or not applied or view.status.get("jobName") != applied[0]:
                 continue
             try:
                 conn = self.rt.connection(view)
@@ -110,7 +113,7 @@ class Syncer:
         else:
             fields = st.view_of(view, snapshot.get(name), reachable=not problem, problem=problem)
         if not view.status.get("submitted"):  # the first write after submitJob says so
-            fields.update(jobName=name, submitted=True, parametersHash=digest)
+            fields.update(submitted=True, parametersHash=digest)
         if not st.changed(view.status, fields):
             return
         try:
