@@ -483,8 +483,6 @@ def render_docs() -> str:
 # Files shipped in more than one place (the chart and kustomize cannot reach crds/):
 # source -> copies, kept identical by `make generate` and checked like generated files.
 COPIES = {
-    "crds/kopf.dev_peerings.yaml": ["charts/juliarun-operator/crds/kopf.dev_peerings.yaml",
-                                    "deploy/crds/kopf.dev_peerings.yaml"],
     CRD_PATH: ["charts/juliarun-operator/crds/juliarun.dev_juliarunjobs.yaml",
                "deploy/crds/juliarun.dev_juliarunjobs.yaml"],
     "gitops/argocd/health.lua": ["charts/juliarun-operator/files/argocd-health.lua"],

@@ -319,13 +319,14 @@ class Controller:
                 memory.name, memory.submit, memory.submit_at = action.job, d.Outcome.UNKNOWN, time.time()
                 conn.call(conn.client.submit_job, job, **action.value)
                 memory.submit, memory.params = d.Outcome.LANDED, dict(action.value)
+                memory.refusals = 0
             elif kind is d.Kind.SET_SCALE:
                 memory.scale, memory.scale_at = action.value, time.time()
                 conn.call(conn.client.set_job_scale, job, action.value)
             elif kind is d.Kind.UPDATE:
                 conn.call(conn.client.update_job, job, **action.value)
-                params = job_params(obj.spec, obj.namespace, self._secret_value)
-                memory.params = params
+                memory.params = job_params(obj.spec, obj.namespace, self._secret_value)
+                memory.refusals = 0
                 self.kube.event(obj_body(obj), "Normal", "Updated", "updated " + ", ".join(sorted(action.value)),
                                 time.time())
             elif kind is d.Kind.DELETE:
@@ -348,6 +349,8 @@ class Controller:
     def _refused(self, key: Key, obj: d.ObjectState, memory: d.Memory, conn: Connection,
                  action: d.Action, exc: ApiError) -> None:
         reason = f"JuliaRun refused {action.kind.value} of {action.job}: {exc.reason}"
+        if action.kind is not d.Kind.DELETE:
+            memory.refusals, memory.refused_at = memory.refusals + 1, time.time()
         if action.kind is d.Kind.SUBMIT:
             memory.submit, memory.refusal, memory.refused_generation = d.Outcome.REFUSED, reason, obj.generation
             conn.wait_for_snapshot(key, 0.0)  # is the name taken (a conflict) or was the spec refused?

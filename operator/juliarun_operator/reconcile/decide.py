@@ -27,8 +27,7 @@ FINALIZER = "juliarun.dev/finalizer"
 PAUSE_ANNOTATION = "juliarun.dev/paused"
 ADOPT_ANNOTATION = "juliarun.dev/adopt"
 DEFAULT_CONNECTION = "default"
-# Stalled reasons that only a new generation (a spec change) can clear.
-SPEC_STALLS = frozenset({"SubmitRefused", "UpdateRefused"})
+REFUSAL_BACKOFF = (2.0, 120.0)  # seconds before a refused request is sent again: first, cap
 SNAPSHOT_WAIT = 1.0  # seconds between looks while an object waits for JuliaRun to move
 
 
@@ -49,6 +48,8 @@ class Memory:
     submit_at: float = 0.0
     refusal: str = ""
     refused_generation: int = -1
+    refusals: int = 0  # refusals in a row, of submits and updates: they pace the retries
+    refused_at: float = 0.0
     params: dict[str, Any] | None = None  # the parameters JuliaRun last accepted
     scale: int | None = None
     scale_at: float = 0.0
@@ -232,7 +233,8 @@ def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[
         actions.append(Action(Kind.EVENT, name, "Normal", reason="Adopted", message=f"adopted existing JuliaRun job {name}"))
     writes = _status(obj, f, conditions, extra=extra)
     busy = conditions.reconciling.status == "True" or bool(actions)
-    return Plan(start + tuple(actions) + writes, job=name, wait_snapshot=busy)
+    return Plan(start + tuple(actions) + writes, job=name, wait_snapshot=busy,
+                requeue_after=refusal_wait(m, f.now) if spec_stall else None)
 
 
 def _absent(obj: ObjectState, f: Facts, name: str, start: tuple[Action, ...]) -> Plan:
@@ -245,7 +247,8 @@ def _absent(obj: ObjectState, f: Facts, name: str, start: tuple[Action, ...]) ->
         return Plan(start + _status(obj, f, st.stalled("JobMissing", message), warn=True), job=name)
     spec_stall = _spec_stall(obj, f)
     if spec_stall:
-        return Plan(start + _status(obj, f, st.stalled(*spec_stall), warn=True), job=name)
+        return Plan(start + _status(obj, f, st.stalled(*spec_stall), warn=True), job=name,
+                    requeue_after=refusal_wait(m, f.now))
     wait = _landing_wait(obj, f, name)
     if wait > 0:
         conditions = st.waiting("Pending", "WaitingForEarlierSubmit",
@@ -273,22 +276,30 @@ def _landing_wait(obj: ObjectState, f: Facts, name: str) -> float:
         return 0.0  # this process knows what it sent
     if obj.status.get("jobName") == name and obj.status.get("submitTime"):
         return st.parse_time(obj.status["submitTime"]) + f.landing - f.now
-    if name == obj.default_name and obj.created < f.acting_since:
+    # creationTimestamp has whole seconds: an object stamped in this process's first second
+    # was created after it began to act.
+    if name == obj.default_name and obj.created + 1 < f.acting_since:
         return f.acting_since + f.landing - f.now  # a process before this one may have sent it
     return 0.0
 
 
+def refusal_wait(m: Memory, now: float) -> float:
+    """Seconds until a refused request of this generation may be sent again. Whether a
+    refusal is final cannot be read from a code we do not know, so it is retried, ever
+    more slowly, and shown as Stalled meanwhile; a new generation retries at once."""
+    first, cap = REFUSAL_BACKOFF
+    return m.refused_at + min(cap, first * 2 ** max(0, m.refusals - 1)) - now
+
+
 def _spec_stall(obj: ObjectState, f: Facts) -> tuple[str, str] | None:
-    """A refusal of this generation's spec, by this process or recorded in status."""
+    """A refusal of this generation's spec that is not yet due for another try."""
     m = f.memory
+    if refusal_wait(m, f.now) <= 0:
+        return None
     if m.refused_generation == obj.generation:
         return "SubmitRefused", m.refusal
     if m.update_refused_generation == obj.generation:
         return "UpdateRefused", m.update_refusal
-    stall = st.condition(obj.status, st.STALLED)
-    if stall.get("status") == "True" and stall.get("reason") in SPEC_STALLS \
-            and stall.get("observedGeneration") == obj.generation:
-        return stall["reason"], stall.get("message", "")
     return None
 
 
