@@ -523,6 +523,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m juliarun_operator.gen", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file is stale")
     args = parser.parse_args(argv)
+    if not (REPO_ROOT / "pyproject.toml").is_file():  # an installed package: no files to generate
+        print("error: the generator writes into a source checkout of juliarun-operator: "
+              "run `make generate` in a clone", file=sys.stderr)
+        return 1
     if args.check:
         paths = stale()
         for path in paths:

@@ -1,6 +1,7 @@
 """The Helm chart and the plain manifests in deploy/, against the real API server.
 
-Renders with the helm built by hack/controlplane, checks the values schema, applies
+Renders the packaged chart (`helm package`, as released) with the helm built by
+hack/controlplane, checks the values schema, applies
 everything with server-side dry-run, checks the restricted Pod Security Standard on
 a real apply, and runs the operator as the chart's ServiceAccount to show its RBAC
 is enough (and no more than needed).
@@ -8,12 +9,14 @@ is enough (and no more than needed).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -68,9 +71,18 @@ def run_helm(helm: Path, *args: str, check: bool = True) -> subprocess.Completed
     return result
 
 
+@functools.cache
+def packaged(helm: Path) -> Path:
+    """The chart as `helm package` makes it: what a release publishes and users install."""
+    out = Path(tempfile.mkdtemp(prefix="juliarun-chart-"))
+    run_helm(helm, "package", str(CHART), "--destination", str(out))
+    (tgz,) = out.glob("*.tgz")
+    return tgz
+
+
 def render(helm: Path, *sets: str, release: str = "jro", namespace: str = "juliarun-system",
            crds: bool = False) -> str:
-    args = ["template", release, str(CHART), "--namespace", namespace]
+    args = ["template", release, str(packaged(helm)), "--namespace", namespace]
     if crds:
         args.append("--include-crds")
     for s in sets:
@@ -237,7 +249,7 @@ BAD_VALUES = {
 
 @pytest.mark.parametrize("sets,named", BAD_VALUES.values(), ids=BAD_VALUES.keys())
 def test_schema_refuses_bad_values(helm, sets, named):
-    args = ["template", "jro", str(CHART)]
+    args = ["template", "jro", str(packaged(helm))]
     for s in sets:
         args += ["--set", s]
     result = run_helm(helm, *args, check=False)
@@ -247,7 +259,7 @@ def test_schema_refuses_bad_values(helm, sets, named):
 
 
 def test_template_refuses_two_ca_sources(helm):
-    result = run_helm(helm, "template", "jro", str(CHART), "--set", "juliarun.ca.secretName=a",
+    result = run_helm(helm, "template", "jro", str(packaged(helm)), "--set", "juliarun.ca.secretName=a",
                       "--set", "juliarun.ca.configMapName=b", check=False)
     assert result.returncode != 0 and "set secretName or configMapName, not both" in result.stderr
 

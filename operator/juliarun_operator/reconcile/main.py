@@ -12,31 +12,12 @@ import argparse
 import logging
 import os
 import socket
-import sys
 import threading
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
-T = TypeVar("T")
-ENV = os.environ
+from ..envvars import EnvVarError, env_float, env_int, env_list, env_str
+
 log = logging.getLogger("juliarun_operator")
-
-
-class SettingError(Exception):
-    """A flag or environment variable with a value that cannot be used."""
-
-
-def setting(given: Any, variable: str, convert: Callable[[str], T], default: T) -> T:
-    """A flag's value, else the environment variable's, else the default; bad text is an
-    error that names the variable."""
-    if given is not None:
-        return given
-    text = ENV.get(variable)
-    if text is None or text == "":
-        return default
-    try:
-        return convert(text)
-    except ValueError:
-        raise SettingError(f"{variable}={text!r} is not a valid {getattr(convert, '__name__', 'value')}") from None
 
 
 def configure_parser(subparsers: Any) -> None:
@@ -82,19 +63,11 @@ def _pod_namespace() -> str:
         return "default"
 
 
-def _list(given: list[str] | None, variable: str) -> list[str]:
-    return given or [n.strip() for n in ENV.get(variable, "").split(",") if n.strip()]
+def _given(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except SettingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _run(args: argparse.Namespace) -> int:
     import kopf
 
     from ..juliarun import Context, JuliaRunError
@@ -105,27 +78,27 @@ def _run(args: argparse.Namespace) -> int:
     from .metrics import Metrics, serve
     from .poller import Poller
 
-    sync_interval = setting(args.sync_interval, "JULIARUN_SYNC_INTERVAL", float, 10.0)
-    health_interval = setting(args.health_interval, "JULIARUN_HEALTH_INTERVAL", float, 30.0)
-    resync_interval = setting(args.resync_interval, "JULIARUN_RESYNC_INTERVAL", float, 300.0)
-    landing = setting(args.submit_landing_window, "JULIARUN_SUBMIT_LANDING_WINDOW", float, 30.0)
-    metrics_port = setting(args.metrics_port, "METRICS_PORT", int, 8080)
-    log_format = args.log_format or ENV.get("LOG_FORMAT") or "text"
+    sync_interval = _given(args.sync_interval, env_float("JULIARUN_SYNC_INTERVAL", 10.0))
+    health_interval = _given(args.health_interval, env_float("JULIARUN_HEALTH_INTERVAL", 30.0))
+    resync_interval = _given(args.resync_interval, env_float("JULIARUN_RESYNC_INTERVAL", 300.0))
+    landing = _given(args.submit_landing_window, env_float("JULIARUN_SUBMIT_LANDING_WINDOW", 30.0))
+    metrics_port = _given(args.metrics_port, env_int("METRICS_PORT", 8080))
+    log_format = args.log_format or env_str("LOG_FORMAT") or "text"
     if log_format not in ("text", "json"):
-        raise SettingError(f"LOG_FORMAT={log_format!r} is not text or json")
-    workers = setting(args.workers, "WORKERS", int, 16)
-    lease_duration = setting(args.lease_duration, "LEASE_DURATION", int, 15)
-    namespaces = _list(args.watch_namespaces, "WATCH_NAMESPACES")
-    adopters = _list(args.adopt_namespaces, "ADOPT_NAMESPACES")
-    kubeconfig = args.kubeconfig or ENV.get("KUBECONFIG") or None
+        raise EnvVarError(f"environment variable LOG_FORMAT={log_format!r}: expected text or json")
+    workers = _given(args.workers, env_int("WORKERS", 16))
+    lease_duration = _given(args.lease_duration, env_int("LEASE_DURATION", 15))
+    namespaces = args.watch_namespaces or env_list("WATCH_NAMESPACES")
+    adopters = args.adopt_namespaces or env_list("ADOPT_NAMESPACES")
+    kubeconfig = args.kubeconfig or env_str("KUBECONFIG")
     if kubeconfig:
-        ENV["KUBECONFIG"] = kubeconfig  # kopf finds the cluster the same way as our own client
+        os.environ["KUBECONFIG"] = kubeconfig  # kopf finds the cluster the same way as our own client
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL)
     overrides = {"url": getattr(args, "url", None), "token_file": getattr(args, "token_file", None),
                  "namespace": getattr(args, "namespace", None)}
-    token_file = overrides["token_file"] or ENV.get("JULIARUN_TOKEN_FILE")
-    if not token_file and not ENV.get("JULIARUN_TOKEN"):
+    token_file = overrides["token_file"] or env_str("JULIARUN_TOKEN_FILE")
+    if not token_file and not env_str("JULIARUN_TOKEN"):
         token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token"
     try:
         default = Context.from_env(**overrides)
@@ -157,9 +130,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.standalone:
             controller.set_acting(True)
         else:
-            identity = f"{ENV.get('POD_NAME') or socket.gethostname()}_{os.getpid()}"
-            elector = LeaseElector(kube.api, setting(args.lease_name, "LEASE_NAME", str, "juliarun-operator"),
-                                   setting(args.lease_namespace, "LEASE_NAMESPACE", str, _pod_namespace()),
+            pod = env_str("POD_NAME") or socket.gethostname()
+            identity = f"{pod}_{os.getpid()}"
+            elector = LeaseElector(kube.api, args.lease_name or env_str("LEASE_NAME") or "juliarun-operator",
+                                   args.lease_namespace or env_str("LEASE_NAMESPACE") or _pod_namespace(),
                                    identity, controller.set_acting, lease_duration)
             threads.append(_thread("juliarun-lease", elector.run, stop))
         if metrics_port:
