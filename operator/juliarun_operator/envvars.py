@@ -37,7 +37,7 @@ OPERATOR: dict[str, str] = {
     "LEASE_DURATION": "seconds before a silent replica's Lease is taken over (--lease-duration)",
     "POD_NAME": "this replica's name in the Lease (default: the host name)",
     "WORKERS": "objects handled at once (--workers)",
-    "ADOPT_NAMESPACES": "comma-separated namespaces that may adopt existing jobs; * for all (--adopt-namespace)",
+    "ADOPT_NAMESPACES": "namespaces that may adopt existing jobs; * for all (--adopt-namespace)",
 }
 
 # Read by the Python client inside a JuliaRun job (juliarun.current_job, Julia's `self()`).

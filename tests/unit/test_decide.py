@@ -15,22 +15,59 @@ NAME = default_job_name("team", "web", UID)
 PARAMS = {"run_volume": "v", "cfg_file": "c", "nworkers": 2}
 
 
-def obj(status=None, spec=None, annotations=None, finalizers=(d.FINALIZER,), deleting=False,
-        generation=1, created=NOW - 100) -> d.ObjectState:
+def obj(
+    status=None,
+    spec=None,
+    annotations=None,
+    finalizers=(d.FINALIZER,),
+    deleting=False,
+    generation=1,
+    created=NOW - 100,
+) -> d.ObjectState:
     spec = {"type": "Webserver", "runVolume": "v", "cfgFile": "c", "parallelism": 2, **(spec or {})}
-    return d.ObjectState("team", "web", UID, generation, spec, status or {}, annotations or {},
-                         tuple(finalizers), deleting, created)
+    return d.ObjectState(
+        "team",
+        "web",
+        UID,
+        generation,
+        spec,
+        status or {},
+        annotations or {},
+        tuple(finalizers),
+        deleting,
+        created,
+    )
 
 
-def info(name=NAME, running=2, requested=2, created=True, completed=False, succeeded=0, started=2,
-         job_type="Webserver") -> JobInfo:
-    return JobInfo(name, job_type, JobStatus(completed, succeeded, started, created, False),
-                   JobScale(running, requested), ["10.0.0.1:80"])
+def info(
+    name=NAME,
+    running=2,
+    requested=2,
+    created=True,
+    completed=False,
+    succeeded=0,
+    started=2,
+    job_type="Webserver",
+) -> JobInfo:
+    return JobInfo(
+        name,
+        job_type,
+        JobStatus(completed, succeeded, started, created, False),
+        JobScale(running, requested),
+        ["10.0.0.1:80"],
+    )
 
 
 def facts(jobs=(), memory=None, **kw) -> d.Facts:
-    base = dict(now=NOW, memory=memory or d.Memory(), params=PARAMS, snapshot={j.name: j for j in jobs},
-                snapshot_time=NOW - 1, landing=40.0, acting_since=NOW - 1000)
+    base = {
+        "now": NOW,
+        "memory": memory or d.Memory(),
+        "params": PARAMS,
+        "snapshot": {j.name: j for j in jobs},
+        "snapshot_time": NOW - 1,
+        "landing": 40.0,
+        "acting_since": NOW - 1000,
+    }
     return d.Facts(**{**base, **kw})
 
 
@@ -55,6 +92,7 @@ def settled(plan: d.Plan) -> dict:
 
 
 # --- submit ------------------------------------------------------------------------------------
+
 
 def test_new_object_gets_its_finalizer_and_is_submitted_without_a_status_write():
     plan = d.reconcile(obj(finalizers=()), facts())
@@ -100,6 +138,7 @@ def test_a_landed_submit_waits_for_a_snapshot_taken_after_it():
 
 # --- whose job is it ---------------------------------------------------------------------------
 
+
 def test_a_taken_chosen_name_is_a_conflict_without_any_submit():
     plan = d.reconcile(obj(spec={"jobName": "theirs"}), facts([info("theirs")]))
     fields = written(plan)
@@ -108,8 +147,14 @@ def test_a_taken_chosen_name_is_a_conflict_without_any_submit():
 
 
 def test_a_refused_submit_with_the_name_taken_is_a_conflict_whatever_the_code():
-    memory = d.Memory(name="theirs", submit=d.Outcome.REFUSED, refusal="no", refused_generation=1,
-                      refusals=1, refused_at=NOW)
+    memory = d.Memory(
+        name="theirs",
+        submit=d.Outcome.REFUSED,
+        refusal="no",
+        refused_generation=1,
+        refusals=1,
+        refused_at=NOW,
+    )
     status = {"jobName": "theirs", "submitTime": st.iso(NOW - 3), "submitted": False}
     plan = d.reconcile(obj(spec={"jobName": "theirs"}, status=status), facts([info("theirs")], memory))
     assert cond(written(plan), "Stalled") == ("True", "Conflict")
@@ -117,8 +162,14 @@ def test_a_refused_submit_with_the_name_taken_is_a_conflict_whatever_the_code():
 
 
 def test_a_refused_submit_without_a_job_is_stalled_and_retried_ever_more_slowly():
-    memory = d.Memory(name=NAME, submit=d.Outcome.REFUSED, refusal="bad cpu", refused_generation=1,
-                      refusals=3, refused_at=NOW - 1)
+    memory = d.Memory(
+        name=NAME,
+        submit=d.Outcome.REFUSED,
+        refusal="bad cpu",
+        refused_generation=1,
+        refusals=3,
+        refused_at=NOW - 1,
+    )
     plan = d.reconcile(obj(), facts([], memory))
     fields = written(plan)
     assert cond(fields, "Stalled") == ("True", "SubmitRefused") and "bad cpu" in fields["message"]
@@ -128,11 +179,14 @@ def test_a_refused_submit_without_a_job_is_stalled_and_retried_ever_more_slowly(
     assert d.Kind.SUBMIT in kinds(d.reconcile(obj(status=settled(plan), generation=2), facts([], memory)))
 
 
-@pytest.mark.parametrize("allowed, claimed_by, adopted", [
-    (True, "", True), (False, "", False), (True, "other/obj", False)])
+@pytest.mark.parametrize(
+    "allowed, claimed_by, adopted", [(True, "", True), (False, "", False), (True, "other/obj", False)]
+)
 def test_adoption_only_where_the_administrator_allows_and_no_object_holds_it(allowed, claimed_by, adopted):
-    plan = d.reconcile(obj(spec={"jobName": "old"}, annotations={d.ADOPT_ANNOTATION: "true"}),
-                       facts([info("old")], adopt_allowed=allowed, claimed_by=claimed_by))
+    plan = d.reconcile(
+        obj(spec={"jobName": "old"}, annotations={d.ADOPT_ANNOTATION: "true"}),
+        facts([info("old")], adopt_allowed=allowed, claimed_by=claimed_by),
+    )
     fields = written(plan)
     assert (fields.get("jobName") == "old") is adopted
     assert cond(fields, "Stalled") == (("False", "Healthy") if adopted else ("True", "Conflict"))
@@ -151,6 +205,7 @@ def test_the_connection_cannot_change_once_submitted():
 
 
 # --- an earlier submit that may still land -----------------------------------------------------
+
 
 def test_after_a_restart_a_job_in_juliarun_is_ours_at_once():
     plan = d.reconcile(obj(), facts([info()], acting_since=NOW - 2))
@@ -184,6 +239,7 @@ def test_a_recorded_intent_waits_from_its_submit_time():
 
 # --- changes -----------------------------------------------------------------------------------
 
+
 def running(**memory_fields) -> tuple[d.ObjectState, d.Memory]:
     memory = d.Memory(name=NAME, submit=d.Outcome.LANDED, submit_at=NOW - 50, params=PARAMS, **memory_fields)
     first = d.reconcile(obj(), facts([info()], memory))
@@ -194,7 +250,7 @@ def test_scale_drift_is_corrected_once_per_snapshot():
     o, memory = running()
     o = d.ObjectState(**{**o.__dict__, "spec": {**o.spec, "parallelism": 4}, "generation": 2})
     plan = d.reconcile(o, facts([info()], memory))
-    assert [a for a in plan.actions if a.kind is d.Kind.SET_SCALE][0].value == 4
+    assert next(a for a in plan.actions if a.kind is d.Kind.SET_SCALE).value == 4
     memory.scale, memory.scale_at = 4, NOW
     assert d.Kind.SET_SCALE not in kinds(d.reconcile(o, facts([info()], memory, snapshot_time=NOW - 1)))
 
@@ -203,7 +259,7 @@ def test_a_changed_parameter_is_sent_alone_with_update():
     o, memory = running()
     o = d.ObjectState(**{**o.__dict__, "generation": 2})
     plan = d.reconcile(o, facts([info()], memory, params={**PARAMS, "cpu": 2.0}))
-    update = [a for a in plan.actions if a.kind is d.Kind.UPDATE][0]
+    update = next(a for a in plan.actions if a.kind is d.Kind.UPDATE)
     assert update.value == {"cpu": 2.0}
 
 
@@ -212,7 +268,7 @@ def test_without_memory_a_changed_spec_is_sent_whole():
     o = d.ObjectState(**{**o.__dict__, "generation": 2})
     plan = d.reconcile(o, facts([info()], params={**PARAMS, "cpu": 2.0}))
     sent = {k: v for k, v in PARAMS.items() if k != "nworkers"}  # scale goes through setJobScale
-    assert [a for a in plan.actions if a.kind is d.Kind.UPDATE][0].value == {**sent, "cpu": 2.0}
+    assert next(a for a in plan.actions if a.kind is d.Kind.UPDATE).value == {**sent, "cpu": 2.0}
 
 
 def test_a_refused_update_is_not_sent_again_for_that_generation():
@@ -224,8 +280,9 @@ def test_a_refused_update_is_not_sent_again_for_that_generation():
 
 def test_paused_objects_call_nothing_and_catch_up_after():
     o, memory = running()
-    paused = d.ObjectState(**{**o.__dict__, "annotations": {d.PAUSE_ANNOTATION: "true"},
-                              "spec": {**o.spec, "parallelism": 5}})
+    paused = d.ObjectState(
+        **{**o.__dict__, "annotations": {d.PAUSE_ANNOTATION: "true"}, "spec": {**o.spec, "parallelism": 5}}
+    )
     plan = d.reconcile(paused, facts([info()], memory))
     assert kinds(plan) == [d.Kind.WRITE_STATUS] and written(plan)["phase"] == "Paused"
     unpaused = d.ObjectState(**{**paused.__dict__, "annotations": {}, "status": settled(plan)})
@@ -233,6 +290,7 @@ def test_paused_objects_call_nothing_and_catch_up_after():
 
 
 # --- what JuliaRun says ------------------------------------------------------------------------
+
 
 def test_a_job_gone_from_juliarun_is_reported_never_resubmitted():
     o, memory = running()
@@ -249,12 +307,18 @@ def test_juliarun_unavailable_keeps_the_phase_and_says_why():
 
 
 def test_missing_credentials_are_reported_once_in_an_event():
-    plan = d.reconcile(obj(), facts(snapshot=None, unavailable="credentials: Secret team/c not found",
-                                    no_credentials=True))
+    plan = d.reconcile(
+        obj(), facts(snapshot=None, unavailable="credentials: Secret team/c not found", no_credentials=True)
+    )
     assert kinds(plan) == [d.Kind.WRITE_STATUS, d.Kind.EVENT]
     assert "not found" in plan.actions[1].message
-    assert d.reconcile(obj(status=settled(plan)), facts(snapshot=None, unavailable=plan.actions[1].message,
-                                                        no_credentials=True)).actions == ()
+    assert (
+        d.reconcile(
+            obj(status=settled(plan)),
+            facts(snapshot=None, unavailable=plan.actions[1].message, no_credentials=True),
+        ).actions
+        == ()
+    )
 
 
 def test_an_invalid_spec_is_stalled_and_sends_nothing():
@@ -278,13 +342,16 @@ def test_a_failed_job_is_stalled():
 
 # --- deletion ----------------------------------------------------------------------------------
 
+
 def deleting(status=None, **kw) -> d.ObjectState:
     return obj(status=status or {"jobName": NAME, "submitted": True}, deleting=True, **kw)
 
 
 def test_delete_policy_deletes_our_job_then_removes_the_finalizer():
     assert kinds(d.reconcile(deleting(), facts([info()]))) == [d.Kind.DELETE]
-    assert kinds(d.reconcile(deleting(), facts([info()], d.Memory(deleted=True)))) == [d.Kind.REMOVE_FINALIZER]
+    assert kinds(d.reconcile(deleting(), facts([info()], d.Memory(deleted=True)))) == [
+        d.Kind.REMOVE_FINALIZER
+    ]
     assert kinds(d.reconcile(deleting(), facts([]))) == [d.Kind.REMOVE_FINALIZER]
 
 
@@ -309,8 +376,8 @@ def test_deletion_never_deletes_a_job_that_is_not_ours():
 
 
 def test_deletion_without_credentials_of_a_job_never_submitted_lets_go():
-    plan = d.reconcile(deleting(status={}, created=NOW - 1), facts(snapshot=None, no_credentials=True,
-                                                                   unavailable="credentials: gone"))
+    gone = facts(snapshot=None, no_credentials=True, unavailable="credentials: gone")
+    plan = d.reconcile(deleting(status={}, created=NOW - 1), gone)
     assert kinds(plan) == [d.Kind.REMOVE_FINALIZER]
 
 
