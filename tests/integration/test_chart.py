@@ -150,6 +150,8 @@ VARIANTS = {
                    "argocdHealthCheck.enabled=true", "juliarun.url=https://juliarun.example:443",
                    "juliarun.tokenSecret.name=jr-token", "juliarun.ca.configMapName=jr-ca",
                    "logFormat=json", "syncInterval=2.5", "peering.name=jr"],
+    "security": ["rbac.secretNamespaces={team-a}", "tenancy.allowedHosts={jr.example.com,*.jr.internal}",
+                 "juliarun.allowInsecureHttp=true", "juliarun.serviceAccountToken.expirationSeconds=600"],
 }
 
 
@@ -274,7 +276,7 @@ def test_chart_server_dry_run(control_plane, helm, crds_installed, sets):
     create_namespace(control_plane, namespace)
     # RoleBindings and KopfPeerings go into the watched namespaces, which must exist.
     for s in sets:
-        if s.startswith("watchNamespaces="):
+        if s.startswith(("watchNamespaces=", "rbac.secretNamespaces=")):
             for ns in s.partition("=")[2].strip("{}").split(","):
                 create_namespace(control_plane, ns)
     manifest = render(helm, *sets, namespace=namespace, release=f"dry{uuid.uuid4().hex[:4]}")
@@ -395,8 +397,8 @@ def operator_release(control_plane, helm, crds_installed):
     for ns in (release_ns, watched, other):
         create_namespace(control_plane, ns)
     release = f"rbac{uuid.uuid4().hex[:4]}"
-    objs = [o for o in objects(render(helm, f"watchNamespaces={{{watched}}}", namespace=release_ns,
-                                      release=release))
+    objs = [o for o in objects(render(helm, f"watchNamespaces={{{watched}}}", f"rbac.secretNamespaces={{{watched}}}",
+                                      namespace=release_ns, release=release))
             if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")]
     control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
     (sa,) = by_kind(objs, "ServiceAccount")
@@ -509,7 +511,8 @@ def test_rbac_refuses_what_the_operator_does_not_need(control_plane, operator_re
 
 
 def test_rbac_clusterwide_defaults(control_plane, helm, crds_installed):
-    """Without watchNamespaces the operator works everywhere, Secrets included (rbac.secrets)."""
+    """Without watchNamespaces the operator works everywhere, but reads Secrets nowhere
+    (namespaces opt in: tests/integration/test_chart_security.py)."""
     release_ns = unique_ns("jr-cw")
     create_namespace(control_plane, release_ns)
     release = f"cw{uuid.uuid4().hex[:4]}"
@@ -519,13 +522,9 @@ def test_rbac_clusterwide_defaults(control_plane, helm, crds_installed):
     try:
         user = f"system:serviceaccount:{release_ns}:{release}-juliarun-operator"
         assert _can_i(control_plane, user, "list", "juliarunjobs.juliarun.dev", "--all-namespaces")
-        assert _can_i(control_plane, user, "get", "secrets", "-n", "kube-system")
+        assert not _can_i(control_plane, user, "get", "secrets", "-n", "kube-system")
         assert not _can_i(control_plane, user, "list", "secrets", "-n", "kube-system")
         assert not _can_i(control_plane, user, "patch", "clusterkopfpeerings.kopf.dev")  # standalone: no peering
-        no_secrets = [o for o in objects(render(helm, "rbac.secrets=false", namespace=release_ns, release=release))
-                      if o["kind"] == "ClusterRole"]
-        control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(no_secrets))
-        assert not _can_i(control_plane, user, "get", "secrets", "-n", "kube-system")
     finally:
         control_plane.kubectl("delete", "--wait=false", "-f", "-", input=yaml.safe_dump_all(objs), check=False)
         control_plane.kubectl("delete", "namespace", release_ns, "--wait=false", check=False)
