@@ -202,6 +202,19 @@ def test_secret_filter_scrubs_message_args_exception_and_stack():
     assert "RuntimeError: upstream echoed REDACTED" in text
 
 
+def test_extras_are_scrubbed_for_json_formatters():
+    """A JSON formatter prints a record's extra attributes; they are scrubbed too."""
+    logger = logging.getLogger("test_redact.extra")
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(message)s %(url)s"))
+    handler.addFilter(rd.SecretFilter())
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.warning("calling", extra={"url": f"https://h/listJobs/?jruntok={TOKEN}"})
+    assert out.getvalue().strip() == "calling https://h/listJobs/?jruntok=REDACTED"
+
+
 def test_installed_filter_reaches_handlers_added_later():
     """install_secret_filter works through the record factory: a handler that did not exist
     when it was installed (kopf adds its Event poster late) still gets scrubbed records."""

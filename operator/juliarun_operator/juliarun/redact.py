@@ -114,8 +114,13 @@ def cut(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+# Attributes every LogRecord has; any other is an `extra` (JSON formatters print those).
+_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
 class SecretFilter(logging.Filter):
-    """Scrubs a log record's message, arguments, exception and stack text; drops nothing.
+    """Scrubs a log record's message, arguments, exception, stack and string extras;
+    drops nothing. Idempotent.
 
     Works on a handler or a logger; `install_secret_filter` applies it to every record.
     The exception is formatted here (and cached in `exc_text`, which formatters use as is),
@@ -125,8 +130,6 @@ class SecretFilter(logging.Filter):
     _formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "_juliarun_scrubbed", False):
-            return True
         try:
             message = record.getMessage()
         except Exception:  # a broken format string: leave it to logging's own error path
@@ -140,7 +143,9 @@ class SecretFilter(logging.Filter):
             record.exc_text = redact(record.exc_text)
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
-        record._juliarun_scrubbed = True
+        for name, value in record.__dict__.items():
+            if isinstance(value, str) and name not in _STANDARD_ATTRS:
+                record.__dict__[name] = redact(value)
         return True
 
 
