@@ -114,7 +114,7 @@ def test_a_request_over_the_limit_is_refused_naming_the_parameter():
     with pytest.raises(RequestTooLarge) as err:
         client.submit_job(JOB, run_volume="v", start_script="println(1)\n" * 900)
     assert err.value.param == "start_script" and err.value.size > MAX_REQUEST_LINE
-    assert "parameter start_script" in str(err.value) and "8,190" in str(err.value)
+    assert "parameter start_script (startScript in a JuliaRunJob)" in str(err.value) and "8,190" in str(err.value)
     assert session.sent == []
 
 

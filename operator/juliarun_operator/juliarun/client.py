@@ -448,7 +448,12 @@ class Client:
             return
         sizes = {k: len(urlencode({k: v})) for k, v in query.items()}
         largest = max(sizes, key=lambda k: sizes[k])
-        what = "the token (jruntok)" if largest == "jruntok" else f"parameter {largest}"
+        if largest == "jruntok":
+            what = "the token (jruntok)"
+        elif largest in jobtypes.PARAMETERS:
+            what = f"parameter {largest} ({jobtypes.PARAMETERS[largest].field} in a JuliaRunJob)"
+        else:
+            what = f"parameter {largest}"
         raise RequestTooLarge(
             f"{operation}: the request would be {size:,} bytes, over the {limit:,} a JuliaRun "
             f"server reads in one request line (all parameters travel in the query string); "
