@@ -20,6 +20,8 @@ CONNECTION: dict[str, str] = {
     "JULIARUN_CA_FILE": "CA bundle to verify JuliaRun's TLS certificate",
     "JULIARUN_INSECURE": "true: do not verify JuliaRun's TLS certificate",
     "JULIARUN_TIMEOUT": "connect and read time-out of JuliaRun calls, in seconds",
+    "JULIARUN_ALLOW_INSECURE_HTTP": "true: allow plain http to a host other than loopback (warned)",
+    "JULIARUN_USE_ENV_PROXY": "true: honour the HTTP(S)_PROXY variables (ignored otherwise)",
 }
 
 # `juliarun operator` only: the defaults of its flags.
@@ -37,6 +39,7 @@ OPERATOR: dict[str, str] = {
     "LEASE_DURATION": "seconds before a silent replica's Lease is taken over (--lease-duration)",
     "POD_NAME": "this replica's name in the Lease (default: the host name)",
     "WORKERS": "objects handled at once (--workers)",
+    "JULIARUN_TENANT_ALLOWED_HOSTS": "hosts a credentials Secret's url may name, comma-separated",
     "ADOPT_NAMESPACES": "namespaces that may adopt existing jobs; * for all (--adopt-namespace)",
 }
 

@@ -36,29 +36,6 @@ JULIARUN = Path(sys.executable).with_name("juliarun")
 HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
 
 # Just enough of the Prometheus Operator's CRD for a ServiceMonitor to pass dry-run.
-SERVICEMONITOR_CRD = """
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: servicemonitors.monitoring.coreos.com
-spec:
-  group: monitoring.coreos.com
-  scope: Namespaced
-  names: {kind: ServiceMonitor, plural: servicemonitors, singular: servicemonitor, listKind: ServiceMonitorList}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema:
-        type: object
-        x-kubernetes-preserve-unknown-fields: true
-"""
-
-
-@pytest.fixture(scope="session")
-def helm() -> Path:
-    return devcluster.ensure_binaries()["helm"]
 
 
 def run_helm(helm: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -162,6 +139,8 @@ VARIANTS = {
                    "argocdHealthCheck.enabled=true", "juliarun.url=https://juliarun.example:443",
                    "juliarun.tokenSecret.name=jr-token", "juliarun.ca.configMapName=jr-ca",
                    "logFormat=json", "syncInterval=2.5", "leaderElection.leaseName=jr"],
+    "security": ["rbac.secretNamespaces={team-a}", "tenancy.allowedHosts={jr.example.com,*.jr.internal}",
+                 "juliarun.allowInsecureHttp=true", "juliarun.serviceAccountToken.expirationSeconds=600"],
 }
 
 
@@ -267,24 +246,13 @@ def test_template_refuses_two_ca_sources(helm):
 # --- on the API server ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def crds_installed(control_plane):
-    """The chart's CRDs, and a stand-in ServiceMonitor CRD, so custom objects can be dry-run."""
-    # Server-side apply: idempotent with other tests that created the same CRDs.
-    for path in sorted((CHART / "crds").glob("*.yaml")):
-        control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=SERVICEMONITOR_CRD)
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                          "crd/juliarunjobs.juliarun.dev", "crd/servicemonitors.monitoring.coreos.com")
-
-
 @pytest.mark.parametrize("sets", VARIANTS.values(), ids=VARIANTS.keys())
 def test_chart_server_dry_run(control_plane, helm, crds_installed, sets):
     namespace = unique_ns("jr-dry")
     create_namespace(control_plane, namespace)
     # RoleBindings go into the watched namespaces, which must exist.
     for s in sets:
-        if s.startswith("watchNamespaces="):
+        if s.startswith(("watchNamespaces=", "rbac.secretNamespaces=")):
             for ns in s.partition("=")[2].strip("{}").split(","):
                 create_namespace(control_plane, ns)
     manifest = render(helm, *sets, namespace=namespace, release=f"dry{uuid.uuid4().hex[:4]}")
@@ -405,8 +373,8 @@ def operator_release(control_plane, helm, crds_installed):
     for ns in (release_ns, watched, other):
         create_namespace(control_plane, ns)
     release = f"rbac{uuid.uuid4().hex[:4]}"
-    objs = [o for o in objects(render(helm, f"watchNamespaces={{{watched}}}", namespace=release_ns,
-                                      release=release))
+    objs = [o for o in objects(render(helm, f"watchNamespaces={{{watched}}}", f"rbac.secretNamespaces={{{watched}}}",
+                                      namespace=release_ns, release=release))
             if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")]
     control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
     (sa,) = by_kind(objs, "ServiceAccount")
@@ -519,7 +487,8 @@ def test_rbac_refuses_what_the_operator_does_not_need(control_plane, operator_re
 
 
 def test_rbac_clusterwide_defaults(control_plane, helm, crds_installed):
-    """Without watchNamespaces the operator works everywhere, Secrets included (rbac.secrets)."""
+    """Without watchNamespaces the operator works everywhere, but reads Secrets nowhere
+    (namespaces opt in: tests/integration/test_chart_security.py)."""
     release_ns = unique_ns("jr-cw")
     create_namespace(control_plane, release_ns)
     release = f"cw{uuid.uuid4().hex[:4]}"
@@ -529,13 +498,9 @@ def test_rbac_clusterwide_defaults(control_plane, helm, crds_installed):
     try:
         user = f"system:serviceaccount:{release_ns}:{release}-juliarun-operator"
         assert _can_i(control_plane, user, "list", "juliarunjobs.juliarun.dev", "--all-namespaces")
-        assert _can_i(control_plane, user, "get", "secrets", "-n", "kube-system")
+        assert not _can_i(control_plane, user, "get", "secrets", "-n", "kube-system")
         assert not _can_i(control_plane, user, "list", "secrets", "-n", "kube-system")
         assert not _can_i(control_plane, user, "update", "leases.coordination.k8s.io", "-n", release_ns)  # standalone
-        no_secrets = [o for o in objects(render(helm, "rbac.secrets=false", namespace=release_ns, release=release))
-                      if o["kind"] == "ClusterRole"]
-        control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(no_secrets))
-        assert not _can_i(control_plane, user, "get", "secrets", "-n", "kube-system")
     finally:
         control_plane.kubectl("delete", "--wait=false", "-f", "-", input=yaml.safe_dump_all(objs), check=False)
         control_plane.kubectl("delete", "namespace", release_ns, "--wait=false", check=False)
