@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 import kubernetes
 
+from ..tenancy import secret_is_marked, unmarked_secret_message
 from .status import iso
 
 GROUP, VERSION, PLURAL, KIND = "juliarun.dev", "v1alpha1", "juliarunjobs", "JuliaRunJob"
@@ -100,7 +101,9 @@ class Kube:
         return items, version
 
     def read_secret_data(self, namespace: str, name: str) -> dict[str, str]:
-        """Every key of a Secret, decoded; SecretProblem names what is wrong."""
+        """Every key of a Secret its owner marked for the operator, decoded; SecretProblem
+        names what is wrong. An unmarked Secret is never used: someone who may create a
+        JuliaRunJob but not read Secrets cannot hand one to a job of theirs."""
         try:
             secret = self.core.read_namespaced_secret(name, namespace, _request_timeout=TIMEOUT)
         except ApiException as exc:
@@ -112,6 +115,8 @@ class Kube:
             raise SecretProblem(f"Secret {namespace}/{name} cannot be read: HTTP {exc.status}") from None
         except Exception as exc:  # a time-out or a broken connection: ours to retry
             raise SecretProblem(f"Secret {namespace}/{name} cannot be read: {type(exc).__name__}") from None
+        if not secret_is_marked(secret.metadata.labels if secret.metadata else None):
+            raise SecretProblem(unmarked_secret_message(namespace, name))
         data = {}
         for key, value in (secret.data or {}).items():
             try:

@@ -70,6 +70,7 @@ def _given(value: Any, default: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     import kopf
 
+    from .. import tenancy
     from ..juliarun import Context, JuliaRunError
     from .connections import Backoff, Connections
     from .controller import Config, Controller
@@ -91,6 +92,20 @@ def run(args: argparse.Namespace) -> int:
     namespaces = args.watch_namespaces or env_list("WATCH_NAMESPACES")
     adopters = args.adopt_namespaces or env_list("ADOPT_NAMESPACES")
     kubeconfig = args.kubeconfig or env_str("KUBECONFIG")
+    try:
+        allowed_hosts = tenancy.allowed_hosts_from_env()
+    except ValueError as exc:
+        raise EnvVarError(str(exc)) from None
+    insecure = tenancy.insecure_http_allowed()
+
+    def check_url(url: str) -> str:
+        """Why a tenant's credentials Secret may not send the operator to `url` ("" if it may)."""
+        try:
+            tenancy.check_tenant_url(url, allowed_hosts, allow_insecure_http=insecure, key="url")
+        except tenancy.TenantURLError as exc:
+            return str(exc)
+        return ""
+
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig  # kopf finds the cluster the same way as our own client
 
@@ -112,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     controller = Controller(Config(
         sync_interval=sync_interval, health_interval=health_interval, resync_interval=resync_interval,
         submit_landing_window=landing, workers=workers, namespaces=namespaces,
-        adopt_namespaces=None if not adopters or "*" in adopters else frozenset(adopters)),
+        adopt_namespaces=None if not adopters or "*" in adopters else frozenset(adopters),
+        check_url=check_url),
         kube, connections, metrics)
     poller = Poller(controller)
     stop = threading.Event()
