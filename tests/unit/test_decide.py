@@ -146,6 +146,19 @@ def test_a_taken_chosen_name_is_a_conflict_without_any_submit():
     assert cond(fields, "Stalled") == ("True", "Conflict") and fields["jobName"] is None
 
 
+def test_a_refused_chosen_name_is_forgotten_so_no_restart_can_adopt_a_job_of_that_name():
+    memory = d.Memory(
+        name="mine", submit=d.Outcome.REFUSED, refusal="no", refused_generation=1, refusals=1, refused_at=NOW
+    )
+    status = {"jobName": "mine", "submitTime": st.iso(NOW - 3), "submitted": False}
+    plan = d.reconcile(obj(spec={"jobName": "mine"}, status=status), facts([], memory))
+    fields = written(plan)
+    assert cond(fields, "Stalled") == ("True", "SubmitRefused") and fields["jobName"] is None
+    # Restarted (no memory), a stranger's job of that name has appeared: not adopted.
+    after = d.reconcile(obj(spec={"jobName": "mine"}, status=settled(plan)), facts([info("mine")]))
+    assert cond(written(after), "Stalled") == ("True", "Conflict")
+
+
 def test_a_refused_submit_with_the_name_taken_is_a_conflict_whatever_the_code():
     memory = d.Memory(
         name="theirs",

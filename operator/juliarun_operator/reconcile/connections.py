@@ -184,25 +184,18 @@ class Credentials:
 class Connections:
     """The default connection, and one per distinct credentials Secret content.
 
-    The default's token file is read again when it changes (projected tokens rotate); a
-    connection that no object used for `idle` seconds is closed, its CA file removed.
+    A connection that no object used for `idle` seconds is closed and its CA file removed,
+    so rotated tokens and moved URLs leave nothing behind. (The default connection's token
+    file is read again by the client when it changes.)
     """
 
-    def __init__(self, default: Callable[[], Context], *, backoff: Backoff = Backoff(),
-                 observe: Observe | None = None, token_file: str | None = None, idle: float = 300.0):
-        self._make_default, self._backoff, self._observe = default, backoff, observe
-        self._token_file, self._token_mtime = token_file, self._mtime(token_file)
-        self.default = Connection(default(), backoff=backoff, observe=observe)
+    def __init__(self, default: Context, *, backoff: Backoff = Backoff(),
+                 observe: Observe | None = None, idle: float = 300.0):
+        self._backoff, self._observe = backoff, observe
+        self.default = Connection(default, backoff=backoff, observe=observe)
         self._by_key: dict[tuple, Connection] = {}
         self._lock = threading.Lock()
         self.idle = idle
-
-    @staticmethod
-    def _mtime(path: str | None) -> float:
-        try:
-            return os.stat(path).st_mtime if path else 0.0
-        except OSError:
-            return 0.0
 
     def get(self, credentials: Credentials | None) -> Connection:
         if credentials is None:
@@ -230,20 +223,7 @@ class Connections:
             return [self.default, *self._by_key.values()]
 
     def tidy(self) -> None:
-        """Re-read a rotated default token; close connections no object uses any more."""
-        mtime = self._mtime(self._token_file)
-        if mtime != self._token_mtime:
-            self._token_mtime = mtime
-            try:
-                context = self._make_default()
-            except JuliaRunError:
-                context = None  # mid-rotation: keep the old token until the file is whole
-            if context is not None and context.token != self.default.context.token:
-                old = self.default.client
-                self.default.context = context
-                self.default.client = Client(context, retry=RetryPolicy(attempts=1), observe=self._observe,
-                                             pool_size=16)
-                old.close()
+        """Close the connections no object has used for `idle` seconds."""
         cutoff = time.monotonic() - self.idle
         with self._lock:
             stale = [k for k, c in self._by_key.items() if c.last_used < cutoff]

@@ -247,7 +247,10 @@ def _absent(obj: ObjectState, f: Facts, name: str, start: tuple[Action, ...]) ->
         return Plan(start + _status(obj, f, st.stalled("JobMissing", message), warn=True), job=name)
     spec_stall = _spec_stall(obj, f)
     if spec_stall:
-        return Plan(start + _status(obj, f, st.stalled(*spec_stall), warn=True), job=name,
+        # A refused submit did not land: the recorded name goes, so that no later look (after
+        # a restart, with this memory gone) can take a job of that name for ours.
+        forget = {"jobName": None, "submitTime": None} if name != obj.default_name else {}
+        return Plan(start + _status(obj, f, st.stalled(*spec_stall), warn=True, extra=forget), job=name,
                     requeue_after=refusal_wait(m, f.now))
     wait = _landing_wait(obj, f, name)
     if wait > 0:

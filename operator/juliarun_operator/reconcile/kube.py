@@ -8,7 +8,7 @@ import binascii
 import logging
 import socket
 import threading
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import kubernetes
 
@@ -43,7 +43,8 @@ def load_config(kubeconfig: str | None) -> kubernetes.client.Configuration:
 class Kube:
     """Thin wrappers over the official client, with the operator's group and kind."""
 
-    def __init__(self, kubeconfig: str | None = None, pool_size: int = 32):
+    def __init__(self, kubeconfig: str | None = None, pool_size: int = 32,
+                 on_write: Callable[[], None] | None = None):
         config = load_config(kubeconfig)
         config.connection_pool_maxsize = pool_size
         self.api = kubernetes.client.ApiClient(config)
@@ -52,10 +53,13 @@ class Kube:
         self.host = socket.gethostname()
         self.writes = 0  # status patches, finalizer patches and Events: for the benchmarks
         self._lock = threading.Lock()
+        self._on_write = on_write
 
     def _count(self) -> None:
         with self._lock:
             self.writes += 1
+        if self._on_write:
+            self._on_write()
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> dict:
         """Merge-patch the fields of status this write owns (None removes one)."""

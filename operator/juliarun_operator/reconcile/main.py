@@ -112,18 +112,14 @@ def run(args: argparse.Namespace) -> int:
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL)
     overrides = {"url": getattr(args, "url", None), "token_file": getattr(args, "token_file", None),
                  "namespace": getattr(args, "namespace", None)}
-    token_file = overrides["token_file"] or env_str("JULIARUN_TOKEN_FILE")
-    if not token_file and not env_str("JULIARUN_TOKEN"):
-        token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token"
     try:
         default = Context.from_env(**overrides)
     except JuliaRunError as exc:
         log.error("%s", exc)
         return 1
     metrics = Metrics()
-    connections = Connections(lambda: Context.from_env(**overrides), backoff=Backoff(), observe=metrics.observe_call,
-                              token_file=token_file)
-    kube = Kube(kubeconfig, pool_size=workers + 8)
+    connections = Connections(default, backoff=Backoff(), observe=metrics.observe_call)
+    kube = Kube(kubeconfig, pool_size=workers + 8, on_write=metrics.kube_written)
     controller = Controller(Config(
         sync_interval=sync_interval, health_interval=health_interval, resync_interval=resync_interval,
         submit_landing_window=landing, workers=workers, namespaces=namespaces,

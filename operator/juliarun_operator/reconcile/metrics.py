@@ -34,6 +34,7 @@ class Metrics:
         self.status_write_failures = 0
         self.kube_errors: dict[tuple, int] = defaultdict(int)
         self.connections_unavailable = 0
+        self.kube_writes = 0
 
     def observe_call(self, operation: str, outcome: str, seconds: float) -> None:
         with self._lock:
@@ -64,6 +65,10 @@ class Metrics:
     def kube_error(self, operation: str, status: object) -> None:
         with self._lock:
             self.kube_errors[(operation, str(status))] += 1
+
+    def kube_written(self) -> None:
+        with self._lock:
+            self.kube_writes += 1
 
     def set_unavailable(self, count: int) -> None:
         with self._lock:
@@ -104,6 +109,9 @@ class Metrics:
                       "# TYPE juliarun_kube_errors_total counter"]
             for (op, code), n in sorted(self.kube_errors.items()):
                 lines.append(f"juliarun_kube_errors_total{_labels((('operation', op), ('code', code)))} {n}")
+            lines += ["# HELP juliarun_kube_writes_total Writes to the Kubernetes API: status, finalizers, Events.",
+                      "# TYPE juliarun_kube_writes_total counter",
+                      f"juliarun_kube_writes_total {self.kube_writes}"]
             lines += ["# HELP juliarun_connections_unavailable JuliaRun connections in use that fail now.",
                       "# TYPE juliarun_connections_unavailable gauge",
                       f"juliarun_connections_unavailable {self.connections_unavailable}"]
