@@ -165,8 +165,11 @@ def test_one_broken_secret_among_a_hundred_objects_is_that_objects_alone(control
 
 def test_ready_soon_after_juliarun_shows_it_whatever_the_sync_interval(control_plane, tmp_path, processes):
     emulator = processes(Emulator(tmp_path, "--create-delay", "0.3", "--worker-delay", "0.1"))
-    operator = processes(Operator(tmp_path, control_plane.kubeconfig, emulator, "--sync-interval", "120",
-                                  "--resync-interval", "2"))
+    operator = processes(
+        Operator(
+            tmp_path, control_plane.kubeconfig, emulator, "--sync-interval", "120", "--resync-interval", "2"
+        )
+    )
     kube = Kube(control_plane)
     ns = namespace(kube, "soon")
     kube.apply(ns, *[job(f"s{i}", "Webserver", runVolume="v", cfgFile="c", parallelism=2) for i in range(20)])
@@ -200,13 +203,23 @@ def test_credentials_cannot_be_switched_once_submitted(control_plane, tmp_path, 
     """Submitted through a credentials Secret, an object that drops credentialsRef does not
     move to the default connection: it is stalled, and its deletion still goes to its own."""
     from juliarun_operator.juliarun import Client, Context
+
     emulator = processes(Emulator(tmp_path, "--create-delay", "0.2", "--worker-delay", "0.05"))
     processes(Operator(tmp_path, control_plane.kubeconfig, emulator))
     kube = Kube(control_plane)
     ns = namespace(kube, "switch")
     team_token = "team-switch-s3cr3t-5151"
-    control_plane.kubectl("create", "secret", "generic", "own", "-n", ns, f"--from-literal=url={emulator.url}",
-                          f"--from-literal=token={team_token}", "--from-literal=namespace=team-own")
+    control_plane.kubectl(
+        "create",
+        "secret",
+        "generic",
+        "own",
+        "-n",
+        ns,
+        f"--from-literal=url={emulator.url}",
+        f"--from-literal=token={team_token}",
+        "--from-literal=namespace=team-own",
+    )
     control_plane.kubectl("label", "secret", "own", "-n", ns, "juliarun.dev/credentials=true")
     spec = {"runVolume": "v", "cfgFile": "c", "parallelism": 1}
     kube.apply(ns, job("sw", "Webserver", **spec, credentialsRef={"name": "own"}))
@@ -214,8 +227,16 @@ def test_credentials_cannot_be_switched_once_submitted(control_plane, tmp_path, 
     assert kube.status(ns, "sw")["connection"] == "Secret/own"
     name = kube.status(ns, "sw")["jobName"]
     kube.apply(ns, job("sw", "Webserver", **spec))  # credentialsRef removed
-    control_plane.kubectl("patch", "jrj/sw", "-n", ns, "--type=json",
-                          "-p", '[{"op": "remove", "path": "/spec/credentialsRef"}]', check=False)
+    control_plane.kubectl(
+        "patch",
+        "jrj/sw",
+        "-n",
+        ns,
+        "--type=json",
+        "-p",
+        '[{"op": "remove", "path": "/spec/credentialsRef"}]',
+        check=False,
+    )
     wait_for("stalled", lambda: kube.condition(ns, "sw", "Stalled").get("reason") == "ConnectionChanged")
     assert name not in emulator.jobs()  # nothing went to the default connection
     control_plane.kubectl("delete", "jrj", "sw", "-n", ns, "--timeout=60s")
