@@ -34,7 +34,7 @@ def stack(control_plane, tmp_path_factory):
     emulator = Emulator(workdir, "--create-delay", "0.3", "--worker-delay", "0.1",
                         "--run-time", str(RUN_TIME), "--seed", "7")
     emulator.start()
-    operator = Operator(workdir, control_plane.kubeconfig, emulator)
+    operator = Operator(workdir, control_plane.kubeconfig, emulator, "--adopt-namespace", "*")
     operator.start()
     yield emulator, operator, Kube(control_plane)
     operator.kill(signal.SIGTERM)

@@ -274,3 +274,41 @@ def test_juliarun_call_rate_while_it_fails_is_bounded_whatever_the_number_of_obj
         120,
         1.0,
     )
+
+
+def test_the_administrator_maps_a_namespace_to_its_own_juliarun_identity(control_plane, tmp_path, processes):
+    """--namespace-connection: a namespace's jobs go to the JuliaRun identity and namespace
+    the administrator chose (a Secret in the operator's namespace), the others' to the default."""
+    from juliarun_operator.juliarun import Client, Context
+
+    kube = Kube(control_plane)
+    mapped, other = namespace(kube, "mapped"), namespace(kube, "plain")
+    secret = f"conn-{mapped}"
+    emulator = processes(Emulator(tmp_path, "--create-delay", "0.2", "--worker-delay", "0.05"))
+    mapped_token = "mapped-team-s3cr3t-9393"
+    # The administrator's Secret: in the operator's own namespace (here "default"), unlabelled.
+    control_plane.kubectl(
+        "create",
+        "secret",
+        "generic",
+        secret,
+        "-n",
+        "default",
+        f"--from-literal=url={emulator.url}",
+        f"--from-literal=token={mapped_token}",
+        "--from-literal=namespace=team-mapped",
+    )
+    operator = processes(
+        Operator(tmp_path, control_plane.kubeconfig, emulator, "--namespace-connection", f"{mapped}={secret}")
+    )
+    for ns in (mapped, other):
+        kube.apply(ns, job("j", "Webserver", runVolume="v", cfgFile="c", parallelism=1))
+    wait_for("both ready", lambda: ready(kube, mapped, "j") and ready(kube, other, "j"), 60)
+    assert kube.status(mapped, "j")["connection"] == f"Admin/{secret}"
+    team = Client(Context(url=emulator.url, token=mapped_token, namespace="team-mapped"))
+    assert set(team.list_jobs()) == {kube.status(mapped, "j")["jobName"]}
+    assert kube.status(other, "j")["jobName"] in emulator.jobs()  # the default connection
+    for ns in (mapped, other):
+        control_plane.kubectl("delete", "jrj", "j", "-n", ns, "--timeout=60s")
+    assert team.list_jobs() == {}
+    assert mapped_token not in operator.text()

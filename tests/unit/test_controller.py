@@ -111,7 +111,7 @@ def test_a_key_is_queued_once_and_again_if_it_changed_while_handled():
 def test_a_missing_secret_is_remembered_and_read_again_with_backoff():
     reads = []
 
-    def read(namespace: str, name: str) -> dict[str, str]:
+    def read(namespace: str, name: str, marked: bool) -> dict[str, str]:
         reads.append(name)
         raise SecretProblem(f"Secret {namespace}/{name} not found")
 
@@ -128,7 +128,7 @@ def test_a_missing_secret_is_remembered_and_read_again_with_backoff():
 
 def test_a_good_secret_is_read_once_per_ttl():
     reads = []
-    cache = SecretCache(lambda ns, name: reads.append(name) or {"k": "v"}, ttl=60, backoff=Backoff())
+    cache = SecretCache(lambda ns, name, marked: reads.append(name) or {"k": "v"}, ttl=60, backoff=Backoff())
     assert all(cache.get("team", "s") == {"k": "v"} for _ in range(100))
     assert reads == ["s"]
 
@@ -166,7 +166,7 @@ def body(name: str, version: int, **status) -> dict:
 
 
 def controller() -> Controller:
-    kube = SimpleNamespace(read_secret_data=lambda ns, name: {})
+    kube = SimpleNamespace(read_secret_data=lambda ns, name, marked: {})
     return Controller(Config(), kube, Connections(CONTEXT), Metrics())  # type: ignore[arg-type]
 
 

@@ -39,8 +39,13 @@ class Config:
     workers: int = 16
     log_lines_on_completion: int = 20
     namespaces: list[str] = field(default_factory=list)  # watched; empty: all
-    adopt_namespaces: frozenset[str] | None = None  # may adopt existing jobs; None: every namespace
+    # May adopt unclaimed jobs and name jobs outside their own prefix; None: every namespace.
+    adopt_namespaces: frozenset[str] | None = frozenset()
     check_url: Callable[[str], str] | None = None  # a tenant's JuliaRun URL -> why refused ("" ok)
+    # namespace -> a Secret of the administrator's (in `own_namespace`) with the connection
+    # that namespace uses instead of the default: its JuliaRun identity and namespace.
+    namespace_connections: dict[str, str] = field(default_factory=dict)
+    own_namespace: str = "default"
     backoff: Backoff = field(default_factory=Backoff)
 
 
@@ -237,39 +242,51 @@ class Controller:
             holder = self.claims.get(name)
         claimed_by = f"{holder[0]}/{holder[1]}" if holder and holder != key else ""
         adopt_ns = self.config.adopt_namespaces
+        trusted = adopt_ns is None or obj.namespace in adopt_ns
         ctx = conn.context if conn else self.connections.default.context
         return conn, d.Facts(
-            now=now, memory=memory, params=params, invalid=invalid, unavailable=problem,
+            now=now, memory=memory, connection=self.wanted_connection(obj), params=params, invalid=invalid, unavailable=problem,
             snapshot=conn.snapshot if conn else None, snapshot_time=conn.snapshot_time if conn else 0.0,
             landing=ctx.connect_timeout + ctx.read_timeout + 1 + self.config.submit_landing_window,
             acting_since=self.acting_since, claimed_by=claimed_by, no_credentials=no_credentials,
-            adopt_allowed=not claimed_by and (adopt_ns is None or obj.namespace in adopt_ns))
+            adopt_allowed=trusted and not claimed_by, trusted=trusted)
 
     def _secret_value(self, namespace: str, name: str, key: str) -> str:
         try:
-            data = self.secrets.get(namespace, name)
+            data = self.secrets.get(namespace, name, marked=True)
         except SecretProblem as exc:
             raise LookupError(str(exc)) from None
         if key not in data:
             raise LookupError(f"Secret {namespace}/{name} has no key {key!r}")
         return data[key]
 
+    def wanted_connection(self, obj: d.ObjectState) -> str:
+        """The connection spec and administrator choose: a tenant's credentials Secret, the
+        administrator's Secret for the namespace, or the default."""
+        ref = obj.spec.get("credentialsRef")
+        if isinstance(ref, dict) and ref.get("name"):
+            return f"Secret/{ref['name']}"
+        mapped = self.config.namespace_connections.get(obj.namespace)
+        return f"Admin/{mapped}" if mapped else d.DEFAULT_CONNECTION
+
     def _connection(self, obj: d.ObjectState) -> tuple[Connection | None, str, bool]:
         """The object's connection (fixed once recorded in status), or why there is none."""
-        which = obj.status.get("connection") or obj.connection
+        which = obj.status.get("connection") or self.wanted_connection(obj)
         if which == d.DEFAULT_CONNECTION:
             return self.connections.default, "", False
-        secret = which.split("/", 1)[1]
+        kind, _, secret = which.partition("/")
+        admin = kind == "Admin"
+        namespace = self.config.own_namespace if admin else obj.namespace
         try:
-            data = self.secrets.get(obj.namespace, secret)
+            data = self.secrets.get(namespace, secret, marked=not admin)
         except SecretProblem as exc:
             return None, f"credentials: {exc}", True
         missing = [k for k in ("url", "token", "namespace") if not data.get(k)]
         if missing:
-            return None, f"credentials: Secret {obj.namespace}/{secret} has no key {missing[0]!r}", True
-        refused = self.config.check_url(data["url"]) if self.config.check_url else ""
+            return None, f"credentials: Secret {namespace}/{secret} has no key {missing[0]!r}", True
+        refused = "" if admin or not self.config.check_url else self.config.check_url(data["url"])
         if refused:
-            return None, f"credentials: Secret {obj.namespace}/{secret}: {refused}", True
+            return None, f"credentials: Secret {namespace}/{secret}: {refused}", True
         return self.connections.get(Credentials(data["url"], data["token"], data["namespace"],
                                                 data.get("ca.crt"))), "", False
 

@@ -49,9 +49,14 @@ def configure_parser(subparsers: Any) -> None:
     add("--lease-duration", type=int, help="seconds after which a silent replica's Lease is taken over "
                                             "(default 15; LEASE_DURATION)")
     add("--workers", type=int, help="objects handled at once (threads; default 16; WORKERS)")
+    add("--namespace-connection", action="append", dest="namespace_connections", metavar="NAMESPACE=SECRET",
+        help="the namespace's JuliaRun connection: a Secret (url, token, namespace, ca.crt) in the "
+             "operator's own namespace; other namespaces use the default connection (repeatable; "
+             "default $NAMESPACE_CONNECTIONS, comma-separated)")
     add("--adopt-namespace", action="append", dest="adopt_namespaces",
-        help="namespace whose objects may adopt existing JuliaRun jobs (repeatable; default "
-             "$ADOPT_NAMESPACES, comma-separated; '*' for all, the default)")
+        help="namespace whose objects may adopt existing JuliaRun jobs and name jobs outside their "
+             "own prefix <namespace>- (repeatable; default $ADOPT_NAMESPACES, comma-separated; "
+             "'*' for all; default none)")
     p.set_defaults(func=run)
 
 
@@ -91,6 +96,12 @@ def run(args: argparse.Namespace) -> int:
     lease_duration = _given(args.lease_duration, env_int("LEASE_DURATION", 15))
     namespaces = args.watch_namespaces or env_list("WATCH_NAMESPACES")
     adopters = args.adopt_namespaces or env_list("ADOPT_NAMESPACES")
+    mapping = {}
+    for entry in args.namespace_connections or env_list("NAMESPACE_CONNECTIONS"):
+        namespace, sep, secret = entry.partition("=")
+        if not (sep and namespace.strip() and secret.strip()):
+            raise EnvVarError(f"namespace connection {entry!r}: expected NAMESPACE=SECRET")
+        mapping[namespace.strip()] = secret.strip()
     kubeconfig = args.kubeconfig or env_str("KUBECONFIG")
     try:
         allowed_hosts = tenancy.allowed_hosts_from_env()
@@ -123,8 +134,8 @@ def run(args: argparse.Namespace) -> int:
     controller = Controller(Config(
         sync_interval=sync_interval, health_interval=health_interval, resync_interval=resync_interval,
         submit_landing_window=landing, workers=workers, namespaces=namespaces,
-        adopt_namespaces=None if not adopters or "*" in adopters else frozenset(adopters),
-        check_url=check_url),
+        adopt_namespaces=None if "*" in adopters else frozenset(adopters),
+        check_url=check_url, namespace_connections=mapping, own_namespace=_pod_namespace()),
         kube, connections, metrics)
     poller = Poller(controller)
     stop = threading.Event()
