@@ -148,7 +148,12 @@ def test_a_taken_chosen_name_is_a_conflict_without_any_submit():
 
 def test_a_refused_chosen_name_is_forgotten_so_no_restart_can_adopt_a_job_of_that_name():
     memory = d.Memory(
-        name="team-mine", submit=d.Outcome.REFUSED, refusal="no", refused_generation=1, refusals=1, refused_at=NOW
+        name="team-mine",
+        submit=d.Outcome.REFUSED,
+        refusal="no",
+        refused_generation=1,
+        refusals=1,
+        refused_at=NOW,
     )
     status = {"jobName": "team-mine", "submitTime": st.iso(NOW - 3), "submitted": False}
     plan = d.reconcile(obj(spec={"jobName": "team-mine"}, status=status), facts([], memory))

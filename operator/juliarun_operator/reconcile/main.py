@@ -121,8 +121,10 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = kubeconfig  # kopf finds the cluster the same way as our own client
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL)
+    # The connection flags `juliarun` takes before or after `operator` (as for every command).
     overrides = {"url": getattr(args, "url", None), "token_file": getattr(args, "token_file", None),
-                 "namespace": getattr(args, "namespace", None)}
+                 "namespace": getattr(args, "namespace", None),
+                 "verify": False if getattr(args, "insecure", False) else getattr(args, "ca_file", None)}
     try:
         default = Context.from_env(**overrides)
     except JuliaRunError as exc:
