@@ -139,6 +139,11 @@ def test_a_landed_submit_waits_for_a_snapshot_taken_after_it():
 # --- whose job is it ---------------------------------------------------------------------------
 
 
+def test_a_chosen_name_is_submitted_only_after_a_look_taken_since_the_object_exists():
+    plan = d.reconcile(obj(spec={"jobName": "team-web"}, created=NOW - 1), facts([], snapshot_time=NOW - 1.5))
+    assert d.Kind.SUBMIT not in kinds(plan) and plan.wait_snapshot
+
+
 def test_a_taken_chosen_name_is_a_conflict_without_any_submit():
     plan = d.reconcile(obj(spec={"jobName": "team-theirs"}), facts([info("team-theirs")]))
     fields = written(plan)

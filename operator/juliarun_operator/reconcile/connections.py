@@ -9,14 +9,16 @@ delay (1 s, doubling to 60 s) per connection while it is down, however many obje
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..juliarun import Client, Context, JobInfo, JuliaRunError, RetryPolicy
 from ..juliarun.errors import ApiError
@@ -41,7 +43,7 @@ class Backoff:
 
     def delay(self, failures: int) -> float:
         ceiling = min(self.cap, self.base * 2 ** max(0, failures - 1))
-        return random.uniform(ceiling / 2, ceiling)
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not a secret)
 
 
 class Breaker:
@@ -65,7 +67,7 @@ class Breaker:
             if now >= self.open_until and not self.trial:
                 self.trial = True
                 return
-            wait = max(self.open_until - now, 0.0) + random.uniform(0.1, 1.0)
+            wait = max(self.open_until - now, 0.0) + random.uniform(0.1, 1.0)  # noqa: S311 (jitter)
             raise Unavailable(self.last_error or "JuliaRun unavailable", wait)
 
     def failed(self, message: str) -> None:
@@ -81,14 +83,20 @@ class Breaker:
 
     def retry_delay(self) -> float:
         with self._lock:
-            return max(self.open_until - time.monotonic(), 0.0) + random.uniform(0.1, 1.0)
+            return max(self.open_until - time.monotonic(), 0.0) + random.uniform(0.1, 1.0)  # noqa: S311 (jitter)
 
 
 class Connection:
     """A JuliaRun connection shared by every object that uses it."""
 
-    def __init__(self, context: Context, *, backoff: Backoff = Backoff(), observe: Observe | None = None,
-                 ca_file: str | None = None):
+    def __init__(
+        self,
+        context: Context,
+        *,
+        backoff: Backoff = Backoff(),
+        observe: Observe | None = None,
+        ca_file: str | None = None,
+    ):
         self.context = context
         # The operator retries at its own level; one attempt per call keeps rates countable.
         self.client = Client(context, retry=RetryPolicy(attempts=1), observe=observe, pool_size=16)
@@ -142,7 +150,7 @@ class Connection:
     def fetch(self) -> dict[str, JobInfo]:
         """A new snapshot (the poller's)."""
         sent = time.time()
-        snapshot = self.read(self.client.get_all_job_info)
+        snapshot: dict[str, JobInfo] = self.read(self.client.get_all_job_info)
         with self._lock:
             self.snapshot, self.snapshot_time = snapshot, sent
         return snapshot
@@ -162,10 +170,8 @@ class Connection:
     def close(self) -> None:
         self.client.close()
         if self.ca_file:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(self.ca_file)
-            except OSError:
-                pass
 
 
 @dataclass(frozen=True)
@@ -189,11 +195,17 @@ class Connections:
     file is read again by the client when it changes.)
     """
 
-    def __init__(self, default: Context, *, backoff: Backoff = Backoff(),
-                 observe: Observe | None = None, idle: float = 300.0):
+    def __init__(
+        self,
+        default: Context,
+        *,
+        backoff: Backoff = Backoff(),
+        observe: Observe | None = None,
+        idle: float = 300.0,
+    ):
         self._backoff, self._observe = backoff, observe
         self.default = Connection(default, backoff=backoff, observe=observe)
-        self._by_key: dict[tuple, Connection] = {}
+        self._by_key: dict[tuple[str, str, str, str], Connection] = {}
         self._lock = threading.Lock()
         self.idle = idle
 
@@ -210,9 +222,14 @@ class Connections:
                         f.write(credentials.ca)
                     verify = ca_file = f.name
                 base = self.default.context
-                context = Context(url=credentials.url, token=credentials.token,
-                                  namespace=credentials.namespace, verify=verify,
-                                  connect_timeout=base.connect_timeout, read_timeout=base.read_timeout)
+                context = Context(
+                    url=credentials.url,
+                    token=credentials.token,
+                    namespace=credentials.namespace,
+                    verify=verify,
+                    connect_timeout=base.connect_timeout,
+                    read_timeout=base.read_timeout,
+                )
                 conn = Connection(context, backoff=self._backoff, observe=self._observe, ca_file=ca_file)
                 self._by_key[credentials.key()] = conn
             conn.last_used = time.monotonic()

@@ -259,6 +259,10 @@ def _absent(obj: ObjectState, f: Facts, name: str, start: tuple[Action, ...]) ->
         conditions = st.waiting("Pending", "WaitingForEarlierSubmit",
                                 f"an earlier submitJob of {name} may still land; looking again in {wait:.0f} s")
         return Plan(start + _status(obj, f, conditions), job=name, requeue_after=wait)
+    if name != obj.default_name and f.snapshot_time < obj.created + 1:
+        # A chosen name may be taken already: look at JuliaRun as it is since the object
+        # exists (creationTimestamp has whole seconds), not at an older picture.
+        return Plan(start, job=name, wait_snapshot=True)
     actions: list[Action] = list(start)
     if name != obj.default_name:  # a name that does not prove itself is recorded first
         actions += _status(obj, f, st.submitting(name), force=True, extra={
