@@ -417,17 +417,22 @@ def test_operator_runs_a_job_with_chart_rbac(control_plane, operator_release, k8
         api.create_namespaced_custom_object("juliarun.dev", "v1alpha1", rel["watched"], "juliarunjobs", job)
 
         seen: list[str] = []
+        last_status: list = []
 
         def phase_is(wanted: str):
             assert operator.proc.poll() is None, f"operator exited:\n{operator.output()}"
             obj = api.get_namespaced_custom_object("juliarun.dev", "v1alpha1", rel["watched"],
                                                    "juliarunjobs", "rbac-hello")
             phase = (obj.get("status") or {}).get("phase")
+            last_status[:] = [obj.get("status")]
             if phase and (not seen or seen[-1] != phase):
                 seen.append(phase)
             return phase == wanted or (wanted == "Running" and phase == "Completed")
 
-        _wait(lambda: phase_is("Running"), 60, f"phase Running (seen {seen})")
+        try:
+            _wait(lambda: phase_is("Running"), 60, "phase Running")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; phases seen {seen}, status {last_status}") from None
         _wait(lambda: phase_is("Completed"), 60, f"phase Completed (seen {seen})")
         assert "Running" in seen, f"phases seen: {seen}"
         assert requests.get(f"{url}/_emulator/healthz", timeout=5).json()["jobs"] == 1

@@ -217,6 +217,7 @@ class Controller:
                     "finalizer", self.kube.set_finalizer, body, d.FINALIZER, adding, keep=adding
                 )
                 body = written if adding else body
+                memory.added_finalizer = memory.added_finalizer or adding
             elif kind is d.Kind.WRITE_STATUS:
                 body = self._write("status", self.kube.patch_status, obj.namespace, obj.name, action.value)
                 self.metrics.status_written()
