@@ -43,7 +43,18 @@ _USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@]*@")
 
 _lock = threading.Lock()
 _secrets: OrderedDict[str, None] = OrderedDict()
-_pattern: re.Pattern[str] | None = None
+# Every form of every registered secret, by its first MIN_SECRET_LENGTH characters, longest
+# first. Replaced whole on a change (readers never see one half-built). A scan looks each
+# position of a text up here: the cost is the text's length, whatever the number of secrets
+# (a regular expression of thousands of alternatives costs about a millisecond a message).
+_index: dict[str, tuple[str, ...]] = {}
+_ESCAPE_RE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def _upper_escapes(text: str) -> str:
+    """`text` with percent escapes in upper case (%3d -> %3D), the same length: forms and
+    texts are compared so, whatever case a server or proxy re-encoded them in."""
+    return _ESCAPE_RE.sub(lambda m: m.group(0).upper(), text) if "%" in text else text
 
 
 def secret_forms(value: str) -> set[str]:
@@ -54,19 +65,15 @@ def secret_forms(value: str) -> set[str]:
     forms = set()
     for b in bases:
         forms |= {b, quote(b, safe=""), quote(b), quote_plus(b)}
-    return {f for f in forms if f}
+    return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
 
 
-def _form_pattern(form: str) -> str:
-    # Percent escapes match in either case (%3D and %3d); the rest literally.
-    parts = re.split(r"(%[0-9A-Fa-f]{2})", form)
-    out = []
-    for i, part in enumerate(parts):
-        if i % 2:
-            out.append("%" + "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in part[1:]))
-        else:
-            out.append(re.escape(part))
-    return "".join(out)
+def _build_index(values) -> dict[str, tuple[str, ...]]:
+    by_prefix: dict[str, set[str]] = {}
+    for value in values:
+        for form in map(_upper_escapes, secret_forms(value)):
+            by_prefix.setdefault(form[:MIN_SECRET_LENGTH], set()).add(form)
+    return {k: tuple(sorted(v, key=len, reverse=True)) for k, v in by_prefix.items()}
 
 
 def register_secret(value: str | None) -> None:
@@ -75,7 +82,7 @@ def register_secret(value: str | None) -> None:
     Call it for each token and password as soon as it is read. Idempotent; values shorter
     than MIN_SECRET_LENGTH are ignored; the newest MAX_SECRETS values are kept.
     """
-    global _pattern
+    global _index
     if not value or len(value) < MIN_SECRET_LENGTH:
         return
     with _lock:
@@ -83,26 +90,54 @@ def register_secret(value: str | None) -> None:
             _secrets.move_to_end(value)
             return
         _secrets[value] = None
-        while len(_secrets) > MAX_SECRETS:
-            _secrets.popitem(last=False)
-        forms = set().union(*(secret_forms(s) for s in _secrets))
-        # Longest first, so a form that contains another is replaced whole.
-        _pattern = re.compile("|".join(_form_pattern(f) for f in sorted(forms, key=len, reverse=True)))
+        if len(_secrets) > MAX_SECRETS:
+            while len(_secrets) > MAX_SECRETS:
+                _secrets.popitem(last=False)
+            _index = _build_index(_secrets)
+            return
+        index = dict(_index)
+        for prefix, forms in _build_index([value]).items():
+            index[prefix] = tuple(sorted(set(index.get(prefix, ())) | set(forms), key=len, reverse=True))
+        _index = index
 
 
 def forget_secrets() -> None:
     """Drop every registered secret (for tests)."""
-    global _pattern
+    global _index
     with _lock:
         _secrets.clear()
-        _pattern = None
+        _index = {}
+
+
+def _scrub_registered(text: str) -> str:
+    index = _index
+    if not index:
+        return text
+    probe = _upper_escapes(text)  # positions as in text; only escapes' case differs
+    out: list[str] = []
+    i = last = 0
+    end = len(text) - MIN_SECRET_LENGTH
+    while i <= end:
+        forms = index.get(probe[i:i + MIN_SECRET_LENGTH])
+        if forms:
+            for form in forms:
+                if probe.startswith(form, i):
+                    out += (text[last:i], REDACTED)
+                    i = last = i + len(form)
+                    break
+            else:
+                i += 1
+        else:
+            i += 1
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
 
 
 def redact(text: str) -> str:
     """`text` without any registered secret, secret query value or URL userinfo."""
-    pattern = _pattern
-    if pattern is not None:
-        text = pattern.sub(REDACTED, text)
+    text = _scrub_registered(text)
     text = _PARAM_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
     return _USERINFO_RE.sub(rf"\g<1>{REDACTED}@", text)
 
