@@ -35,7 +35,7 @@ def main() -> None:
     logger.setLevel(logging.INFO)
     plain = per_call(lambda: logger.info("call %s failed: %s", "submitJob", MESSAGE), 20_000)
     rd.install_secret_filter()
-    for count in (0, 16, 256):
+    for count in (0, 16, 1024):
         rd.forget_secrets()
         for _ in range(count):
             rd.register_secret(secrets.token_urlsafe(24))

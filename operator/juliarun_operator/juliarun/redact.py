@@ -30,7 +30,7 @@ REDACTED = "REDACTED"
 # message and protect nothing (a real token or password is longer).
 MIN_SECRET_LENGTH = 4
 # Registered secrets kept, newest first; a rotated token falls out after this many others.
-MAX_SECRETS = 256
+MAX_SECRETS = 1024
 # The query parameters whose values are secret wherever they appear.
 SECRET_PARAMS = ("jruntok", "passwd")
 
@@ -42,12 +42,15 @@ _PARAM_RE = re.compile(
 _USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@]*@")
 
 _lock = threading.Lock()
-_secrets: OrderedDict[str, None] = OrderedDict()
+# Registered secrets, oldest first, each with its forms (kept to take them out again).
+_secrets: OrderedDict[str, frozenset[str]] = OrderedDict()
 # Every form of every registered secret, by its first MIN_SECRET_LENGTH characters, longest
-# first. Replaced whole on a change (readers never see one half-built). A scan looks each
+# first; and how many secrets have each form (two could share one). A scan looks each
 # position of a text up here: the cost is the text's length, whatever the number of secrets
 # (a regular expression of thousands of alternatives costs about a millisecond a message).
+# Changed in place under the lock; a reader sees each entry whole (one tuple).
 _index: dict[str, tuple[str, ...]] = {}
+_form_count: dict[str, int] = {}
 _ESCAPE_RE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
@@ -68,45 +71,53 @@ def secret_forms(value: str) -> set[str]:
     return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
 
 
-def _build_index(values) -> dict[str, tuple[str, ...]]:
-    by_prefix: dict[str, set[str]] = {}
-    for value in values:
-        for form in map(_upper_escapes, secret_forms(value)):
-            by_prefix.setdefault(form[:MIN_SECRET_LENGTH], set()).add(form)
-    return {k: tuple(sorted(v, key=len, reverse=True)) for k, v in by_prefix.items()}
+def _add_form(form: str) -> None:
+    _form_count[form] = _form_count.get(form, 0) + 1
+    if _form_count[form] == 1:
+        prefix = form[:MIN_SECRET_LENGTH]
+        _index[prefix] = tuple(sorted((*_index.get(prefix, ()), form), key=len, reverse=True))
+
+
+def _remove_form(form: str) -> None:
+    _form_count[form] -= 1
+    if _form_count[form] == 0:
+        del _form_count[form]
+        prefix = form[:MIN_SECRET_LENGTH]
+        rest = tuple(f for f in _index.get(prefix, ()) if f != form)
+        if rest:
+            _index[prefix] = rest
+        else:
+            _index.pop(prefix, None)
 
 
 def register_secret(value: str | None) -> None:
     """Scrub `value` (in all its forms) from every later `redact` and log record.
 
-    Call it for each token and password as soon as it is read. Idempotent; values shorter
-    than MIN_SECRET_LENGTH are ignored; the newest MAX_SECRETS values are kept.
+    Call it for each token and password as soon as it is read, and again when it is used
+    (cheap: it keeps a secret in use among the newest). Values shorter than
+    MIN_SECRET_LENGTH are ignored; the MAX_SECRETS most recently registered are kept.
     """
-    global _index
     if not value or len(value) < MIN_SECRET_LENGTH:
         return
     with _lock:
         if value in _secrets:
             _secrets.move_to_end(value)
             return
-        _secrets[value] = None
-        if len(_secrets) > MAX_SECRETS:
-            while len(_secrets) > MAX_SECRETS:
-                _secrets.popitem(last=False)
-            _index = _build_index(_secrets)
-            return
-        index = dict(_index)
-        for prefix, forms in _build_index([value]).items():
-            index[prefix] = tuple(sorted(set(index.get(prefix, ())) | set(forms), key=len, reverse=True))
-        _index = index
+        forms = frozenset(map(_upper_escapes, secret_forms(value)))
+        _secrets[value] = forms
+        for form in forms:
+            _add_form(form)
+        while len(_secrets) > MAX_SECRETS:
+            for form in _secrets.popitem(last=False)[1]:
+                _remove_form(form)
 
 
 def forget_secrets() -> None:
     """Drop every registered secret (for tests)."""
-    global _index
     with _lock:
         _secrets.clear()
-        _index = {}
+        _index.clear()
+        _form_count.clear()
 
 
 def _scrub_registered(text: str) -> str:
