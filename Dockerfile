@@ -1,5 +1,5 @@
 # The operator image: `juliarun operator` (also the juliarun CLI and emulator).
-#   docker build -t juliarun-operator:0.1.0 .      (or hack/kind-load-image.sh)
+#   docker build -t juliarun-operator:0.1.0 .      (the tag: pyproject.toml's version; or hack/kind-load-image.sh)
 # Runs as uid 65532 with a read-only root filesystem (the chart's securityContext).
 
 # Build a wheel-installed virtualenv in one stage, so the final image has no build leftovers.
@@ -7,10 +7,11 @@ FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/juliarun
 WORKDIR /src
-# Only what the package build reads (see .dockerignore): pyproject names README.md as its readme.
-COPY pyproject.toml README.md ./
+# Only what the package build reads (see .dockerignore): pyproject names README.md as its
+# readme and LICENSE as its license file; constraints.txt pins every dependency exactly.
+COPY pyproject.toml README.md LICENSE constraints.txt ./
 COPY operator/ operator/
-RUN /opt/juliarun/bin/pip install . \
+RUN /opt/juliarun/bin/pip install --constraint constraints.txt . \
  && /opt/juliarun/bin/juliarun --help >/dev/null
 
 FROM python:3.11-slim

@@ -282,7 +282,7 @@ class OperatorProc:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "juliarun_operator.cli", "operator", "--standalone",
              "--sync-interval", str(env.interval), "--metrics-port", str(self.port),
-             "--max-workers", str(max_workers), "--watch-namespace", ns],
+             "--workers", str(max_workers), "--watch-namespace", ns],
             stdout=self.logfile.open("w"), stderr=subprocess.STDOUT, env=env.env, start_new_session=True)
         wait_for("the operator", lambda: requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).ok)
 

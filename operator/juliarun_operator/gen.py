@@ -491,8 +491,6 @@ def render_docs() -> str:
 # Files shipped in more than one place (the chart and kustomize cannot reach crds/):
 # source -> copies, kept identical by `make generate` and checked like generated files.
 COPIES = {
-    "crds/kopf.dev_peerings.yaml": ["charts/juliarun-operator/crds/kopf.dev_peerings.yaml",
-                                    "deploy/crds/kopf.dev_peerings.yaml"],
     CRD_PATH: ["charts/juliarun-operator/crds/juliarun.dev_juliarunjobs.yaml",
                "deploy/crds/juliarun.dev_juliarunjobs.yaml"],
     "gitops/argocd/health.lua": ["charts/juliarun-operator/files/argocd-health.lua"],
@@ -533,6 +531,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m juliarun_operator.gen", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file is stale")
     args = parser.parse_args(argv)
+    if not (REPO_ROOT / "pyproject.toml").is_file():  # an installed package: no files to generate
+        print("error: the generator writes into a source checkout of juliarun-operator: "
+              "run `make generate` in a clone", file=sys.stderr)
+        return 1
     if args.check:
         paths = stale()
         for path in paths:

@@ -28,14 +28,13 @@ from .juliarun.client import TRUE_WORDS, is_loopback, public_url
 
 ALLOWED_HOSTS_ENV = "JULIARUN_TENANT_ALLOWED_HOSTS"
 ALLOW_INSECURE_HTTP_ENV = "JULIARUN_ALLOW_INSECURE_HTTP"
-SECRET_LABEL = "juliarun.dev/credentials"
-SECRET_LABEL_VALUE = "true"
+SECRET_LABEL = "juliarun.dev/credentials"  # noqa: S105 (a label's name, not a password)
+SECRET_LABEL_VALUE = "true"  # noqa: S105
 
 # An allow-list entry: "*" (any host), "host", "host:port", "*.domain" or "*.domain:port";
 # hosts are DNS names, IPv4 addresses or bracketed IPv6 addresses.
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
-_ENTRY_RE = re.compile(
-    rf"^(\*|(\*\.)?{_LABEL}(\.{_LABEL})*|\[[0-9a-f:.]+\])(:[0-9]{{1,5}})?$")
+_ENTRY_RE = re.compile(rf"^(\*|(\*\.)?{_LABEL}(\.{_LABEL})*|\[[0-9a-f:.]+\])(:[0-9]{{1,5}})?$")
 # Characters that parsers disagree about (a backslash is a slash to browsers and some
 # libraries, not to urlsplit) or that have no place in a URL.
 _UNSAFE_RE = re.compile(r"[\x00-\x20\x7f\\]")
@@ -59,12 +58,12 @@ def parse_allowed_hosts(text: str) -> tuple[str, ...]:
 
 def allowed_hosts_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     env = os.environ if environ is None else environ
-    return parse_allowed_hosts(env.get(ALLOWED_HOSTS_ENV, ""))
+    return parse_allowed_hosts(env.get("JULIARUN_TENANT_ALLOWED_HOSTS", ""))
 
 
 def insecure_http_allowed(environ: Mapping[str, str] | None = None) -> bool:
     env = os.environ if environ is None else environ
-    return env.get(ALLOW_INSECURE_HTTP_ENV, "").lower() in TRUE_WORDS
+    return env.get("JULIARUN_ALLOW_INSECURE_HTTP", "").lower() in TRUE_WORDS
 
 
 def _host_matches(host: str, port: int, entry: str) -> bool:
@@ -85,8 +84,9 @@ def _host_matches(host: str, port: int, entry: str) -> bool:
         return host == entry
 
 
-def check_tenant_url(url: object, allowed_hosts: Iterable[str], *,
-                     allow_insecure_http: bool = False, key: str = "url") -> str:
+def check_tenant_url(
+    url: object, allowed_hosts: Iterable[str], *, allow_insecure_http: bool = False, key: str = "url"
+) -> str:
     """`url` if a tenant may point the operator at it; TenantURLError naming what is wrong.
 
     `key` names the field in messages (e.g. "credentialsRef url"). Refused: anything not
@@ -125,14 +125,19 @@ def check_tenant_url(url: object, allowed_hosts: Iterable[str], *,
         raise TenantURLError(f"{key}: the host cannot be read unambiguously")
     allowed = list(allowed_hosts)
     if not allowed:
-        raise TenantURLError(f"{key}: the administrator allows no JuliaRun hosts for tenants "
-                             f"({ALLOWED_HOSTS_ENV} is empty); leave credentialsRef out to use the default")
+        raise TenantURLError(
+            f"{key}: the administrator allows no JuliaRun hosts for tenants "
+            f"({ALLOWED_HOSTS_ENV} is empty); leave credentialsRef out to use the default"
+        )
     if not any(_host_matches(host, port, entry) for entry in allowed):
-        raise TenantURLError(f"{key}: host {host}:{port} is not on the administrator's allow-list "
-                             f"({', '.join(allowed)})")
+        raise TenantURLError(
+            f"{key}: host {host}:{port} is not on the administrator's allow-list ({', '.join(allowed)})"
+        )
     if parts.scheme == "http" and not is_loopback(host) and not allow_insecure_http:
-        raise TenantURLError(f"{key}: plain http to {public_url(url)} is not allowed (the token would "
-                             "cross the network unencrypted); use https")
+        raise TenantURLError(
+            f"{key}: plain http to {public_url(url)} is not allowed (the token would "
+            "cross the network unencrypted); use https"
+        )
     return url
 
 
@@ -143,6 +148,8 @@ def secret_is_marked(labels: Mapping[str, str] | None) -> bool:
 
 def unmarked_secret_message(namespace: str, name: str) -> str:
     """What to tell a tenant whose object names a Secret not marked for the operator."""
-    return (f"Secret {namespace}/{name} is not marked for the operator: label it "
-            f"{SECRET_LABEL}={SECRET_LABEL_VALUE} "
-            f"(kubectl label secret {name} -n {namespace} {SECRET_LABEL}={SECRET_LABEL_VALUE})")
+    return (
+        f"Secret {namespace}/{name} is not marked for the operator: label it "
+        f"{SECRET_LABEL}={SECRET_LABEL_VALUE} "
+        f"(kubectl label secret {name} -n {namespace} {SECRET_LABEL}={SECRET_LABEL_VALUE})"
+    )

@@ -19,8 +19,15 @@ import requests
 
 from juliarun_operator.emulator import EmulatorConfig, running_emulator
 from juliarun_operator.emulator.server import create_app
-from juliarun_operator.juliarun import (Client, Context, HTTPError, Job, Redirected, RequestTooLarge,
-                                        RetryPolicy)
+from juliarun_operator.juliarun import (
+    Client,
+    Context,
+    HTTPError,
+    Job,
+    Redirected,
+    RequestTooLarge,
+    RetryPolicy,
+)
 from juliarun_operator.juliarun.client import MAX_REQUEST_LINE
 from juliarun_operator.juliarun.errors import CODE_UNAUTHORIZED
 

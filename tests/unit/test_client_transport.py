@@ -10,11 +10,21 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from juliarun_operator.juliarun import (Client, Context, InsecureTransport, Job, JuliaRunError,
-                                        RequestTooLarge, RetryPolicy, TokenFile, TransportError,
-                                        public_url)
+from juliarun_operator.juliarun import (
+    Client,
+    Context,
+    InsecureTransport,
+    Job,
+    JuliaRunError,
+    RequestTooLarge,
+    RetryPolicy,
+    TokenFile,
+    TransportError,
+    public_url,
+)
 from juliarun_operator.juliarun import redact as rd
 from juliarun_operator.juliarun.client import MAX_REQUEST_LINE, is_loopback
 

@@ -9,7 +9,8 @@ import logging
 from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from juliarun_operator.juliarun import redact as rd
 from juliarun_operator.juliarun.encoding import encode_params
@@ -112,7 +113,7 @@ def test_the_newest_secrets_are_kept():
     for i in range(rd.MAX_SECRETS + 1):
         rd.register_secret(f"secret-number-{i:04d}")
     assert "secret-number-0000" in rd.redact("secret-number-0000")  # the oldest fell out
-    assert "REDACTED" == rd.redact(f"secret-number-{rd.MAX_SECRETS:04d}")
+    assert rd.redact(f"secret-number-{rd.MAX_SECRETS:04d}") == "REDACTED"
 
 
 def test_cut_scrubs_before_cutting():

@@ -179,10 +179,10 @@ class Context:
                 given["token"] = _read_text(path, required=bool(token_file))
                 if given["token"]:  # the in-cluster default rotates too
                     given["token_file"] = str(path)
-        for name, var in (("allow_insecure_http", "JULIARUN_ALLOW_INSECURE_HTTP"),
-                          ("use_env_proxy", "JULIARUN_USE_ENV_PROXY")):
-            if name not in given and env.get(var):
-                given[name] = env[var].lower() in TRUE_WORDS
+        for name, value in (("allow_insecure_http", env.get("JULIARUN_ALLOW_INSECURE_HTTP")),
+                            ("use_env_proxy", env.get("JULIARUN_USE_ENV_PROXY"))):
+            if name not in given and value:
+                given[name] = value.lower() in TRUE_WORDS
         if "namespace" not in given:
             given["namespace"] = env.get("JULIARUN_NAMESPACE") or _read_text(
                 DEFAULT_NAMESPACE_FILE, required=False) or "default"

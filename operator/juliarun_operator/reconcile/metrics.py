@@ -31,6 +31,9 @@ class Metrics:
         self.reconciles: dict[tuple, int] = defaultdict(int)
         self.phases: dict[str, int] = {}
         self.status_writes = 0
+        self.status_write_failures = 0
+        self.kube_errors: dict[tuple, int] = defaultdict(int)
+        self.connections_unavailable = 0
 
     def observe_call(self, operation: str, outcome: str, seconds: float) -> None:
         with self._lock:
@@ -53,6 +56,18 @@ class Metrics:
     def status_written(self) -> None:
         with self._lock:
             self.status_writes += 1
+
+    def status_write_failed(self) -> None:
+        with self._lock:
+            self.status_write_failures += 1
+
+    def kube_error(self, operation: str, status: object) -> None:
+        with self._lock:
+            self.kube_errors[(operation, str(status))] += 1
+
+    def set_unavailable(self, count: int) -> None:
+        with self._lock:
+            self.connections_unavailable = count
 
     def render(self) -> str:
         with self._lock:
@@ -81,7 +96,17 @@ class Metrics:
                 lines.append(f"juliarun_jobs{_labels((('phase', phase),))} {n}")
             lines += ["# HELP juliarun_status_writes_total Status patches written.",
                       "# TYPE juliarun_status_writes_total counter",
-                      f"juliarun_status_writes_total {self.status_writes}"]
+                      f"juliarun_status_writes_total {self.status_writes}",
+                      "# HELP juliarun_status_write_failures_total Status patches the API server refused or lost.",
+                      "# TYPE juliarun_status_write_failures_total counter",
+                      f"juliarun_status_write_failures_total {self.status_write_failures}",
+                      "# HELP juliarun_kube_errors_total Kubernetes API errors by operation and HTTP status.",
+                      "# TYPE juliarun_kube_errors_total counter"]
+            for (op, code), n in sorted(self.kube_errors.items()):
+                lines.append(f"juliarun_kube_errors_total{_labels((('operation', op), ('code', code)))} {n}")
+            lines += ["# HELP juliarun_connections_unavailable JuliaRun connections in use that fail now.",
+                      "# TYPE juliarun_connections_unavailable gauge",
+                      f"juliarun_connections_unavailable {self.connections_unavailable}"]
             return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,384 @@
+"""Carries out what `decide.reconcile` decides, one object at a time, and records it.
+
+Events only say which object to look at: the watch feeds `track`, which keeps the latest
+body of every object and queues its key; workers take keys, gather the facts (the
+connection's snapshot, the checked parameters), ask `decide.reconcile` and perform its
+actions. One object's failure (its Secret, its status write, JuliaRun's answer to it) is
+that object's alone: it is queued again after its own backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from ..juliarun import Job, JuliaRunError, ParameterError
+from ..juliarun.errors import ApiError
+from . import decide as d
+from .connections import Backoff, Connection, Connections, Credentials, Unavailable
+from .kube import ApiException, Kube, SecretProblem
+from .mapping import job_params
+from .metrics import Metrics
+from .secrets import SecretCache
+from .workqueue import WorkQueue
+
+log = logging.getLogger("juliarun_operator")
+Key = tuple[str, str]
+
+
+@dataclass
+class Config:
+    sync_interval: float = 10.0
+    health_interval: float = 30.0
+    submit_landing_window: float = 30.0  # seconds a server may still apply an abandoned submit
+    credentials_ttl: float = 60.0  # seconds a Secret is used before it is read again
+    resync_interval: float = 300.0  # seconds between full passes over every object
+    workers: int = 16
+    log_lines_on_completion: int = 20
+    namespaces: list[str] = field(default_factory=list)  # watched; empty: all
+    adopt_namespaces: frozenset[str] | None = None  # may adopt existing jobs; None: every namespace
+    check_url: Callable[[str], str] | None = None  # a tenant's JuliaRun URL -> why refused ("" ok)
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+def _slim(body: Mapping[str, Any]) -> dict:
+    """What the controller keeps of an object: no managedFields, no foreign annotations."""
+    meta = body["metadata"]
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith("juliarun.dev/")}
+    kept = {k: meta[k] for k in ("name", "namespace", "uid", "generation", "deletionTimestamp",
+                                 "finalizers", "resourceVersion", "creationTimestamp") if k in meta}
+    return {"metadata": {**kept, "annotations": annotations},
+            "spec": body.get("spec") or {}, "status": body.get("status") or {}}
+
+
+def _newer(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
+    if old is None:
+        return True
+    try:
+        return int(new["metadata"]["resourceVersion"]) >= int(old["metadata"]["resourceVersion"])
+    except (KeyError, ValueError):
+        return True
+
+
+class Controller:
+    def __init__(self, config: Config, kube: Kube, connections: Connections, metrics: Metrics):
+        self.config, self.kube, self.connections, self.metrics = config, kube, connections, metrics
+        self.objects: dict[Key, dict] = {}
+        self.memory: dict[str, d.Memory] = {}  # by uid
+        self.claims: dict[str, Key] = {}  # job name -> the object whose status records it
+        self.routes: dict[str, Key] = {}  # job name -> object, for snapshot changes
+        self.conn_of: dict[Key, Connection] = {}
+        self.failures: dict[Key, int] = {}
+        self.lock = threading.Lock()
+        self.secrets = SecretCache(kube.read_secret_data, config.credentials_ttl, config.backoff)
+        self.queue = WorkQueue()
+        self.acting = False
+        self.acting_since = 0.0
+        self.last_done = time.monotonic()
+
+    # --- the registry, fed by the watch -----------------------------------------------------
+
+    def track(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        with self.lock:
+            old = self.objects.get(key)
+            if event_type == "DELETED":
+                self._forget(key, old)
+                return
+            if not _newer(body, old):
+                return
+            new = _slim(body)
+            self._store(key, new, old)
+            # Our own status writes come back through the watch: nothing new to decide then.
+            moved = old is None or any(new["metadata"].get(k) != old["metadata"].get(k) for k in
+                                       ("generation", "deletionTimestamp", "finalizers", "annotations", "uid")) \
+                or new["status"] != old["status"]
+        if moved and self.acting:
+            self.queue.add(key)
+
+    def _store(self, key: Key, new: dict, old: dict | None) -> None:
+        previous = (old or {}).get("status", {}).get("jobName")
+        name = new["status"].get("jobName")
+        if previous and previous != name and self.claims.get(previous) == key:
+            del self.claims[previous]
+        if name:
+            self.claims.setdefault(name, key)
+        self.objects[key] = new
+
+    def _forget(self, key: Key, old: dict | None) -> None:
+        self.objects.pop(key, None)
+        self.conn_of.pop(key, None)
+        self.failures.pop(key, None)
+        if old:
+            self.memory.pop(old["metadata"].get("uid", ""), None)
+            for index in (self.claims, self.routes):
+                for name in [n for n, k in index.items() if k == key and n in
+                             (old["status"].get("jobName"), d.ObjectState.of(old).default_name)]:
+                    del index[name]
+
+    def replace_all(self, bodies: list[dict]) -> None:
+        """A fresh list: objects it lacks were deleted while no event said so."""
+        listed = {(b["metadata"]["namespace"], b["metadata"]["name"]) for b in bodies}
+        for body in bodies:
+            self.track("ADDED", body)
+        with self.lock:
+            for key in [k for k in self.objects if k not in listed]:
+                self._forget(key, self.objects.get(key))
+
+    def remember(self, body: Mapping[str, Any]) -> None:
+        """A body that a write of ours returned: newer than the registry's, unless the watch
+        has brought a later one already."""
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        with self.lock:
+            old = self.objects.get(key)
+            if _newer(body, old):
+                self._store(key, _slim(body), old)
+
+    def keys(self) -> list[Key]:
+        with self.lock:
+            return list(self.objects)
+
+    # --- acting ----------------------------------------------------------------------------
+
+    def set_acting(self, acting: bool) -> None:
+        if acting == self.acting:
+            return
+        if acting:
+            log.info("acting: this replica now calls JuliaRun and writes status")
+            self.acting_since = time.time()
+            self.acting = True
+            try:
+                self.replace_all(self.kube.list_objects(self.config.namespaces)[0])
+            except Exception as exc:
+                log.warning("listing JuliaRunJobs failed (the watch still feeds them): %s", exc)
+            for key in self.keys():
+                self.queue.add(key)
+        else:
+            log.warning("not acting: another replica holds the lease")
+            self.acting = False
+            with self.lock:
+                self.memory.clear()  # what another replica does meanwhile is not in it
+
+    def run_workers(self, stop: threading.Event) -> list[threading.Thread]:
+        threads = [threading.Thread(target=self._work, args=(stop,), name=f"reconcile-{i}", daemon=True)
+                   for i in range(self.config.workers)]
+        for t in threads:
+            t.start()
+        return threads
+
+    def _work(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            key = self.queue.get(timeout=1.0)
+            if key is None:
+                continue
+            try:
+                if self.acting:
+                    self._handle(key)  # type: ignore[arg-type]
+            finally:
+                self.queue.done(key)
+                self.last_done = time.monotonic()
+
+    def _handle(self, key: Key) -> None:
+        try:
+            outcome = self.process(key)
+        except Exception as exc:  # one object's failure is that object's alone
+            failures = self.failures[key] = self.failures.get(key, 0) + 1
+            delay = self.config.backoff.delay(failures)
+            log.warning("%s/%s: %s; retrying in %.0f s", *key, _describe(exc), delay)
+            self.metrics.reconciled("reconcile", "error")
+            self.queue.add_after(key, delay)
+            return
+        self.failures.pop(key, None)
+        self.metrics.reconciled("reconcile", outcome)
+
+    # --- one object --------------------------------------------------------------------------
+
+    def process(self, key: Key) -> str:
+        for _ in range(3):  # again at once only after a deletion JuliaRun confirmed
+            with self.lock:
+                body = self.objects.get(key)
+            if body is None:
+                return "gone"
+            obj = d.ObjectState.of(body)
+            memory = self.memory.setdefault(obj.uid, d.Memory())
+            conn, facts = self._facts(key, obj, memory)
+            plan = d.reconcile(obj, facts)
+            if plan.job:
+                with self.lock:
+                    self.routes[plan.job] = key
+            again = self._execute(key, body, obj, memory, conn, plan)
+            if not again:
+                if plan.wait_snapshot and conn is not None:
+                    conn.wait_for_snapshot(key, d.SNAPSHOT_WAIT)
+                elif plan.wait_snapshot:  # no connection yet (its Secret): the cache paces the reads
+                    self.queue.add_after(key, 3.0)
+                if plan.requeue_after:
+                    self.queue.add_after(key, plan.requeue_after)
+                return plan.actions[-1].kind.value if plan.actions else "unchanged"
+        return "again"
+
+    def _facts(self, key: Key, obj: d.ObjectState, memory: d.Memory) -> tuple[Connection | None, d.Facts]:
+        now = time.time()
+        params, invalid = None, ""
+        try:
+            params = job_params(obj.spec, obj.namespace, self._secret_value)
+        except (ParameterError, ValueError) as exc:
+            invalid = str(exc)
+        conn, problem, no_credentials = self._connection(obj)
+        if conn is not None:
+            with self.lock:
+                self.conn_of[key] = conn
+            problem = problem or conn.problem
+        name = obj.status.get("jobName") or memory.name or obj.spec.get("jobName") or obj.default_name
+        with self.lock:
+            holder = self.claims.get(name)
+        claimed_by = f"{holder[0]}/{holder[1]}" if holder and holder != key else ""
+        adopt_ns = self.config.adopt_namespaces
+        ctx = conn.context if conn else self.connections.default.context
+        return conn, d.Facts(
+            now=now, memory=memory, params=params, invalid=invalid, unavailable=problem,
+            snapshot=conn.snapshot if conn else None, snapshot_time=conn.snapshot_time if conn else 0.0,
+            landing=ctx.connect_timeout + ctx.read_timeout + 1 + self.config.submit_landing_window,
+            acting_since=self.acting_since, claimed_by=claimed_by, no_credentials=no_credentials,
+            adopt_allowed=not claimed_by and (adopt_ns is None or obj.namespace in adopt_ns))
+
+    def _secret_value(self, namespace: str, name: str, key: str) -> str:
+        try:
+            data = self.secrets.get(namespace, name)
+        except SecretProblem as exc:
+            raise LookupError(str(exc)) from None
+        if key not in data:
+            raise LookupError(f"Secret {namespace}/{name} has no key {key!r}")
+        return data[key]
+
+    def _connection(self, obj: d.ObjectState) -> tuple[Connection | None, str, bool]:
+        """The object's connection (fixed once recorded in status), or why there is none."""
+        which = obj.status.get("connection") or obj.connection
+        if which == d.DEFAULT_CONNECTION:
+            return self.connections.default, "", False
+        secret = which.split("/", 1)[1]
+        try:
+            data = self.secrets.get(obj.namespace, secret)
+        except SecretProblem as exc:
+            return None, f"credentials: {exc}", True
+        missing = [k for k in ("url", "token", "namespace") if not data.get(k)]
+        if missing:
+            return None, f"credentials: Secret {obj.namespace}/{secret} has no key {missing[0]!r}", True
+        refused = self.config.check_url(data["url"]) if self.config.check_url else ""
+        if refused:
+            return None, f"credentials: Secret {obj.namespace}/{secret}: {refused}", True
+        return self.connections.get(Credentials(data["url"], data["token"], data["namespace"],
+                                                data.get("ca.crt"))), "", False
+
+    def _execute(self, key: Key, body: dict, obj: d.ObjectState, memory: d.Memory,
+                 conn: Connection | None, plan: d.Plan) -> bool:
+        """Perform the plan's actions in order; True to decide again at once."""
+        for action in plan.actions:
+            kind = action.kind
+            if kind is d.Kind.ADD_FINALIZER or kind is d.Kind.REMOVE_FINALIZER:
+                body = self._write(lambda: self.kube.set_finalizer(body, d.FINALIZER, kind is d.Kind.ADD_FINALIZER),
+                                   "finalizer", removing=kind is d.Kind.REMOVE_FINALIZER)
+            elif kind is d.Kind.WRITE_STATUS:
+                body = self._write(lambda: self.kube.patch_status(obj.namespace, obj.name, action.value), "status")
+                self.metrics.status_written()
+            elif kind is d.Kind.EVENT:
+                self.kube.event(body, action.value, action.reason, action.message, time.time())
+            elif kind is d.Kind.POST_LOGS:
+                self._post_logs(body, obj, conn, action.job, action.value)
+                memory.logs_posted = True
+            else:
+                assert conn is not None
+                if not self._call(key, obj, memory, conn, action):
+                    return False
+                if kind is d.Kind.DELETE:
+                    return True
+        return False
+
+    def _write(self, fn: Callable[[], dict], what: str, removing: bool = False) -> dict:
+        try:
+            written = fn()
+        except ApiException as exc:
+            if what == "status":
+                self.metrics.status_write_failed()
+            self.metrics.kube_error(what, exc.status)
+            raise
+        if not removing:
+            self.remember(written)
+        return written
+
+    def _call(self, key: Key, obj: d.ObjectState, memory: d.Memory, conn: Connection, action: d.Action) -> bool:
+        """One JuliaRun call; its outcome goes into `memory`. False stops the plan."""
+        job = Job(obj.spec["type"], action.job)
+        kind = action.kind
+        before = (memory.name, memory.submit, memory.submit_at)
+        try:
+            if kind is d.Kind.SUBMIT:  # possibly sent from here on, until JuliaRun answers
+                memory.name, memory.submit, memory.submit_at = action.job, d.Outcome.UNKNOWN, time.time()
+                conn.call(conn.client.submit_job, job, **action.value)
+                memory.submit, memory.params = d.Outcome.LANDED, dict(action.value)
+                memory.refusals = 0
+            elif kind is d.Kind.SET_SCALE:
+                memory.scale, memory.scale_at = action.value, time.time()
+                conn.call(conn.client.set_job_scale, job, action.value)
+            elif kind is d.Kind.UPDATE:
+                conn.call(conn.client.update_job, job, **action.value)
+                memory.params = job_params(obj.spec, obj.namespace, self._secret_value)
+                memory.refusals = 0
+                self.kube.event(obj_body(obj), "Normal", "Updated", "updated " + ", ".join(sorted(action.value)),
+                                time.time())
+            elif kind is d.Kind.DELETE:
+                conn.call(conn.client.delete_job, job, force=True)
+                memory.deleted = True
+                self.kube.event(obj_body(obj), "Normal", "Deleted", f"deleted JuliaRun job {action.job}", time.time())
+        except ApiError as exc:  # an answer: the request reached JuliaRun and was refused
+            self._refused(key, obj, memory, conn, action, exc)
+            return False
+        except Unavailable as exc:  # the breaker kept the call here: nothing was sent
+            memory.name, memory.submit, memory.submit_at = before
+            self.queue.add_after(key, exc.delay)
+            return False
+        except JuliaRunError as exc:  # no answer: a submit may still land, so look before acting again
+            log.info("%s/%s: %s %s: %s", obj.namespace, obj.name, kind.value, action.job, exc)
+            self.queue.add_after(key, conn.breaker.retry_delay())
+            return False
+        return True
+
+    def _refused(self, key: Key, obj: d.ObjectState, memory: d.Memory, conn: Connection,
+                 action: d.Action, exc: ApiError) -> None:
+        reason = f"JuliaRun refused {action.kind.value} of {action.job}: {exc.reason}"
+        if action.kind is not d.Kind.DELETE:
+            memory.refusals, memory.refused_at = memory.refusals + 1, time.time()
+        if action.kind is d.Kind.SUBMIT:
+            memory.submit, memory.refusal, memory.refused_generation = d.Outcome.REFUSED, reason, obj.generation
+            conn.wait_for_snapshot(key, 0.0)  # is the name taken (a conflict) or was the spec refused?
+        elif action.kind is d.Kind.DELETE:
+            failures = self.failures[key] = self.failures.get(key, 0) + 1
+            log.warning("%s/%s: %s", obj.namespace, obj.name, reason)
+            self.queue.add_after(key, self.config.backoff.delay(failures + 2))
+        else:
+            memory.update_refusal, memory.update_refused_generation = reason, obj.generation
+            self.queue.add(key)
+
+    def _post_logs(self, body: dict, obj: d.ObjectState, conn: Connection | None, name: str, phase: str) -> None:
+        count = self.config.log_lines_on_completion
+        try:
+            assert conn is not None
+            lines = conn.call(conn.client.tail_job, Job(obj.spec["type"], name), count=count)
+        except (AssertionError, Unavailable, JuliaRunError) as exc:
+            lines = f"(logs unavailable: {exc})"
+        etype = "Normal" if phase == "Completed" else "Warning"
+        self.kube.event(body, etype, phase, f"job {name} {phase.lower()}; last log lines:\n{lines}", time.time())
+
+
+def obj_body(obj: d.ObjectState) -> dict:
+    return {"metadata": {"name": obj.name, "namespace": obj.namespace, "uid": obj.uid}}
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ApiException):
+        return f"Kubernetes API: HTTP {exc.status} {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"
+
