@@ -13,8 +13,10 @@ import time
 
 from juliarun_operator.juliarun import redact as rd
 
-MESSAGE = ("submitJob: HTTP 502: 502 Bad Gateway (injected fault): cannot handle "
-           "'GET /submitJob/Notebook/?jruntok=REDACTED&jrunns=team-a&name=nb-4f2a HTTP/1.1'")
+MESSAGE = (
+    "submitJob: HTTP 502: 502 Bad Gateway (injected fault): cannot handle "
+    "'GET /submitJob/Notebook/?jruntok=REDACTED&jrunns=team-a&name=nb-4f2a HTTP/1.1'"
+)
 TRACEBACK = "Traceback (most recent call last):\n" + '  File "x.py", line 1, in f\n    g()\n' * 80
 
 
@@ -27,7 +29,10 @@ def per_call(fn, n: int) -> float:
 
 def main() -> None:
     print(f"Python {platform.python_version()}, {platform.machine()}")
-    print("| registered secrets | register one more (ms) | redact 160-char message (us) | redact 3.6 KB traceback (us) | log record, factory installed (us) |")
+    print(
+        "| registered secrets | register one more (ms) | redact 160-char message (us) "
+        "| redact 3.6 KB traceback (us) | log record, factory installed (us) |"
+    )
     print("|---|---|---|---|---|")
     logger = logging.getLogger("bench.redact")
     logger.addHandler(logging.NullHandler())

@@ -56,16 +56,32 @@ def test_echoed_request_lines_leak_no_secret(control_plane, tmp_path):
     def shown(status: int, *names: str) -> bool:
         """The echoed error reached each object: in its Events, status or the operator's log."""
         text = f"HTTP {status}"
-        return all(text in json.dumps(kube.events(ns, n)) or text in json.dumps(kube.get(ns, n))
-                   or (text in operator.text() and n in operator.text()) for n in names)
+        return all(
+            text in json.dumps(kube.events(ns, n))
+            or text in json.dumps(kube.get(ns, n))
+            or (text in operator.text() and n in operator.text())
+            for n in names
+        )
 
     try:
-        secret = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                  "metadata": {"name": "nb-password", "labels": {"juliarun.dev/credentials": "true"}},
-                  "stringData": {"password": PASSWORD}}
-        kube.apply(ns, secret,
-                   job("nb", "Notebook", runVolume="home", passwordSecretRef={"name": "nb-password", "key": "password"}),
-                   job("web", "Webserver", runVolume="www", cfgFile="nginx.conf", parallelism=1))
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {"name": "nb-password", "labels": {"juliarun.dev/credentials": "true"}},
+            "stringData": {"password": PASSWORD},
+        }
+        kube.apply(
+            ns,
+            secret,
+            job(
+                "nb",
+                "Notebook",
+                runVolume="home",
+                passwordSecretRef={"name": "nb-password", "key": "password"},
+            ),
+            job("web", "Webserver", runVolume="www", cfgFile="nginx.conf", parallelism=1),
+        )
         # 5xx: the operator retries (Events, status messages, kopf's progress annotations).
         wait_for("echoed 502s to reach both objects", lambda: shown(502, "nb", "web"), 90)
         # 400: a refusal.
@@ -76,8 +92,9 @@ def test_echoed_request_lines_leak_no_secret(control_plane, tmp_path):
         emulator.clear_faults()
         wait_for("the notebook to run", lambda: kube.status(ns, "nb").get("phase") == "Running", 90)
         emulator.set_faults({"*": {"echo_rate": 1, "echo_status": 503}})
-        wait_for("the sync to see JuliaRun fail", lambda: "HTTP 503" in operator.text()
-                 or shown(503, "nb"), 60)
+        wait_for(
+            "the sync to see JuliaRun fail", lambda: "HTTP 503" in operator.text() or shown(503, "nb"), 60
+        )
         objects = json.dumps([kube.get(ns, n) for n in ("nb", "web", "batch")])
         emulator.clear_faults()
         metrics = operator.metrics()
