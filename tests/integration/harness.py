@@ -109,7 +109,8 @@ class Operator(Process):
                  log_name: str = "operator.log"):
         self.metrics_port = free_port()
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "JULIARUN_URL": emulator.url,
-               "JULIARUN_TOKEN": TOKEN, "JULIARUN_NAMESPACE": JRUN_NAMESPACE, "JULIARUN_TIMEOUT": "2"}
+               "JULIARUN_TOKEN": TOKEN, "JULIARUN_NAMESPACE": JRUN_NAMESPACE, "JULIARUN_TIMEOUT": "2",
+               "JULIARUN_TENANT_ALLOWED_HOSTS": "127.0.0.1"}
         # Standalone unless the flags set up the Lease.
         peering = [] if any(f.startswith("--lease") for f in flags) else ["--standalone"]
         args = [*JULIARUN, "operator", *peering, "--sync-interval", "1",

@@ -34,7 +34,7 @@ def stack(control_plane, tmp_path_factory):
     emulator = Emulator(workdir, "--create-delay", "0.3", "--worker-delay", "0.1",
                         "--run-time", str(RUN_TIME), "--seed", "7")
     emulator.start()
-    operator = Operator(workdir, control_plane.kubeconfig, emulator)
+    operator = Operator(workdir, control_plane.kubeconfig, emulator, "--adopt-namespace", "*")
     operator.start()
     yield emulator, operator, Kube(control_plane)
     operator.kill(signal.SIGTERM)
@@ -152,6 +152,11 @@ def test_credentials_secret_routes_the_job_to_its_own_connection(stack, ns, cont
     assert not any(name in calls for calls in emulator.counters()["jobs"].values())
     control_plane.kubectl("create", "secret", "generic", "jr-team-b", "-n", ns, f"--from-literal=url={emulator.url}",
                           f"--from-literal=token={team_token}", "--from-literal=namespace=team-b")
+    # Not marked for the operator: not used (a tenant who cannot read Secrets cannot lend one).
+    wait_for("unmarked Secret reported", lambda: any(
+        "not marked for the operator" in e["message"] for e in kube.events(ns, "routed")), 30)
+    assert not any(name in calls for calls in emulator.counters()["jobs"].values())
+    control_plane.kubectl("label", "secret", "jr-team-b", "-n", ns, "juliarun.dev/credentials=true")
     wait_for("routed at scale", lambda: kube.status(ns, "routed").get("scale") == {"running": 2, "requested": 2}
              and kube.condition(ns, "routed", "Ready").get("status") == "True", 60)
     team_b = Client(Context(url=emulator.url, token=team_token, namespace="team-b"))
@@ -213,7 +218,8 @@ def test_operator_killed_after_submit_submits_once(stack, ns):
     finally:
         emulator.clear_faults()
     operator.start()
-    wait_for("crash ready after restart", lambda: kube.condition(ns, "crash", "Ready").get("status") == "True", 60)
+    # The job is there to see: found, not waited for (no landing window for a visible job).
+    wait_for("crash ready after restart", lambda: kube.condition(ns, "crash", "Ready").get("status") == "True", 15)
     assert emulator.calls("submitJob", name) == 1
     assert kube.status(ns, "crash")["jobName"] == name
 
@@ -265,6 +271,7 @@ def test_invalid_spec_the_api_server_cannot_see_is_stalled_not_retried(stack, ns
     assert stalled["reason"] == "InvalidSpec" and "passwordSecretRef" in stalled["message"]
     assert emulator.calls("submitJob", kube.job_name(ns, "nb")) == 0
     control_plane.kubectl("create", "secret", "generic", "pw", "-n", ns, "--from-literal=pw=hunter2")
+    control_plane.kubectl("label", "secret", "pw", "-n", ns, "juliarun.dev/credentials=true")
     kube.apply(ns, job("nb", "Notebook", runVolume="v", passwordSecretRef={"name": "pw", "key": "pw"}))
     wait_for("nb ready after fix", lambda: kube.condition(ns, "nb", "Ready").get("status") == "True")
     status = json.dumps(kube.get(ns, "nb"))
