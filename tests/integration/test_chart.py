@@ -411,6 +411,9 @@ def test_operator_runs_a_job_with_chart_rbac(control_plane, operator_release, k8
             {**base_env, "KUBECONFIG": str(kubeconfig), "JULIARUN_URL": url, "JULIARUN_TOKEN": "test-token",
              "JULIARUN_NAMESPACE": "juliarun", "JULIARUN_SYNC_INTERVAL": "0.5",
              "WATCH_NAMESPACES": rel["watched"]})
+        # An object older than the acting process waits out the landing window of a submit an
+        # earlier process may have sent (reconcile/decide.py): create it once this one acts.
+        _wait(lambda: "acting:" in operator.output(), 60, "the operator to act")
         api = client.CustomObjectsApi(k8s_api_client)
         job = yaml.safe_load((REPO / "examples" / "julia-batch.yaml").read_text())
         job["metadata"] = {"name": "rbac-hello", "namespace": rel["watched"]}
