@@ -312,3 +312,58 @@ def test_the_administrator_maps_a_namespace_to_its_own_juliarun_identity(control
         control_plane.kubectl("delete", "jrj", "j", "-n", ns, "--timeout=60s")
     assert team.list_jobs() == {}
     assert mapped_token not in operator.text()
+
+
+def test_a_credentials_url_outside_the_allow_list_never_reaches_the_network(
+    control_plane, tmp_path, processes
+):
+    """The operator's allow-list here is 127.0.0.1 (harness): a Secret naming `localhost`, or
+    userinfo, or a query, is refused before any connection; the listening socket sees none."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.1)
+    port = listener.getsockname()[1]
+    emulator = processes(Emulator(tmp_path))
+    processes(Operator(tmp_path, control_plane.kubeconfig, emulator))
+    kube = Kube(control_plane)
+    ns = namespace(kube, "ssrf")
+    urls = {
+        "host": f"http://localhost:{port}",
+        "userinfo": f"http://u:p@127.0.0.1:{port}",
+        "query": f"http://127.0.0.1:{port}/x?y=",
+    }
+    for name, url in urls.items():
+        control_plane.kubectl(
+            "create",
+            "secret",
+            "generic",
+            name,
+            "-n",
+            ns,
+            f"--from-literal=url={url}",
+            f"--from-literal=token={TOKEN}",
+            "--from-literal=namespace=x",
+        )
+        control_plane.kubectl("label", "secret", name, "-n", ns, "juliarun.dev/credentials=true")
+        kube.apply(ns, job(name, "Webserver", runVolume="v", cfgFile="c", credentialsRef={"name": name}))
+    why = {"host": "allow-list", "userinfo": "userinfo", "query": "query"}
+    for name in urls:
+        wait_for(
+            f"{name} refused", lambda n=name: why[n] in kube.condition(ns, n, "Ready").get("message", ""), 30
+        )
+    accepted = 0
+    try:
+        while True:
+            conn, _ = listener.accept()
+            conn.close()
+            accepted += 1
+    except TimeoutError:
+        pass
+    finally:
+        listener.close()
+    assert accepted == 0
+    for e in kube.events(ns, "userinfo"):
+        assert "u:p@" not in e["message"]

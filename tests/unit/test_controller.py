@@ -210,3 +210,41 @@ def test_readiness_answers_from_memory_and_names_the_failing_connection():
     ok, text = poller.ready()
     assert not ok and "connection refused" in text
     assert time.monotonic() - started < 0.1  # no call to JuliaRun inside the probe
+
+
+# --- plain http, where the administrator allowed it ----------------------------------------------
+
+
+class RecordingKube:
+    """The Kubernetes side as the controller uses it, recording Events and answering writes."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str]] = []
+
+    def read_secret_data(self, namespace: str, name: str, marked: bool) -> dict[str, str]:
+        raise SecretProblem(f"Secret {namespace}/{name} not found")
+
+    def set_finalizer(self, body: dict, finalizer: str, present: bool) -> dict:
+        meta = {**body["metadata"], "finalizers": [finalizer] if present else []}
+        meta["resourceVersion"] = str(int(meta["resourceVersion"]) + 1)
+        return {**body, "metadata": meta}
+
+    def patch_status(self, namespace: str, name: str, status: dict) -> dict:
+        return body(name, 100, **status)
+
+    def event(self, body: dict, etype: str, reason: str, message: str, now: float) -> None:
+        self.events.append((etype, reason, message))
+
+
+def test_a_token_sent_over_allowed_plain_http_is_told_to_the_objects_people_once():
+    kube = RecordingKube()
+    insecure = Context(url="http://juliarun.example.com:80", token="plain-http-token-7777", namespace="ns",
+                       allow_insecure_http=True)
+    ctl = Controller(Config(), kube, Connections(insecure), Metrics())  # type: ignore[arg-type]
+    ctl.acting = True
+    ctl.track("ADDED", body("a", 5))
+    ctl.process(("team", "a"))
+    ctl.process(("team", "a"))
+    warnings = [e for e in kube.events if e[1] == "InsecureTransport"]
+    assert len(warnings) == 1 and "http://juliarun.example.com:80" in warnings[0][2]
+    assert "plain-http-token-7777" not in warnings[0][2]

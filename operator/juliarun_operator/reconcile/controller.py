@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..juliarun import Job, JuliaRunError, ParameterError
+from ..juliarun.client import public_url
 from ..juliarun.errors import ApiError
 from . import decide as d
 from .connections import Backoff, Connection, Connections, Unavailable
@@ -57,6 +58,7 @@ class Controller:
         self.registry = Registry()
         self.memory: dict[str, d.Memory] = {}  # by uid
         self.failures: dict[Key, int] = {}
+        self.warned_insecure: set[str] = set()  # uids told that their token travels in plain http
         self.lock = threading.Lock()  # for `memory`
         self.routing = Routing(
             config, connections, SecretCache(kube.read_secret_data, config.credentials_ttl, config.backoff)
@@ -78,6 +80,7 @@ class Controller:
     def _forget(self, key: Key, body: Body) -> None:
         self.failures.pop(key, None)
         self.memory.pop(body["metadata"].get("uid", ""), None)
+        self.warned_insecure.discard(body["metadata"].get("uid", ""))
 
     def replace_all(self, bodies: list[Body]) -> None:
         for body in self.registry.replace_all(bodies):
@@ -151,6 +154,9 @@ class Controller:
             obj = d.ObjectState.of(body)
             memory = self.memory.setdefault(obj.uid, d.Memory())
             conn, facts = self._facts(key, obj, memory)
+            if conn is not None and conn.context.insecure() and obj.uid not in self.warned_insecure:
+                self._warn_insecure(body, conn)
+                self.warned_insecure.add(obj.uid)
             plan = d.reconcile(obj, facts)
             if plan.job:
                 self.registry.route(plan.job, key, conn)
@@ -164,6 +170,24 @@ class Controller:
                     self.queue.add_after(key, plan.requeue_after)
                 return plan.actions[-1].kind.value if plan.actions else "unchanged"
         return "again"
+
+    def _warn_insecure(self, body: Body, conn: Connection) -> None:
+        """The administrator allowed plain http beyond loopback: the object's people are told."""
+        where = public_url(conn.context.url)
+        log.warning(
+            "%s/%s: the JuliaRun token travels unencrypted to %s (plain http allowed)",
+            body["metadata"]["namespace"],
+            body["metadata"]["name"],
+            where,
+        )
+        self.kube.event(
+            body,
+            "Warning",
+            "InsecureTransport",
+            f"the JuliaRun connection sends its token over plain http to {where}; "
+            "ask the operator's administrator for an https URL",
+            time.time(),
+        )
 
     def _facts(self, key: Key, obj: d.ObjectState, memory: d.Memory) -> tuple[Connection | None, d.Facts]:
         now = time.time()
