@@ -238,8 +238,12 @@ class RecordingKube:
 
 def test_a_token_sent_over_allowed_plain_http_is_told_to_the_objects_people_once():
     kube = RecordingKube()
-    insecure = Context(url="http://juliarun.example.com:80", token="plain-http-token-7777", namespace="ns",
-                       allow_insecure_http=True)
+    insecure = Context(
+        url="http://juliarun.example.com:80",
+        token="plain-http-token-7777",
+        namespace="ns",
+        allow_insecure_http=True,
+    )
     ctl = Controller(Config(), kube, Connections(insecure), Metrics())  # type: ignore[arg-type]
     ctl.acting = True
     ctl.track("ADDED", body("a", 5))
