@@ -151,15 +151,15 @@ def test_a_taken_chosen_name_is_a_conflict_without_any_submit():
     assert cond(fields, "Stalled") == ("True", "Conflict") and fields["jobName"] is None
 
 
-def test_a_refused_chosen_name_is_forgotten_so_no_restart_can_adopt_a_job_of_that_name():
-    memory = d.Memory(
-        name="team-mine",
-        submit=d.Outcome.REFUSED,
-        refusal="no",
-        refused_generation=1,
-        refusals=1,
-        refused_at=NOW,
+def refused(name: str) -> d.Memory:
+    """This process's submit of `name` was refused a moment ago."""
+    return d.Memory(
+        name=name, submit=d.Outcome.REFUSED, refusal="no", refused_generation=1, refusals=1, refused_at=NOW
     )
+
+
+def test_a_refused_chosen_name_is_forgotten_so_no_restart_can_adopt_a_job_of_that_name():
+    memory = refused("team-mine")
     status = {"jobName": "team-mine", "submitTime": st.iso(NOW - 3), "submitted": False}
     plan = d.reconcile(obj(spec={"jobName": "team-mine"}, status=status), facts([], memory))
     fields = written(plan)
@@ -170,14 +170,7 @@ def test_a_refused_chosen_name_is_forgotten_so_no_restart_can_adopt_a_job_of_tha
 
 
 def test_a_refused_submit_with_the_name_taken_is_a_conflict_whatever_the_code():
-    memory = d.Memory(
-        name="theirs",
-        submit=d.Outcome.REFUSED,
-        refusal="no",
-        refused_generation=1,
-        refusals=1,
-        refused_at=NOW,
-    )
+    memory = refused("theirs")
     status = {"jobName": "theirs", "submitTime": st.iso(NOW - 3), "submitted": False}
     plan = d.reconcile(obj(spec={"jobName": "theirs"}, status=status), facts([info("theirs")], memory))
     assert cond(written(plan), "Stalled") == ("True", "Conflict")
