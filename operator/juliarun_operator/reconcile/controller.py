@@ -276,8 +276,11 @@ class Controller:
     def _execute(self, key: Key, body: dict, obj: d.ObjectState, memory: d.Memory,
                  conn: Connection | None, plan: d.Plan) -> bool:
         """Perform the plan's actions in order; True to decide again at once."""
+        last_logs: str | None = None  # posted by POST_LOGS, kept by the status write after it
         for action in plan.actions:
             kind = action.kind
+            if kind is d.Kind.WRITE_STATUS and last_logs is not None:
+                action = action._replace(value={**action.value, "lastLogs": last_logs})
             if kind is d.Kind.ADD_FINALIZER or kind is d.Kind.REMOVE_FINALIZER:
                 body = self._write(lambda: self.kube.set_finalizer(body, d.FINALIZER, kind is d.Kind.ADD_FINALIZER),
                                    "finalizer", removing=kind is d.Kind.REMOVE_FINALIZER)
@@ -287,8 +290,11 @@ class Controller:
             elif kind is d.Kind.EVENT:
                 self.kube.event(body, action.value, action.reason, action.message, time.time())
             elif kind is d.Kind.POST_LOGS:
-                self._post_logs(body, obj, conn, action.job, action.value)
-                memory.logs_posted = True
+                last_logs = self._post_logs(body, obj, conn, action.job, action.value)
+                memory.logs_posted = action.job
+            elif kind is d.Kind.DELETE_OBJECT:  # batch: ttlSecondsAfterFinished ran out
+                log.info("%s/%s: deleting: ttlSecondsAfterFinished has passed", obj.namespace, obj.name)
+                self.kube.delete_object(obj.namespace, obj.name, action.value)
             else:
                 assert conn is not None
                 if not self._call(key, obj, memory, conn, action):
@@ -331,7 +337,7 @@ class Controller:
                                 time.time())
             elif kind is d.Kind.DELETE:
                 conn.call(conn.client.delete_job, job, force=True)
-                memory.deleted = True
+                memory.deleted_jobs.add(action.job)
                 self.kube.event(obj_body(obj), "Normal", "Deleted", f"deleted JuliaRun job {action.job}", time.time())
         except ApiError as exc:  # an answer: the request reached JuliaRun and was refused
             self._refused(key, obj, memory, conn, action, exc)
@@ -362,7 +368,7 @@ class Controller:
             memory.update_refusal, memory.update_refused_generation = reason, obj.generation
             self.queue.add(key)
 
-    def _post_logs(self, body: dict, obj: d.ObjectState, conn: Connection | None, name: str, phase: str) -> None:
+    def _post_logs(self, body: dict, obj: d.ObjectState, conn: Connection | None, name: str, phase: str) -> str:
         count = self.config.log_lines_on_completion
         try:
             assert conn is not None
@@ -371,6 +377,10 @@ class Controller:
             lines = f"(logs unavailable: {exc})"
         etype = "Normal" if phase == "Completed" else "Warning"
         self.kube.event(body, etype, phase, f"job {name} {phase.lower()}; last log lines:\n{lines}", time.time())
+        # The lasting copy: this line outlives the object and its Event in the platform's log store.
+        log.info("%s/%s (uid %s): JuliaRun job %s ended: %s; last log lines:\n%s",
+                 obj.namespace, obj.name, obj.uid, name, phase, lines)
+        return lines[-4096:]  # a status field: bounded
 
 
 def obj_body(obj: d.ObjectState) -> dict:

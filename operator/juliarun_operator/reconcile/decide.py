@@ -19,6 +19,7 @@ from typing import Any, Mapping, NamedTuple
 
 from ..juliarun import jobtypes as jt
 from ..juliarun.client import JobInfo
+from . import batch
 from . import status as st
 from .mapping import changed_params, params_digest
 from .naming import default_job_name
@@ -55,8 +56,8 @@ class Memory:
     scale_at: float = 0.0
     update_refusal: str = ""
     update_refused_generation: int = -1
-    deleted: bool = False  # deleteJob answered yes
-    logs_posted: bool = False
+    deleted_jobs: set[str] = field(default_factory=set)  # deleteJob answered yes for these
+    logs_posted: str = ""  # the job whose last log lines were posted
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class Kind(enum.Enum):
     SET_SCALE = "set-scale"
     UPDATE = "update"
     DELETE = "delete"
+    DELETE_OBJECT = "delete-object"  # the JuliaRunJob itself (ttlSecondsAfterFinished); value: its UID
     POST_LOGS = "post-logs"
     EVENT = "event"
 
@@ -155,6 +157,8 @@ def reconcile(obj: ObjectState, f: Facts) -> Plan:
     start = () if FINALIZER in obj.finalizers else (Action(Kind.ADD_FINALIZER),)
     if obj.paused:
         return Plan(start + _status(obj, f, st.paused()), job=obj.status.get("jobName"))
+    if st.finished(obj.status):
+        return _finished(obj, f, start)
     recorded = obj.status.get("jobName")
     if recorded and obj.status.get("connection", DEFAULT_CONNECTION) != obj.connection:
         message = (f"job {recorded} was submitted through connection {obj.status.get('connection')}; "
@@ -170,9 +174,127 @@ def reconcile(obj: ObjectState, f: Facts) -> Plan:
     if f.snapshot is None:
         return Plan(start, job=name, wait_snapshot=True)
     info = f.snapshot.get(name)
-    if info is not None:
-        return _present(obj, f, name, info, start)
-    return _absent(obj, f, name, start)
+    if batch.is_batch(obj):
+        held = _batch(obj, f, name, info, start)
+        if held is not None:
+            return held
+    plan = _present(obj, f, name, info, start) if info is not None else _absent(obj, f, name, start)
+    left = batch.deadline_left(obj, f.now) if batch.is_batch(obj) else None
+    if left is not None and left > 0:  # look again when the deadline runs out
+        plan = plan._replace(requeue_after=min(plan.requeue_after or left, left))
+    return plan
+
+
+def _finished(obj: ObjectState, f: Facts, start: tuple[Action, ...]) -> Plan:
+    """Complete or Failed for good: nothing more is sent to JuliaRun; the TTL runs."""
+    actions = start
+    if obj.status.get("observedGeneration") != obj.generation:  # a spec edit after the end
+        actions += (Action(Kind.WRITE_STATUS, value={"observedGeneration": obj.generation}),)
+    left = batch.ttl_left(obj, f.now)
+    name = obj.status.get("jobName")
+    if left is not None and left <= 0:
+        return Plan(actions + (Action(Kind.DELETE_OBJECT, name or "", obj.uid),), job=name)
+    return Plan(actions, job=name, requeue_after=left)
+
+
+def _batch(obj: ObjectState, f: Facts, name: str, info: JobInfo | None,
+           start: tuple[Action, ...]) -> Plan | None:
+    """Suspend, resume and the deadline; None when none of them decides."""
+    m = f.memory
+    suspend = bool(obj.spec.get("suspend"))
+    left = batch.deadline_left(obj, f.now)
+    over = not suspend and left is not None and left <= 0
+    if not (suspend or over):
+        return _resume(obj, f, name, info, start)
+    if info is not None and info.status.completed:
+        return None  # it ended on its own: that result stands
+    if info is not None and name not in m.deleted_jobs:
+        if not _ours(obj, f, name):
+            return None  # a conflict, shown as such
+        logs = (Action(Kind.POST_LOGS, name, "DeadlineExceeded"),) if over and m.logs_posted != name else ()
+        return Plan(start + logs + (Action(Kind.DELETE, name),), job=name, wait_snapshot=True)
+    # Nothing of this attempt runs in JuliaRun, or JuliaRun has been told to delete it.
+    if info is None and m.name == name and m.submit is Outcome.LANDED and f.snapshot_time < m.submit_at:
+        return Plan(start, job=name, wait_snapshot=True)
+    wait = _landing_wait(obj, f, name) if info is None else 0.0  # a submit that lands is deleted then
+    submitted = bool(obj.status.get("submitted")) or name in m.deleted_jobs \
+        or (m.name == name and m.submit is Outcome.LANDED)
+    if over:
+        if wait > 0:
+            return Plan(start, job=name, requeue_after=wait)
+        failed = int(obj.status.get("failed") or 0) + (1 if submitted else 0)
+        message = (f"the job was active longer than activeDeadlineSeconds "
+                   f"({obj.spec['activeDeadlineSeconds']} s)")
+        return Plan(start + _status(obj, f, st.failed("DeadlineExceeded", message), warn=True,
+                                    extra={"failed": failed, "jobName": name, "submitted": submitted}),
+                    job=name)
+    message = ("suspended: the JuliaRun job was deleted; resuming submits the next attempt" if submitted
+               else "suspended: not submitted until resumed")
+    extra: dict[str, Any] = {"startTime": None}  # the deadline clock stops
+    if submitted:
+        extra.update(jobName=name, submitted=True)
+    return Plan(start + _status(obj, f, st.suspended(message), extra=extra), job=name,
+                requeue_after=wait if wait > 0 else None)
+
+
+def _resume(obj: ObjectState, f: Facts, name: str, info: JobInfo | None,
+            start: tuple[Action, ...]) -> Plan | None:
+    """After suspend deleted the current attempt's job: the next attempt."""
+    suspended = st.condition(obj.status, st.SUSPENDED).get("status") == "True"
+    if name in f.memory.deleted_jobs:
+        pass  # suspend deleted it (this process saw to that)
+    elif not (suspended and obj.status.get("submitted")) or info is not None:
+        return None
+    fields = batch.next_attempt(obj, f.now, failed=False, start=st.iso(f.now))
+    new = fields["jobName"]
+    event = Action(Kind.EVENT, new, "Normal", reason="Resumed",
+                   message=f"resumed: submitting attempt {fields['attempts']} as JuliaRun job {new}")
+    return _begin(obj, f, start, fields, (event,))
+
+
+def _begin(obj: ObjectState, f: Facts, start: tuple[Action, ...], fields: dict[str, Any],
+           before: tuple[Action, ...]) -> Plan:
+    """A new attempt: recorded in status, then submitted."""
+    name = fields["jobName"]
+    write = _status(obj, f, st.submitting(name), extra=fields, force=True)
+    return Plan(start + write + before + _submit(obj, f, name), job=name, wait_snapshot=True)
+
+
+def _submit(obj: ObjectState, f: Facts, name: str) -> tuple[Action, ...]:
+    params = dict(f.params or {})
+    actions = [Action(Kind.SUBMIT, name, params)]
+    job_type = jt.job_type(obj.spec["type"])
+    wanted = obj.spec.get("parallelism")
+    if wanted is not None and job_type.scalable and params.get("nworkers") != wanted:
+        actions.append(Action(Kind.SET_SCALE, name, wanted))  # types that take no nworkers
+    return tuple(actions)
+
+
+def _ended(obj: ObjectState, f: Facts, name: str, info: JobInfo, conditions: st.Conditions,
+           extra: dict[str, Any], logs: tuple[Action, ...]) -> tuple[st.Conditions, Plan | None]:
+    """A batch attempt that ended: Complete, the next attempt, or Failed for good."""
+    if conditions.failed is None:
+        return conditions, None
+    failed = int(obj.status.get("failed") or 0) + 1
+    limit = batch.backoff_limit(obj)
+    n = batch.attempts(obj.status)
+    extra["failed"] = failed
+    if failed > limit:
+        if limit > 0:
+            conditions = st.failed("BackoffLimitExceeded", f"{conditions.failed.message}: attempt {n} "
+                                   f"failed; backoffLimit {limit} reached")
+        return conditions, None
+    fields = batch.next_attempt(obj, f.now, failed=True,
+                                start=obj.status.get("startTime") or st.iso(f.now))
+    new = fields["jobName"]
+    if obj.spec.get("suspend"):  # never a retry while suspended: the next attempt waits
+        fields.update(submitTime=None, startTime=None)
+        message = f"suspended: attempt {n} failed; resuming submits attempt {n + 1}"
+        return conditions, Plan(logs + _status(obj, f, st.suspended(message), extra=fields), job=new)
+    event = Action(Kind.EVENT, new, "Warning", reason="AttemptFailed",
+                   message=f"attempt {n} (JuliaRun job {name}) failed: {conditions.failed.message}; "
+                           f"submitting attempt {n + 1} as {new} (retry {failed} of backoffLimit {limit})")
+    return conditions, _begin(obj, f, (), fields, logs + (event,))
 
 
 def _ours(obj: ObjectState, f: Facts, name: str) -> bool:
@@ -186,7 +308,7 @@ def _ours(obj: ObjectState, f: Facts, name: str) -> bool:
         return True
     if obj.status.get("jobName") == name and (obj.status.get("submitted") or obj.status.get("submitTime")):
         return True
-    return name == obj.default_name or (obj.adopt and f.adopt_allowed)
+    return batch.derived(obj, name) or (obj.adopt and f.adopt_allowed)
 
 
 def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[Action, ...]) -> Plan:
@@ -222,14 +344,29 @@ def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[
                 and not (m.scale == wanted and m.scale_at >= f.snapshot_time)):
             actions.append(Action(Kind.SET_SCALE, name, wanted))
     conditions = st.from_info(info, job_type, wanted)
+    logs = (Action(Kind.POST_LOGS, name, conditions.phase),) \
+        if info.status.completed and not obj.status.get("completed") and m.logs_posted != name else ()
+    if info.status.completed and batch.is_batch(obj):
+        ended: dict[str, Any] = {}
+        conditions, retry = _ended(obj, f, name, info, conditions, ended, logs)
+        if retry is not None:
+            return retry._replace(actions=start + retry.actions)
+    else:
+        ended = {}
     if spec_stall:
         conditions = conditions._replace(ready=st.Cond("False", *spec_stall),
                                          stalled=st.Cond("True", *spec_stall))
     extra = {**st.info_fields(info), "jobName": name, "submitted": True, "parametersHash": digest,
-             "connection": obj.connection}
-    if info.status.completed and not obj.status.get("completed") and not m.logs_posted:
-        actions.append(Action(Kind.POST_LOGS, name, conditions.phase))
-    if name != obj.default_name and not obj.status.get("submitted") and m.submit is None:
+             "connection": obj.connection, **ended}
+    if batch.is_batch(obj):
+        extra["attempts"] = batch.attempts(obj.status)
+        extra["startTime"] = obj.status.get("startTime") or st.iso(m.submit_at if m.name == name and m.submit_at
+                                                                   else f.now)
+        if conditions.complete is not None:
+            extra["succeeded"] = 1
+            extra["completionTime"] = obj.status.get("completionTime") or st.iso(f.now)
+    actions += logs
+    if not batch.derived(obj, name) and not obj.status.get("submitted") and m.submit is None:
         actions.append(Action(Kind.EVENT, name, "Normal", reason="Adopted", message=f"adopted existing JuliaRun job {name}"))
     writes = _status(obj, f, conditions, extra=extra)
     busy = conditions.reconciling.status == "True" or bool(actions)
@@ -258,13 +395,7 @@ def _absent(obj: ObjectState, f: Facts, name: str, start: tuple[Action, ...]) ->
     if name != obj.default_name:  # a name that does not prove itself is recorded first
         actions += _status(obj, f, st.submitting(name), force=True, extra={
             "jobName": name, "submitted": False, "submitTime": st.iso(f.now), "connection": obj.connection})
-    params = dict(f.params or {})
-    actions.append(Action(Kind.SUBMIT, name, params))
-    job_type = jt.job_type(obj.spec["type"])
-    wanted = obj.spec.get("parallelism")
-    if wanted is not None and job_type.scalable and params.get("nworkers") != wanted:
-        actions.append(Action(Kind.SET_SCALE, name, wanted))  # types that take no nworkers
-    return Plan(tuple(actions), job=name, wait_snapshot=True)
+    return Plan(tuple(actions) + _submit(obj, f, name), job=name, wait_snapshot=True)
 
 
 def _landing_wait(obj: ObjectState, f: Facts, name: str) -> float:
@@ -309,15 +440,22 @@ def _deleting(obj: ObjectState, f: Facts) -> Plan:
     m = f.memory
     done = (Action(Kind.REMOVE_FINALIZER),)
     name = obj.status.get("jobName") or m.name or (None if obj.spec.get("jobName") else obj.default_name)
-    if name is None or m.deleted:
+    earlier = [n for n in batch.earlier_names(obj) if n != name and n not in m.deleted_jobs]
+    if (name is None or name in m.deleted_jobs) and not earlier:
         return Plan(done)
     if obj.spec.get("deletionPolicy", "Delete") == "Orphan":
-        return Plan((Action(Kind.EVENT, name, "Normal", reason="Orphaned", message=f"left JuliaRun job {name} running"),)
-                    + done)
+        left = ", ".join(n for n in earlier + [name or ""] if n)
+        return Plan((Action(Kind.EVENT, name or "", "Normal", reason="Orphaned",
+                            message=f"left JuliaRun job {left} running"),) + done)
     if f.snapshot is None:
         if f.no_credentials and not obj.status.get("connection") and m.submit is None:
             return Plan(done)  # never submitted: nothing could be sent without its credentials
         return Plan(job=name, wait_snapshot=True)
+    for old in earlier:  # earlier attempts: each was submitted, recorded, and is ours
+        if f.snapshot.get(old) is not None:
+            return Plan((Action(Kind.DELETE, old),), job=name, wait_snapshot=True)
+    if name is None or name in m.deleted_jobs:
+        return Plan(done)
     if f.snapshot.get(name) is not None:
         if _ours(obj, f, name):
             return Plan((Action(Kind.DELETE, name),), job=name, wait_snapshot=True)

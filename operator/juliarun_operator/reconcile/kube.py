@@ -81,6 +81,19 @@ class Kube:
             GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], ops,
             _content_type="application/json-patch+json", _request_timeout=TIMEOUT)
 
+    def delete_object(self, namespace: str, name: str, uid: str) -> None:
+        """Delete a JuliaRunJob, only the one with this UID (not one re-created under its
+        name); gone already is fine."""
+        self._count()
+        body = kubernetes.client.V1DeleteOptions(preconditions=kubernetes.client.V1Preconditions(uid=uid),
+                                                 propagation_policy="Background")
+        try:
+            self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, body=body,
+                                                        _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise
+
     def list_objects(self, namespaces: list[str]) -> tuple[list[dict], str]:
         """Every JuliaRunJob (of the namespaces, or all), and the list's resourceVersion."""
         items: list[dict] = []

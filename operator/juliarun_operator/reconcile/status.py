@@ -2,6 +2,8 @@
 
 Conditions follow metav1.Condition and the kstatus conventions that Argo CD and Flux read:
 Ready (at scale, or completed), Reconciling (work pending), Stalled (no retry will fix it).
+Batch jobs add what `batch/v1` Job has, for `kubectl wait` and people used to Job: Complete
+or Failed (True once, when the job has ended for good) and Suspended.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from ..juliarun import jobtypes as jt
 from ..juliarun.client import JobInfo
 
 READY, RECONCILING, STALLED = "Ready", "Reconciling", "Stalled"
-ORDER = {READY: 0, RECONCILING: 1, STALLED: 2}
+COMPLETE, FAILED, SUSPENDED = "Complete", "Failed", "Suspended"
+ORDER = {READY: 0, RECONCILING: 1, STALLED: 2, COMPLETE: 3, FAILED: 4, SUSPENDED: 5}
 
 
 class Cond(NamedTuple):
@@ -25,12 +28,16 @@ class Cond(NamedTuple):
 
 
 class Conditions(NamedTuple):
-    """The phase and the three conditions that together say where an object stands."""
+    """The phase and the three conditions that together say where an object stands, and
+    the batch ones where they apply (None: left as they are, but Suspended turns False)."""
 
     phase: str
     ready: Cond
     reconciling: Cond
     stalled: Cond
+    complete: Cond | None = None
+    failed: Cond | None = None
+    suspended: Cond | None = None
 
 
 def parse_time(text: str) -> float:
@@ -53,10 +60,15 @@ def set_condition(conditions: list[dict], ctype: str, cond: Cond, generation: in
 
 
 def conditions_for(status: Mapping[str, Any], generation: int, now: str, c: Conditions) -> list[dict]:
-    """The three conditions, in a fixed order, updated from `c`."""
+    """The conditions, in a fixed order, updated from `c`."""
     conditions = list(status.get("conditions") or [])
-    for ctype, cond in ((READY, c.ready), (RECONCILING, c.reconciling), (STALLED, c.stalled)):
-        conditions = set_condition(conditions, ctype, cond, generation, now)
+    suspended = c.suspended
+    if suspended is None and condition(status, SUSPENDED).get("status") == "True":
+        suspended = Cond("False", "Resumed", "resumed")
+    for ctype, cond in ((READY, c.ready), (RECONCILING, c.reconciling), (STALLED, c.stalled),
+                        (COMPLETE, c.complete), (FAILED, c.failed), (SUSPENDED, suspended)):
+        if cond is not None:
+            conditions = set_condition(conditions, ctype, cond, generation, now)
     return sorted(conditions, key=lambda x: ORDER.get(x["type"], 3))
 
 
@@ -81,6 +93,25 @@ def stalled(reason: str, message: str) -> Conditions:
                       Cond("True", reason, message))
 
 
+def finished(status: Mapping[str, Any]) -> str:
+    """COMPLETE or FAILED when the job has ended for good, else ""."""
+    for ctype in (COMPLETE, FAILED):
+        if condition(status, ctype).get("status") == "True":
+            return ctype
+    return ""
+
+
+def suspended(message: str) -> Conditions:
+    return Conditions("Suspended", Cond("False", "Suspended", message), Cond("False", "Suspended"),
+                      Cond("False", "Suspended"), suspended=Cond("True", "Suspended", message))
+
+
+def failed(reason: str, message: str) -> Conditions:
+    """Ended for good without success: Failed (and Stalled, which kstatus and Argo CD read)."""
+    return Conditions("Failed", Cond("False", reason, message), Cond("False", reason),
+                      Cond("True", reason, message), failed=Cond("True", reason, message))
+
+
 def submitting(name: str) -> Conditions:
     message = f"submitting job {name}"
     return Conditions("Pending", Cond("False", "Submitting", message), Cond("True", "Submitting", message),
@@ -97,10 +128,10 @@ def from_info(info: JobInfo, job_type: jt.JobType | None, wanted: int | None) ->
     if st.completed:
         if st.workers_succeeded < st.workers_started:
             msg = f"job failed: {st.workers_succeeded} of {st.workers_started} workers succeeded"
-            return Conditions("Failed", Cond("False", "JobFailed", msg), Cond("False", "Completed"),
-                              Cond("True", "JobFailed", msg))
+            return failed("JobFailed", msg)._replace(reconciling=Cond("False", "Completed"))
         return Conditions("Completed", Cond("True", "Completed", "job completed"),
-                          Cond("False", "Completed"), Cond("False", "Healthy"))
+                          Cond("False", "Completed"), Cond("False", "Healthy"),
+                          complete=Cond("True", "Completed", "job completed"))
     if job_type and job_type.scalable:
         target = scale.requested if wanted is None else wanted
         if scale.requested != target or scale.running < target:
