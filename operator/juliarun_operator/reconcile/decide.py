@@ -249,15 +249,15 @@ def _resume(obj: ObjectState, f: Facts, name: str, info: JobInfo | None,
     new = fields["jobName"]
     event = Action(Kind.EVENT, new, "Normal", reason="Resumed",
                    message=f"resumed: submitting attempt {fields['attempts']} as JuliaRun job {new}")
-    return _begin(obj, f, start, fields, (event,))
+    return _begin(obj, f, start, fields, event)
 
 
 def _begin(obj: ObjectState, f: Facts, start: tuple[Action, ...], fields: dict[str, Any],
-           before: tuple[Action, ...]) -> Plan:
-    """A new attempt: recorded in status, then submitted."""
+           event: Action, logs: tuple[Action, ...] = ()) -> Plan:
+    """A new attempt: recorded in status (with the last attempt's logs), then submitted."""
     name = fields["jobName"]
     write = _status(obj, f, st.submitting(name), extra=fields, force=True)
-    return Plan(start + write + before + _submit(obj, f, name), job=name, wait_snapshot=True)
+    return Plan(start + logs + write + (event,) + _submit(obj, f, name), job=name, wait_snapshot=True)
 
 
 def _submit(obj: ObjectState, f: Facts, name: str) -> tuple[Action, ...]:
@@ -294,7 +294,7 @@ def _ended(obj: ObjectState, f: Facts, name: str, info: JobInfo, conditions: st.
     event = Action(Kind.EVENT, new, "Warning", reason="AttemptFailed",
                    message=f"attempt {n} (JuliaRun job {name}) failed: {conditions.failed.message}; "
                            f"submitting attempt {n + 1} as {new} (retry {failed} of backoffLimit {limit})")
-    return conditions, _begin(obj, f, (), fields, logs + (event,))
+    return conditions, _begin(obj, f, (), fields, event, logs)
 
 
 def _ours(obj: ObjectState, f: Facts, name: str) -> bool:
