@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
+import yaml
+from test_gitops import argocd_health
 
-from harness import Emulator, Kube, Operator, job, wait_for
 from juliarun_operator.emulator.state import FAIL_ENV
 from juliarun_operator.reconcile import status as st
+
+from harness import Emulator, Kube, Operator, job, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,7 +93,9 @@ def test_ttl_deletes_the_object_and_its_job_at_the_stated_time_not_before(stack,
     assert gone_at < ended + ttl + 10
     assert name not in emulator.jobs()
     # The last log lines outlive the object: in the operator's log, with the object's UID.
-    assert any(uid in line and "ended: Completed; last log lines" in line for line in operator.text().splitlines())
+    assert any(
+        uid in line and "ended: Completed; last log lines" in line for line in operator.text().splitlines()
+    )
 
 
 def test_a_deadline_ends_a_running_job(stack, ns, control_plane):
@@ -171,9 +178,50 @@ def test_batch_fields_are_explained_and_checked_by_the_api_server(stack, ns, con
     explained = control_plane.kubectl("explain", "jrj.spec.backoffLimit").stdout
     assert "Failed attempts to retry" in explained
     web = job("web", "Webserver", runVolume="w", cfgFile="c", backoffLimit=1)
-    refused = control_plane.kubectl("apply", "-n", ns, "-f", "-", "--dry-run=server",
-                                    input=json.dumps(web), check=False)
+    refused = control_plane.kubectl(
+        "apply", "-n", ns, "-f", "-", "--dry-run=server", input=json.dumps(web), check=False
+    )
     assert refused.returncode != 0 and "spec.backoffLimit applies only to" in refused.stderr
-    negative = control_plane.kubectl("apply", "-n", ns, "-f", "-", "--dry-run=server",
-                                     input=json.dumps(batch("neg", backoffLimit=-1)), check=False)
+    negative = control_plane.kubectl(
+        "apply",
+        "-n",
+        ns,
+        "-f",
+        "-",
+        "--dry-run=server",
+        input=json.dumps(batch("neg", backoffLimit=-1)),
+        check=False,
+    )
     assert negative.returncode != 0 and "backoffLimit" in negative.stderr
+
+
+def test_gitops_tools_read_real_finished_jobs(stack, ns, control_plane, tmp_path):
+    """kstatus (Flux) and the Argo CD health check on objects as the operator left them."""
+    _, _, kube = stack
+    lua = shutil.which("lua5.4")
+    assert lua, "lua5.4 is needed: apt-get install -y lua5.4"
+    built = subprocess.run(
+        ["bash", str(ROOT / "hack" / "kstatus" / "build.sh")],
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=900,
+        check=True,
+    )
+    kstatus = built.stdout.strip().splitlines()[-1]
+    kube.apply(ns, batch("fine"), batch("broken", fail="some"), batch("paused", suspend=True))
+    control_plane.kubectl("wait", "--for=condition=Complete", "jrj/fine", "-n", ns, "--timeout=60s")
+    control_plane.kubectl("wait", "--for=condition=Failed", "jrj/broken", "-n", ns, "--timeout=60s")
+    control_plane.kubectl("wait", "--for=condition=Suspended", "jrj/paused", "-n", ns, "--timeout=60s")
+    objs = {n: kube.get(ns, n) for n in ("fine", "broken", "paused")}
+    argo = {n: argocd_health(lua, o, tmp_path)[0] for n, o in objs.items()}
+    assert argo == {"fine": "Healthy", "broken": "Degraded", "paused": "Suspended"}
+    out = subprocess.run(
+        [kstatus],
+        input=yaml.safe_dump_all(list(objs.values())),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    got = {line.split("\t")[0].rsplit("/", 1)[1]: line.split("\t")[1] for line in out.splitlines()}
+    assert got == {"fine": "Current", "broken": "Failed", "paused": "InProgress"}
