@@ -367,6 +367,18 @@ def status_schema() -> dict:
                          "description": "Attempts begun: the current one's number. Attempt n > 1 runs "
                                         "as JuliaRun job <name>-n."},
             "failed": {"type": "integer", "description": "Attempts that failed."},
+            "pastAttempts": {
+                "type": "array", "maxItems": 20,
+                "description": "The attempts before the current one (the last 20): how each ended.",
+                "items": {"type": "object", "properties": {
+                    "attempt": {"type": "integer", "description": "Its number."},
+                    "jobName": {"type": "string", "description": "Its JuliaRun job."},
+                    "result": {"type": "string", "enum": ["Failed", "Suspended"],
+                               "description": "How it ended."},
+                    "message": {"type": "string", "description": "Why."},
+                    "endTime": {"type": "string", "format": "date-time", "description": "When."},
+                }},
+            },
             "succeeded": {"type": "integer", "description": "1 once an attempt has succeeded."},
             "lastLogs": {"type": "string", "maxLength": 4096,
                          "description": "The last log lines of the latest attempt that ended."},

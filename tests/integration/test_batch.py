@@ -9,6 +9,7 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from test_gitops import argocd_health
 from juliarun_operator.emulator.state import FAIL_ENV
 from juliarun_operator.reconcile import status as st
 
-from harness import Emulator, Kube, Operator, job, wait_for
+from harness import JRUN_NAMESPACE, TOKEN, Emulator, Kube, Operator, job, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +58,18 @@ def ours(emulator: Emulator, ns: str, name: str) -> dict[str, int]:
     """submitJob calls per JuliaRun name of this object (its names start `<ns>-<name>-`)."""
     jobs = emulator.counters()["jobs"].get("ops", {})
     return {n: c.get("submitJob", 0) for n, c in jobs.items() if n.startswith(f"{ns}-{name}-")}
+
+
+def plugin(cp, emulator: Emulator, *args: str) -> subprocess.CompletedProcess:
+    """`kubectl juliarun ...` as installed with the package."""
+    env = {
+        **cp.env,
+        "JULIARUN_URL": emulator.url,
+        "JULIARUN_TOKEN": TOKEN,
+        "JULIARUN_NAMESPACE": JRUN_NAMESPACE,
+    }
+    exe = Path(sys.executable).with_name("kubectl-juliarun")
+    return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_kubectl_wait_for_complete_and_for_failed(stack, ns, control_plane):
@@ -109,6 +122,10 @@ def test_a_deadline_ends_a_running_job(stack, ns, control_plane):
     # Ended by the deadline before its run time, not by finishing.
     assert st.parse_time(failed["lastTransitionTime"]) - st.parse_time(status["startTime"]) < RUN_TIME
     assert any(e["reason"] == "DeadlineExceeded" for e in kube.events(ns, "slow"))
+    # Its JuliaRun job is gone; the plugin shows the last lines the operator kept.
+    out = plugin(control_plane, emulator, "logs", "slow", "-n", ns)
+    assert out.returncode == 0, out.stderr
+    assert "its last lines, as the operator kept them" in out.stdout and "job created" in out.stdout
 
 
 def test_backoff_limit_two_with_a_job_that_always_fails(stack, ns, control_plane):
@@ -122,6 +139,19 @@ def test_backoff_limit_two_with_a_job_that_always_fails(stack, ns, control_plane
     assert kube.condition(ns, "flaky", "Failed")["reason"] == "BackoffLimitExceeded"
     retries = [e for e in kube.events(ns, "flaky") if e["reason"] == "AttemptFailed"]
     assert len(retries) == 2
+    # The plugin lists the attempts, and tails an earlier one's job, still in JuliaRun.
+    listed = plugin(control_plane, emulator, "attempts", "flaky", "-n", ns, "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(r["attempt"], r["jobName"], r["result"]) for r in rows] == [
+        (1, base, "Failed"),
+        (2, f"{base}-2", "Failed"),
+        (3, f"{base}-3", "Failed"),
+    ]
+    table = plugin(control_plane, emulator, "attempts", "flaky", "-n", ns).stdout.splitlines()
+    assert table[0].split()[:3] == ["ATTEMPT", "JOB", "RESULT"] and len(table) == 4
+    first = plugin(control_plane, emulator, "logs", "flaky", "-n", ns, "--attempt", "1", "--count", "3")
+    assert first.returncode == 0 and "died while running" in first.stdout
     # Deleted, it takes every attempt's JuliaRun job with it.
     control_plane.kubectl("delete", "jrj/flaky", "-n", ns, "--timeout=60s")
     assert not [n for n in emulator.jobs() if n.startswith(base)]

@@ -127,6 +127,9 @@ def test_a_failed_attempt_is_recorded_then_the_next_submitted_under_its_own_name
     assert fields["submitted"] is False and fields["submitTime"] == st.iso(NOW)
     assert fields["startTime"] == o.status["startTime"]  # the deadline spans attempts
     assert plan.actions[2].reason == "AttemptFailed" and plan.actions[3].job == NAME + "-2"
+    (past,) = fields["pastAttempts"]
+    assert past["attempt"] == 1 and past["jobName"] == NAME and past["result"] == "Failed"
+    assert "0 of 1 workers succeeded" in past["message"]
     assert cond(fields, "Reconciling") == ("True", "Submitting")
 
 
@@ -217,11 +220,12 @@ def test_deadline_deletes_a_running_job_and_fails_it():
     assert d.reconcile(o, facts([info()], memory, now=NOW - 10)).requeue_after == pytest.approx(50)
     plan = d.reconcile(o, facts([info()], memory, now=NOW + 40))
     assert kinds(plan) == [d.Kind.POST_LOGS, d.Kind.DELETE]
-    memory.logs_posted = NAME
+    memory.logs_posted, memory.last_logs = NAME, "line 1\nline 2"
     memory.deleted_jobs.add(NAME)
     plan = d.reconcile(o, facts([info()], memory, now=NOW + 40))
     fields = written(plan)
     assert cond(fields, "Failed") == ("True", "DeadlineExceeded") and fields["failed"] == 1
+    assert fields["lastLogs"] == "line 1\nline 2"  # kept, though the job is gone
     assert d.Kind.EVENT in kinds(plan)
 
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .decide import ObjectState
 
 FIELDS = ("ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit", "suspend")
+MAX_HISTORY = 20  # past attempts kept in status
 DEFAULT_BACKOFF_LIMIT = 0  # as KubeRay's RayJob: a JuliaRun job can be costly to run again
 BATCH_TYPES = [t.name for t in jt.JOB_TYPES.values() if t.completes]
 
@@ -88,10 +89,16 @@ def ttl_left(obj: ObjectState, now: float) -> float | None:
     return st.parse_time(ended) + float(ttl) - now
 
 
-def next_attempt(obj: ObjectState, now: float, *, failed: bool, start: str | None) -> dict[str, Any]:
-    """The status fields that begin the next attempt (written before it is submitted)."""
+def next_attempt(obj: ObjectState, now: float, *, name: str, failed: bool, message: str,
+                 start: str | None) -> dict[str, Any]:
+    """The status fields that end the current attempt (job `name`) and begin the next,
+    written before the next is submitted."""
     n = attempts(obj.status) + 1
+    past = {"attempt": n - 1, "jobName": name, "result": "Failed" if failed else "Suspended",
+            "message": message, "endTime": st.iso(now)}
+    history = list(obj.status.get("pastAttempts") or [])[-(MAX_HISTORY - 1):] + [past]
     return {"attempts": n, "failed": int(obj.status.get("failed") or 0) + (1 if failed else 0),
+            "pastAttempts": history,
             "jobName": attempt_name(obj, n), "submitted": False, "submitTime": st.iso(now),
             "startTime": start, "connection": obj.status.get("connection") or obj.connection,
             # what JuliaRun said of the attempt before: not this one's

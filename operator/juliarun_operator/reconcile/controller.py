@@ -291,7 +291,7 @@ class Controller:
                 self.kube.event(body, action.value, action.reason, action.message, time.time())
             elif kind is d.Kind.POST_LOGS:
                 last_logs = self._post_logs(body, obj, conn, action.job, action.value)
-                memory.logs_posted = action.job
+                memory.logs_posted, memory.last_logs = action.job, last_logs
             elif kind is d.Kind.DELETE_OBJECT:  # batch: ttlSecondsAfterFinished ran out
                 log.info("%s/%s: deleting: ttlSecondsAfterFinished has passed", obj.namespace, obj.name)
                 self.kube.delete_object(obj.namespace, obj.name, action.value)

@@ -58,6 +58,7 @@ class Memory:
     update_refused_generation: int = -1
     deleted_jobs: set[str] = field(default_factory=set)  # deleteJob answered yes for these
     logs_posted: str = ""  # the job whose last log lines were posted
+    last_logs: str = ""  # and those lines, for a status write after the job is deleted
 
 
 @dataclass(frozen=True)
@@ -225,8 +226,10 @@ def _batch(obj: ObjectState, f: Facts, name: str, info: JobInfo | None,
         failed = int(obj.status.get("failed") or 0) + (1 if submitted else 0)
         message = (f"the job was active longer than activeDeadlineSeconds "
                    f"({obj.spec['activeDeadlineSeconds']} s)")
-        return Plan(start + _status(obj, f, st.failed("DeadlineExceeded", message), warn=True,
-                                    extra={"failed": failed, "jobName": name, "submitted": submitted}),
+        extra = {"failed": failed, "jobName": name, "submitted": submitted}
+        if m.logs_posted == name and m.last_logs:
+            extra["lastLogs"] = m.last_logs
+        return Plan(start + _status(obj, f, st.failed("DeadlineExceeded", message), warn=True, extra=extra),
                     job=name)
     message = ("suspended: the JuliaRun job was deleted; resuming submits the next attempt" if submitted
                else "suspended: not submitted until resumed")
@@ -245,7 +248,8 @@ def _resume(obj: ObjectState, f: Facts, name: str, info: JobInfo | None,
         pass  # suspend deleted it (this process saw to that)
     elif not (suspended and obj.status.get("submitted")) or info is not None:
         return None
-    fields = batch.next_attempt(obj, f.now, failed=False, start=st.iso(f.now))
+    fields = batch.next_attempt(obj, f.now, name=name, failed=False, message="suspended: its JuliaRun job "
+                                "was deleted", start=st.iso(f.now))
     new = fields["jobName"]
     event = Action(Kind.EVENT, new, "Normal", reason="Resumed",
                    message=f"resumed: submitting attempt {fields['attempts']} as JuliaRun job {new}")
@@ -284,7 +288,7 @@ def _ended(obj: ObjectState, f: Facts, name: str, info: JobInfo, conditions: st.
             conditions = st.failed("BackoffLimitExceeded", f"{conditions.failed.message}: attempt {n} "
                                    f"failed; backoffLimit {limit} reached")
         return conditions, None
-    fields = batch.next_attempt(obj, f.now, failed=True,
+    fields = batch.next_attempt(obj, f.now, name=name, failed=True, message=conditions.failed.message,
                                 start=obj.status.get("startTime") or st.iso(f.now))
     new = fields["jobName"]
     if obj.spec.get("suspend"):  # never a retry while suspended: the next attempt waits
