@@ -255,3 +255,44 @@ def test_gitops_tools_read_real_finished_jobs(stack, ns, control_plane, tmp_path
     ).stdout
     got = {line.split("\t")[0].rsplit("/", 1)[1]: line.split("\t")[1] for line in out.splitlines()}
     assert got == {"fine": "Current", "broken": "Failed", "paused": "InProgress"}
+
+
+def readme_batch_commands() -> list[str]:
+    """The shell block of README.md's "Batch jobs" section, line by line."""
+    text = (ROOT / "README.md").read_text().split("## Batch jobs", 1)[1]
+    block = text.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_readme_batch_commands_as_written(stack, ns, control_plane, tmp_path):
+    emulator, _, kube = stack
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(Path(control_plane.kubeconfig).read_text())
+    control_plane.kubectl(
+        "config", "set-context", "--current", f"--namespace={ns}", f"--kubeconfig={kubeconfig}"
+    )
+    path = (
+        f"{Path(control_plane.kubectl_path).parent}:{Path(sys.executable).parent}:{control_plane.env['PATH']}"
+    )
+    env = {
+        **control_plane.env,
+        "KUBECONFIG": str(kubeconfig),
+        "PATH": path,
+        "JULIARUN_URL": emulator.url,
+        "JULIARUN_TOKEN": TOKEN,
+        "JULIARUN_NAMESPACE": JRUN_NAMESPACE,
+    }
+    outputs = {}
+    for line in readme_batch_commands():
+        result = subprocess.run(
+            ["bash", "-c", line], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, f"{line}: {result.stderr}"
+        outputs[line] = result.stdout
+    assert "condition met" in outputs["kubectl wait --for=condition=Complete jrj/train --timeout=5m"]
+    attempts = outputs["kubectl juliarun attempts train"].splitlines()
+    assert len(attempts) == 2 and attempts[1].split()[:3] == ["1", kube.job_name(ns, "train"), "Complete"]
+    assert len(outputs["kubectl juliarun logs train --count 5"].splitlines()) == 5
+    nightly = kube.status(ns, "nightly")
+    assert nightly["phase"] == "Completed" and nightly["attempts"] == 1  # never submitted before resume
+    assert kube.condition(ns, "nightly", "Suspended")["status"] == "False"
