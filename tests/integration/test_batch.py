@@ -268,12 +268,18 @@ def test_readme_batch_commands_as_written(stack, ns, control_plane, tmp_path):
     emulator, _, kube = stack
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(Path(control_plane.kubeconfig).read_text())
-    control_plane.kubectl(
-        "config", "set-context", "--current", f"--namespace={ns}", f"--kubeconfig={kubeconfig}"
-    )
-    path = (
-        f"{Path(control_plane.kubectl_path).parent}:{Path(sys.executable).parent}:{control_plane.env['PATH']}"
-    )
+    kubectl = str(control_plane.kubectl_path)
+    set_ns = [
+        kubectl,
+        f"--kubeconfig={kubeconfig}",
+        "config",
+        "set-context",
+        "--current",
+        f"--namespace={ns}",
+    ]
+    subprocess.run(set_ns, check=True, capture_output=True)
+    bins = [Path(kubectl).parent, Path(sys.executable).parent]  # kubectl, and kubectl-juliarun for it
+    path = ":".join([*map(str, bins), control_plane.env["PATH"]])
     env = {
         **control_plane.env,
         "KUBECONFIG": str(kubeconfig),
