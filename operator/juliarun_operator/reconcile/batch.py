@@ -18,14 +18,14 @@ Pure functions of the object's spec and status and the facts, like `decide`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 from ..juliarun import jobtypes as jt
+from ..juliarun.client import JobInfo
+from . import decide as d  # each uses the other's names only when called: the cycle is safe
 from . import status as st
 from .naming import HASH_LEN, MAX_NAME
 
-if TYPE_CHECKING:
-    from .decide import ObjectState
 
 FIELDS = ("ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit", "suspend")
 MAX_HISTORY = 20  # past attempts kept in status
@@ -33,7 +33,7 @@ DEFAULT_BACKOFF_LIMIT = 0  # as KubeRay's RayJob: a JuliaRun job can be costly t
 BATCH_TYPES = [t.name for t in jt.JOB_TYPES.values() if t.completes]
 
 
-def is_batch(obj: ObjectState) -> bool:
+def is_batch(obj: d.ObjectState) -> bool:
     job_type = jt.JOB_TYPES.get(obj.spec.get("type", ""))
     return bool(job_type and job_type.completes)
 
@@ -43,7 +43,7 @@ def attempts(status: Mapping[str, Any]) -> int:
     return int(status.get("attempts") or 1)
 
 
-def attempt_name(obj: ObjectState, n: int) -> str:
+def attempt_name(obj: d.ObjectState, n: int) -> str:
     """The JuliaRun name of attempt `n`."""
     base = obj.spec.get("jobName") or obj.default_name
     if n <= 1:
@@ -55,23 +55,23 @@ def attempt_name(obj: ObjectState, n: int) -> str:
     return prefix[: MAX_NAME - HASH_LEN - 1 - len(suffix)].rstrip("-") + f"-{digest}{suffix}"
 
 
-def derived(obj: ObjectState, name: str) -> bool:
+def derived(obj: d.ObjectState, name: str) -> bool:
     """Whether `name` proves itself this object's: a default name of one of its attempts."""
     if obj.spec.get("jobName"):
         return False
     return any(name == attempt_name(obj, n) for n in range(1, attempts(obj.status) + 1))
 
 
-def earlier_names(obj: ObjectState) -> list[str]:
+def earlier_names(obj: d.ObjectState) -> list[str]:
     """The JuliaRun names of the attempts before the current one (each was submitted)."""
     return [attempt_name(obj, n) for n in range(1, attempts(obj.status))]
 
 
-def backoff_limit(obj: ObjectState) -> int:
+def backoff_limit(obj: d.ObjectState) -> int:
     return int(obj.spec.get("backoffLimit", DEFAULT_BACKOFF_LIMIT))
 
 
-def deadline_left(obj: ObjectState, now: float) -> float | None:
+def deadline_left(obj: d.ObjectState, now: float) -> float | None:
     """Seconds until activeDeadlineSeconds runs out (<= 0: it has), None without a deadline."""
     limit = obj.spec.get("activeDeadlineSeconds")
     start = obj.status.get("startTime")
@@ -80,7 +80,7 @@ def deadline_left(obj: ObjectState, now: float) -> float | None:
     return st.parse_time(start) + float(limit) - now
 
 
-def ttl_left(obj: ObjectState, now: float) -> float | None:
+def ttl_left(obj: d.ObjectState, now: float) -> float | None:
     """Seconds until a finished object is to be deleted, None without a TTL."""
     ttl = obj.spec.get("ttlSecondsAfterFinished")
     ended = st.condition(obj.status, st.finished(obj.status)).get("lastTransitionTime")
@@ -89,7 +89,7 @@ def ttl_left(obj: ObjectState, now: float) -> float | None:
     return st.parse_time(ended) + float(ttl) - now
 
 
-def next_attempt(obj: ObjectState, now: float, *, name: str, failed: bool, message: str,
+def next_attempt(obj: d.ObjectState, now: float, *, name: str, failed: bool, message: str,
                  start: str | None) -> dict[str, Any]:
     """The status fields that end the current attempt (job `name`) and begin the next,
     written before the next is submitted."""
@@ -104,3 +104,111 @@ def next_attempt(obj: ObjectState, now: float, *, name: str, failed: bool, messa
             # what JuliaRun said of the attempt before: not this one's
             "created": None, "completed": None, "workersStarted": None, "workersSucceeded": None,
             "endpoints": None, "scale": None, "workers": None}
+
+
+# --- the decisions of batch jobs, called from decide.reconcile ----------------------------
+
+
+def finished_plan(obj: d.ObjectState, f: d.Facts, start: tuple[d.Action, ...]) -> d.Plan:
+    """Complete or Failed for good: nothing more is sent to JuliaRun; the TTL runs."""
+    actions = start
+    if obj.status.get("observedGeneration") != obj.generation:  # a spec edit after the end
+        actions += (d.Action(d.Kind.WRITE_STATUS, value={"observedGeneration": obj.generation}),)
+    left = ttl_left(obj, f.now)
+    name = obj.status.get("jobName")
+    if left is not None and left <= 0:
+        return d.Plan(actions + (d.Action(d.Kind.DELETE_OBJECT, name or "", obj.uid),), job=name)
+    return d.Plan(actions, job=name, requeue_after=left)
+
+
+def hold(obj: d.ObjectState, f: d.Facts, name: str, info: JobInfo | None,
+           start: tuple[d.Action, ...]) -> d.Plan | None:
+    """Suspend, resume and the deadline; None when none of them decides."""
+    m = f.memory
+    suspend = bool(obj.spec.get("suspend"))
+    left = deadline_left(obj, f.now)
+    over = not suspend and left is not None and left <= 0
+    if not (suspend or over):
+        return resume(obj, f, name, info, start)
+    if info is not None and info.status.completed:
+        return None  # it ended on its own: that result stands
+    if info is not None and name not in m.deleted_jobs:
+        if not d._ours(obj, f, name):
+            return None  # a conflict, shown as such
+        logs = (d.Action(d.Kind.POST_LOGS, name, "DeadlineExceeded"),) if over and m.logs_posted != name else ()
+        return d.Plan(start + logs + (d.Action(d.Kind.DELETE, name),), job=name, wait_snapshot=True)
+    # Nothing of this attempt runs in JuliaRun, or JuliaRun has been told to delete it.
+    if info is None and m.name == name and m.submit is d.Outcome.LANDED and f.snapshot_time < m.submit_at:
+        return d.Plan(start, job=name, wait_snapshot=True)
+    wait = d._landing_wait(obj, f, name) if info is None else 0.0  # a submit that lands is deleted then
+    submitted = bool(obj.status.get("submitted")) or name in m.deleted_jobs \
+        or (m.name == name and m.submit is d.Outcome.LANDED)
+    if over:
+        if wait > 0:
+            return d.Plan(start, job=name, requeue_after=wait)
+        failed = int(obj.status.get("failed") or 0) + (1 if submitted else 0)
+        message = (f"the job was active longer than activeDeadlineSeconds "
+                   f"({obj.spec['activeDeadlineSeconds']} s)")
+        extra = {"failed": failed, "jobName": name, "submitted": submitted}
+        if m.logs_posted == name and m.last_logs:
+            extra["lastLogs"] = m.last_logs
+        return d.Plan(start + d._status(obj, f, st.failed("DeadlineExceeded", message), warn=True, extra=extra),
+                    job=name)
+    message = ("suspended: the JuliaRun job was deleted; resuming submits the next attempt" if submitted
+               else "suspended: not submitted until resumed")
+    extra: dict[str, Any] = {"startTime": None}  # the deadline clock stops
+    if submitted:
+        extra.update(jobName=name, submitted=True)
+    return d.Plan(start + d._status(obj, f, st.suspended(message), extra=extra), job=name,
+                requeue_after=wait if wait > 0 else None)
+
+
+def resume(obj: d.ObjectState, f: d.Facts, name: str, info: JobInfo | None,
+            start: tuple[d.Action, ...]) -> d.Plan | None:
+    """After suspend deleted the current attempt's job: the next attempt."""
+    suspended = st.condition(obj.status, st.SUSPENDED).get("status") == "True"
+    if name in f.memory.deleted_jobs:
+        pass  # suspend deleted it (this process saw to that)
+    elif not (suspended and obj.status.get("submitted")) or info is not None:
+        return None
+    fields = next_attempt(obj, f.now, name=name, failed=False, message="suspended: its JuliaRun job "
+                                "was deleted", start=st.iso(f.now))
+    new = fields["jobName"]
+    event = d.Action(d.Kind.EVENT, new, "Normal", reason="Resumed",
+                   message=f"resumed: submitting attempt {fields['attempts']} as JuliaRun job {new}")
+    return begin(obj, f, start, fields, event)
+
+
+def begin(obj: d.ObjectState, f: d.Facts, start: tuple[d.Action, ...], fields: dict[str, Any],
+           event: d.Action, logs: tuple[d.Action, ...] = ()) -> d.Plan:
+    """A new attempt: recorded in status (with the last attempt's logs), then submitted."""
+    name = fields["jobName"]
+    write = d._status(obj, f, st.submitting(name), extra=fields, force=True)
+    return d.Plan(start + logs + write + (event,) + d._submit(obj, f, name), job=name, wait_snapshot=True)
+
+
+def ended(obj: d.ObjectState, f: d.Facts, name: str, info: JobInfo, conditions: st.Conditions,
+           extra: dict[str, Any], logs: tuple[d.Action, ...]) -> tuple[st.Conditions, d.Plan | None]:
+    """A batch attempt that ended: Complete, the next attempt, or Failed for good."""
+    if conditions.failed is None:
+        return conditions, None
+    failed = int(obj.status.get("failed") or 0) + 1
+    limit = backoff_limit(obj)
+    n = attempts(obj.status)
+    extra["failed"] = failed
+    if failed > limit:
+        if limit > 0:
+            conditions = st.failed("BackoffLimitExceeded", f"{conditions.failed.message}: attempt {n} "
+                                   f"failed; backoffLimit {limit} reached")
+        return conditions, None
+    fields = next_attempt(obj, f.now, name=name, failed=True, message=conditions.failed.message,
+                                start=obj.status.get("startTime") or st.iso(f.now))
+    new = fields["jobName"]
+    if obj.spec.get("suspend"):  # never a retry while suspended: the next attempt waits
+        fields.update(submitTime=None, startTime=None)
+        message = f"suspended: attempt {n} failed; resuming submits attempt {n + 1}"
+        return conditions, d.Plan(logs + d._status(obj, f, st.suspended(message), extra=fields), job=new)
+    event = d.Action(d.Kind.EVENT, new, "Warning", reason="AttemptFailed",
+                   message=f"attempt {n} (JuliaRun job {name}) failed: {conditions.failed.message}; "
+                           f"submitting attempt {n + 1} as {new} (retry {failed} of backoffLimit {limit})")
+    return conditions, begin(obj, f, (), fields, event, logs)

@@ -159,7 +159,7 @@ def reconcile(obj: ObjectState, f: Facts) -> Plan:
     if obj.paused:
         return Plan(start + _status(obj, f, st.paused()), job=obj.status.get("jobName"))
     if st.finished(obj.status):
-        return _finished(obj, f, start)
+        return batch.finished_plan(obj, f, start)
     recorded = obj.status.get("jobName")
     if recorded and obj.status.get("connection", DEFAULT_CONNECTION) != obj.connection:
         message = (f"job {recorded} was submitted through connection {obj.status.get('connection')}; "
@@ -176,7 +176,7 @@ def reconcile(obj: ObjectState, f: Facts) -> Plan:
         return Plan(start, job=name, wait_snapshot=True)
     info = f.snapshot.get(name)
     if batch.is_batch(obj):
-        held = _batch(obj, f, name, info, start)
+        held = batch.hold(obj, f, name, info, start)
         if held is not None:
             return held
     plan = _present(obj, f, name, info, start) if info is not None else _absent(obj, f, name, start)
@@ -184,84 +184,6 @@ def reconcile(obj: ObjectState, f: Facts) -> Plan:
     if left is not None and left > 0:  # look again when the deadline runs out
         plan = plan._replace(requeue_after=min(plan.requeue_after or left, left))
     return plan
-
-
-def _finished(obj: ObjectState, f: Facts, start: tuple[Action, ...]) -> Plan:
-    """Complete or Failed for good: nothing more is sent to JuliaRun; the TTL runs."""
-    actions = start
-    if obj.status.get("observedGeneration") != obj.generation:  # a spec edit after the end
-        actions += (Action(Kind.WRITE_STATUS, value={"observedGeneration": obj.generation}),)
-    left = batch.ttl_left(obj, f.now)
-    name = obj.status.get("jobName")
-    if left is not None and left <= 0:
-        return Plan(actions + (Action(Kind.DELETE_OBJECT, name or "", obj.uid),), job=name)
-    return Plan(actions, job=name, requeue_after=left)
-
-
-def _batch(obj: ObjectState, f: Facts, name: str, info: JobInfo | None,
-           start: tuple[Action, ...]) -> Plan | None:
-    """Suspend, resume and the deadline; None when none of them decides."""
-    m = f.memory
-    suspend = bool(obj.spec.get("suspend"))
-    left = batch.deadline_left(obj, f.now)
-    over = not suspend and left is not None and left <= 0
-    if not (suspend or over):
-        return _resume(obj, f, name, info, start)
-    if info is not None and info.status.completed:
-        return None  # it ended on its own: that result stands
-    if info is not None and name not in m.deleted_jobs:
-        if not _ours(obj, f, name):
-            return None  # a conflict, shown as such
-        logs = (Action(Kind.POST_LOGS, name, "DeadlineExceeded"),) if over and m.logs_posted != name else ()
-        return Plan(start + logs + (Action(Kind.DELETE, name),), job=name, wait_snapshot=True)
-    # Nothing of this attempt runs in JuliaRun, or JuliaRun has been told to delete it.
-    if info is None and m.name == name and m.submit is Outcome.LANDED and f.snapshot_time < m.submit_at:
-        return Plan(start, job=name, wait_snapshot=True)
-    wait = _landing_wait(obj, f, name) if info is None else 0.0  # a submit that lands is deleted then
-    submitted = bool(obj.status.get("submitted")) or name in m.deleted_jobs \
-        or (m.name == name and m.submit is Outcome.LANDED)
-    if over:
-        if wait > 0:
-            return Plan(start, job=name, requeue_after=wait)
-        failed = int(obj.status.get("failed") or 0) + (1 if submitted else 0)
-        message = (f"the job was active longer than activeDeadlineSeconds "
-                   f"({obj.spec['activeDeadlineSeconds']} s)")
-        extra = {"failed": failed, "jobName": name, "submitted": submitted}
-        if m.logs_posted == name and m.last_logs:
-            extra["lastLogs"] = m.last_logs
-        return Plan(start + _status(obj, f, st.failed("DeadlineExceeded", message), warn=True, extra=extra),
-                    job=name)
-    message = ("suspended: the JuliaRun job was deleted; resuming submits the next attempt" if submitted
-               else "suspended: not submitted until resumed")
-    extra: dict[str, Any] = {"startTime": None}  # the deadline clock stops
-    if submitted:
-        extra.update(jobName=name, submitted=True)
-    return Plan(start + _status(obj, f, st.suspended(message), extra=extra), job=name,
-                requeue_after=wait if wait > 0 else None)
-
-
-def _resume(obj: ObjectState, f: Facts, name: str, info: JobInfo | None,
-            start: tuple[Action, ...]) -> Plan | None:
-    """After suspend deleted the current attempt's job: the next attempt."""
-    suspended = st.condition(obj.status, st.SUSPENDED).get("status") == "True"
-    if name in f.memory.deleted_jobs:
-        pass  # suspend deleted it (this process saw to that)
-    elif not (suspended and obj.status.get("submitted")) or info is not None:
-        return None
-    fields = batch.next_attempt(obj, f.now, name=name, failed=False, message="suspended: its JuliaRun job "
-                                "was deleted", start=st.iso(f.now))
-    new = fields["jobName"]
-    event = Action(Kind.EVENT, new, "Normal", reason="Resumed",
-                   message=f"resumed: submitting attempt {fields['attempts']} as JuliaRun job {new}")
-    return _begin(obj, f, start, fields, event)
-
-
-def _begin(obj: ObjectState, f: Facts, start: tuple[Action, ...], fields: dict[str, Any],
-           event: Action, logs: tuple[Action, ...] = ()) -> Plan:
-    """A new attempt: recorded in status (with the last attempt's logs), then submitted."""
-    name = fields["jobName"]
-    write = _status(obj, f, st.submitting(name), extra=fields, force=True)
-    return Plan(start + logs + write + (event,) + _submit(obj, f, name), job=name, wait_snapshot=True)
 
 
 def _submit(obj: ObjectState, f: Facts, name: str) -> tuple[Action, ...]:
@@ -272,33 +194,6 @@ def _submit(obj: ObjectState, f: Facts, name: str) -> tuple[Action, ...]:
     if wanted is not None and job_type.scalable and params.get("nworkers") != wanted:
         actions.append(Action(Kind.SET_SCALE, name, wanted))  # types that take no nworkers
     return tuple(actions)
-
-
-def _ended(obj: ObjectState, f: Facts, name: str, info: JobInfo, conditions: st.Conditions,
-           extra: dict[str, Any], logs: tuple[Action, ...]) -> tuple[st.Conditions, Plan | None]:
-    """A batch attempt that ended: Complete, the next attempt, or Failed for good."""
-    if conditions.failed is None:
-        return conditions, None
-    failed = int(obj.status.get("failed") or 0) + 1
-    limit = batch.backoff_limit(obj)
-    n = batch.attempts(obj.status)
-    extra["failed"] = failed
-    if failed > limit:
-        if limit > 0:
-            conditions = st.failed("BackoffLimitExceeded", f"{conditions.failed.message}: attempt {n} "
-                                   f"failed; backoffLimit {limit} reached")
-        return conditions, None
-    fields = batch.next_attempt(obj, f.now, name=name, failed=True, message=conditions.failed.message,
-                                start=obj.status.get("startTime") or st.iso(f.now))
-    new = fields["jobName"]
-    if obj.spec.get("suspend"):  # never a retry while suspended: the next attempt waits
-        fields.update(submitTime=None, startTime=None)
-        message = f"suspended: attempt {n} failed; resuming submits attempt {n + 1}"
-        return conditions, Plan(logs + _status(obj, f, st.suspended(message), extra=fields), job=new)
-    event = Action(Kind.EVENT, new, "Warning", reason="AttemptFailed",
-                   message=f"attempt {n} (JuliaRun job {name}) failed: {conditions.failed.message}; "
-                           f"submitting attempt {n + 1} as {new} (retry {failed} of backoffLimit {limit})")
-    return conditions, _begin(obj, f, (), fields, event, logs)
 
 
 def _ours(obj: ObjectState, f: Facts, name: str) -> bool:
@@ -352,7 +247,7 @@ def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[
         if info.status.completed and not obj.status.get("completed") and m.logs_posted != name else ()
     if info.status.completed and batch.is_batch(obj):
         ended: dict[str, Any] = {}
-        conditions, retry = _ended(obj, f, name, info, conditions, ended, logs)
+        conditions, retry = batch.ended(obj, f, name, info, conditions, ended, logs)
         if retry is not None:
             return retry._replace(actions=start + retry.actions)
     else:
