@@ -40,7 +40,8 @@ OPERATOR: dict[str, str] = {
     "POD_NAME": "this replica's name in the Lease (default: the host name)",
     "WORKERS": "objects handled at once (--workers)",
     "JULIARUN_TENANT_ALLOWED_HOSTS": "hosts a credentials Secret's url may name, comma-separated",
-    "ADOPT_NAMESPACES": "namespaces that may adopt existing jobs; * for all (--adopt-namespace)",
+    "NAMESPACE_CONNECTIONS": "namespace=Secret pairs: the administrator's connection per namespace",
+    "ADOPT_NAMESPACES": "namespaces that may adopt jobs and name them freely; * for all (--adopt-namespace)",
 }
 
 # Read by the Python client inside a JuliaRun job (juliarun.current_job, Julia's `self()`).

@@ -358,6 +358,10 @@ def status_schema() -> dict:
             "parametersHash": {"type": "string",
                                "description": "Digest of the parameters last sent to JuliaRun; "
                                               "a spec whose digest differs is sent again with updateJob."},
+            "connection": {"type": "string",
+                           "description": "The JuliaRun connection the job was submitted through: "
+                                          "default, or Secret/<name> (spec.credentialsRef); it cannot "
+                                          "change once the job exists."},
             "startTime": {"type": "string", "format": "date-time",
                           "description": "When the job began to run (reset on resume after suspend); "
                                          "activeDeadlineSeconds counts from here."},

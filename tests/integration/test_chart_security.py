@@ -111,10 +111,11 @@ def test_a_namespace_opts_in_with_the_documented_command(control_plane, helm):
     command = documented(r"kubectl create rolebinding")
     try:
         assert not _can_i(control_plane, user, "get", "secrets", "-n", team)
-        subprocess.run(
+        subprocess.run(  # noqa: S602 (the docs' command, as written)
             command,
             shell=True,
-            check=True,  # noqa: S602 (the docs' command, as written) env=_kubectl_on_path(control_plane),
+            check=True,
+            env=_kubectl_on_path(control_plane),
             capture_output=True,
             timeout=60,
             executable="/bin/bash",

@@ -139,11 +139,34 @@ def test_a_landed_submit_waits_for_a_snapshot_taken_after_it():
 # --- whose job is it ---------------------------------------------------------------------------
 
 
+def test_a_chosen_name_is_submitted_only_after_a_look_taken_since_the_object_exists():
+    plan = d.reconcile(obj(spec={"jobName": "team-web"}, created=NOW - 1), facts([], snapshot_time=NOW - 1.5))
+    assert d.Kind.SUBMIT not in kinds(plan) and plan.wait_snapshot
+
+
 def test_a_taken_chosen_name_is_a_conflict_without_any_submit():
-    plan = d.reconcile(obj(spec={"jobName": "theirs"}), facts([info("theirs")]))
+    plan = d.reconcile(obj(spec={"jobName": "team-theirs"}), facts([info("team-theirs")]))
     fields = written(plan)
     assert d.Kind.SUBMIT not in kinds(plan) and d.Kind.EVENT in kinds(plan)
     assert cond(fields, "Stalled") == ("True", "Conflict") and fields["jobName"] is None
+
+
+def test_a_refused_chosen_name_is_forgotten_so_no_restart_can_adopt_a_job_of_that_name():
+    memory = d.Memory(
+        name="team-mine",
+        submit=d.Outcome.REFUSED,
+        refusal="no",
+        refused_generation=1,
+        refusals=1,
+        refused_at=NOW,
+    )
+    status = {"jobName": "team-mine", "submitTime": st.iso(NOW - 3), "submitted": False}
+    plan = d.reconcile(obj(spec={"jobName": "team-mine"}, status=status), facts([], memory))
+    fields = written(plan)
+    assert cond(fields, "Stalled") == ("True", "SubmitRefused") and fields["jobName"] is None
+    # Restarted (no memory), a stranger's job of that name has appeared: not adopted.
+    after = d.reconcile(obj(spec={"jobName": "team-mine"}, status=settled(plan)), facts([info("team-mine")]))
+    assert cond(written(after), "Stalled") == ("True", "Conflict")
 
 
 def test_a_refused_submit_with_the_name_taken_is_a_conflict_whatever_the_code():
@@ -184,12 +207,21 @@ def test_a_refused_submit_without_a_job_is_stalled_and_retried_ever_more_slowly(
 )
 def test_adoption_only_where_the_administrator_allows_and_no_object_holds_it(allowed, claimed_by, adopted):
     plan = d.reconcile(
-        obj(spec={"jobName": "old"}, annotations={d.ADOPT_ANNOTATION: "true"}),
-        facts([info("old")], adopt_allowed=allowed, claimed_by=claimed_by),
+        obj(spec={"jobName": "team-old"}, annotations={d.ADOPT_ANNOTATION: "true"}),
+        facts([info("team-old")], adopt_allowed=allowed, claimed_by=claimed_by),
     )
     fields = written(plan)
-    assert (fields.get("jobName") == "old") is adopted
+    assert (fields.get("jobName") == "team-old") is adopted
     assert cond(fields, "Stalled") == (("False", "Healthy") if adopted else ("True", "Conflict"))
+
+
+def test_a_chosen_name_outside_the_namespaces_own_needs_the_administrators_trust():
+    plan = d.reconcile(obj(spec={"jobName": "other-sim"}), facts([info("other-sim")]))
+    fields = written(plan)
+    assert cond(fields, "Stalled") == ("True", "InvalidSpec") and "must start with team-" in fields["message"]
+    assert d.Kind.SUBMIT not in kinds(plan)
+    assert d.Kind.SUBMIT in kinds(d.reconcile(obj(spec={"jobName": "other-sim"}), facts([], trusted=True)))
+    assert d.Kind.SUBMIT in kinds(d.reconcile(obj(spec={"jobName": "team-sim"}), facts([])))
 
 
 def test_a_job_of_another_type_is_a_conflict():
@@ -199,7 +231,7 @@ def test_a_job_of_another_type_is_a_conflict():
 
 def test_the_connection_cannot_change_once_submitted():
     status = {"jobName": NAME, "submitted": True, "connection": "Secret/team-a"}
-    plan = d.reconcile(obj(status=status), facts([info()]))
+    plan = d.reconcile(obj(status=status), facts([info()], connection="default"))
     assert kinds(plan) == [d.Kind.WRITE_STATUS]
     assert cond(written(plan), "Stalled") == ("True", "ConnectionChanged")
 

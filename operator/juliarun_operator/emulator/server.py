@@ -53,6 +53,7 @@ class EmulatorConfig:
     seed: int | None = None
     faults: dict[str, Any] = field(default_factory=dict)
     log_interval: float = 5.0  # heartbeat log lines of jobs that run until deleted
+    code_offset: int = 0  # added to every error code: clients must not depend on our codes
 
 
 class PathAccessLogger(AbstractAccessLogger):
@@ -248,7 +249,7 @@ async def _api(request: web.Request) -> web.StreamResponse:
             raise Refused(CODE_INVALID_PARAMETER, "missing parameter jrunns (the namespace)")
         emu.check_token(namespace, query.get("jruntok"))
     except Refused as refused:
-        return _envelope(refused.code, refused.reason)
+        return _envelope(refused.code + emu.config.code_offset, refused.reason)
     emu.count(op, namespace, query.get("name") if job_type is not None else None)
 
     decision = emu.faults.decide(op)
@@ -274,7 +275,7 @@ async def _api(request: web.Request) -> web.StreamResponse:
     if decision.outcome == fl.MALFORMED:
         return web.Response(text='{"code": 0, "data": [tru', content_type="application/json")
     if decision.outcome == fl.ERROR:
-        return _envelope(CODE_INJECTED_FAULT, f"{op}: injected fault")
+        return _envelope(CODE_INJECTED_FAULT + emu.config.code_offset, f"{op}: injected fault")
 
     if op == "getAllJobInfo":
         # The answer for thousands of jobs is tens of thousands of fresh containers, which
@@ -292,7 +293,7 @@ def _answer(emu: Emulator, op: str, namespace: str, job_type: str | None, query,
         else:
             data = _job_call(emu, op, namespace, job_type, query, host)
     except Refused as refused:
-        return _envelope(refused.code, refused.reason)
+        return _envelope(refused.code + emu.config.code_offset, refused.reason)
     return _envelope(0, data)
 
 

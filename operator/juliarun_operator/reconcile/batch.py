@@ -89,18 +89,18 @@ def ttl_left(obj: d.ObjectState, now: float) -> float | None:
     return st.parse_time(ended) + float(ttl) - now
 
 
-def next_attempt(obj: d.ObjectState, now: float, *, name: str, failed: bool, message: str,
+def next_attempt(obj: d.ObjectState, f: d.Facts, *, name: str, failed: bool, message: str,
                  start: str | None) -> dict[str, Any]:
     """The status fields that end the current attempt (job `name`) and begin the next,
     written before the next is submitted."""
     n = attempts(obj.status) + 1
     past = {"attempt": n - 1, "jobName": name, "result": "Failed" if failed else "Suspended",
-            "message": message, "endTime": st.iso(now)}
+            "message": message, "endTime": st.iso(f.now)}
     history = list(obj.status.get("pastAttempts") or [])[-(MAX_HISTORY - 1):] + [past]
     return {"attempts": n, "failed": int(obj.status.get("failed") or 0) + (1 if failed else 0),
             "pastAttempts": history,
-            "jobName": attempt_name(obj, n), "submitted": False, "submitTime": st.iso(now),
-            "startTime": start, "connection": obj.status.get("connection") or obj.connection,
+            "jobName": attempt_name(obj, n), "submitted": False, "submitTime": st.iso(f.now),
+            "startTime": start, "connection": obj.status.get("connection") or f.connection,
             # what JuliaRun said of the attempt before: not this one's
             "created": None, "completed": None, "workersStarted": None, "workersSucceeded": None,
             "endpoints": None, "scale": None, "workers": None}
@@ -171,7 +171,7 @@ def resume(obj: d.ObjectState, f: d.Facts, name: str, info: JobInfo | None,
         pass  # suspend deleted it (this process saw to that)
     elif not (suspended and obj.status.get("submitted")) or info is not None:
         return None
-    fields = next_attempt(obj, f.now, name=name, failed=False, message="suspended: its JuliaRun job "
+    fields = next_attempt(obj, f, name=name, failed=False, message="suspended: its JuliaRun job "
                                 "was deleted", start=st.iso(f.now))
     new = fields["jobName"]
     event = d.Action(d.Kind.EVENT, new, "Normal", reason="Resumed",
@@ -201,7 +201,7 @@ def ended(obj: d.ObjectState, f: d.Facts, name: str, info: JobInfo, conditions: 
             conditions = st.failed("BackoffLimitExceeded", f"{conditions.failed.message}: attempt {n} "
                                    f"failed; backoffLimit {limit} reached")
         return conditions, None
-    fields = next_attempt(obj, f.now, name=name, failed=True, message=conditions.failed.message,
+    fields = next_attempt(obj, f, name=name, failed=True, message=conditions.failed.message,
                                 start=obj.status.get("startTime") or st.iso(f.now))
     new = fields["jobName"]
     if obj.spec.get("suspend"):  # never a retry while suspended: the next attempt waits

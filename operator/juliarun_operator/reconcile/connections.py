@@ -9,14 +9,16 @@ delay (1 s, doubling to 60 s) per connection while it is down, however many obje
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..juliarun import Client, Context, JobInfo, JuliaRunError, RetryPolicy
 from ..juliarun.errors import ApiError
@@ -41,7 +43,7 @@ class Backoff:
 
     def delay(self, failures: int) -> float:
         ceiling = min(self.cap, self.base * 2 ** max(0, failures - 1))
-        return random.uniform(ceiling / 2, ceiling)
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not a secret)
 
 
 class Breaker:
@@ -65,7 +67,7 @@ class Breaker:
             if now >= self.open_until and not self.trial:
                 self.trial = True
                 return
-            wait = max(self.open_until - now, 0.0) + random.uniform(0.1, 1.0)
+            wait = max(self.open_until - now, 0.0) + random.uniform(0.1, 1.0)  # noqa: S311 (jitter)
             raise Unavailable(self.last_error or "JuliaRun unavailable", wait)
 
     def failed(self, message: str) -> None:
@@ -81,14 +83,20 @@ class Breaker:
 
     def retry_delay(self) -> float:
         with self._lock:
-            return max(self.open_until - time.monotonic(), 0.0) + random.uniform(0.1, 1.0)
+            return max(self.open_until - time.monotonic(), 0.0) + random.uniform(0.1, 1.0)  # noqa: S311 (jitter)
 
 
 class Connection:
     """A JuliaRun connection shared by every object that uses it."""
 
-    def __init__(self, context: Context, *, backoff: Backoff = Backoff(), observe: Observe | None = None,
-                 ca_file: str | None = None):
+    def __init__(
+        self,
+        context: Context,
+        *,
+        backoff: Backoff = Backoff(),
+        observe: Observe | None = None,
+        ca_file: str | None = None,
+    ):
         self.context = context
         # The operator retries at its own level; one attempt per call keeps rates countable.
         self.client = Client(context, retry=RetryPolicy(attempts=1), observe=observe, pool_size=16)
@@ -142,7 +150,7 @@ class Connection:
     def fetch(self) -> dict[str, JobInfo]:
         """A new snapshot (the poller's)."""
         sent = time.time()
-        snapshot = self.read(self.client.get_all_job_info)
+        snapshot: dict[str, JobInfo] = self.read(self.client.get_all_job_info)
         with self._lock:
             self.snapshot, self.snapshot_time = snapshot, sent
         return snapshot
@@ -162,10 +170,8 @@ class Connection:
     def close(self) -> None:
         self.client.close()
         if self.ca_file:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(self.ca_file)
-            except OSError:
-                pass
 
 
 @dataclass(frozen=True)
@@ -184,25 +190,24 @@ class Credentials:
 class Connections:
     """The default connection, and one per distinct credentials Secret content.
 
-    The default's token file is read again when it changes (projected tokens rotate); a
-    connection that no object used for `idle` seconds is closed, its CA file removed.
+    A connection that no object used for `idle` seconds is closed and its CA file removed,
+    so rotated tokens and moved URLs leave nothing behind. (The default connection's token
+    file is read again by the client when it changes.)
     """
 
-    def __init__(self, default: Callable[[], Context], *, backoff: Backoff = Backoff(),
-                 observe: Observe | None = None, token_file: str | None = None, idle: float = 300.0):
-        self._make_default, self._backoff, self._observe = default, backoff, observe
-        self._token_file, self._token_mtime = token_file, self._mtime(token_file)
-        self.default = Connection(default(), backoff=backoff, observe=observe)
-        self._by_key: dict[tuple, Connection] = {}
+    def __init__(
+        self,
+        default: Context,
+        *,
+        backoff: Backoff = Backoff(),
+        observe: Observe | None = None,
+        idle: float = 300.0,
+    ):
+        self._backoff, self._observe = backoff, observe
+        self.default = Connection(default, backoff=backoff, observe=observe)
+        self._by_key: dict[tuple[str, str, str, str], Connection] = {}
         self._lock = threading.Lock()
         self.idle = idle
-
-    @staticmethod
-    def _mtime(path: str | None) -> float:
-        try:
-            return os.stat(path).st_mtime if path else 0.0
-        except OSError:
-            return 0.0
 
     def get(self, credentials: Credentials | None) -> Connection:
         if credentials is None:
@@ -217,9 +222,14 @@ class Connections:
                         f.write(credentials.ca)
                     verify = ca_file = f.name
                 base = self.default.context
-                context = Context(url=credentials.url, token=credentials.token,
-                                  namespace=credentials.namespace, verify=verify,
-                                  connect_timeout=base.connect_timeout, read_timeout=base.read_timeout)
+                context = Context(
+                    url=credentials.url,
+                    token=credentials.token,
+                    namespace=credentials.namespace,
+                    verify=verify,
+                    connect_timeout=base.connect_timeout,
+                    read_timeout=base.read_timeout,
+                )
                 conn = Connection(context, backoff=self._backoff, observe=self._observe, ca_file=ca_file)
                 self._by_key[credentials.key()] = conn
             conn.last_used = time.monotonic()
@@ -230,20 +240,7 @@ class Connections:
             return [self.default, *self._by_key.values()]
 
     def tidy(self) -> None:
-        """Re-read a rotated default token; close connections no object uses any more."""
-        mtime = self._mtime(self._token_file)
-        if mtime != self._token_mtime:
-            self._token_mtime = mtime
-            try:
-                context = self._make_default()
-            except JuliaRunError:
-                context = None  # mid-rotation: keep the old token until the file is whole
-            if context is not None and context.token != self.default.context.token:
-                old = self.default.client
-                self.default.context = context
-                self.default.client = Client(context, retry=RetryPolicy(attempts=1), observe=self._observe,
-                                             pool_size=16)
-                old.close()
+        """Close the connections no object has used for `idle` seconds."""
         cutoff = time.monotonic() - self.idle
         with self._lock:
             stale = [k for k, c in self._by_key.items() if c.last_used < cutoff]

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..juliarun import Job, JuliaRunError, ParameterError
 from ..juliarun.errors import ApiError
@@ -27,6 +28,7 @@ from .workqueue import WorkQueue
 
 log = logging.getLogger("juliarun_operator")
 Key = tuple[str, str]
+Body = dict[str, Any]  # a JuliaRunJob as the API server returns it
 
 
 @dataclass
@@ -39,19 +41,39 @@ class Config:
     workers: int = 16
     log_lines_on_completion: int = 20
     namespaces: list[str] = field(default_factory=list)  # watched; empty: all
-    adopt_namespaces: frozenset[str] | None = None  # may adopt existing jobs; None: every namespace
+    # May adopt unclaimed jobs and name jobs outside their own prefix; None: every namespace.
+    adopt_namespaces: frozenset[str] | None = frozenset()
     check_url: Callable[[str], str] | None = None  # a tenant's JuliaRun URL -> why refused ("" ok)
+    # namespace -> a Secret of the administrator's (in `own_namespace`) with the connection
+    # that namespace uses instead of the default: its JuliaRun identity and namespace.
+    namespace_connections: dict[str, str] = field(default_factory=dict)
+    own_namespace: str = "default"
     backoff: Backoff = field(default_factory=Backoff)
 
 
-def _slim(body: Mapping[str, Any]) -> dict:
+def _slim(body: Mapping[str, Any]) -> Body:
     """What the controller keeps of an object: no managedFields, no foreign annotations."""
     meta = body["metadata"]
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith("juliarun.dev/")}
-    kept = {k: meta[k] for k in ("name", "namespace", "uid", "generation", "deletionTimestamp",
-                                 "finalizers", "resourceVersion", "creationTimestamp") if k in meta}
-    return {"metadata": {**kept, "annotations": annotations},
-            "spec": body.get("spec") or {}, "status": body.get("status") or {}}
+    kept = {
+        k: meta[k]
+        for k in (
+            "name",
+            "namespace",
+            "uid",
+            "generation",
+            "deletionTimestamp",
+            "finalizers",
+            "resourceVersion",
+            "creationTimestamp",
+        )
+        if k in meta
+    }
+    return {
+        "metadata": {**kept, "annotations": annotations},
+        "spec": body.get("spec") or {},
+        "status": body.get("status") or {},
+    }
 
 
 def _newer(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
@@ -66,7 +88,7 @@ def _newer(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
 class Controller:
     def __init__(self, config: Config, kube: Kube, connections: Connections, metrics: Metrics):
         self.config, self.kube, self.connections, self.metrics = config, kube, connections, metrics
-        self.objects: dict[Key, dict] = {}
+        self.objects: dict[Key, Body] = {}
         self.memory: dict[str, d.Memory] = {}  # by uid
         self.claims: dict[str, Key] = {}  # job name -> the object whose status records it
         self.routes: dict[str, Key] = {}  # job name -> object, for snapshot changes
@@ -93,13 +115,18 @@ class Controller:
             new = _slim(body)
             self._store(key, new, old)
             # Our own status writes come back through the watch: nothing new to decide then.
-            moved = old is None or any(new["metadata"].get(k) != old["metadata"].get(k) for k in
-                                       ("generation", "deletionTimestamp", "finalizers", "annotations", "uid")) \
+            moved = (
+                old is None
+                or any(
+                    new["metadata"].get(k) != old["metadata"].get(k)
+                    for k in ("generation", "deletionTimestamp", "finalizers", "annotations", "uid")
+                )
                 or new["status"] != old["status"]
+            )
         if moved and self.acting:
             self.queue.add(key)
 
-    def _store(self, key: Key, new: dict, old: dict | None) -> None:
+    def _store(self, key: Key, new: Body, old: Body | None) -> None:
         previous = (old or {}).get("status", {}).get("jobName")
         name = new["status"].get("jobName")
         if previous and previous != name and self.claims.get(previous) == key:
@@ -108,18 +135,21 @@ class Controller:
             self.claims.setdefault(name, key)
         self.objects[key] = new
 
-    def _forget(self, key: Key, old: dict | None) -> None:
+    def _forget(self, key: Key, old: Body | None) -> None:
         self.objects.pop(key, None)
         self.conn_of.pop(key, None)
         self.failures.pop(key, None)
         if old:
             self.memory.pop(old["metadata"].get("uid", ""), None)
             for index in (self.claims, self.routes):
-                for name in [n for n, k in index.items() if k == key and n in
-                             (old["status"].get("jobName"), d.ObjectState.of(old).default_name)]:
+                for name in [
+                    n
+                    for n, k in index.items()
+                    if k == key and n in (old["status"].get("jobName"), d.ObjectState.of(old).default_name)
+                ]:
                     del index[name]
 
-    def replace_all(self, bodies: list[dict]) -> None:
+    def replace_all(self, bodies: list[Body]) -> None:
         """A fresh list: objects it lacks were deleted while no event said so."""
         listed = {(b["metadata"]["namespace"], b["metadata"]["name"]) for b in bodies}
         for body in bodies:
@@ -163,8 +193,10 @@ class Controller:
                 self.memory.clear()  # what another replica does meanwhile is not in it
 
     def run_workers(self, stop: threading.Event) -> list[threading.Thread]:
-        threads = [threading.Thread(target=self._work, args=(stop,), name=f"reconcile-{i}", daemon=True)
-                   for i in range(self.config.workers)]
+        threads = [
+            threading.Thread(target=self._work, args=(stop,), name=f"reconcile-{i}", daemon=True)
+            for i in range(self.config.workers)
+        ]
         for t in threads:
             t.start()
         return threads
@@ -237,44 +269,78 @@ class Controller:
             holder = self.claims.get(name)
         claimed_by = f"{holder[0]}/{holder[1]}" if holder and holder != key else ""
         adopt_ns = self.config.adopt_namespaces
+        trusted = adopt_ns is None or obj.namespace in adopt_ns
         ctx = conn.context if conn else self.connections.default.context
         return conn, d.Facts(
-            now=now, memory=memory, params=params, invalid=invalid, unavailable=problem,
-            snapshot=conn.snapshot if conn else None, snapshot_time=conn.snapshot_time if conn else 0.0,
+            now=now,
+            memory=memory,
+            connection=self.wanted_connection(obj),
+            params=params,
+            invalid=invalid,
+            unavailable=problem,
+            snapshot=conn.snapshot if conn else None,
+            snapshot_time=conn.snapshot_time if conn else 0.0,
             landing=ctx.connect_timeout + ctx.read_timeout + 1 + self.config.submit_landing_window,
-            acting_since=self.acting_since, claimed_by=claimed_by, no_credentials=no_credentials,
-            adopt_allowed=not claimed_by and (adopt_ns is None or obj.namespace in adopt_ns))
+            acting_since=self.acting_since,
+            claimed_by=claimed_by,
+            no_credentials=no_credentials,
+            adopt_allowed=trusted and not claimed_by,
+            trusted=trusted,
+        )
 
     def _secret_value(self, namespace: str, name: str, key: str) -> str:
         try:
-            data = self.secrets.get(namespace, name)
+            data = self.secrets.get(namespace, name, marked=True)
         except SecretProblem as exc:
             raise LookupError(str(exc)) from None
         if key not in data:
             raise LookupError(f"Secret {namespace}/{name} has no key {key!r}")
         return data[key]
 
+    def wanted_connection(self, obj: d.ObjectState) -> str:
+        """The connection spec and administrator choose: a tenant's credentials Secret, the
+        administrator's Secret for the namespace, or the default."""
+        ref = obj.spec.get("credentialsRef")
+        if isinstance(ref, dict) and ref.get("name"):
+            return f"Secret/{ref['name']}"
+        mapped = self.config.namespace_connections.get(obj.namespace)
+        return f"Admin/{mapped}" if mapped else d.DEFAULT_CONNECTION
+
     def _connection(self, obj: d.ObjectState) -> tuple[Connection | None, str, bool]:
         """The object's connection (fixed once recorded in status), or why there is none."""
-        which = obj.status.get("connection") or obj.connection
+        which = obj.status.get("connection") or self.wanted_connection(obj)
         if which == d.DEFAULT_CONNECTION:
             return self.connections.default, "", False
-        secret = which.split("/", 1)[1]
+        kind, _, secret = which.partition("/")
+        admin = kind == "Admin"
+        namespace = self.config.own_namespace if admin else obj.namespace
         try:
-            data = self.secrets.get(obj.namespace, secret)
+            data = self.secrets.get(namespace, secret, marked=not admin)
         except SecretProblem as exc:
             return None, f"credentials: {exc}", True
         missing = [k for k in ("url", "token", "namespace") if not data.get(k)]
         if missing:
-            return None, f"credentials: Secret {obj.namespace}/{secret} has no key {missing[0]!r}", True
-        refused = self.config.check_url(data["url"]) if self.config.check_url else ""
+            return None, f"credentials: Secret {namespace}/{secret} has no key {missing[0]!r}", True
+        refused = "" if admin or not self.config.check_url else self.config.check_url(data["url"])
         if refused:
-            return None, f"credentials: Secret {obj.namespace}/{secret}: {refused}", True
-        return self.connections.get(Credentials(data["url"], data["token"], data["namespace"],
-                                                data.get("ca.crt"))), "", False
+            return None, f"credentials: Secret {namespace}/{secret}: {refused}", True
+        return (
+            self.connections.get(
+                Credentials(data["url"], data["token"], data["namespace"], data.get("ca.crt"))
+            ),
+            "",
+            False,
+        )
 
-    def _execute(self, key: Key, body: dict, obj: d.ObjectState, memory: d.Memory,
-                 conn: Connection | None, plan: d.Plan) -> bool:
+    def _execute(
+        self,
+        key: Key,
+        body: Body,
+        obj: d.ObjectState,
+        memory: d.Memory,
+        conn: Connection | None,
+        plan: d.Plan,
+    ) -> bool:
         """Perform the plan's actions in order; True to decide again at once."""
         last_logs: str | None = None  # posted by POST_LOGS, kept by the status write after it
         for action in plan.actions:
@@ -282,10 +348,14 @@ class Controller:
             if kind is d.Kind.WRITE_STATUS and last_logs is not None:
                 action = action._replace(value={**action.value, "lastLogs": last_logs})
             if kind is d.Kind.ADD_FINALIZER or kind is d.Kind.REMOVE_FINALIZER:
-                body = self._write(lambda: self.kube.set_finalizer(body, d.FINALIZER, kind is d.Kind.ADD_FINALIZER),
-                                   "finalizer", removing=kind is d.Kind.REMOVE_FINALIZER)
+                adding = kind is d.Kind.ADD_FINALIZER
+                # A removal's answer is not kept: the object may be gone (and forgotten) already.
+                written = self._write(
+                    "finalizer", self.kube.set_finalizer, body, d.FINALIZER, adding, keep=adding
+                )
+                body = written if adding else body
             elif kind is d.Kind.WRITE_STATUS:
-                body = self._write(lambda: self.kube.patch_status(obj.namespace, obj.name, action.value), "status")
+                body = self._write("status", self.kube.patch_status, obj.namespace, obj.name, action.value)
                 self.metrics.status_written()
             elif kind is d.Kind.EVENT:
                 self.kube.event(body, action.value, action.reason, action.message, time.time())
@@ -295,27 +365,31 @@ class Controller:
             elif kind is d.Kind.DELETE_OBJECT:  # batch: ttlSecondsAfterFinished ran out
                 log.info("%s/%s: deleting: ttlSecondsAfterFinished has passed", obj.namespace, obj.name)
                 self.kube.delete_object(obj.namespace, obj.name, action.value)
+            elif conn is None:  # decide asks JuliaRun only where it knows the connection
+                raise RuntimeError(f"{kind.value} without a JuliaRun connection")
             else:
-                assert conn is not None
                 if not self._call(key, obj, memory, conn, action):
                     return False
                 if kind is d.Kind.DELETE:
                     return True
         return False
 
-    def _write(self, fn: Callable[[], dict], what: str, removing: bool = False) -> dict:
+    def _write(self, what: str, fn: Callable[..., Body], *args: Any, keep: bool = True) -> Body:
+        """A write to Kubernetes; its answer, newer than what the registry holds, is kept."""
         try:
-            written = fn()
+            written = fn(*args)
         except ApiException as exc:
             if what == "status":
                 self.metrics.status_write_failed()
             self.metrics.kube_error(what, exc.status)
             raise
-        if not removing:
+        if keep:
             self.remember(written)
         return written
 
-    def _call(self, key: Key, obj: d.ObjectState, memory: d.Memory, conn: Connection, action: d.Action) -> bool:
+    def _call(
+        self, key: Key, obj: d.ObjectState, memory: d.Memory, conn: Connection, action: d.Action
+    ) -> bool:
         """One JuliaRun call; its outcome goes into `memory`. False stops the plan."""
         job = Job(obj.spec["type"], action.job)
         kind = action.kind
@@ -333,12 +407,19 @@ class Controller:
                 conn.call(conn.client.update_job, job, **action.value)
                 memory.params = job_params(obj.spec, obj.namespace, self._secret_value)
                 memory.refusals = 0
-                self.kube.event(obj_body(obj), "Normal", "Updated", "updated " + ", ".join(sorted(action.value)),
-                                time.time())
+                self.kube.event(
+                    obj_body(obj),
+                    "Normal",
+                    "Updated",
+                    "updated " + ", ".join(sorted(action.value)),
+                    time.time(),
+                )
             elif kind is d.Kind.DELETE:
                 conn.call(conn.client.delete_job, job, force=True)
                 memory.deleted_jobs.add(action.job)
-                self.kube.event(obj_body(obj), "Normal", "Deleted", f"deleted JuliaRun job {action.job}", time.time())
+                self.kube.event(
+                    obj_body(obj), "Normal", "Deleted", f"deleted JuliaRun job {action.job}", time.time()
+                )
         except ApiError as exc:  # an answer: the request reached JuliaRun and was refused
             self._refused(key, obj, memory, conn, action, exc)
             return False
@@ -352,13 +433,24 @@ class Controller:
             return False
         return True
 
-    def _refused(self, key: Key, obj: d.ObjectState, memory: d.Memory, conn: Connection,
-                 action: d.Action, exc: ApiError) -> None:
+    def _refused(
+        self,
+        key: Key,
+        obj: d.ObjectState,
+        memory: d.Memory,
+        conn: Connection,
+        action: d.Action,
+        exc: ApiError,
+    ) -> None:
         reason = f"JuliaRun refused {action.kind.value} of {action.job}: {exc.reason}"
         if action.kind is not d.Kind.DELETE:
             memory.refusals, memory.refused_at = memory.refusals + 1, time.time()
         if action.kind is d.Kind.SUBMIT:
-            memory.submit, memory.refusal, memory.refused_generation = d.Outcome.REFUSED, reason, obj.generation
+            memory.submit, memory.refusal, memory.refused_generation = (
+                d.Outcome.REFUSED,
+                reason,
+                obj.generation,
+            )
             conn.wait_for_snapshot(key, 0.0)  # is the name taken (a conflict) or was the spec refused?
         elif action.kind is d.Kind.DELETE:
             failures = self.failures[key] = self.failures.get(key, 0) + 1
@@ -368,22 +460,29 @@ class Controller:
             memory.update_refusal, memory.update_refused_generation = reason, obj.generation
             self.queue.add(key)
 
-    def _post_logs(self, body: dict, obj: d.ObjectState, conn: Connection | None, name: str, phase: str) -> str:
+    def _post_logs(
+        self, body: Body, obj: d.ObjectState, conn: Connection | None, name: str, phase: str
+    ) -> str:
         count = self.config.log_lines_on_completion
         try:
-            assert conn is not None
+            if conn is None:
+                raise Unavailable("no connection", 0.0)
             lines = conn.call(conn.client.tail_job, Job(obj.spec["type"], name), count=count)
-        except (AssertionError, Unavailable, JuliaRunError) as exc:
+        except (Unavailable, JuliaRunError) as exc:
             lines = f"(logs unavailable: {exc})"
         etype = "Normal" if phase == "Completed" else "Warning"
-        self.kube.event(body, etype, phase, f"job {name} {phase.lower()}; last log lines:\n{lines}", time.time())
+        self.kube.event(
+            body, etype, phase, f"job {name} {phase.lower()}; last log lines:\n{lines}", time.time()
+        )
         # The lasting copy: this line outlives the object and its Event in the platform's log store.
-        log.info("%s/%s (uid %s): JuliaRun job %s ended: %s; last log lines:\n%s",
-                 obj.namespace, obj.name, obj.uid, name, phase, lines)
+        log.info(
+            "%s/%s (uid %s): JuliaRun job %s ended: %s; last log lines:\n%s",
+            obj.namespace, obj.name, obj.uid, name, phase, lines,
+        )
         return lines[-4096:]  # a status field: bounded
 
 
-def obj_body(obj: d.ObjectState) -> dict:
+def obj_body(obj: d.ObjectState) -> Body:
     return {"metadata": {"name": obj.name, "namespace": obj.namespace, "uid": obj.uid}}
 
 
@@ -391,4 +490,3 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, ApiException):
         return f"Kubernetes API: HTTP {exc.status} {exc.reason}"
     return f"{type(exc).__name__}: {exc}"
-

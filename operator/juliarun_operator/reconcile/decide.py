@@ -97,11 +97,6 @@ class ObjectState:
     def default_name(self) -> str:
         return default_job_name(self.namespace, self.name, self.uid)
 
-    @property
-    def connection(self) -> str:
-        """The connection the spec asks for: the default, or a credentials Secret."""
-        ref = self.spec.get("credentialsRef")
-        return f"Secret/{ref['name']}" if isinstance(ref, Mapping) and ref.get("name") else DEFAULT_CONNECTION
 
 
 @dataclass(frozen=True)
@@ -110,6 +105,7 @@ class Facts:
 
     now: float
     memory: Memory
+    connection: str = DEFAULT_CONNECTION  # the connection spec and administrator choose now
     params: Mapping[str, Any] | None = None  # the checked parameters, None if `invalid`
     invalid: str = ""  # why the spec cannot be sent
     unavailable: str = ""  # why JuliaRun (or the credentials to reach it) cannot be used now
@@ -118,6 +114,7 @@ class Facts:
     landing: float = 60.0  # seconds a sent submitJob may take to land (time-outs and window)
     acting_since: float = 0.0  # when this process began to act (an earlier one may have sent)
     adopt_allowed: bool = False  # the administrator lets this namespace adopt this name
+    trusted: bool = False  # the administrator lets this namespace name jobs outside its prefix
     claimed_by: str = ""  # another object that holds this name, if any
     no_credentials: bool = False  # the connection's Secret is missing or unreadable
 
@@ -161,13 +158,18 @@ def reconcile(obj: ObjectState, f: Facts) -> Plan:
     if st.finished(obj.status):
         return batch.finished_plan(obj, f, start)
     recorded = obj.status.get("jobName")
-    if recorded and obj.status.get("connection", DEFAULT_CONNECTION) != obj.connection:
+    if recorded and obj.status.get("connection", DEFAULT_CONNECTION) != f.connection:
         message = (f"job {recorded} was submitted through connection {obj.status.get('connection')}; "
-                   f"credentialsRef cannot change once submitted (now {obj.connection})")
+                   f"its connection cannot change once submitted (now {f.connection})")
         return Plan(start + _status(obj, f, st.stalled("ConnectionChanged", message)), job=recorded)
     if f.params is None:
         return Plan(start + _status(obj, f, st.stalled("InvalidSpec", f.invalid), warn=True), job=recorded)
-    name = recorded or f.memory.name or obj.spec.get("jobName") or obj.default_name
+    chosen = obj.spec.get("jobName")
+    if chosen and not recorded and not f.trusted and not chosen.startswith(f"{obj.namespace}-"):
+        message = (f"spec.jobName {chosen!r} must start with {obj.namespace}- (the namespace's own "
+                   "names; the operator's administrator may allow others: ADOPT_NAMESPACES)")
+        return Plan(start + _status(obj, f, st.stalled("InvalidSpec", message), warn=True))
+    name = recorded or f.memory.name or chosen or obj.default_name
     if f.unavailable:
         reason = "CredentialsUnavailable" if f.no_credentials else "JuliaRunUnavailable"
         waiting = st.waiting(obj.status.get("phase", "Pending"), reason, f.unavailable)
@@ -256,7 +258,7 @@ def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[
         conditions = conditions._replace(ready=st.Cond("False", *spec_stall),
                                          stalled=st.Cond("True", *spec_stall))
     extra = {**st.info_fields(info), "jobName": name, "submitted": True, "parametersHash": digest,
-             "connection": obj.connection, **ended}
+             "connection": f.connection, **ended}
     if batch.is_batch(obj):
         extra["attempts"] = batch.attempts(obj.status)
         extra["startTime"] = obj.status.get("startTime") or st.iso(m.submit_at if m.name == name and m.submit_at
@@ -283,17 +285,24 @@ def _absent(obj: ObjectState, f: Facts, name: str, start: tuple[Action, ...]) ->
         return Plan(start + _status(obj, f, st.stalled("JobMissing", message), warn=True), job=name)
     spec_stall = _spec_stall(obj, f)
     if spec_stall:
-        return Plan(start + _status(obj, f, st.stalled(*spec_stall), warn=True), job=name,
+        # A refused submit did not land: the recorded name goes, so that no later look (after
+        # a restart, with this memory gone) can take a job of that name for ours.
+        forget = {"jobName": None, "submitTime": None} if name != obj.default_name else {}
+        return Plan(start + _status(obj, f, st.stalled(*spec_stall), warn=True, extra=forget), job=name,
                     requeue_after=refusal_wait(m, f.now))
     wait = _landing_wait(obj, f, name)
     if wait > 0:
         conditions = st.waiting("Pending", "WaitingForEarlierSubmit",
                                 f"an earlier submitJob of {name} may still land; looking again in {wait:.0f} s")
         return Plan(start + _status(obj, f, conditions), job=name, requeue_after=wait)
+    if name != obj.default_name and f.snapshot_time < obj.created + 1:
+        # A chosen name may be taken already: look at JuliaRun as it is since the object
+        # exists (creationTimestamp has whole seconds), not at an older picture.
+        return Plan(start, job=name, wait_snapshot=True)
     actions: list[Action] = list(start)
     if name != obj.default_name:  # a name that does not prove itself is recorded first
         actions += _status(obj, f, st.submitting(name), force=True, extra={
-            "jobName": name, "submitted": False, "submitTime": st.iso(f.now), "connection": obj.connection})
+            "jobName": name, "submitted": False, "submitTime": st.iso(f.now), "connection": f.connection})
     return Plan(tuple(actions) + _submit(obj, f, name), job=name, wait_snapshot=True)
 
 

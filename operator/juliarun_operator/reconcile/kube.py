@@ -8,7 +8,8 @@ import binascii
 import logging
 import socket
 import threading
-from typing import Any, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 import kubernetes
 
@@ -20,6 +21,7 @@ COMPONENT = "juliarun-operator"
 TIMEOUT = (5.0, 30.0)  # connect, read: no Kubernetes call may hang a worker
 
 log = logging.getLogger(__name__)
+Body = dict[str, Any]  # a JuliaRunJob as the API server returns it (the custom objects API: JSON)
 ApiException = kubernetes.client.ApiException
 
 
@@ -43,7 +45,9 @@ def load_config(kubeconfig: str | None) -> kubernetes.client.Configuration:
 class Kube:
     """Thin wrappers over the official client, with the operator's group and kind."""
 
-    def __init__(self, kubeconfig: str | None = None, pool_size: int = 32):
+    def __init__(
+        self, kubeconfig: str | None = None, pool_size: int = 32, on_write: Callable[[], None] | None = None
+    ):
         config = load_config(kubeconfig)
         config.connection_pool_maxsize = pool_size
         self.api = kubernetes.client.ApiClient(config)
@@ -52,51 +56,74 @@ class Kube:
         self.host = socket.gethostname()
         self.writes = 0  # status patches, finalizer patches and Events: for the benchmarks
         self._lock = threading.Lock()
+        self._on_write = on_write
 
     def _count(self) -> None:
         with self._lock:
             self.writes += 1
+        if self._on_write:
+            self._on_write()
 
-    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> dict:
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> Body:
         """Merge-patch the fields of status this write owns (None removes one)."""
         self._count()
-        return self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)}, _request_timeout=TIMEOUT)
+        written = self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)}, _request_timeout=TIMEOUT
+        )
+        return cast("Body", written)
 
-    def set_finalizer(self, body: Mapping[str, Any], finalizer: str, present: bool) -> dict:
+    def set_finalizer(self, body: Mapping[str, Any], finalizer: str, present: bool) -> Body:
         """Add or remove one finalizer with a JSON patch that fails (409/422) if the list
         changed since `body`: others' finalizers are never lost."""
         meta = body["metadata"]
         current = list(meta.get("finalizers") or [])
+        ops: list[dict[str, Any]]
         if present:
-            ops = [{"op": "test", "path": "/metadata/finalizers", "value": current},
-                   {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}] if current \
+            ops = (
+                [
+                    {"op": "test", "path": "/metadata/finalizers", "value": current},
+                    {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer},
+                ]
+                if current
                 else [{"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}]
+            )
         else:
             index = current.index(finalizer)
-            ops = [{"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
-                   {"op": "remove", "path": f"/metadata/finalizers/{index}"}]
+            ops = [
+                {"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
+                {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+            ]
         self._count()
-        return self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], ops,
-            _content_type="application/json-patch+json", _request_timeout=TIMEOUT)
+        written = self.custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            meta["namespace"],
+            PLURAL,
+            meta["name"],
+            ops,
+            _content_type="application/json-patch+json",
+            _request_timeout=TIMEOUT,
+        )
+        return cast("Body", written)
 
     def delete_object(self, namespace: str, name: str, uid: str) -> None:
         """Delete a JuliaRunJob, only the one with this UID (not one re-created under its
         name); gone already is fine."""
         self._count()
-        body = kubernetes.client.V1DeleteOptions(preconditions=kubernetes.client.V1Preconditions(uid=uid),
-                                                 propagation_policy="Background")
+        options = kubernetes.client.V1DeleteOptions(
+            preconditions=kubernetes.client.V1Preconditions(uid=uid), propagation_policy="Background"
+        )
         try:
-            self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, body=body,
-                                                        _request_timeout=TIMEOUT)
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, body=options, _request_timeout=TIMEOUT
+            )
         except ApiException as exc:
             if exc.status not in (404, 409):
                 raise
 
-    def list_objects(self, namespaces: list[str]) -> tuple[list[dict], str]:
+    def list_objects(self, namespaces: list[str]) -> tuple[list[Body], str]:
         """Every JuliaRunJob (of the namespaces, or all), and the list's resourceVersion."""
-        items: list[dict] = []
+        items: list[Body] = []
         version = ""
         for namespace in namespaces or [""]:
             token = None
@@ -104,8 +131,14 @@ class Kube:
                 kwargs: dict[str, Any] = {"limit": 500, "_request_timeout": TIMEOUT}
                 if token:
                     kwargs["_continue"] = token
-                page = (self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, **kwargs)
-                        if namespace else self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs))
+                page = cast(
+                    Body,
+                    (
+                        self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, **kwargs)
+                        if namespace
+                        else self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
+                    ),
+                )
                 items += page.get("items") or []
                 version = page.get("metadata", {}).get("resourceVersion", version)
                 token = page.get("metadata", {}).get("continue")
@@ -113,7 +146,7 @@ class Kube:
                     break
         return items, version
 
-    def read_secret_data(self, namespace: str, name: str) -> dict[str, str]:
+    def read_secret_data(self, namespace: str, name: str, marked: bool = True) -> dict[str, str]:
         """Every key of a Secret its owner marked for the operator, decoded; SecretProblem
         names what is wrong. An unmarked Secret is never used: someone who may create a
         JuliaRunJob but not read Secrets cannot hand one to a job of theirs."""
@@ -123,12 +156,13 @@ class Kube:
             if exc.status == 404:
                 raise SecretProblem(f"Secret {namespace}/{name} not found") from None
             if exc.status == 403:
-                raise SecretProblem(f"Secret {namespace}/{name} may not be read by the operator "
-                                    "(forbidden)") from None
+                raise SecretProblem(
+                    f"Secret {namespace}/{name} may not be read by the operator (forbidden)"
+                ) from None
             raise SecretProblem(f"Secret {namespace}/{name} cannot be read: HTTP {exc.status}") from None
         except Exception as exc:  # a time-out or a broken connection: ours to retry
             raise SecretProblem(f"Secret {namespace}/{name} cannot be read: {type(exc).__name__}") from None
-        if not secret_is_marked(secret.metadata.labels if secret.metadata else None):
+        if marked and not secret_is_marked(secret.metadata.labels if secret.metadata else None):
             raise SecretProblem(unmarked_secret_message(namespace, name))
         data = {}
         for key, value in (secret.data or {}).items():
@@ -144,17 +178,32 @@ class Kube:
         stamp = iso(now)
         event = {
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
-                               "name": meta["name"], "namespace": meta["namespace"],
-                               "uid": meta.get("uid")},
-            "type": etype, "reason": reason, "message": message[:1024],
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "type": etype,
+            "reason": reason,
+            "message": message[:1024],
             "source": {"component": COMPONENT, "host": self.host},
-            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
-            "reportingComponent": COMPONENT, "reportingInstance": self.host,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self.host,
         }
         self._count()
         try:
-            self.core.create_namespaced_event(meta["namespace"], event, _request_timeout=TIMEOUT)
+            # A dict is sent as JSON as it stands; the model class would only be converted back.
+            self.core.create_namespaced_event(meta["namespace"], cast(Any, event), _request_timeout=TIMEOUT)
         except Exception as exc:
-            log.warning("cannot post event %s for %s/%s: %s", reason, meta["namespace"], meta["name"],
-                        getattr(exc, "status", type(exc).__name__))
+            log.warning(
+                "cannot post event %s for %s/%s: %s",
+                reason,
+                meta["namespace"],
+                meta["name"],
+                getattr(exc, "status", type(exc).__name__),
+            )

@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import kubernetes
 
@@ -24,8 +24,15 @@ log = logging.getLogger("juliarun_operator.leader")
 
 
 class LeaseElector:
-    def __init__(self, api: kubernetes.client.ApiClient, name: str, namespace: str, identity: str,
-                 on_change: Callable[[bool], None], duration: int = 15):
+    def __init__(
+        self,
+        api: kubernetes.client.ApiClient,
+        name: str,
+        namespace: str,
+        identity: str,
+        on_change: Callable[[bool], None],
+        duration: int = 15,
+    ):
         self.api = kubernetes.client.CoordinationV1Api(api)
         self.name, self.namespace, self.identity = name, namespace, identity
         self.on_change, self.duration = on_change, duration
@@ -57,7 +64,7 @@ class LeaseElector:
             self.on_change(holding)
 
     def _now(self) -> dt.datetime:
-        return dt.datetime.now(dt.timezone.utc)
+        return dt.datetime.now(dt.UTC)
 
     def _try(self) -> bool:
         try:
@@ -68,8 +75,13 @@ class LeaseElector:
             body = kubernetes.client.V1Lease(
                 metadata=kubernetes.client.V1ObjectMeta(name=self.name, namespace=self.namespace),
                 spec=kubernetes.client.V1LeaseSpec(
-                    holder_identity=self.identity, lease_duration_seconds=self.duration,
-                    acquire_time=self._now(), renew_time=self._now(), lease_transitions=0))
+                    holder_identity=self.identity,
+                    lease_duration_seconds=self.duration,
+                    acquire_time=self._now(),
+                    renew_time=self._now(),
+                    lease_transitions=0,
+                ),
+            )
             try:
                 self.api.create_namespaced_lease(self.namespace, body, _request_timeout=TIMEOUT)
             except ApiException as exc2:
@@ -79,7 +91,8 @@ class LeaseElector:
             log.info("took Lease %s/%s (created it)", self.namespace, self.name)
             self._renewed = time.monotonic()
             return True
-        spec = lease.spec
+        spec = lease.spec or kubernetes.client.V1LeaseSpec()
+        lease.spec = spec
         record = (spec.holder_identity, spec.renew_time)
         if record != self._observed:
             self._observed, self._observed_at = record, time.monotonic()
@@ -90,9 +103,14 @@ class LeaseElector:
         if not mine:
             spec.acquire_time = self._now()
             spec.lease_transitions = (spec.lease_transitions or 0) + 1
-            log.info("taking Lease %s/%s from %s", self.namespace, self.name, spec.holder_identity or "nobody")
-        spec.holder_identity, spec.renew_time, spec.lease_duration_seconds = \
-            self.identity, self._now(), self.duration
+            log.info(
+                "taking Lease %s/%s from %s", self.namespace, self.name, spec.holder_identity or "nobody"
+            )
+        spec.holder_identity, spec.renew_time, spec.lease_duration_seconds = (
+            self.identity,
+            self._now(),
+            self.duration,
+        )
         try:  # resourceVersion makes this fail if another replica wrote the Lease meanwhile
             self.api.replace_namespaced_lease(self.name, self.namespace, lease, _request_timeout=TIMEOUT)
         except ApiException as exc:
@@ -106,7 +124,7 @@ class LeaseElector:
         """Hand the Lease back, so that another replica need not wait for it to expire."""
         try:
             lease = self.api.read_namespaced_lease(self.name, self.namespace, _request_timeout=TIMEOUT)
-            if lease.spec.holder_identity == self.identity:
+            if lease.spec and lease.spec.holder_identity == self.identity:
                 lease.spec.holder_identity = None
                 lease.spec.renew_time = None
                 self.api.replace_namespaced_lease(self.name, self.namespace, lease, _request_timeout=TIMEOUT)

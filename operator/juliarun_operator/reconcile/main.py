@@ -13,7 +13,8 @@ import logging
 import os
 import socket
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..envvars import EnvVarError, env_float, env_int, env_list, env_str
 
@@ -22,36 +23,79 @@ log = logging.getLogger("juliarun_operator")
 
 def configure_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "operator", help="run the JuliaRunJob operator",
+        "operator",
+        help="run the JuliaRunJob operator",
         description="Run the operator: watch JuliaRunJob objects and keep JuliaRun in step. "
-                    "Kubernetes is found as kubectl finds it (--kubeconfig, KUBECONFIG, in-cluster); "
-                    "the default JuliaRun connection as the juliarun CLI finds it.")
+        "Kubernetes is found as kubectl finds it (--kubeconfig, KUBECONFIG, in-cluster); "
+        "the default JuliaRun connection as the juliarun CLI finds it.",
+    )
     add = p.add_argument
     add("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then in-cluster, then ~/.kube/config)")
-    add("--watch-namespace", action="append", dest="watch_namespaces",
-        help="namespace to watch (repeatable; default $WATCH_NAMESPACES, comma-separated, else all)")
-    add("--sync-interval", type=float, help="seconds between snapshots (one getAllJobInfo per connection "
-                                             "each) when nothing waits for JuliaRun (default 10; JULIARUN_SYNC_INTERVAL)")
-    add("--health-interval", type=float, help="seconds between getSystemStatus checks per connection "
-                                               "(default 30; JULIARUN_HEALTH_INTERVAL)")
-    add("--resync-interval", type=float, help="seconds between full passes over every object, with a fresh "
-                                               "list (default 300; JULIARUN_RESYNC_INTERVAL)")
-    add("--submit-landing-window", type=float,
+    add(
+        "--watch-namespace",
+        action="append",
+        dest="watch_namespaces",
+        help="namespace to watch (repeatable; default $WATCH_NAMESPACES, comma-separated, else all)",
+    )
+    add(
+        "--sync-interval",
+        type=float,
+        help="seconds between snapshots (one getAllJobInfo per connection "
+        "each) when nothing waits for JuliaRun (default 10; JULIARUN_SYNC_INTERVAL)",
+    )
+    add(
+        "--health-interval",
+        type=float,
+        help="seconds between getSystemStatus checks per connection (default 30; JULIARUN_HEALTH_INTERVAL)",
+    )
+    add(
+        "--resync-interval",
+        type=float,
+        help="seconds between full passes over every object, with a fresh "
+        "list (default 300; JULIARUN_RESYNC_INTERVAL)",
+    )
+    add(
+        "--submit-landing-window",
+        type=float,
         help="seconds, beyond the time-outs, that an unconfirmed submitJob may still take to land before "
-             "a retry or a deletion decides it did not (default 30; JULIARUN_SUBMIT_LANDING_WINDOW)")
-    add("--metrics-port", type=int, help="port of /metrics, /healthz and /readyz; 0 disables "
-                                          "(default 8080; METRICS_PORT)")
+        "a retry or a deletion decides it did not (default 30; JULIARUN_SUBMIT_LANDING_WINDOW)",
+    )
+    add(
+        "--metrics-port",
+        type=int,
+        help="port of /metrics, /healthz and /readyz; 0 disables (default 8080; METRICS_PORT)",
+    )
     add("--log-format", choices=("text", "json"), help="default text; LOG_FORMAT")
     add("--verbose", action="store_true", help="debug logging")
     add("--standalone", action="store_true", help="act at once, without the Lease (a single operator only)")
-    add("--lease-name", help="the Lease that elects the acting replica (default juliarun-operator; LEASE_NAME)")
+    add(
+        "--lease-name",
+        help="the Lease that elects the acting replica (default juliarun-operator; LEASE_NAME)",
+    )
     add("--lease-namespace", help="its namespace (default: the pod's, else default; LEASE_NAMESPACE)")
-    add("--lease-duration", type=int, help="seconds after which a silent replica's Lease is taken over "
-                                            "(default 15; LEASE_DURATION)")
+    add(
+        "--lease-duration",
+        type=int,
+        help="seconds after which a silent replica's Lease is taken over (default 15; LEASE_DURATION)",
+    )
     add("--workers", type=int, help="objects handled at once (threads; default 16; WORKERS)")
-    add("--adopt-namespace", action="append", dest="adopt_namespaces",
-        help="namespace whose objects may adopt existing JuliaRun jobs (repeatable; default "
-             "$ADOPT_NAMESPACES, comma-separated; '*' for all, the default)")
+    add(
+        "--namespace-connection",
+        action="append",
+        dest="namespace_connections",
+        metavar="NAMESPACE=SECRET",
+        help="the namespace's JuliaRun connection: a Secret (url, token, namespace, ca.crt) in the "
+        "operator's own namespace; other namespaces use the default connection (repeatable; "
+        "default $NAMESPACE_CONNECTIONS, comma-separated)",
+    )
+    add(
+        "--adopt-namespace",
+        action="append",
+        dest="adopt_namespaces",
+        help="namespace whose objects may adopt existing JuliaRun jobs and name jobs outside their "
+        "own prefix <namespace>- (repeatable; default $ADOPT_NAMESPACES, comma-separated; "
+        "'*' for all; default none)",
+    )
     p.set_defaults(func=run)
 
 
@@ -91,6 +135,12 @@ def run(args: argparse.Namespace) -> int:
     lease_duration = _given(args.lease_duration, env_int("LEASE_DURATION", 15))
     namespaces = args.watch_namespaces or env_list("WATCH_NAMESPACES")
     adopters = args.adopt_namespaces or env_list("ADOPT_NAMESPACES")
+    mapping = {}
+    for entry in args.namespace_connections or env_list("NAMESPACE_CONNECTIONS"):
+        namespace, sep, secret = entry.partition("=")
+        if not (sep and namespace.strip() and secret.strip()):
+            raise EnvVarError(f"namespace connection {entry!r}: expected NAMESPACE=SECRET")
+        mapping[namespace.strip()] = secret.strip()
     kubeconfig = args.kubeconfig or env_str("KUBECONFIG")
     try:
         allowed_hosts = tenancy.allowed_hosts_from_env()
@@ -109,27 +159,41 @@ def run(args: argparse.Namespace) -> int:
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig  # kopf finds the cluster the same way as our own client
 
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL)
-    overrides = {"url": getattr(args, "url", None), "token_file": getattr(args, "token_file", None),
-                 "namespace": getattr(args, "namespace", None)}
-    token_file = overrides["token_file"] or env_str("JULIARUN_TOKEN_FILE")
-    if not token_file and not env_str("JULIARUN_TOKEN"):
-        token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    kopf.configure(
+        verbose=args.verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL
+    )
+    # The connection flags `juliarun` takes before or after `operator` (as for every command).
+    overrides: dict[str, Any] = {
+        "url": getattr(args, "url", None),
+        "token_file": getattr(args, "token_file", None),
+        "namespace": getattr(args, "namespace", None),
+        "verify": False if getattr(args, "insecure", False) else getattr(args, "ca_file", None),
+    }
     try:
-        default = Context.from_env(**overrides)
+        default = Context.from_env(None, **overrides)
     except JuliaRunError as exc:
         log.error("%s", exc)
         return 1
     metrics = Metrics()
-    connections = Connections(lambda: Context.from_env(**overrides), backoff=Backoff(), observe=metrics.observe_call,
-                              token_file=token_file)
-    kube = Kube(kubeconfig, pool_size=workers + 8)
-    controller = Controller(Config(
-        sync_interval=sync_interval, health_interval=health_interval, resync_interval=resync_interval,
-        submit_landing_window=landing, workers=workers, namespaces=namespaces,
-        adopt_namespaces=None if not adopters or "*" in adopters else frozenset(adopters),
-        check_url=check_url),
-        kube, connections, metrics)
+    connections = Connections(default, backoff=Backoff(), observe=metrics.observe_call)
+    kube = Kube(kubeconfig, pool_size=workers + 8, on_write=metrics.kube_written)
+    controller = Controller(
+        Config(
+            sync_interval=sync_interval,
+            health_interval=health_interval,
+            resync_interval=resync_interval,
+            submit_landing_window=landing,
+            workers=workers,
+            namespaces=namespaces,
+            adopt_namespaces=None if "*" in adopters else frozenset(adopters),
+            check_url=check_url,
+            namespace_connections=mapping,
+            own_namespace=_pod_namespace(),
+        ),
+        kube,
+        connections,
+        metrics,
+    )
     poller = Poller(controller)
     stop = threading.Event()
     threads: list[threading.Thread] = []
@@ -148,9 +212,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             pod = env_str("POD_NAME") or socket.gethostname()
             identity = f"{pod}_{os.getpid()}"
-            elector = LeaseElector(kube.api, args.lease_name or env_str("LEASE_NAME") or "juliarun-operator",
-                                   args.lease_namespace or env_str("LEASE_NAMESPACE") or _pod_namespace(),
-                                   identity, controller.set_acting, lease_duration)
+            elector = LeaseElector(
+                kube.api,
+                args.lease_name or env_str("LEASE_NAME") or "juliarun-operator",
+                args.lease_namespace or env_str("LEASE_NAMESPACE") or _pod_namespace(),
+                identity,
+                controller.set_acting,
+                lease_duration,
+            )
             threads.append(_thread("juliarun-lease", elector.run, stop))
         if metrics_port:
             servers.append(serve(metrics, metrics_port, poller.health, poller.ready))
@@ -165,9 +234,10 @@ def run(args: argparse.Namespace) -> int:
             server.shutdown()
 
     @kopf.on.event("juliarun.dev", "v1alpha1", "juliarunjobs")
-    async def track(event: dict, **_: Any) -> None:
-        if event.get("object"):
-            controller.track(event.get("type"), event["object"])
+    async def track(event: kopf.RawEvent, **_: Any) -> None:
+        body = event.get("object")
+        if body:
+            controller.track(event.get("type"), body)
 
     log.info("JuliaRun default connection: %s", default.describe())
     kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=True)

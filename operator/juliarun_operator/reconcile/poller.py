@@ -5,6 +5,7 @@ work in proportion to what changed, not to the number of objects."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -86,10 +87,8 @@ class Poller:
         now = time.monotonic()
         if snapshot is not None and now - self.last_health.get(cid, 0.0) >= self.config.health_interval:
             self.last_health[cid] = now
-            try:
+            with contextlib.suppress(Unavailable, JuliaRunError):  # the breaker counts it
                 conn.system_up = bool(conn.read(conn.client.get_system_status))
-            except (Unavailable, JuliaRunError):
-                pass
         queued: set[Key] = set()
         problem = conn.problem
         if problem != self.last_problem.get(cid, ""):
@@ -127,7 +126,7 @@ class Poller:
             log.warning("resync list failed: %s", exc)
             return
         self.ctl.replace_all(bodies)
-        for key in self.ctl.keys():
+        for key in self.ctl.keys():  # noqa: SIM118 (a method that copies under the lock)
             self.ctl.queue.add(key)
 
     # --- probes: answered from memory, at once ---------------------------------------------

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .connections import Backoff
 from .kube import SecretProblem
 
-Reader = Callable[[str, str], dict[str, str]]
+Reader = Callable[[str, str, bool], dict[str, str]]  # (namespace, name, must be marked)
 
 
 class SecretCache:
@@ -20,17 +20,18 @@ class SecretCache:
         self._read, self.ttl, self.backoff, self.max_entries = read, ttl, backoff, max_entries
         self._lock = threading.Lock()
         # (namespace, name) -> (valid until, data or the problem, failures so far)
-        self._entries: dict[tuple[str, str], tuple[float, dict[str, str] | SecretProblem, int]] = {}
+        self._entries: dict[tuple[str, str, bool], tuple[float, dict[str, str] | SecretProblem, int]] = {}
 
-    def get(self, namespace: str, name: str) -> dict[str, str]:
-        key, now = (namespace, name), time.monotonic()
+    def get(self, namespace: str, name: str, marked: bool = True) -> dict[str, str]:
+        """A Secret's data; `marked`: only if its owner marked it for the operator (a tenant's)."""
+        key, now = (namespace, name, marked), time.monotonic()
         with self._lock:
             entry = self._entries.get(key)
         if entry and entry[0] > now:
             return _value(entry[1])
         failures = entry[2] if entry else 0
         try:
-            value: dict[str, str] | SecretProblem = self._read(namespace, name)
+            value: dict[str, str] | SecretProblem = self._read(namespace, name, marked)
             entry = (now + self.ttl, value, 0)
         except SecretProblem as exc:
             value = exc

@@ -8,7 +8,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from typing import Hashable
+from collections.abc import Hashable
 
 
 class WorkQueue:
