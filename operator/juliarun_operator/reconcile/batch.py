@@ -18,14 +18,14 @@ Pure functions of the object's spec and status and the facts, like `decide`.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..juliarun import jobtypes as jt
 from ..juliarun.client import JobInfo
 from . import decide as d  # each uses the other's names only when called: the cycle is safe
 from . import status as st
 from .naming import HASH_LEN, MAX_NAME
-
 
 FIELDS = ("ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit", "suspend")
 MAX_HISTORY = 20  # past attempts kept in status
@@ -89,21 +89,38 @@ def ttl_left(obj: d.ObjectState, now: float) -> float | None:
     return st.parse_time(ended) + float(ttl) - now
 
 
-def next_attempt(obj: d.ObjectState, f: d.Facts, *, name: str, failed: bool, message: str,
-                 start: str | None) -> dict[str, Any]:
+def next_attempt(
+    obj: d.ObjectState, f: d.Facts, *, name: str, failed: bool, message: str, start: str | None
+) -> dict[str, Any]:
     """The status fields that end the current attempt (job `name`) and begin the next,
     written before the next is submitted."""
     n = attempts(obj.status) + 1
-    past = {"attempt": n - 1, "jobName": name, "result": "Failed" if failed else "Suspended",
-            "message": message, "endTime": st.iso(f.now)}
-    history = list(obj.status.get("pastAttempts") or [])[-(MAX_HISTORY - 1):] + [past]
-    return {"attempts": n, "failed": int(obj.status.get("failed") or 0) + (1 if failed else 0),
-            "pastAttempts": history,
-            "jobName": attempt_name(obj, n), "submitted": False, "submitTime": st.iso(f.now),
-            "startTime": start, "connection": obj.status.get("connection") or f.connection,
-            # what JuliaRun said of the attempt before: not this one's
-            "created": None, "completed": None, "workersStarted": None, "workersSucceeded": None,
-            "endpoints": None, "scale": None, "workers": None}
+    past = {
+        "attempt": n - 1,
+        "jobName": name,
+        "result": "Failed" if failed else "Suspended",
+        "message": message,
+        "endTime": st.iso(f.now),
+    }
+    history = [*list(obj.status.get("pastAttempts") or [])[-(MAX_HISTORY - 1) :], past]
+    return {
+        "attempts": n,
+        "failed": int(obj.status.get("failed") or 0) + (1 if failed else 0),
+        "pastAttempts": history,
+        "jobName": attempt_name(obj, n),
+        "submitted": False,
+        "submitTime": st.iso(f.now),
+        "startTime": start,
+        "connection": obj.status.get("connection") or f.connection,
+        # what JuliaRun said of the attempt before: not this one's
+        "created": None,
+        "completed": None,
+        "workersStarted": None,
+        "workersSucceeded": None,
+        "endpoints": None,
+        "scale": None,
+        "workers": None,
+    }
 
 
 # --- the decisions of batch jobs, called from decide.reconcile ----------------------------
@@ -117,12 +134,13 @@ def finished_plan(obj: d.ObjectState, f: d.Facts, start: tuple[d.Action, ...]) -
     left = ttl_left(obj, f.now)
     name = obj.status.get("jobName")
     if left is not None and left <= 0:
-        return d.Plan(actions + (d.Action(d.Kind.DELETE_OBJECT, name or "", obj.uid),), job=name)
+        return d.Plan((*actions, d.Action(d.Kind.DELETE_OBJECT, name or "", obj.uid)), job=name)
     return d.Plan(actions, job=name, requeue_after=left)
 
 
-def hold(obj: d.ObjectState, f: d.Facts, name: str, info: JobInfo | None,
-           start: tuple[d.Action, ...]) -> d.Plan | None:
+def hold(
+    obj: d.ObjectState, f: d.Facts, name: str, info: JobInfo | None, start: tuple[d.Action, ...]
+) -> d.Plan | None:
     """Suspend, resume and the deadline; None when none of them decides."""
     m = f.memory
     suspend = bool(obj.spec.get("suspend"))
@@ -135,80 +153,133 @@ def hold(obj: d.ObjectState, f: d.Facts, name: str, info: JobInfo | None,
     if info is not None and name not in m.deleted_jobs:
         if not d._ours(obj, f, name):
             return None  # a conflict, shown as such
-        logs = (d.Action(d.Kind.POST_LOGS, name, "DeadlineExceeded"),) if over and m.logs_posted != name else ()
+        logs = (
+            (d.Action(d.Kind.POST_LOGS, name, "DeadlineExceeded"),) if over and m.logs_posted != name else ()
+        )
         return d.Plan(start + logs + (d.Action(d.Kind.DELETE, name),), job=name, wait_snapshot=True)
     # Nothing of this attempt runs in JuliaRun, or JuliaRun has been told to delete it.
     if info is None and m.name == name and m.submit is d.Outcome.LANDED and f.snapshot_time < m.submit_at:
         return d.Plan(start, job=name, wait_snapshot=True)
     wait = d._landing_wait(obj, f, name) if info is None else 0.0  # a submit that lands is deleted then
-    submitted = bool(obj.status.get("submitted")) or name in m.deleted_jobs \
+    submitted = (
+        bool(obj.status.get("submitted"))
+        or name in m.deleted_jobs
         or (m.name == name and m.submit is d.Outcome.LANDED)
+    )
     if over:
         if wait > 0:
             return d.Plan(start, job=name, requeue_after=wait)
         failed = int(obj.status.get("failed") or 0) + (1 if submitted else 0)
-        message = (f"the job was active longer than activeDeadlineSeconds "
-                   f"({obj.spec['activeDeadlineSeconds']} s)")
-        extra = {"failed": failed, "jobName": name, "submitted": submitted}
+        message = (
+            f"the job was active longer than activeDeadlineSeconds ({obj.spec['activeDeadlineSeconds']} s)"
+        )
+        end: dict[str, Any] = {"failed": failed, "jobName": name, "submitted": submitted}
         if m.logs_posted == name and m.last_logs:
-            extra["lastLogs"] = m.last_logs
-        return d.Plan(start + d._status(obj, f, st.failed("DeadlineExceeded", message), warn=True, extra=extra),
-                    job=name)
-    message = ("suspended: the JuliaRun job was deleted; resuming submits the next attempt" if submitted
-               else "suspended: not submitted until resumed")
+            end["lastLogs"] = m.last_logs
+        return d.Plan(
+            start + d._status(obj, f, st.failed("DeadlineExceeded", message), warn=True, extra=end),
+            job=name,
+        )
+    message = (
+        "suspended: the JuliaRun job was deleted; resuming submits the next attempt"
+        if submitted
+        else "suspended: not submitted until resumed"
+    )
     extra: dict[str, Any] = {"startTime": None}  # the deadline clock stops
     if submitted:
         extra.update(jobName=name, submitted=True)
-    return d.Plan(start + d._status(obj, f, st.suspended(message), extra=extra), job=name,
-                requeue_after=wait if wait > 0 else None)
+    return d.Plan(
+        start + d._status(obj, f, st.suspended(message), extra=extra),
+        job=name,
+        requeue_after=wait if wait > 0 else None,
+    )
 
 
-def resume(obj: d.ObjectState, f: d.Facts, name: str, info: JobInfo | None,
-            start: tuple[d.Action, ...]) -> d.Plan | None:
+def resume(
+    obj: d.ObjectState, f: d.Facts, name: str, info: JobInfo | None, start: tuple[d.Action, ...]
+) -> d.Plan | None:
     """After suspend deleted the current attempt's job: the next attempt."""
     suspended = st.condition(obj.status, st.SUSPENDED).get("status") == "True"
     if name in f.memory.deleted_jobs:
         pass  # suspend deleted it (this process saw to that)
     elif not (suspended and obj.status.get("submitted")) or info is not None:
         return None
-    fields = next_attempt(obj, f, name=name, failed=False, message="suspended: its JuliaRun job "
-                                "was deleted", start=st.iso(f.now))
+    fields = next_attempt(
+        obj,
+        f,
+        name=name,
+        failed=False,
+        message="suspended: its JuliaRun job was deleted",
+        start=st.iso(f.now),
+    )
     new = fields["jobName"]
-    event = d.Action(d.Kind.EVENT, new, "Normal", reason="Resumed",
-                   message=f"resumed: submitting attempt {fields['attempts']} as JuliaRun job {new}")
+    event = d.Action(
+        d.Kind.EVENT,
+        new,
+        "Normal",
+        reason="Resumed",
+        message=f"resumed: submitting attempt {fields['attempts']} as JuliaRun job {new}",
+    )
     return begin(obj, f, start, fields, event)
 
 
-def begin(obj: d.ObjectState, f: d.Facts, start: tuple[d.Action, ...], fields: dict[str, Any],
-           event: d.Action, logs: tuple[d.Action, ...] = ()) -> d.Plan:
+def begin(
+    obj: d.ObjectState,
+    f: d.Facts,
+    start: tuple[d.Action, ...],
+    fields: dict[str, Any],
+    event: d.Action,
+    logs: tuple[d.Action, ...] = (),
+) -> d.Plan:
     """A new attempt: recorded in status (with the last attempt's logs), then submitted."""
     name = fields["jobName"]
     write = d._status(obj, f, st.submitting(name), extra=fields, force=True)
     return d.Plan(start + logs + write + (event,) + d._submit(obj, f, name), job=name, wait_snapshot=True)
 
 
-def ended(obj: d.ObjectState, f: d.Facts, name: str, info: JobInfo, conditions: st.Conditions,
-           extra: dict[str, Any], logs: tuple[d.Action, ...]) -> tuple[st.Conditions, d.Plan | None]:
+def ended(
+    obj: d.ObjectState,
+    f: d.Facts,
+    name: str,
+    info: JobInfo,
+    conditions: st.Conditions,
+    extra: dict[str, Any],
+    logs: tuple[d.Action, ...],
+) -> tuple[st.Conditions, d.Plan | None]:
     """A batch attempt that ended: Complete, the next attempt, or Failed for good."""
     if conditions.failed is None:
         return conditions, None
+    why = conditions.failed.message
     failed = int(obj.status.get("failed") or 0) + 1
     limit = backoff_limit(obj)
     n = attempts(obj.status)
     extra["failed"] = failed
     if failed > limit:
         if limit > 0:
-            conditions = st.failed("BackoffLimitExceeded", f"{conditions.failed.message}: attempt {n} "
-                                   f"failed; backoffLimit {limit} reached")
+            conditions = st.failed(
+                "BackoffLimitExceeded",
+                f"{why}: attempt {n} failed; backoffLimit {limit} reached",
+            )
         return conditions, None
-    fields = next_attempt(obj, f, name=name, failed=True, message=conditions.failed.message,
-                                start=obj.status.get("startTime") or st.iso(f.now))
+    fields = next_attempt(
+        obj,
+        f,
+        name=name,
+        failed=True,
+        message=why,
+        start=obj.status.get("startTime") or st.iso(f.now),
+    )
     new = fields["jobName"]
     if obj.spec.get("suspend"):  # never a retry while suspended: the next attempt waits
         fields.update(submitTime=None, startTime=None)
         message = f"suspended: attempt {n} failed; resuming submits attempt {n + 1}"
         return conditions, d.Plan(logs + d._status(obj, f, st.suspended(message), extra=fields), job=new)
-    event = d.Action(d.Kind.EVENT, new, "Warning", reason="AttemptFailed",
-                   message=f"attempt {n} (JuliaRun job {name}) failed: {conditions.failed.message}; "
-                           f"submitting attempt {n + 1} as {new} (retry {failed} of backoffLimit {limit})")
+    event = d.Action(
+        d.Kind.EVENT,
+        new,
+        "Warning",
+        reason="AttemptFailed",
+        message=f"attempt {n} (JuliaRun job {name}) failed: {why}; "
+        f"submitting attempt {n + 1} as {new} (retry {failed} of backoffLimit {limit})",
+    )
     return conditions, begin(obj, f, (), fields, event, logs)

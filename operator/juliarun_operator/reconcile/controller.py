@@ -467,7 +467,7 @@ class Controller:
         try:
             if conn is None:
                 raise Unavailable("no connection", 0.0)
-            lines = conn.call(conn.client.tail_job, Job(obj.spec["type"], name), count=count)
+            lines = str(conn.call(conn.client.tail_job, Job(obj.spec["type"], name), count=count))
         except (Unavailable, JuliaRunError) as exc:
             lines = f"(logs unavailable: {exc})"
         etype = "Normal" if phase == "Completed" else "Warning"
@@ -477,7 +477,12 @@ class Controller:
         # The lasting copy: this line outlives the object and its Event in the platform's log store.
         log.info(
             "%s/%s (uid %s): JuliaRun job %s ended: %s; last log lines:\n%s",
-            obj.namespace, obj.name, obj.uid, name, phase, lines,
+            obj.namespace,
+            obj.name,
+            obj.uid,
+            name,
+            phase,
+            lines,
         )
         return lines[-4096:]  # a status field: bounded
 

@@ -14,8 +14,9 @@ reached it: a refused submit did not land, whatever the code.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from ..juliarun import jobtypes as jt
 from ..juliarun.client import JobInfo
@@ -77,13 +78,21 @@ class ObjectState:
     created: float = 0.0  # creationTimestamp, seconds since the epoch
 
     @classmethod
-    def of(cls, body: Mapping[str, Any]) -> "ObjectState":
+    def of(cls, body: Mapping[str, Any]) -> ObjectState:
         meta = body.get("metadata") or {}
         created = meta.get("creationTimestamp")
-        return cls(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""),
-                   meta.get("generation") or 0, body.get("spec") or {}, body.get("status") or {},
-                   meta.get("annotations") or {}, tuple(meta.get("finalizers") or ()),
-                   bool(meta.get("deletionTimestamp")), st.parse_time(created) if created else 0.0)
+        return cls(
+            meta.get("namespace", ""),
+            meta.get("name", ""),
+            meta.get("uid", ""),
+            meta.get("generation") or 0,
+            body.get("spec") or {},
+            body.get("status") or {},
+            meta.get("annotations") or {},
+            tuple(meta.get("finalizers") or ()),
+            bool(meta.get("deletionTimestamp")),
+            st.parse_time(created) if created else 0.0,
+        )
 
     @property
     def paused(self) -> bool:
@@ -96,7 +105,6 @@ class ObjectState:
     @property
     def default_name(self) -> str:
         return default_job_name(self.namespace, self.name, self.uid)
-
 
 
 @dataclass(frozen=True)
@@ -159,15 +167,19 @@ def reconcile(obj: ObjectState, f: Facts) -> Plan:
         return batch.finished_plan(obj, f, start)
     recorded = obj.status.get("jobName")
     if recorded and obj.status.get("connection", DEFAULT_CONNECTION) != f.connection:
-        message = (f"job {recorded} was submitted through connection {obj.status.get('connection')}; "
-                   f"its connection cannot change once submitted (now {f.connection})")
+        message = (
+            f"job {recorded} was submitted through connection {obj.status.get('connection')}; "
+            f"its connection cannot change once submitted (now {f.connection})"
+        )
         return Plan(start + _status(obj, f, st.stalled("ConnectionChanged", message)), job=recorded)
     if f.params is None:
         return Plan(start + _status(obj, f, st.stalled("InvalidSpec", f.invalid), warn=True), job=recorded)
     chosen = obj.spec.get("jobName")
     if chosen and not recorded and not f.trusted and not chosen.startswith(f"{obj.namespace}-"):
-        message = (f"spec.jobName {chosen!r} must start with {obj.namespace}- (the namespace's own "
-                   "names; the operator's administrator may allow others: ADOPT_NAMESPACES)")
+        message = (
+            f"spec.jobName {chosen!r} must start with {obj.namespace}- (the namespace's own "
+            "names; the operator's administrator may allow others: ADOPT_NAMESPACES)"
+        )
         return Plan(start + _status(obj, f, st.stalled("InvalidSpec", message), warn=True))
     name = recorded or f.memory.name or chosen or obj.default_name
     if f.unavailable:
@@ -215,18 +227,39 @@ def _ours(obj: ObjectState, f: Facts, name: str) -> bool:
 def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[Action, ...]) -> Plan:
     if not _ours(obj, f, name):
         if obj.adopt and not f.adopt_allowed:
-            why = (f"held by {f.claimed_by}" if f.claimed_by
-                   else "this namespace may not adopt jobs (the operator's administrator decides)")
+            why = (
+                f"held by {f.claimed_by}"
+                if f.claimed_by
+                else "this namespace may not adopt jobs (the operator's administrator decides)"
+            )
             message = f"JuliaRun job {name} cannot be adopted: {why}"
         else:
-            message = (f"JuliaRun job {name} already exists and was not created for this object; "
-                       f"set spec.jobName to another name, or annotate {ADOPT_ANNOTATION}=true to adopt it")
-        return Plan(start + _status(obj, f, st.stalled("Conflict", message), warn=True,
-                                    extra={"jobName": None, "submitTime": None}))
+            message = (
+                f"JuliaRun job {name} already exists and was not created for this object; "
+                f"set spec.jobName to another name, or annotate {ADOPT_ANNOTATION}=true to adopt it"
+            )
+        return Plan(
+            start
+            + _status(
+                obj,
+                f,
+                st.stalled("Conflict", message),
+                warn=True,
+                extra={"jobName": None, "submitTime": None},
+            )
+        )
     if info.type != obj.spec.get("type"):
         message = f"JuliaRun job {name} is a {info.type}, not a {obj.spec.get('type')}"
-        return Plan(start + _status(obj, f, st.stalled("Conflict", message), warn=True,
-                                    extra={"jobName": None, "submitTime": None}))
+        return Plan(
+            start
+            + _status(
+                obj,
+                f,
+                st.stalled("Conflict", message),
+                warn=True,
+                extra={"jobName": None, "submitTime": None},
+            )
+        )
     m, params = f.memory, f.params or {}
     actions: list[Action] = []
     job_type = jt.JOB_TYPES.get(obj.spec.get("type", ""))
@@ -238,15 +271,26 @@ def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[
         applied = digest  # submitted from this very spec by an earlier process
     if not spec_stall and not info.status.completed:
         if applied != digest:
-            sent = changed_params(m.params, params, obj.spec["type"]) if m.params is not None \
+            sent = (
+                changed_params(m.params, params, obj.spec["type"])
+                if m.params is not None
                 else {k: v for k, v in params.items() if k != "nworkers"}
+            )
             actions.append(Action(Kind.UPDATE, name, sent))
-        if (wanted is not None and job_type and job_type.scalable and info.scale.requested != wanted
-                and not (m.scale == wanted and m.scale_at >= f.snapshot_time)):
+        if (
+            wanted is not None
+            and job_type
+            and job_type.scalable
+            and info.scale.requested != wanted
+            and not (m.scale == wanted and m.scale_at >= f.snapshot_time)
+        ):
             actions.append(Action(Kind.SET_SCALE, name, wanted))
     conditions = st.from_info(info, job_type, wanted)
-    logs = (Action(Kind.POST_LOGS, name, conditions.phase),) \
-        if info.status.completed and not obj.status.get("completed") and m.logs_posted != name else ()
+    logs = (
+        (Action(Kind.POST_LOGS, name, conditions.phase),)
+        if info.status.completed and not obj.status.get("completed") and m.logs_posted != name
+        else ()
+    )
     if info.status.completed and batch.is_batch(obj):
         ended: dict[str, Any] = {}
         conditions, retry = batch.ended(obj, f, name, info, conditions, ended, logs)
@@ -255,24 +299,40 @@ def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[
     else:
         ended = {}
     if spec_stall:
-        conditions = conditions._replace(ready=st.Cond("False", *spec_stall),
-                                         stalled=st.Cond("True", *spec_stall))
-    extra = {**st.info_fields(info), "jobName": name, "submitted": True, "parametersHash": digest,
-             "connection": f.connection, **ended}
+        conditions = conditions._replace(
+            ready=st.Cond("False", *spec_stall), stalled=st.Cond("True", *spec_stall)
+        )
+    extra = {
+        **st.info_fields(info),
+        "jobName": name,
+        "submitted": True,
+        "parametersHash": digest,
+        "connection": f.connection,
+        **ended,
+    }
     if batch.is_batch(obj):
         extra["attempts"] = batch.attempts(obj.status)
-        extra["startTime"] = obj.status.get("startTime") or st.iso(m.submit_at if m.name == name and m.submit_at
-                                                                   else f.now)
+        extra["startTime"] = obj.status.get("startTime") or st.iso(
+            m.submit_at if m.name == name and m.submit_at else f.now
+        )
         if conditions.complete is not None:
             extra["succeeded"] = 1
             extra["completionTime"] = obj.status.get("completionTime") or st.iso(f.now)
     actions += logs
     if not batch.derived(obj, name) and not obj.status.get("submitted") and m.submit is None:
-        actions.append(Action(Kind.EVENT, name, "Normal", reason="Adopted", message=f"adopted existing JuliaRun job {name}"))
+        actions.append(
+            Action(
+                Kind.EVENT, name, "Normal", reason="Adopted", message=f"adopted existing JuliaRun job {name}"
+            )
+        )
     writes = _status(obj, f, conditions, extra=extra)
     busy = conditions.reconciling.status == "True" or bool(actions)
-    return Plan(start + tuple(actions) + writes, job=name, wait_snapshot=busy,
-                requeue_after=refusal_wait(m, f.now) if spec_stall else None)
+    return Plan(
+        start + tuple(actions) + writes,
+        job=name,
+        wait_snapshot=busy,
+        requeue_after=refusal_wait(m, f.now) if spec_stall else None,
+    )
 
 
 def _absent(obj: ObjectState, f: Facts, name: str, start: tuple[Action, ...]) -> Plan:
@@ -280,20 +340,28 @@ def _absent(obj: ObjectState, f: Facts, name: str, start: tuple[Action, ...]) ->
     if m.name == name and m.submit is Outcome.LANDED and f.snapshot_time < m.submit_at:
         return Plan(start, job=name, wait_snapshot=True)  # not in a snapshot taken after it yet
     if obj.status.get("submitted") or (m.name == name and m.submit is Outcome.LANDED):
-        message = (f"job {name} is not in JuliaRun: it was deleted outside Kubernetes; "
-                   "delete and re-create this object to run it again")
+        message = (
+            f"job {name} is not in JuliaRun: it was deleted outside Kubernetes; "
+            "delete and re-create this object to run it again"
+        )
         return Plan(start + _status(obj, f, st.stalled("JobMissing", message), warn=True), job=name)
     spec_stall = _spec_stall(obj, f)
     if spec_stall:
         # A refused submit did not land: the recorded name goes, so that no later look (after
         # a restart, with this memory gone) can take a job of that name for ours.
         forget = {"jobName": None, "submitTime": None} if name != obj.default_name else {}
-        return Plan(start + _status(obj, f, st.stalled(*spec_stall), warn=True, extra=forget), job=name,
-                    requeue_after=refusal_wait(m, f.now))
+        return Plan(
+            start + _status(obj, f, st.stalled(*spec_stall), warn=True, extra=forget),
+            job=name,
+            requeue_after=refusal_wait(m, f.now),
+        )
     wait = _landing_wait(obj, f, name)
     if wait > 0:
-        conditions = st.waiting("Pending", "WaitingForEarlierSubmit",
-                                f"an earlier submitJob of {name} may still land; looking again in {wait:.0f} s")
+        conditions = st.waiting(
+            "Pending",
+            "WaitingForEarlierSubmit",
+            f"an earlier submitJob of {name} may still land; looking again in {wait:.0f} s",
+        )
         return Plan(start + _status(obj, f, conditions), job=name, requeue_after=wait)
     if name != obj.default_name and f.snapshot_time < obj.created + 1:
         # A chosen name may be taken already: look at JuliaRun as it is since the object
@@ -301,8 +369,18 @@ def _absent(obj: ObjectState, f: Facts, name: str, start: tuple[Action, ...]) ->
         return Plan(start, job=name, wait_snapshot=True)
     actions: list[Action] = list(start)
     if name != obj.default_name:  # a name that does not prove itself is recorded first
-        actions += _status(obj, f, st.submitting(name), force=True, extra={
-            "jobName": name, "submitted": False, "submitTime": st.iso(f.now), "connection": f.connection})
+        actions += _status(
+            obj,
+            f,
+            st.submitting(name),
+            force=True,
+            extra={
+                "jobName": name,
+                "submitted": False,
+                "submitTime": st.iso(f.now),
+                "connection": f.connection,
+            },
+        )
     return Plan(tuple(actions) + _submit(obj, f, name), job=name, wait_snapshot=True)
 
 
@@ -327,7 +405,7 @@ def refusal_wait(m: Memory, now: float) -> float:
     refusal is final cannot be read from a code we do not know, so it is retried, ever
     more slowly, and shown as Stalled meanwhile; a new generation retries at once."""
     first, cap = REFUSAL_BACKOFF
-    return m.refused_at + min(cap, first * 2 ** max(0, m.refusals - 1)) - now
+    return m.refused_at + min(cap, first * 2.0 ** max(0, m.refusals - 1)) - now
 
 
 def _spec_stall(obj: ObjectState, f: Facts) -> tuple[str, str] | None:
@@ -352,9 +430,11 @@ def _deleting(obj: ObjectState, f: Facts) -> Plan:
     if (name is None or name in m.deleted_jobs) and not earlier:
         return Plan(done)
     if obj.spec.get("deletionPolicy", "Delete") == "Orphan":
-        left = ", ".join(n for n in earlier + [name or ""] if n)
-        return Plan((Action(Kind.EVENT, name or "", "Normal", reason="Orphaned",
-                            message=f"left JuliaRun job {left} running"),) + done)
+        left = ", ".join(n for n in [*earlier, name or ""] if n)
+        orphaned = Action(
+            Kind.EVENT, name or "", "Normal", reason="Orphaned", message=f"left JuliaRun job {left} running"
+        )
+        return Plan((orphaned, *done))
     if f.snapshot is None:
         if f.no_credentials and not obj.status.get("connection") and m.submit is None:
             return Plan(done)  # never submitted: nothing could be sent without its credentials
@@ -376,8 +456,15 @@ def _deleting(obj: ObjectState, f: Facts) -> Plan:
     return Plan(done)
 
 
-def _status(obj: ObjectState, f: Facts, c: st.Conditions, *, extra: Mapping[str, Any] | None = None,
-            warn: bool = False, force: bool = False) -> tuple[Action, ...]:
+def _status(
+    obj: ObjectState,
+    f: Facts,
+    c: st.Conditions,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    warn: bool = False,
+    force: bool = False,
+) -> tuple[Action, ...]:
     """A status write, if it changes anything; with `warn`, a Warning Event when it is new."""
     fields = {**st.fields(obj.status, obj.generation, st.iso(f.now), c), **(extra or {})}
     if not force and not st.changed(obj.status, fields):
