@@ -72,6 +72,43 @@ def plugin(cp, emulator: Emulator, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=60)
 
 
+def status_writes(operator: Operator) -> int:
+    line = next(x for x in operator.metrics().splitlines() if x.startswith("juliarun_status_writes_total "))
+    return int(float(line.split()[1]))
+
+
+def test_api_writes_of_a_batch_job(stack, ns, control_plane):
+    """Writes per object (the operator's, besides the user's create): a job that succeeds
+    costs its finalizer, at most three status writes (scheduled or running, then complete)
+    and the completion Event; a job that fails once and succeeds on its retry adds the
+    retry's record, one more attempt's views and two Events (its logs, AttemptFailed).
+    Runs first in this module, while no other object of the operator moves."""
+    emulator, operator, kube = stack
+    names = [f"ok{i}" for i in range(5)]
+    before = status_writes(operator)
+    kube.apply(ns, *[batch(n) for n in names])
+    for n in names:
+        control_plane.kubectl("wait", "--for=condition=Complete", f"jrj/{n}", "-n", ns, "--timeout=60s")
+    ok_writes = status_writes(operator) - before
+    ok_events = sum(len(kube.events(ns, n)) for n in names)
+    retried = [f"retry{i}" for i in range(5)]
+    emulator.set_faults({"jobs": [{"match": f"{ns}-{n}-*", "fail": "all", "count": 1} for n in retried]})
+    try:
+        before = status_writes(operator)
+        kube.apply(ns, *[batch(n, backoffLimit=1) for n in retried])
+        for n in retried:
+            control_plane.kubectl("wait", "--for=condition=Complete", f"jrj/{n}", "-n", ns, "--timeout=60s")
+    finally:
+        emulator.clear_faults()
+    assert all(kube.status(ns, n)["attempts"] == 2 for n in retried)
+    retry_writes = status_writes(operator) - before
+    retry_events = sum(len(kube.events(ns, n)) for n in retried)
+    print(f"\nper successful batch job: {ok_writes / 5:.1f} status writes, {ok_events / 5:.1f} Events")
+    print(f"per job that fails once: {retry_writes / 5:.1f} status writes, {retry_events / 5:.1f} Events")
+    assert ok_writes <= 3 * 5 and ok_events == 5
+    assert retry_writes <= 7 * 5 and retry_events == 3 * 5
+
+
 def test_kubectl_wait_for_complete_and_for_failed(stack, ns, control_plane):
     _, _, kube = stack
     kube.apply(ns, batch("good"), batch("bad", fail="all"))
