@@ -17,7 +17,7 @@ import pytest
 import yaml
 from test_gitops import argocd_health
 
-from juliarun_operator.emulator.state import FAIL_ENV
+from juliarun_operator.emulator.state import FAIL_ENV, RUN_TIME_ENV
 from juliarun_operator.reconcile import status as st
 
 from harness import JRUN_NAMESPACE, TOKEN, Emulator, Kube, Operator, job, wait_for
@@ -150,14 +150,16 @@ def test_ttl_deletes_the_object_and_its_job_at_the_stated_time_not_before(stack,
 
 def test_a_deadline_ends_a_running_job(stack, ns, control_plane):
     emulator, _, kube = stack
-    kube.apply(ns, batch("slow", activeDeadlineSeconds=1))
+    slow = batch("slow", activeDeadlineSeconds=2)
+    slow["spec"]["envVars"] = [{"name": RUN_TIME_ENV, "value": "600"}]  # it would run 10 minutes
+    kube.apply(ns, slow)
     control_plane.kubectl("wait", "--for=condition=Failed", "jrj/slow", "-n", ns, "--timeout=60s")
     failed = kube.condition(ns, "slow", "Failed")
-    assert failed["reason"] == "DeadlineExceeded" and "activeDeadlineSeconds (1 s)" in failed["message"]
+    assert failed["reason"] == "DeadlineExceeded" and "activeDeadlineSeconds (2 s)" in failed["message"]
     status = kube.status(ns, "slow")
-    assert status["jobName"] not in emulator.jobs()
-    # Ended by the deadline before its run time, not by finishing.
-    assert st.parse_time(failed["lastTransitionTime"]) - st.parse_time(status["startTime"]) < RUN_TIME
+    assert status["jobName"] not in emulator.jobs()  # deleted in JuliaRun, while it ran
+    assert emulator.calls("deleteJob", status["jobName"]) == 1
+    assert st.parse_time(failed["lastTransitionTime"]) - st.parse_time(status["startTime"]) >= 2  # not before
     assert any(e["reason"] == "DeadlineExceeded" for e in kube.events(ns, "slow"))
     # Its JuliaRun job is gone; the plugin shows the last lines the operator kept.
     out = plugin(control_plane, emulator, "logs", "slow", "-n", ns)

@@ -229,6 +229,13 @@ def test_deadline_deletes_a_running_job_and_fails_it():
     assert d.Kind.EVENT in kinds(plan)
 
 
+def test_the_first_view_already_looks_again_at_the_deadline():
+    # startTime is written by this very plan: the deadline counts from it, not from "never".
+    memory = d.Memory(name=NAME, submit=d.Outcome.LANDED, submit_at=NOW - 2, params=PARAMS)
+    plan = d.reconcile(obj({"activeDeadlineSeconds": 5}), facts([info()], memory))
+    assert written(plan)["startTime"] == st.iso(NOW - 2) and plan.requeue_after == pytest.approx(3)
+
+
 def test_a_job_that_completes_before_the_deadline_is_seen_is_complete():
     o, memory = running({"activeDeadlineSeconds": 10})
     fields = written(d.reconcile(o, facts([info(completed=True, succeeded=1)], memory)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from juliarun_operator.emulator.faults import Faults, normalise
-from juliarun_operator.emulator.state import FAIL_ENV, Cluster, Refused, Timing
+from juliarun_operator.emulator.state import FAIL_ENV, RUN_TIME_ENV, Cluster, Refused, Timing
 from juliarun_operator.juliarun.encoding import check_params
 
 NS = "team"
@@ -59,6 +59,21 @@ def test_a_crash_ends_the_job_while_running(cluster, clock):
     clock.t += 6.5  # created at 1 s, dies at half its 10 s run time
     assert cluster.status(NS, "crash", "JuliaBatch")[:3] == [True, 0, 1]
     assert "died while running" in cluster.tail(NS, "crash", "JuliaBatch", 3)
+
+
+def test_a_job_variable_sets_its_own_run_time(cluster, clock):
+    cluster.submit(
+        NS,
+        "long",
+        "JuliaBatch",
+        check_params(
+            "JuliaBatch", {"run_volume": "v", "start_script": "run.jl", "envvars": {RUN_TIME_ENV: "100"}}
+        ),
+    )
+    batch(cluster, "short")
+    clock.t += 50
+    assert cluster.status(NS, "short", "JuliaBatch")[0] is True
+    assert cluster.status(NS, "long", "JuliaBatch")[0] is False
 
 
 def test_an_unknown_failure_mode_is_refused(cluster):

@@ -49,6 +49,7 @@ MAX_TAIL = 10_000  # lines one tailJob returns at most, however long the job has
 BATCH_PROGRESS_STEPS = 5  # a batch job logs progress at each fifth of its run time
 STATE_FORMAT = 1
 FAIL_ENV = "JULIARUN_EMULATOR_FAIL"  # a job variable that makes the emulated job fail
+RUN_TIME_ENV = "JULIARUN_EMULATOR_RUN_TIME"  # a job variable: this job's run time, in seconds
 FAIL_MODES = ("all", "some", "crash")
 # Looked up for every job on every getAllJobInfo, so taken out of the table once.
 _SCALABLE = {name: t.scalable for name, t in jt.JOB_TYPES.items()}
@@ -146,17 +147,21 @@ class Cluster:
                fail: str = "") -> None:
         spec = _spec(job_type)
         _check_name(name)
-        fail = fail or (params.get("envvars") or {}).get(FAIL_ENV, "")
+        env = params.get("envvars") or {}
+        fail = fail or env.get(FAIL_ENV, "")
         if fail not in ("",) + FAIL_MODES:
             raise Refused(CODE_INVALID_PARAMETER,
                           f"{FAIL_ENV}={fail!r}: expected one of {', '.join(FAIL_MODES)}")
+        try:
+            run_time = float(env.get(RUN_TIME_ENV, self.timing.run_time))
+        except ValueError:
+            raise Refused(CODE_INVALID_PARAMETER, f"{RUN_TIME_ENV}: not a number of seconds") from None
         existing = self.jobs.get(namespace, {}).get(name)
         if existing is not None:
             raise Refused(CODE_JOB_EXISTS,
                           f"a {existing.type} job named {name!r} already exists in namespace {namespace!r}")
         now = self.clock()
         created = now + self.timing.create_delay
-        run_time = self.timing.run_time
         if spec.scalable:
             requested = params.get("nworkers", spec.defaults().get("nworkers")) or 0
         else:

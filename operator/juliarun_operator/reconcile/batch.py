@@ -71,10 +71,19 @@ def backoff_limit(obj: d.ObjectState) -> int:
     return int(obj.spec.get("backoffLimit", DEFAULT_BACKOFF_LIMIT))
 
 
-def deadline_left(obj: d.ObjectState, now: float) -> float | None:
-    """Seconds until activeDeadlineSeconds runs out (<= 0: it has), None without a deadline."""
+def start_time(obj: d.ObjectState, f: d.Facts, name: str) -> str:
+    """status.startTime, or the one to write now: when this process submitted the job, else now."""
+    m = f.memory
+    return str(
+        obj.status.get("startTime") or st.iso(m.submit_at if m.name == name and m.submit_at else f.now)
+    )
+
+
+def deadline_left(obj: d.ObjectState, now: float, start: str | None = None) -> float | None:
+    """Seconds until activeDeadlineSeconds runs out (<= 0: it has), None without a deadline;
+    from status.startTime, or `start` where status has none yet."""
     limit = obj.spec.get("activeDeadlineSeconds")
-    start = obj.status.get("startTime")
+    start = obj.status.get("startTime") or start
     if limit is None or not start:
         return None
     return st.parse_time(start) + float(limit) - now

@@ -194,8 +194,9 @@ def reconcile(obj: ObjectState, f: Facts) -> Plan:
         if held is not None:
             return held
     plan = _present(obj, f, name, info, start) if info is not None else _absent(obj, f, name, start)
-    left = batch.deadline_left(obj, f.now) if batch.is_batch(obj) else None
-    if left is not None and left > 0:  # look again when the deadline runs out
+    # Look again when the deadline runs out, counted from the startTime this plan may write.
+    left = batch.deadline_left(obj, f.now, batch.start_time(obj, f, name)) if batch.is_batch(obj) else None
+    if left is not None and left > 0:
         plan = plan._replace(requeue_after=min(plan.requeue_after or left, left))
     return plan
 
@@ -312,9 +313,7 @@ def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[
     }
     if batch.is_batch(obj):
         extra["attempts"] = batch.attempts(obj.status)
-        extra["startTime"] = obj.status.get("startTime") or st.iso(
-            m.submit_at if m.name == name and m.submit_at else f.now
-        )
+        extra["startTime"] = batch.start_time(obj, f, name)
         if conditions.complete is not None:
             extra["succeeded"] = 1
             extra["completionTime"] = obj.status.get("completionTime") or st.iso(f.now)
