@@ -411,23 +411,31 @@ def test_operator_runs_a_job_with_chart_rbac(control_plane, operator_release, k8
             {**base_env, "KUBECONFIG": str(kubeconfig), "JULIARUN_URL": url, "JULIARUN_TOKEN": "test-token",
              "JULIARUN_NAMESPACE": "juliarun", "JULIARUN_SYNC_INTERVAL": "0.5",
              "WATCH_NAMESPACES": rel["watched"]})
+        # An object older than the acting process waits out the landing window of a submit an
+        # earlier process may have sent (reconcile/decide.py): create it once this one acts.
+        _wait(lambda: "acting:" in operator.output(), 60, "the operator to act")
         api = client.CustomObjectsApi(k8s_api_client)
         job = yaml.safe_load((REPO / "examples" / "julia-batch.yaml").read_text())
         job["metadata"] = {"name": "rbac-hello", "namespace": rel["watched"]}
         api.create_namespaced_custom_object("juliarun.dev", "v1alpha1", rel["watched"], "juliarunjobs", job)
 
         seen: list[str] = []
+        last_status: list = []
 
         def phase_is(wanted: str):
             assert operator.proc.poll() is None, f"operator exited:\n{operator.output()}"
             obj = api.get_namespaced_custom_object("juliarun.dev", "v1alpha1", rel["watched"],
                                                    "juliarunjobs", "rbac-hello")
             phase = (obj.get("status") or {}).get("phase")
+            last_status[:] = [obj.get("status")]
             if phase and (not seen or seen[-1] != phase):
                 seen.append(phase)
             return phase == wanted or (wanted == "Running" and phase == "Completed")
 
-        _wait(lambda: phase_is("Running"), 60, f"phase Running (seen {seen})")
+        try:
+            _wait(lambda: phase_is("Running"), 60, "phase Running")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; phases seen {seen}, status {last_status}") from None
         _wait(lambda: phase_is("Completed"), 60, f"phase Completed (seen {seen})")
         assert "Running" in seen, f"phases seen: {seen}"
         assert requests.get(f"{url}/_emulator/healthz", timeout=5).json()["jobs"] == 1

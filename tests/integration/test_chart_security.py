@@ -122,7 +122,22 @@ def test_a_namespace_opts_in_with_the_documented_command(control_plane, helm):
         )
         assert _can_i(control_plane, user, "get", "secrets", "-n", team)
         assert not _can_i(control_plane, user, "get", "secrets", "-n", "kube-system")
+        # The owner marks a Secret for the operator, as documented.
+        control_plane.kubectl(
+            "create", "secret", "generic", "nb-password", "-n", team, "--from-literal=password=change-me"
+        )
+        subprocess.run(  # noqa: S602 (the docs' command, as written)
+            documented(r"kubectl label secret"),
+            shell=True,
+            check=True,
+            env=_kubectl_on_path(control_plane),
+            capture_output=True,
+            timeout=60,
+        )
+        secret = control_plane.kubectl("get", "secret", "nb-password", "-n", team, "-o", "json").stdout
+        assert tenancy.secret_is_marked(json.loads(secret)["metadata"]["labels"])
     finally:
+        control_plane.kubectl("delete", "secret", "nb-password", "-n", team, "--ignore-not-found")
         control_plane.kubectl(
             "delete", "rolebinding", "juliarun-operator-secrets", "-n", team, "--ignore-not-found"
         )

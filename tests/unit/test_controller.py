@@ -174,16 +174,16 @@ def test_a_fresh_list_forgets_objects_deleted_while_no_event_said_so():
     ctl = controller()
     for name in ("a", "b", "c"):
         ctl.track("ADDED", body(name, 10, jobName=f"job-{name}"))
-    ctl.replace_all([body("a", 20), body("c", 21)])  # b was deleted during a watch gap
-    assert sorted(ctl.objects) == [("team", "a"), ("team", "c")]
-    assert "job-b" not in ctl.claims
+    ctl.replace_all([body("a", 20, jobName="job-a"), body("c", 21, jobName="job-c")])  # b went in a gap
+    assert sorted(ctl.keys()) == [("team", "a"), ("team", "c")]
+    assert ctl.registry.holder("job-b") is None and ctl.registry.holder("job-a") == ("team", "a")
 
 
 def test_an_older_body_never_replaces_a_newer_one():
     ctl = controller()
-    ctl.remember(body("a", 30, phase="Running"))  # our write's answer
+    ctl.registry.remember(body("a", 30, phase="Running"))  # our write's answer
     ctl.track("MODIFIED", body("a", 29, phase="Pending"))  # the watch, late
-    assert ctl.objects[("team", "a")]["status"]["phase"] == "Running"
+    assert ctl.registry.get(("team", "a"))["status"]["phase"] == "Running"
 
 
 # --- probes -------------------------------------------------------------------------------------

@@ -250,6 +250,14 @@ def test_after_a_restart_an_absent_name_waits_for_the_landing_window():
     assert d.Kind.SUBMIT in kinds(d.reconcile(obj(), facts([], acting_since=NOW - 41)))
 
 
+def test_an_object_without_our_finalizer_was_never_submitted_and_goes_at_once():
+    plan = d.reconcile(obj(finalizers=()), facts([], acting_since=NOW - 10))
+    assert kinds(plan) == [d.Kind.ADD_FINALIZER, d.Kind.SUBMIT]
+    # Added by this process (before the first look): still known never to have been sent.
+    memory = d.Memory(added_finalizer=True)
+    assert d.Kind.SUBMIT in kinds(d.reconcile(obj(), facts([], memory, acting_since=NOW - 10)))
+
+
 def test_an_object_created_after_this_process_began_is_submitted_at_once():
     assert d.Kind.SUBMIT in kinds(d.reconcile(obj(created=NOW - 1), facts([], acting_since=NOW - 10)))
     # creationTimestamp is cut to the second: the same second counts as after.

@@ -203,6 +203,7 @@ def test_notebook_password_secret_is_in_its_example():
     secret = next(d for d in docs if d["kind"] == "Secret")
     ref = example_job(jt.JOB_TYPES["Notebook"])["spec"]["passwordSecretRef"]
     assert secret["metadata"]["name"] == ref["name"] and ref["key"] in secret["stringData"]
+    assert secret["metadata"]["labels"] == {"juliarun.dev/credentials": "true"}  # see tenancy.SECRET_LABEL
 
 
 def test_examples_have_short_valid_names():

@@ -405,7 +405,9 @@ class Client:
         return self._token_file.read() if self._token_file else self.context.token
 
     def _query(self, job: Job | None, extra: Mapping[str, str]) -> dict[str, str]:
-        token = base64.b64encode(self.current_token().encode()).decode()
+        raw = self.current_token()
+        register_secret(raw)  # a token in use stays among the newest registered
+        token = base64.b64encode(raw.encode()).decode()
         query = {"jruntok": token, "jrunns": self.context.namespace}
         if job is not None:
             query["name"] = check_job_name(job.name)

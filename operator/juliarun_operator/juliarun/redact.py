@@ -30,7 +30,7 @@ REDACTED = "REDACTED"
 # message and protect nothing (a real token or password is longer).
 MIN_SECRET_LENGTH = 4
 # Registered secrets kept, newest first; a rotated token falls out after this many others.
-MAX_SECRETS = 256
+MAX_SECRETS = 1024
 # The query parameters whose values are secret wherever they appear.
 SECRET_PARAMS = ("jruntok", "passwd")
 
@@ -42,8 +42,22 @@ _PARAM_RE = re.compile(
 _USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@]*@")
 
 _lock = threading.Lock()
-_secrets: OrderedDict[str, None] = OrderedDict()
-_pattern: re.Pattern[str] | None = None
+# Registered secrets, oldest first, each with its forms (kept to take them out again).
+_secrets: OrderedDict[str, frozenset[str]] = OrderedDict()
+# Every form of every registered secret, by its first MIN_SECRET_LENGTH characters, longest
+# first; and how many secrets have each form (two could share one). A scan looks each
+# position of a text up here: the cost is the text's length, whatever the number of secrets
+# (a regular expression of thousands of alternatives costs about a millisecond a message).
+# Changed in place under the lock; a reader sees each entry whole (one tuple).
+_index: dict[str, tuple[str, ...]] = {}
+_form_count: dict[str, int] = {}
+_ESCAPE_RE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def _upper_escapes(text: str) -> str:
+    """`text` with percent escapes in upper case (%3d -> %3D), the same length: forms and
+    texts are compared so, whatever case a server or proxy re-encoded them in."""
+    return _ESCAPE_RE.sub(lambda m: m.group(0).upper(), text) if "%" in text else text
 
 
 def secret_forms(value: str) -> set[str]:
@@ -54,57 +68,93 @@ def secret_forms(value: str) -> set[str]:
     forms = set()
     for b in bases:
         forms |= {b, quote(b, safe=""), quote(b), quote_plus(b)}
-    return {f for f in forms if f}
+    return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
 
 
-def _form_pattern(form: str) -> str:
-    # Percent escapes match in either case (%3D and %3d); the rest literally.
-    parts = re.split(r"(%[0-9A-Fa-f]{2})", form)
-    out = []
-    for i, part in enumerate(parts):
-        if i % 2:
-            out.append("%" + "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in part[1:]))
+def _add_form(form: str) -> None:
+    _form_count[form] = _form_count.get(form, 0) + 1
+    if _form_count[form] == 1:
+        prefix = form[:MIN_SECRET_LENGTH]
+        _index[prefix] = tuple(sorted((*_index.get(prefix, ()), form), key=len, reverse=True))
+
+
+def _remove_form(form: str) -> None:
+    _form_count[form] -= 1
+    if _form_count[form] == 0:
+        del _form_count[form]
+        prefix = form[:MIN_SECRET_LENGTH]
+        rest = tuple(f for f in _index.get(prefix, ()) if f != form)
+        if rest:
+            _index[prefix] = rest
         else:
-            out.append(re.escape(part))
-    return "".join(out)
+            _index.pop(prefix, None)
 
 
 def register_secret(value: str | None) -> None:
     """Scrub `value` (in all its forms) from every later `redact` and log record.
 
-    Call it for each token and password as soon as it is read. Idempotent; values shorter
-    than MIN_SECRET_LENGTH are ignored; the newest MAX_SECRETS values are kept.
+    Call it for each token and password as soon as it is read, and again when it is used
+    (cheap: it keeps a secret in use among the newest). Values shorter than
+    MIN_SECRET_LENGTH are ignored; the MAX_SECRETS most recently registered are kept.
     """
-    global _pattern
     if not value or len(value) < MIN_SECRET_LENGTH:
         return
     with _lock:
         if value in _secrets:
             _secrets.move_to_end(value)
             return
-        _secrets[value] = None
+        forms = frozenset(map(_upper_escapes, secret_forms(value)))
+        _secrets[value] = forms
+        for form in forms:
+            _add_form(form)
         while len(_secrets) > MAX_SECRETS:
-            _secrets.popitem(last=False)
-        forms = set().union(*(secret_forms(s) for s in _secrets))
-        # Longest first, so a form that contains another is replaced whole.
-        _pattern = re.compile("|".join(_form_pattern(f) for f in sorted(forms, key=len, reverse=True)))
+            for form in _secrets.popitem(last=False)[1]:
+                _remove_form(form)
 
 
 def forget_secrets() -> None:
     """Drop every registered secret (for tests)."""
-    global _pattern
     with _lock:
         _secrets.clear()
-        _pattern = None
+        _index.clear()
+        _form_count.clear()
+
+
+def _scrub_registered(text: str) -> str:
+    index = _index
+    if not index:
+        return text
+    probe = _upper_escapes(text)  # positions as in text; only escapes' case differs
+    out: list[str] = []
+    i = last = 0
+    end = len(text) - MIN_SECRET_LENGTH
+    while i <= end:
+        forms = index.get(probe[i:i + MIN_SECRET_LENGTH])
+        if forms:
+            for form in forms:
+                if probe.startswith(form, i):
+                    out += (text[last:i], REDACTED)
+                    i = last = i + len(form)
+                    break
+            else:
+                i += 1
+        else:
+            i += 1
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
 
 
 def redact(text: str) -> str:
     """`text` without any registered secret, secret query value or URL userinfo."""
-    pattern = _pattern
-    if pattern is not None:
-        text = pattern.sub(REDACTED, text)
-    text = _PARAM_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    return _USERINFO_RE.sub(rf"\g<1>{REDACTED}@", text)
+    text = _scrub_registered(text)
+    lower = text.lower()  # the patterns are slow to fail on long texts: look first
+    if any(p in lower for p in SECRET_PARAMS):
+        text = _PARAM_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    if "@" in text and "://" in text:
+        text = _USERINFO_RE.sub(rf"\g<1>{REDACTED}@", text)
+    return text
 
 
 def cut(text: str, limit: int = 200) -> str:

@@ -19,16 +19,16 @@ from typing import Any
 from ..juliarun import Job, JuliaRunError, ParameterError
 from ..juliarun.errors import ApiError
 from . import decide as d
-from .connections import Backoff, Connection, Connections, Credentials, Unavailable
-from .kube import ApiException, Kube, SecretProblem
+from .connections import Backoff, Connection, Connections, Unavailable
+from .kube import ApiException, Kube
 from .mapping import job_params
 from .metrics import Metrics
+from .registry import Body, Key, Registry, key_of
+from .routing import Routing
 from .secrets import SecretCache
 from .workqueue import WorkQueue
 
 log = logging.getLogger("juliarun_operator")
-Key = tuple[str, str]
-Body = dict[str, Any]  # a JuliaRunJob as the API server returns it
 
 
 @dataclass
@@ -51,51 +51,16 @@ class Config:
     backoff: Backoff = field(default_factory=Backoff)
 
 
-def _slim(body: Mapping[str, Any]) -> Body:
-    """What the controller keeps of an object: no managedFields, no foreign annotations."""
-    meta = body["metadata"]
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith("juliarun.dev/")}
-    kept = {
-        k: meta[k]
-        for k in (
-            "name",
-            "namespace",
-            "uid",
-            "generation",
-            "deletionTimestamp",
-            "finalizers",
-            "resourceVersion",
-            "creationTimestamp",
-        )
-        if k in meta
-    }
-    return {
-        "metadata": {**kept, "annotations": annotations},
-        "spec": body.get("spec") or {},
-        "status": body.get("status") or {},
-    }
-
-
-def _newer(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
-    if old is None:
-        return True
-    try:
-        return int(new["metadata"]["resourceVersion"]) >= int(old["metadata"]["resourceVersion"])
-    except (KeyError, ValueError):
-        return True
-
-
 class Controller:
     def __init__(self, config: Config, kube: Kube, connections: Connections, metrics: Metrics):
         self.config, self.kube, self.connections, self.metrics = config, kube, connections, metrics
-        self.objects: dict[Key, Body] = {}
+        self.registry = Registry()
         self.memory: dict[str, d.Memory] = {}  # by uid
-        self.claims: dict[str, Key] = {}  # job name -> the object whose status records it
-        self.routes: dict[str, Key] = {}  # job name -> object, for snapshot changes
-        self.conn_of: dict[Key, Connection] = {}
         self.failures: dict[Key, int] = {}
-        self.lock = threading.Lock()
-        self.secrets = SecretCache(kube.read_secret_data, config.credentials_ttl, config.backoff)
+        self.lock = threading.Lock()  # for `memory`
+        self.routing = Routing(
+            config, connections, SecretCache(kube.read_secret_data, config.credentials_ttl, config.backoff)
+        )
         self.queue = WorkQueue()
         self.acting = False
         self.acting_since = 0.0
@@ -104,72 +69,22 @@ class Controller:
     # --- the registry, fed by the watch -----------------------------------------------------
 
     def track(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        with self.lock:
-            old = self.objects.get(key)
-            if event_type == "DELETED":
-                self._forget(key, old)
-                return
-            if not _newer(body, old):
-                return
-            new = _slim(body)
-            self._store(key, new, old)
-            # Our own status writes come back through the watch: nothing new to decide then.
-            moved = (
-                old is None
-                or any(
-                    new["metadata"].get(k) != old["metadata"].get(k)
-                    for k in ("generation", "deletionTimestamp", "finalizers", "annotations", "uid")
-                )
-                or new["status"] != old["status"]
-            )
-        if moved and self.acting:
-            self.queue.add(key)
+        moved, forgotten = self.registry.update(event_type, body)
+        if forgotten:
+            self._forget(key_of(forgotten), forgotten)
+        elif moved and self.acting:
+            self.queue.add(key_of(body))
 
-    def _store(self, key: Key, new: Body, old: Body | None) -> None:
-        previous = (old or {}).get("status", {}).get("jobName")
-        name = new["status"].get("jobName")
-        if previous and previous != name and self.claims.get(previous) == key:
-            del self.claims[previous]
-        if name:
-            self.claims.setdefault(name, key)
-        self.objects[key] = new
-
-    def _forget(self, key: Key, old: Body | None) -> None:
-        self.objects.pop(key, None)
-        self.conn_of.pop(key, None)
+    def _forget(self, key: Key, body: Body) -> None:
         self.failures.pop(key, None)
-        if old:
-            self.memory.pop(old["metadata"].get("uid", ""), None)
-            for index in (self.claims, self.routes):
-                for name in [
-                    n
-                    for n, k in index.items()
-                    if k == key and n in (old["status"].get("jobName"), d.ObjectState.of(old).default_name)
-                ]:
-                    del index[name]
+        self.memory.pop(body["metadata"].get("uid", ""), None)
 
     def replace_all(self, bodies: list[Body]) -> None:
-        """A fresh list: objects it lacks were deleted while no event said so."""
-        listed = {(b["metadata"]["namespace"], b["metadata"]["name"]) for b in bodies}
-        for body in bodies:
-            self.track("ADDED", body)
-        with self.lock:
-            for key in [k for k in self.objects if k not in listed]:
-                self._forget(key, self.objects.get(key))
-
-    def remember(self, body: Mapping[str, Any]) -> None:
-        """A body that a write of ours returned: newer than the registry's, unless the watch
-        has brought a later one already."""
-        key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        with self.lock:
-            old = self.objects.get(key)
-            if _newer(body, old):
-                self._store(key, _slim(body), old)
+        for body in self.registry.replace_all(bodies):
+            self._forget(key_of(body), body)
 
     def keys(self) -> list[Key]:
-        with self.lock:
-            return list(self.objects)
+        return self.registry.keys()
 
     # --- acting ----------------------------------------------------------------------------
 
@@ -230,8 +145,7 @@ class Controller:
 
     def process(self, key: Key) -> str:
         for _ in range(3):  # again at once only after a deletion JuliaRun confirmed
-            with self.lock:
-                body = self.objects.get(key)
+            body = self.registry.get(key)
             if body is None:
                 return "gone"
             obj = d.ObjectState.of(body)
@@ -239,8 +153,7 @@ class Controller:
             conn, facts = self._facts(key, obj, memory)
             plan = d.reconcile(obj, facts)
             if plan.job:
-                with self.lock:
-                    self.routes[plan.job] = key
+                self.registry.route(plan.job, key, conn)
             again = self._execute(key, body, obj, memory, conn, plan)
             if not again:
                 if plan.wait_snapshot and conn is not None:
@@ -256,17 +169,14 @@ class Controller:
         now = time.time()
         params, invalid = None, ""
         try:
-            params = job_params(obj.spec, obj.namespace, self._secret_value)
+            params = job_params(obj.spec, obj.namespace, self.routing.secret_value)
         except (ParameterError, ValueError) as exc:
             invalid = str(exc)
-        conn, problem, no_credentials = self._connection(obj)
+        conn, problem, no_credentials = self.routing.connection(obj)
         if conn is not None:
-            with self.lock:
-                self.conn_of[key] = conn
             problem = problem or conn.problem
         name = obj.status.get("jobName") or memory.name or obj.spec.get("jobName") or obj.default_name
-        with self.lock:
-            holder = self.claims.get(name)
+        holder = self.registry.holder(name)
         claimed_by = f"{holder[0]}/{holder[1]}" if holder and holder != key else ""
         adopt_ns = self.config.adopt_namespaces
         trusted = adopt_ns is None or obj.namespace in adopt_ns
@@ -274,7 +184,7 @@ class Controller:
         return conn, d.Facts(
             now=now,
             memory=memory,
-            connection=self.wanted_connection(obj),
+            connection=self.routing.wanted(obj),
             params=params,
             invalid=invalid,
             unavailable=problem,
@@ -286,50 +196,6 @@ class Controller:
             no_credentials=no_credentials,
             adopt_allowed=trusted and not claimed_by,
             trusted=trusted,
-        )
-
-    def _secret_value(self, namespace: str, name: str, key: str) -> str:
-        try:
-            data = self.secrets.get(namespace, name, marked=True)
-        except SecretProblem as exc:
-            raise LookupError(str(exc)) from None
-        if key not in data:
-            raise LookupError(f"Secret {namespace}/{name} has no key {key!r}")
-        return data[key]
-
-    def wanted_connection(self, obj: d.ObjectState) -> str:
-        """The connection spec and administrator choose: a tenant's credentials Secret, the
-        administrator's Secret for the namespace, or the default."""
-        ref = obj.spec.get("credentialsRef")
-        if isinstance(ref, dict) and ref.get("name"):
-            return f"Secret/{ref['name']}"
-        mapped = self.config.namespace_connections.get(obj.namespace)
-        return f"Admin/{mapped}" if mapped else d.DEFAULT_CONNECTION
-
-    def _connection(self, obj: d.ObjectState) -> tuple[Connection | None, str, bool]:
-        """The object's connection (fixed once recorded in status), or why there is none."""
-        which = obj.status.get("connection") or self.wanted_connection(obj)
-        if which == d.DEFAULT_CONNECTION:
-            return self.connections.default, "", False
-        kind, _, secret = which.partition("/")
-        admin = kind == "Admin"
-        namespace = self.config.own_namespace if admin else obj.namespace
-        try:
-            data = self.secrets.get(namespace, secret, marked=not admin)
-        except SecretProblem as exc:
-            return None, f"credentials: {exc}", True
-        missing = [k for k in ("url", "token", "namespace") if not data.get(k)]
-        if missing:
-            return None, f"credentials: Secret {namespace}/{secret} has no key {missing[0]!r}", True
-        refused = "" if admin or not self.config.check_url else self.config.check_url(data["url"])
-        if refused:
-            return None, f"credentials: Secret {namespace}/{secret}: {refused}", True
-        return (
-            self.connections.get(
-                Credentials(data["url"], data["token"], data["namespace"], data.get("ca.crt"))
-            ),
-            "",
-            False,
         )
 
     def _execute(
@@ -354,6 +220,7 @@ class Controller:
                     "finalizer", self.kube.set_finalizer, body, d.FINALIZER, adding, keep=adding
                 )
                 body = written if adding else body
+                memory.added_finalizer = memory.added_finalizer or adding
             elif kind is d.Kind.WRITE_STATUS:
                 body = self._write("status", self.kube.patch_status, obj.namespace, obj.name, action.value)
                 self.metrics.status_written()
@@ -384,7 +251,7 @@ class Controller:
             self.metrics.kube_error(what, exc.status)
             raise
         if keep:
-            self.remember(written)
+            self.registry.remember(written)
         return written
 
     def _call(
@@ -405,7 +272,7 @@ class Controller:
                 conn.call(conn.client.set_job_scale, job, action.value)
             elif kind is d.Kind.UPDATE:
                 conn.call(conn.client.update_job, job, **action.value)
-                memory.params = job_params(obj.spec, obj.namespace, self._secret_value)
+                memory.params = job_params(obj.spec, obj.namespace, self.routing.secret_value)
                 memory.refusals = 0
                 self.kube.event(
                     obj_body(obj),

@@ -60,6 +60,7 @@ class Memory:
     deleted_jobs: set[str] = field(default_factory=set)  # deleteJob answered yes for these
     logs_posted: str = ""  # the job whose last log lines were posted
     last_logs: str = ""  # and those lines, for a status write after the job is deleted
+    added_finalizer: bool = False  # this process found the object without it: nothing sent before
 
 
 @dataclass(frozen=True)
@@ -394,7 +395,13 @@ def _landing_wait(obj: ObjectState, f: Facts, name: str) -> float:
         return st.parse_time(obj.status["submitTime"]) + f.landing - f.now
     # creationTimestamp has whole seconds: an object stamped in this process's first second
     # was created after it began to act.
-    if name == obj.default_name and obj.created + 1 < f.acting_since:
+    # The finalizer goes on before any submit: without it, nothing was ever sent.
+    if (
+        name == obj.default_name
+        and obj.created + 1 < f.acting_since
+        and FINALIZER in obj.finalizers
+        and not m.added_finalizer
+    ):
         return f.acting_since + f.landing - f.now  # a process before this one may have sent it
     return 0.0
 

@@ -9,11 +9,11 @@ import contextlib
 import logging
 import threading
 import time
-from collections import Counter
 
 from ..juliarun import JuliaRunError
 from .connections import Connection, Unavailable
-from .controller import Controller, Key
+from .controller import Controller
+from .registry import Key
 
 log = logging.getLogger("juliarun_operator.sync")
 MIN_GAP = 1.0  # seconds between two snapshots of one connection
@@ -42,16 +42,9 @@ class Poller:
                     log.exception("snapshot round failed")
             stop.wait(min(max(wait, 0.05), 1.0))
 
-    def _users(self) -> dict[int, list[Key]]:
-        with self.ctl.lock:
-            users: dict[int, list[Key]] = {}
-            for key, conn in self.ctl.conn_of.items():
-                users.setdefault(id(conn), []).append(key)
-        return users
-
     def tick(self) -> float:
         now = time.monotonic()
-        users = self._users()
+        users = self.ctl.registry.users()
         next_due = now + 1.0
         for conn in self.ctl.connections.all():
             cid = id(conn)
@@ -101,15 +94,12 @@ class Poller:
                 queued.update(keys)
             else:
                 changed = {n for n in snapshot.keys() | previous.keys() if snapshot.get(n) != previous.get(n)}
-                with self.ctl.lock:
-                    queued.update(self.ctl.routes[n] for n in changed if n in self.ctl.routes)
+                queued |= self.ctl.registry.routed(changed)
         for key in queued:
             self.ctl.queue.add(key)
 
     def _housekeeping(self, users: dict[int, list[Key]]) -> None:
-        with self.ctl.lock:
-            phases = Counter(b["status"].get("phase", "Pending") for b in self.ctl.objects.values())
-        self.ctl.metrics.set_phases(phases)
+        self.ctl.metrics.set_phases(self.ctl.registry.phases())
         in_use = [c for c in self.ctl.connections.all() if id(c) in users]
         self.ctl.metrics.set_unavailable(sum(1 for c in in_use if c.problem))
         self.ctl.connections.tidy()
@@ -146,7 +136,7 @@ class Poller:
         """Ready when the connections that objects use answer (the default one if none)."""
         if not self.ctl.acting:
             return True, "standby: another replica acts"
-        users = self._users()
+        users = self.ctl.registry.users()
         conns = [c for c in self.ctl.connections.all() if id(c) in users] or [self.ctl.connections.default]
         problems = sorted({c.problem for c in conns if c.problem})
         if problems:
