@@ -9,6 +9,7 @@ from juliarun_operator.reconcile import batch
 from juliarun_operator.reconcile import decide as d
 from juliarun_operator.reconcile import status as st
 from juliarun_operator.reconcile.naming import default_job_name
+from juliarun_operator.reconcile.registry import Registry
 
 NOW = 1_800_000_000.0
 UID = "5e0c7a1b-2f4d-4e8a-9b3c-6d7e8f9a0b1c"
@@ -302,3 +303,25 @@ def test_deletion_never_retries():
     gone = d.ObjectState(**{**o.__dict__, "deleting": True})
     plan = d.reconcile(gone, facts([info(completed=True)], memory))
     assert d.Kind.SUBMIT not in kinds(plan)
+
+
+def test_a_forgotten_object_leaves_no_route_of_any_attempt():
+    o, memory = running({"backoffLimit": 2})
+    o = after(o, d.reconcile(o, facts([info(completed=True)], memory)))  # attempt 2
+    memory = d.Memory(name=NAME + "-2", submit=d.Outcome.LANDED, submit_at=NOW, params=PARAMS)
+    o = after(o, d.reconcile(o, facts([info(name=NAME + "-2")], memory)))  # it runs
+    o = after(o, d.reconcile(o, facts([info(name=NAME + "-2", completed=True)], memory)))  # attempt 3
+    assert o.status["jobName"] == NAME + "-3"
+    body = {
+        "metadata": {"namespace": "team", "name": "train", "uid": UID, "resourceVersion": "5"},
+        "spec": dict(o.spec),
+        "status": dict(o.status),
+    }
+    registry = Registry()
+    registry.update("ADDED", body)
+    names = {NAME, NAME + "-2", NAME + "-3"}
+    for name in names:  # each was this object's current job once
+        registry.route(name, ("team", "train"), None)
+    assert registry.routed(names) == {("team", "train")}
+    registry.update("DELETED", body)
+    assert registry.routed(names) == set()
