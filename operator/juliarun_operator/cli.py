@@ -37,6 +37,7 @@ from .juliarun import (
     ParameterError,
 )
 from .juliarun import jobtypes as jt
+from .juliarun.errors import ApiError
 from .juliarun.redact import redact
 from .output import FORMATS, cell, flow_yaml, render
 
@@ -361,14 +362,21 @@ def cmd_endpoint(client: Client, args: argparse.Namespace) -> int:
 def cmd_logs(args: argparse.Namespace) -> int:
     """Logs of a JuliaRun job, or (--resource) of the job behind a JuliaRunJob."""
     context = context_from_args(args)
+    kept = ""
     if args.resource:
         from . import resources  # the kubernetes client: only for --resource
 
-        job, context = resources.resolve(args.name, args.kube_namespace, args.kubeconfig, context)
+        job, context, kept = resources.resolve(
+            args.name, args.kube_namespace, args.kubeconfig, context, args.attempt
+        )
     client = Client(context)
     try:
         job = job if args.resource else find_job(client, args)
         text = client.tail_job(job, stream=args.stream, count=args.count)
+    except ApiError as exc:  # JuliaRun answered: no such job (deleted by suspend or a deadline)
+        if not kept:
+            raise
+        text = f"# JuliaRun job {job.name}: {exc.reason}; its last lines, as the operator kept them:\n{kept}"
     finally:
         client.close()
     print(text, end="" if text.endswith("\n") or not text else "\n")
@@ -647,6 +655,9 @@ examples:
         "--kube-namespace", "-k", metavar="NS", help="the JuliaRunJob's namespace (default: the kubeconfig's)"
     )
     logs.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG)")
+    logs.add_argument(
+        "--attempt", type=int, help="with --resource: this attempt's JuliaRun job (default: the current one)"
+    )
     logs.add_argument("--count", "-c", type=int, default=50, help="how many lines (default: 50)")
     logs.add_argument("--stream", choices=["stdout", "stderr"], help="only this stream (default: both)")
 

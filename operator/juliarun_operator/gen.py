@@ -39,7 +39,9 @@ SET_LISTS = {"additional_volumes"}
 MAX_PARALLELISM = 10000
 
 SCALABLE_TYPES = [t.name for t in jt.JOB_TYPES.values() if t.scalable]
-PHASES = ["Pending", "Running", "Completed", "Failed", "Deleting", "Paused"]
+PHASES = ["Pending", "Running", "Completed", "Failed", "Deleting", "Paused", "Suspended"]
+BATCH_TYPES = [t.name for t in jt.JOB_TYPES.values() if t.completes]
+MAX_BACKOFF_LIMIT = 100  # each attempt is a JuliaRun job that deletion must find and delete
 
 
 # --- parameters as CRD fields ----------------------------------------------------------
@@ -228,6 +230,7 @@ def fixed_spec_properties() -> dict[str, dict]:
             "description": "What deleting this resource does to the JuliaRun job: Delete deletes it, "
                            "Orphan leaves it running.",
         },
+        **batch_spec_properties(),
         "credentialsRef": {
             "type": "object",
             "required": ["name"],
@@ -236,6 +239,39 @@ def fixed_spec_properties() -> dict[str, dict]:
             "description": "A Secret in this namespace with the JuliaRun connection: keys url, token, "
                            "namespace (the JuliaRun namespace) and optionally ca.crt. When unset the "
                            "operator's default connection is used.",
+        },
+    }
+
+
+def batch_spec_properties() -> dict[str, dict]:
+    """What batch/v1 Job users expect: the same names, meanings and (where set) defaults."""
+    only = f"Only for {_types_phrase(BATCH_TYPES)}."
+    return {
+        "ttlSecondsAfterFinished": {
+            "type": "integer", "minimum": 0,
+            "description": "Seconds after the job ends (condition Complete or Failed) at which this "
+                           "resource is deleted, and with it the JuliaRun job under deletionPolicy "
+                           "Delete. Unset: kept until deleted. " + only,
+        },
+        "activeDeadlineSeconds": {
+            "type": "integer", "minimum": 1,
+            "description": "Seconds the job may be active, counted from status.startTime across "
+                           "attempts; a job still running then is deleted in JuliaRun and this "
+                           "resource ends Failed with reason DeadlineExceeded. The clock is reset "
+                           "on resume after suspend. " + only,
+        },
+        "backoffLimit": {
+            "type": "integer", "minimum": 0, "maximum": MAX_BACKOFF_LIMIT,
+            "description": "Failed attempts to retry: a job that fails is submitted again as a new "
+                           "attempt (its own JuliaRun job, named <jobName>-<attempt>) until this many "
+                           "have failed after the first. Default 0 (no retry, as KubeRay's RayJob). "
+                           "Failures to reach JuliaRun are not attempts. " + only,
+        },
+        "suspend": {
+            "type": "boolean",
+            "description": "true holds the job back: not yet submitted, it is not submitted; running, "
+                           "its JuliaRun job is deleted (phase Suspended). false again submits it as a "
+                           "new attempt. Default false. " + only,
         },
     }
 
@@ -267,6 +303,7 @@ def spec_rules() -> list[dict]:
                                f"spec.{field} is required for type {t.name}", field, "FieldValueRequired"))
     restricted = [(p.field, types_taking(p)) for p in crd_params()]
     restricted.append(("parallelism", SCALABLE_TYPES))
+    restricted += [(field, BATCH_TYPES) for field in batch_spec_properties()]
     for field, taking in restricted:
         if len(taking) < len(jt.JOB_TYPES):  # a field every type takes needs no rule
             rules.append(_rule(f"!has(self.{field}) || self.type in {_cel_list(taking)}",
@@ -325,6 +362,30 @@ def status_schema() -> dict:
                            "description": "The JuliaRun connection the job was submitted through: "
                                           "default, or Secret/<name> (spec.credentialsRef); it cannot "
                                           "change once the job exists."},
+            "startTime": {"type": "string", "format": "date-time",
+                          "description": "When the job began to run (reset on resume after suspend); "
+                                         "activeDeadlineSeconds counts from here."},
+            "completionTime": {"type": "string", "format": "date-time",
+                               "description": "When the job completed successfully."},
+            "attempts": {"type": "integer",
+                         "description": "Attempts begun: the current one's number. Attempt n > 1 runs "
+                                        "as JuliaRun job <name>-n."},
+            "failed": {"type": "integer", "description": "Attempts that failed."},
+            "pastAttempts": {
+                "type": "array", "maxItems": 20,
+                "description": "The attempts before the current one (the last 20): how each ended.",
+                "items": {"type": "object", "properties": {
+                    "attempt": {"type": "integer", "description": "Its number."},
+                    "jobName": {"type": "string", "description": "Its JuliaRun job."},
+                    "result": {"type": "string", "enum": ["Failed", "Suspended"],
+                               "description": "How it ended."},
+                    "message": {"type": "string", "description": "Why."},
+                    "endTime": {"type": "string", "format": "date-time", "description": "When."},
+                }},
+            },
+            "succeeded": {"type": "integer", "description": "1 once an attempt has succeeded."},
+            "lastLogs": {"type": "string", "maxLength": 4096,
+                         "description": "The last log lines of the latest attempt that ended."},
             "submitTime": {"type": "string", "format": "date-time",
                            "description": "When the operator last sent submitJob; a retry waits "
                                           "for that request to land or time out before deciding again."},
@@ -365,6 +426,7 @@ def printer_columns() -> list[dict]:
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Workers", "type": "string", "jsonPath": ".status.workers"},
         {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoints[0]"},
+        {"name": "Attempts", "type": "integer", "jsonPath": ".status.attempts", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
 

@@ -470,6 +470,7 @@ def test_rbac_allows_what_the_operator_needs(control_plane, operator_release):
                  ["update", "juliarunjobs.juliarun.dev", "--subresource=finalizers", "-n", watched],
                  ["watch", "juliarunjobs.juliarun.dev", "-n", watched],
                  ["create", "events", "-n", watched],
+                 ["delete", "juliarunjobs.juliarun.dev", "-n", watched],  # ttlSecondsAfterFinished
                  ["get", "secrets", "-n", watched],
                  ["watch", "customresourcedefinitions.apiextensions.k8s.io"],
                  ["list", "namespaces"]):
@@ -489,7 +490,7 @@ def test_rbac_refuses_what_the_operator_does_not_need(control_plane, operator_re
                  ["create", "rolebindings.rbac.authorization.k8s.io", "-n", rel["watched"]],
                  ["create", "clusterroles.rbac.authorization.k8s.io"],
                  ["create", "clusterrolebindings.rbac.authorization.k8s.io"],
-                 ["delete", "juliarunjobs.juliarun.dev", "-n", rel["watched"]],
+                 ["delete", "juliarunjobs.juliarun.dev", "-n", rel["other"]],
                  ["create", "pods", "-n", rel["watched"]]):
         assert not _can_i(control_plane, user, *args), f"{user} can {' '.join(args)}"
 

@@ -9,6 +9,7 @@ Both judge the same sample objects, written as the operator writes its status.
 
 from __future__ import annotations
 
+import copy
 import shutil
 import subprocess
 from pathlib import Path
@@ -29,6 +30,11 @@ def _conditions(ready: tuple, reconciling: tuple, stalled: tuple, generation: in
         return {"type": ctype, "status": status, "reason": reason, "message": message,
                 "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"}
     return [cond("Ready", ready), cond("Reconciling", reconciling), cond("Stalled", stalled)]
+
+
+def _batch_condition(ctype: str, status: str, reason: str, message: str, generation: int = 2) -> dict:
+    return {"type": ctype, "status": status, "reason": reason, "message": message,
+            "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"}
 
 
 def _job(name: str, phase: str | None, conditions: list[dict] | None, generation: int = 2,
@@ -83,6 +89,32 @@ SAMPLES = {
     "paused": (_job("paused", "Paused", _conditions(("Unknown", "Paused", "paused"), ("False", "Paused", ""),
                                                     ("False", "Paused", ""))),
                "Suspended", "InProgress"),
+    # Batch jobs: Job's conditions next to the kstatus ones, as the operator writes them.
+    "complete": (_job("complete", "Completed",
+                      _conditions(("True", "Completed", "job completed"), ("False", "Completed", ""),
+                                  ("False", "Healthy", ""))
+                      + [_batch_condition("Complete", "True", "Completed", "job completed")]),
+                 "Healthy", "Current"),
+    "backoff-limit-exceeded": (_job("backoff-limit-exceeded", "Failed",
+                                    _conditions(("False", "BackoffLimitExceeded", "attempt 3 failed"),
+                                                ("False", "BackoffLimitExceeded", ""),
+                                                ("True", "BackoffLimitExceeded", "attempt 3 failed"))
+                                    + [_batch_condition("Failed", "True", "BackoffLimitExceeded",
+                                                        "attempt 3 failed")]),
+                               "Degraded", "Failed"),
+    "deadline-exceeded": (_job("deadline-exceeded", "Failed",
+                               _conditions(("False", "DeadlineExceeded", "active too long"),
+                                           ("False", "DeadlineExceeded", ""),
+                                           ("True", "DeadlineExceeded", "active too long"))
+                               + [_batch_condition("Failed", "True", "DeadlineExceeded", "active too long")]),
+                          "Degraded", "Failed"),
+    # Suspended: not done, not failing. kstatus reads the Ready condition that is False as
+    # InProgress, as it does for a paused job.
+    "suspended": (_job("suspended", "Suspended",
+                       _conditions(("False", "Suspended", "suspended"), ("False", "Suspended", ""),
+                                   ("False", "Suspended", ""))
+                       + [_batch_condition("Suspended", "True", "Suspended", "suspended")]),
+                  "Suspended", "InProgress"),
     # Not yet seen by the operator: Argo CD waits; kstatus has nothing to go on and says Current.
     "no-status": (_job("no-status", None, None), "Progressing", None),
 }
@@ -152,6 +184,60 @@ def test_argocd_health_messages(lua, tmp_path):
     assert argocd_health(lua, SAMPLES["job-failed"][0], tmp_path)[1] == "exit code 1"
     assert "generation 3" in argocd_health(lua, SAMPLES["stale-generation"][0], tmp_path)[1]
     assert argocd_health(lua, SAMPLES["scaling"][0], tmp_path)[1] == "1/2 workers"
+
+
+ACTIONS = REPO / "gitops" / "argocd" / "actions"
+
+
+def run_lua(lua: str, obj: dict, script: Path, tmp_path: Path, show: str) -> str:
+    """Run an Argo CD action script (discovery or action) on `obj`; `show` prints its result."""
+    driver = tmp_path / "action-driver.lua"
+    driver.write_text(f"obj = {lua_literal(obj)}\n"
+                      f"local result = dofile({lua_literal(str(script))})\n{show}\n")
+    result = subprocess.run([lua, str(driver)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def offered(lua: str, obj: dict, tmp_path: Path) -> set[str]:
+    out = run_lua(lua, obj, ACTIONS / "discovery.lua", tmp_path,
+                  'for name, a in pairs(result) do if not a["disabled"] then io.write(name, "\\n") end end')
+    return set(out.split())
+
+
+@pytest.mark.parametrize("name, suspend, wanted", [
+    ("at-scale", None, {"suspend"}),       # a running batch job
+    ("suspended", True, {"resume"}),
+    ("complete", None, set()),             # ended: nothing to suspend
+    ("backoff-limit-exceeded", None, set()),
+])
+def test_argocd_actions_offered(lua, tmp_path, name, suspend, wanted):
+    obj = copy.deepcopy(SAMPLES[name][0])
+    if suspend is not None:
+        obj["spec"]["suspend"] = suspend
+    assert offered(lua, obj, tmp_path) == wanted
+
+
+def test_argocd_actions_not_offered_on_services(lua, tmp_path):
+    obj = copy.deepcopy(SAMPLES["at-scale"][0])
+    obj["spec"] = {"type": "Webserver", "runVolume": "w", "cfgFile": "c"}
+    assert offered(lua, obj, tmp_path) == set()
+
+
+@pytest.mark.parametrize("action, value", [("suspend", "true"), ("resume", "false")])
+def test_argocd_actions_set_spec_suspend(lua, tmp_path, action, value):
+    obj = copy.deepcopy(SAMPLES["at-scale"][0])
+    out = run_lua(lua, obj, ACTIONS / f"{action}.lua", tmp_path,
+                  'io.write(tostring(result.spec.suspend), "|", result.spec.startScript)')
+    assert out == f"{value}|hello.jl"  # the rest of the object is left as it was
+
+
+def test_argocd_cm_patch_carries_the_current_actions():
+    cm = yaml.safe_load((REPO / "gitops" / "argocd" / "argocd-cm-patch.yaml").read_text())
+    actions = yaml.safe_load(cm["data"]["resource.customizations.actions.juliarun.dev_JuliaRunJob"])
+    assert actions["discovery.lua"] == (ACTIONS / "discovery.lua").read_text()
+    assert {d["name"]: d["action.lua"] for d in actions["definitions"]} == {
+        n: (ACTIONS / f"{n}.lua").read_text() for n in ("suspend", "resume")}
 
 
 def test_chart_ships_the_same_health_check():

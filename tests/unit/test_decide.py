@@ -363,7 +363,7 @@ def test_completion_posts_the_logs_once():
     o, memory = running()
     plan = d.reconcile(o, facts([info(completed=True, succeeded=2)], memory))
     assert d.Kind.POST_LOGS in kinds(plan) and written(plan)["phase"] == "Completed"
-    memory.logs_posted = True
+    memory.logs_posted = NAME
     assert d.Kind.POST_LOGS not in kinds(d.reconcile(o, facts([info(completed=True, succeeded=2)], memory)))
 
 
@@ -382,7 +382,7 @@ def deleting(status=None, **kw) -> d.ObjectState:
 
 def test_delete_policy_deletes_our_job_then_removes_the_finalizer():
     assert kinds(d.reconcile(deleting(), facts([info()]))) == [d.Kind.DELETE]
-    assert kinds(d.reconcile(deleting(), facts([info()], d.Memory(deleted=True)))) == [
+    assert kinds(d.reconcile(deleting(), facts([info()], d.Memory(deleted_jobs={NAME})))) == [
         d.Kind.REMOVE_FINALIZER
     ]
     assert kinds(d.reconcile(deleting(), facts([]))) == [d.Kind.REMOVE_FINALIZER]

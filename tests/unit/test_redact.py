@@ -125,7 +125,9 @@ def test_cut_scrubs_before_cutting():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(min_size=rd.MIN_SECRET_LENGTH, max_size=60).filter(lambda s: s.strip() == s and s),
+# A secret inside the marker itself ("REDA") would be found in every scrubbed output.
+@given(st.text(min_size=rd.MIN_SECRET_LENGTH, max_size=60).filter(lambda s: s.strip() == s and s
+                                                                   and s not in "REDACTED"),
        st.text(max_size=30), st.text(max_size=30))
 def test_any_registered_value_is_scrubbed_in_any_form(secret, before, after):
     rd.register_secret(secret)

@@ -1,11 +1,13 @@
 -- Argo CD health check for juliarun.dev/JuliaRunJob.
 --
--- The operator writes kstatus-style conditions (Ready, Reconciling, Stalled) and a
--- phase. Argo CD runs this with the live object as `obj` and wants {status, message}:
---   Healthy      Ready is True (AtScale, Running, Completed)
---   Degraded     Stalled is True (JobFailed, JobMissing, InvalidSpec, Conflict,
---                SubmitRefused, UpdateRefused), or phase Failed
---   Suspended    phase Paused (the pause annotation is set)
+-- The operator writes kstatus-style conditions (Ready, Reconciling, Stalled), for batch
+-- jobs also Job's (Complete, Failed, Suspended), and a phase. Argo CD runs this with the
+-- live object as `obj` and wants {status, message}:
+--   Healthy      Ready or Complete is True (AtScale, Running, Completed)
+--   Degraded     Stalled or Failed is True (JobFailed, BackoffLimitExceeded,
+--                DeadlineExceeded, JobMissing, InvalidSpec, Conflict, SubmitRefused,
+--                UpdateRefused), or phase Failed
+--   Suspended    phase Paused (the pause annotation is set) or Suspended (spec.suspend)
 --   Progressing  anything else, and whenever the status describes an older
 --                generation than the spec (the operator has not caught up yet)
 local hs = {}
@@ -46,7 +48,15 @@ end
 local ready = condition(status.conditions, "Ready")
 local stalled = condition(status.conditions, "Stalled")
 local reconciling = condition(status.conditions, "Reconciling")
+local complete = condition(status.conditions, "Complete")
+local failed = condition(status.conditions, "Failed")
 local phase = status.phase
+
+if failed ~= nil and failed.status == "True" then
+  hs.status = "Degraded"
+  hs.message = say(failed, "Job failed")
+  return hs
+end
 
 if (stalled ~= nil and stalled.status == "True") or phase == "Failed" then
   hs.status = "Degraded"
@@ -54,9 +64,15 @@ if (stalled ~= nil and stalled.status == "True") or phase == "Failed" then
   return hs
 end
 
-if phase == "Paused" then
+if phase == "Paused" or phase == "Suspended" then
   hs.status = "Suspended"
-  hs.message = say(ready, "Paused")
+  hs.message = say(ready, phase)
+  return hs
+end
+
+if complete ~= nil and complete.status == "True" then
+  hs.status = "Healthy"
+  hs.message = say(complete, "Completed")
   return hs
 end
 

@@ -5,6 +5,11 @@ A fault configuration is a JSON-able dict:
 Keys are API operation names or "*" (every operation); an operation's own settings win
 over "*" kind by kind. "system_status": false makes getSystemStatus answer false.
 
+"jobs" is a list of job failure rules, the first that matches a submitted job's name wins:
+    {"jobs": [{"match": "team-*", "fail": "all", "count": 1}]}
+`match` is a shell-style pattern of the job name, `fail` one of all, some, crash (see
+state.py), `count` how many submits the rule fails before it stops matching (unset: all).
+
 `echo_rate` answers with an error page that echoes the request line, query and token
 included, as aiohttp does for a request line over its limit and as some proxies do: the
 test that no token leaks through an error body. `echo_status` is its HTTP status (400).
@@ -12,6 +17,7 @@ test that no token leaks through an error body. `echo_status` is its HTTP status
 
 from __future__ import annotations
 
+import fnmatch
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -34,12 +40,34 @@ _OUTCOMES = ((DROP, "drop_rate"), (HTTP_5XX, "http_5xx_rate"), (ECHO, "echo_rate
              (MALFORMED, "malformed_rate"), (ERROR, "error_rate"))
 
 
+FAIL_MODES = ("all", "some", "crash")
+
+
+def _job_rules(rules: Any) -> list[dict[str, Any]]:
+    if not isinstance(rules, list):
+        raise ValueError("jobs must be a list of {match, fail, count} rules")
+    out = []
+    for rule in rules:
+        if not isinstance(rule, dict) or set(rule) - {"match", "fail", "count"}:
+            raise ValueError("a jobs rule is an object with match, fail and optionally count")
+        if not isinstance(rule.get("match"), str) or rule.get("fail") not in FAIL_MODES:
+            raise ValueError(f"a jobs rule needs match (a name pattern) and fail (one of {', '.join(FAIL_MODES)})")
+        count = rule.get("count")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+            raise ValueError("jobs: count must be a non-negative integer")
+        out.append(dict(rule))
+    return out
+
+
 def normalise(config: Any) -> dict[str, Any]:
     """A checked copy of a fault configuration; ValueError says what is wrong."""
     if not isinstance(config, dict):
         raise ValueError("fault configuration must be a JSON object")
     out: dict[str, Any] = {}
     for key, value in config.items():
+        if key == "jobs":
+            out[key] = _job_rules(value)
+            continue
         if key == "system_status":
             if not isinstance(value, bool):
                 raise ValueError("system_status must be true or false")
@@ -106,6 +134,7 @@ class Faults:
     def set(self, config: dict[str, Any]) -> None:
         self.config = normalise(config)
         # Effective kinds per operation, merged once here rather than on every request.
+        self.job_rules: list[dict[str, Any]] = self.config.get("jobs", [])  # counts go down
         default = self.config.get("*", {})
         self._by_op = {op: {**default, **self.config.get(op, {})} for op in OPERATIONS}
 
@@ -127,3 +156,16 @@ class Faults:
                 break
         return Decision(kinds.get("latency", 0.0), hang, outcome,
                         int(kinds.get("echo_status", DEFAULT_ECHO_STATUS)))
+
+    def job_failure(self, name: str) -> dict[str, Any] | None:
+        """The first job rule that fails a job of this name now, if any."""
+        for rule in self.job_rules:
+            if fnmatch.fnmatchcase(name, rule["match"]) and rule.get("count") != 0:
+                return rule
+        return None
+
+    @staticmethod
+    def used(rule: dict[str, Any]) -> None:
+        """A submit that `rule` failed has landed: one fewer left."""
+        if rule.get("count") is not None:
+            rule["count"] -= 1

@@ -192,7 +192,11 @@ def _job_call(emu: Emulator, op: str, namespace: str, job_type: str, query, host
     try:
         check_job_name(name)
         if op == "submitJob":
-            cluster.submit(namespace, name, job_type, decode_params(job_type, query))
+            rule = emu.faults.job_failure(name)
+            cluster.submit(namespace, name, job_type, decode_params(job_type, query),
+                           fail=rule["fail"] if rule else "")
+            if rule:
+                emu.faults.used(rule)
             emu.changed()
             return None
         if op == "updateJob":

@@ -12,6 +12,13 @@ Lifecycle, per job:
 - batch types (`completes`) finish `run_time` seconds after creation (never if 0);
   services run until deleted.
 
+Failures, per job (`fail`, from the job's `JULIARUN_EMULATOR_FAIL` variable or a fault rule):
+- "all": the job ends at its run time with no worker succeeded;
+- "some": it ends at its run time with half its workers (rounded down) succeeded;
+- "crash": the job dies while running, at half its run time (a service too), none succeeded.
+A failed job counts at least one worker started, so that the status tuple says it failed
+(`workersSucceeded < workersStarted`) even with no workers requested.
+
 Scale as reported by getJobScale, `[running, requested]`:
 - scalable types: requested is `nworkers` (0 when not given), running the workers so far;
 - other types are one unit: `[0, 1]` before creation, `[1, 1]` while running;
@@ -41,6 +48,9 @@ MAX_HISTORY = 1000
 MAX_TAIL = 10_000  # lines one tailJob returns at most, however long the job has run
 BATCH_PROGRESS_STEPS = 5  # a batch job logs progress at each fifth of its run time
 STATE_FORMAT = 1
+FAIL_ENV = "JULIARUN_EMULATOR_FAIL"  # a job variable that makes the emulated job fail
+RUN_TIME_ENV = "JULIARUN_EMULATOR_RUN_TIME"  # a job variable: this job's run time, in seconds
+FAIL_MODES = ("all", "some", "crash")
 # Looked up for every job on every getAllJobInfo, so taken out of the table once.
 _SCALABLE = {name: t.scalable for name, t in jt.JOB_TYPES.items()}
 _DEFAULT_PORTS = {name: t.defaults().get("ports") or {} for name, t in jt.JOB_TYPES.items()}
@@ -77,6 +87,7 @@ class Job:
     approach_from: float  # when the current approach began
     started_before: int  # workers started before the current approach
     history: list[list] = field(default_factory=list)  # [time, stream, text], by time
+    fail: str = ""  # one of FAIL_MODES, or "" for a job that succeeds
     ip: str = field(init=False)
     endpoints: list[str] = field(init=False)  # while running; derived, not saved
 
@@ -94,7 +105,7 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in (
             "namespace", "name", "type", "params", "submitted_at", "created_at",
-            "completes_at", "requested", "base", "approach_from", "started_before", "history")}
+            "completes_at", "requested", "base", "approach_from", "started_before", "history", "fail")}
 
 
 def fake_pod_ip(namespace: str, name: str) -> str:
@@ -132,23 +143,34 @@ class Cluster:
 
     # --- changes --------------------------------------------------------------------
 
-    def submit(self, namespace: str, name: str, job_type: str, params: dict[str, Any]) -> None:
+    def submit(self, namespace: str, name: str, job_type: str, params: dict[str, Any],
+               fail: str = "") -> None:
         spec = _spec(job_type)
         _check_name(name)
+        env = params.get("envvars") or {}
+        fail = fail or env.get(FAIL_ENV, "")
+        if fail not in ("",) + FAIL_MODES:
+            raise Refused(CODE_INVALID_PARAMETER,
+                          f"{FAIL_ENV}={fail!r}: expected one of {', '.join(FAIL_MODES)}")
+        try:
+            run_time = float(env.get(RUN_TIME_ENV, self.timing.run_time))
+        except ValueError:
+            raise Refused(CODE_INVALID_PARAMETER, f"{RUN_TIME_ENV}: not a number of seconds") from None
         existing = self.jobs.get(namespace, {}).get(name)
         if existing is not None:
             raise Refused(CODE_JOB_EXISTS,
                           f"a {existing.type} job named {name!r} already exists in namespace {namespace!r}")
         now = self.clock()
         created = now + self.timing.create_delay
-        run_time = self.timing.run_time
         if spec.scalable:
             requested = params.get("nworkers", spec.defaults().get("nworkers")) or 0
         else:
             requested = 1
-        job = Job(namespace, name, job_type, dict(params), now, created,
-                  created + run_time if spec.completes and run_time > 0 else None,
-                  requested, 0, now, 0)
+        ends = created + run_time if spec.completes and run_time > 0 else None
+        if fail == "crash" and run_time > 0:
+            ends = created + run_time / 2
+        job = Job(namespace, name, job_type, dict(params), now, created, ends, requested, 0, now, 0,
+                  fail=fail)
         job.history.append([now, STDERR, f"[ Info: {job_type} job {name} scheduled"])
         self.jobs.setdefault(namespace, {})[name] = job
         self.version += 1
@@ -227,12 +249,16 @@ class Cluster:
         created = now >= job.created_at
         completed = self._completed(job, now)
         notebook = job.type == "Notebook"
+        failed = completed and bool(job.fail)
         if _SCALABLE[job.type]:
             running, started = self._workers(job, min(now, job.completes_at or now))
-            status = [completed, started if completed else 0, started, created, notebook]
+            if failed:
+                started = max(started, 1)
+            succeeded = (started // 2 if job.fail == "some" else 0) if failed else started
+            status = [completed, succeeded if completed else 0, started, created, notebook]
             scale = [0, 0] if completed else [running if created else 0, job.requested]
         else:
-            status = [completed, 1 if completed else 0, 1 if created else 0, created, notebook]
+            status = [completed, 1 if completed and not failed else 0, 1 if created else 0, created, notebook]
             scale = [0, 0] if completed else [1 if created else 0, 1]
         endpoints = list(job.endpoints) if created and not completed else []
         return status, scale, endpoints
@@ -289,8 +315,13 @@ class Cluster:
         if now >= job.created_at:
             lines.append([job.created_at, STDERR, f"[ Info: job created: pod {job.ip}"])
         if self._completed(job, now):
-            succeeded = self.view(job, now)[0][1]
-            lines.append([job.completes_at, STDOUT, f"job finished: {succeeded} succeeded"])
+            status = self.view(job, now)[0]
+            if job.fail == "crash":
+                lines.append([job.completes_at, STDERR, "ERROR: the job died while running"])
+            elif job.fail:
+                lines.append([job.completes_at, STDERR, f"ERROR: job failed: {status[1]} of {status[2]} succeeded"])
+            else:
+                lines.append([job.completes_at, STDOUT, f"job finished: {status[1]} succeeded"])
         return lines
 
     def _worker_lines(self, job: Job, until: float, count: int) -> list[list]:

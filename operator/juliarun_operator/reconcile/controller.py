@@ -232,8 +232,11 @@ class Controller:
         plan: d.Plan,
     ) -> bool:
         """Perform the plan's actions in order; True to decide again at once."""
+        last_logs: str | None = None  # posted by POST_LOGS, kept by the status write after it
         for action in plan.actions:
             kind = action.kind
+            if kind is d.Kind.WRITE_STATUS and last_logs is not None:
+                action = action._replace(value={**action.value, "lastLogs": last_logs})
             if kind is d.Kind.ADD_FINALIZER or kind is d.Kind.REMOVE_FINALIZER:
                 adding = kind is d.Kind.ADD_FINALIZER
                 # A removal's answer is not kept: the object may be gone (and forgotten) already.
@@ -248,8 +251,11 @@ class Controller:
             elif kind is d.Kind.EVENT:
                 self.kube.event(body, action.value, action.reason, action.message, time.time())
             elif kind is d.Kind.POST_LOGS:
-                self._post_logs(body, obj, conn, action.job, action.value)
-                memory.logs_posted = True
+                last_logs = self._post_logs(body, obj, conn, action.job, action.value)
+                memory.logs_posted, memory.last_logs = action.job, last_logs
+            elif kind is d.Kind.DELETE_OBJECT:  # batch: ttlSecondsAfterFinished ran out
+                log.info("%s/%s: deleting: ttlSecondsAfterFinished has passed", obj.namespace, obj.name)
+                self.kube.delete_object(obj.namespace, obj.name, action.value)
             elif conn is None:  # decide asks JuliaRun only where it knows the connection
                 raise RuntimeError(f"{kind.value} without a JuliaRun connection")
             else:
@@ -301,7 +307,7 @@ class Controller:
                 )
             elif kind is d.Kind.DELETE:
                 conn.call(conn.client.delete_job, job, force=True)
-                memory.deleted = True
+                memory.deleted_jobs.add(action.job)
                 self.kube.event(
                     obj_body(obj), "Normal", "Deleted", f"deleted JuliaRun job {action.job}", time.time()
                 )
@@ -347,18 +353,29 @@ class Controller:
 
     def _post_logs(
         self, body: Body, obj: d.ObjectState, conn: Connection | None, name: str, phase: str
-    ) -> None:
+    ) -> str:
         count = self.config.log_lines_on_completion
         try:
             if conn is None:
                 raise Unavailable("no connection", 0.0)
-            lines = conn.call(conn.client.tail_job, Job(obj.spec["type"], name), count=count)
+            lines = str(conn.call(conn.client.tail_job, Job(obj.spec["type"], name), count=count))
         except (Unavailable, JuliaRunError) as exc:
             lines = f"(logs unavailable: {exc})"
         etype = "Normal" if phase == "Completed" else "Warning"
         self.kube.event(
             body, etype, phase, f"job {name} {phase.lower()}; last log lines:\n{lines}", time.time()
         )
+        # The lasting copy: this line outlives the object and its Event in the platform's log store.
+        log.info(
+            "%s/%s (uid %s): JuliaRun job %s ended: %s; last log lines:\n%s",
+            obj.namespace,
+            obj.name,
+            obj.uid,
+            name,
+            phase,
+            lines,
+        )
+        return lines[-4096:]  # a status field: bounded
 
 
 def obj_body(obj: d.ObjectState) -> Body:

@@ -14,11 +14,13 @@ reached it: a refused submit did not land, whatever the code.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from ..juliarun import jobtypes as jt
 from ..juliarun.client import JobInfo
+from . import batch
 from . import status as st
 from .mapping import changed_params, params_digest
 from .naming import default_job_name
@@ -55,8 +57,9 @@ class Memory:
     scale_at: float = 0.0
     update_refusal: str = ""
     update_refused_generation: int = -1
-    deleted: bool = False  # deleteJob answered yes
-    logs_posted: bool = False
+    deleted_jobs: set[str] = field(default_factory=set)  # deleteJob answered yes for these
+    logs_posted: str = ""  # the job whose last log lines were posted
+    last_logs: str = ""  # and those lines, for a status write after the job is deleted
     added_finalizer: bool = False  # this process found the object without it: nothing sent before
 
 
@@ -76,13 +79,21 @@ class ObjectState:
     created: float = 0.0  # creationTimestamp, seconds since the epoch
 
     @classmethod
-    def of(cls, body: Mapping[str, Any]) -> "ObjectState":
+    def of(cls, body: Mapping[str, Any]) -> ObjectState:
         meta = body.get("metadata") or {}
         created = meta.get("creationTimestamp")
-        return cls(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""),
-                   meta.get("generation") or 0, body.get("spec") or {}, body.get("status") or {},
-                   meta.get("annotations") or {}, tuple(meta.get("finalizers") or ()),
-                   bool(meta.get("deletionTimestamp")), st.parse_time(created) if created else 0.0)
+        return cls(
+            meta.get("namespace", ""),
+            meta.get("name", ""),
+            meta.get("uid", ""),
+            meta.get("generation") or 0,
+            body.get("spec") or {},
+            body.get("status") or {},
+            meta.get("annotations") or {},
+            tuple(meta.get("finalizers") or ()),
+            bool(meta.get("deletionTimestamp")),
+            st.parse_time(created) if created else 0.0,
+        )
 
     @property
     def paused(self) -> bool:
@@ -95,7 +106,6 @@ class ObjectState:
     @property
     def default_name(self) -> str:
         return default_job_name(self.namespace, self.name, self.uid)
-
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,7 @@ class Kind(enum.Enum):
     SET_SCALE = "set-scale"
     UPDATE = "update"
     DELETE = "delete"
+    DELETE_OBJECT = "delete-object"  # the JuliaRunJob itself (ttlSecondsAfterFinished); value: its UID
     POST_LOGS = "post-logs"
     EVENT = "event"
 
@@ -153,17 +164,23 @@ def reconcile(obj: ObjectState, f: Facts) -> Plan:
     start = () if FINALIZER in obj.finalizers else (Action(Kind.ADD_FINALIZER),)
     if obj.paused:
         return Plan(start + _status(obj, f, st.paused()), job=obj.status.get("jobName"))
+    if st.finished(obj.status):
+        return batch.finished_plan(obj, f, start)
     recorded = obj.status.get("jobName")
     if recorded and obj.status.get("connection", DEFAULT_CONNECTION) != f.connection:
-        message = (f"job {recorded} was submitted through connection {obj.status.get('connection')}; "
-                   f"its connection cannot change once submitted (now {f.connection})")
+        message = (
+            f"job {recorded} was submitted through connection {obj.status.get('connection')}; "
+            f"its connection cannot change once submitted (now {f.connection})"
+        )
         return Plan(start + _status(obj, f, st.stalled("ConnectionChanged", message)), job=recorded)
     if f.params is None:
         return Plan(start + _status(obj, f, st.stalled("InvalidSpec", f.invalid), warn=True), job=recorded)
     chosen = obj.spec.get("jobName")
     if chosen and not recorded and not f.trusted and not chosen.startswith(f"{obj.namespace}-"):
-        message = (f"spec.jobName {chosen!r} must start with {obj.namespace}- (the namespace's own "
-                   "names; the operator's administrator may allow others: ADOPT_NAMESPACES)")
+        message = (
+            f"spec.jobName {chosen!r} must start with {obj.namespace}- (the namespace's own "
+            "names; the operator's administrator may allow others: ADOPT_NAMESPACES)"
+        )
         return Plan(start + _status(obj, f, st.stalled("InvalidSpec", message), warn=True))
     name = recorded or f.memory.name or chosen or obj.default_name
     if f.unavailable:
@@ -173,9 +190,26 @@ def reconcile(obj: ObjectState, f: Facts) -> Plan:
     if f.snapshot is None:
         return Plan(start, job=name, wait_snapshot=True)
     info = f.snapshot.get(name)
-    if info is not None:
-        return _present(obj, f, name, info, start)
-    return _absent(obj, f, name, start)
+    if batch.is_batch(obj):
+        held = batch.hold(obj, f, name, info, start)
+        if held is not None:
+            return held
+    plan = _present(obj, f, name, info, start) if info is not None else _absent(obj, f, name, start)
+    # Look again when the deadline runs out, counted from the startTime this plan may write.
+    left = batch.deadline_left(obj, f.now, batch.start_time(obj, f, name)) if batch.is_batch(obj) else None
+    if left is not None and left > 0:
+        plan = plan._replace(requeue_after=min(plan.requeue_after or left, left))
+    return plan
+
+
+def _submit(obj: ObjectState, f: Facts, name: str) -> tuple[Action, ...]:
+    params = dict(f.params or {})
+    actions = [Action(Kind.SUBMIT, name, params)]
+    job_type = jt.job_type(obj.spec["type"])
+    wanted = obj.spec.get("parallelism")
+    if wanted is not None and job_type.scalable and params.get("nworkers") != wanted:
+        actions.append(Action(Kind.SET_SCALE, name, wanted))  # types that take no nworkers
+    return tuple(actions)
 
 
 def _ours(obj: ObjectState, f: Facts, name: str) -> bool:
@@ -189,24 +223,45 @@ def _ours(obj: ObjectState, f: Facts, name: str) -> bool:
         return True
     if obj.status.get("jobName") == name and (obj.status.get("submitted") or obj.status.get("submitTime")):
         return True
-    return name == obj.default_name or (obj.adopt and f.adopt_allowed)
+    return batch.derived(obj, name) or (obj.adopt and f.adopt_allowed)
 
 
 def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[Action, ...]) -> Plan:
     if not _ours(obj, f, name):
         if obj.adopt and not f.adopt_allowed:
-            why = (f"held by {f.claimed_by}" if f.claimed_by
-                   else "this namespace may not adopt jobs (the operator's administrator decides)")
+            why = (
+                f"held by {f.claimed_by}"
+                if f.claimed_by
+                else "this namespace may not adopt jobs (the operator's administrator decides)"
+            )
             message = f"JuliaRun job {name} cannot be adopted: {why}"
         else:
-            message = (f"JuliaRun job {name} already exists and was not created for this object; "
-                       f"set spec.jobName to another name, or annotate {ADOPT_ANNOTATION}=true to adopt it")
-        return Plan(start + _status(obj, f, st.stalled("Conflict", message), warn=True,
-                                    extra={"jobName": None, "submitTime": None}))
+            message = (
+                f"JuliaRun job {name} already exists and was not created for this object; "
+                f"set spec.jobName to another name, or annotate {ADOPT_ANNOTATION}=true to adopt it"
+            )
+        return Plan(
+            start
+            + _status(
+                obj,
+                f,
+                st.stalled("Conflict", message),
+                warn=True,
+                extra={"jobName": None, "submitTime": None},
+            )
+        )
     if info.type != obj.spec.get("type"):
         message = f"JuliaRun job {name} is a {info.type}, not a {obj.spec.get('type')}"
-        return Plan(start + _status(obj, f, st.stalled("Conflict", message), warn=True,
-                                    extra={"jobName": None, "submitTime": None}))
+        return Plan(
+            start
+            + _status(
+                obj,
+                f,
+                st.stalled("Conflict", message),
+                warn=True,
+                extra={"jobName": None, "submitTime": None},
+            )
+        )
     m, params = f.memory, f.params or {}
     actions: list[Action] = []
     job_type = jt.JOB_TYPES.get(obj.spec.get("type", ""))
@@ -218,26 +273,66 @@ def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[
         applied = digest  # submitted from this very spec by an earlier process
     if not spec_stall and not info.status.completed:
         if applied != digest:
-            sent = changed_params(m.params, params, obj.spec["type"]) if m.params is not None \
+            sent = (
+                changed_params(m.params, params, obj.spec["type"])
+                if m.params is not None
                 else {k: v for k, v in params.items() if k != "nworkers"}
+            )
             actions.append(Action(Kind.UPDATE, name, sent))
-        if (wanted is not None and job_type and job_type.scalable and info.scale.requested != wanted
-                and not (m.scale == wanted and m.scale_at >= f.snapshot_time)):
+        if (
+            wanted is not None
+            and job_type
+            and job_type.scalable
+            and info.scale.requested != wanted
+            and not (m.scale == wanted and m.scale_at >= f.snapshot_time)
+        ):
             actions.append(Action(Kind.SET_SCALE, name, wanted))
     conditions = st.from_info(info, job_type, wanted)
+    logs = (
+        (Action(Kind.POST_LOGS, name, conditions.phase),)
+        if info.status.completed and not obj.status.get("completed") and m.logs_posted != name
+        else ()
+    )
+    if info.status.completed and batch.is_batch(obj):
+        ended: dict[str, Any] = {}
+        conditions, retry = batch.ended(obj, f, name, info, conditions, ended, logs)
+        if retry is not None:
+            return retry._replace(actions=start + retry.actions)
+    else:
+        ended = {}
     if spec_stall:
-        conditions = conditions._replace(ready=st.Cond("False", *spec_stall),
-                                         stalled=st.Cond("True", *spec_stall))
-    extra = {**st.info_fields(info), "jobName": name, "submitted": True, "parametersHash": digest,
-             "connection": f.connection}
-    if info.status.completed and not obj.status.get("completed") and not m.logs_posted:
-        actions.append(Action(Kind.POST_LOGS, name, conditions.phase))
-    if name != obj.default_name and not obj.status.get("submitted") and m.submit is None:
-        actions.append(Action(Kind.EVENT, name, "Normal", reason="Adopted", message=f"adopted existing JuliaRun job {name}"))
+        conditions = conditions._replace(
+            ready=st.Cond("False", *spec_stall), stalled=st.Cond("True", *spec_stall)
+        )
+    extra = {
+        **st.info_fields(info),
+        "jobName": name,
+        "submitted": True,
+        "parametersHash": digest,
+        "connection": f.connection,
+        **ended,
+    }
+    if batch.is_batch(obj):
+        extra["attempts"] = batch.attempts(obj.status)
+        extra["startTime"] = batch.start_time(obj, f, name)
+        if conditions.complete is not None:
+            extra["succeeded"] = 1
+            extra["completionTime"] = obj.status.get("completionTime") or st.iso(f.now)
+    actions += logs
+    if not batch.derived(obj, name) and not obj.status.get("submitted") and m.submit is None:
+        actions.append(
+            Action(
+                Kind.EVENT, name, "Normal", reason="Adopted", message=f"adopted existing JuliaRun job {name}"
+            )
+        )
     writes = _status(obj, f, conditions, extra=extra)
     busy = conditions.reconciling.status == "True" or bool(actions)
-    return Plan(start + tuple(actions) + writes, job=name, wait_snapshot=busy,
-                requeue_after=refusal_wait(m, f.now) if spec_stall else None)
+    return Plan(
+        start + tuple(actions) + writes,
+        job=name,
+        wait_snapshot=busy,
+        requeue_after=refusal_wait(m, f.now) if spec_stall else None,
+    )
 
 
 def _absent(obj: ObjectState, f: Facts, name: str, start: tuple[Action, ...]) -> Plan:
@@ -245,20 +340,28 @@ def _absent(obj: ObjectState, f: Facts, name: str, start: tuple[Action, ...]) ->
     if m.name == name and m.submit is Outcome.LANDED and f.snapshot_time < m.submit_at:
         return Plan(start, job=name, wait_snapshot=True)  # not in a snapshot taken after it yet
     if obj.status.get("submitted") or (m.name == name and m.submit is Outcome.LANDED):
-        message = (f"job {name} is not in JuliaRun: it was deleted outside Kubernetes; "
-                   "delete and re-create this object to run it again")
+        message = (
+            f"job {name} is not in JuliaRun: it was deleted outside Kubernetes; "
+            "delete and re-create this object to run it again"
+        )
         return Plan(start + _status(obj, f, st.stalled("JobMissing", message), warn=True), job=name)
     spec_stall = _spec_stall(obj, f)
     if spec_stall:
         # A refused submit did not land: the recorded name goes, so that no later look (after
         # a restart, with this memory gone) can take a job of that name for ours.
         forget = {"jobName": None, "submitTime": None} if name != obj.default_name else {}
-        return Plan(start + _status(obj, f, st.stalled(*spec_stall), warn=True, extra=forget), job=name,
-                    requeue_after=refusal_wait(m, f.now))
+        return Plan(
+            start + _status(obj, f, st.stalled(*spec_stall), warn=True, extra=forget),
+            job=name,
+            requeue_after=refusal_wait(m, f.now),
+        )
     wait = _landing_wait(obj, f, name)
     if wait > 0:
-        conditions = st.waiting("Pending", "WaitingForEarlierSubmit",
-                                f"an earlier submitJob of {name} may still land; looking again in {wait:.0f} s")
+        conditions = st.waiting(
+            "Pending",
+            "WaitingForEarlierSubmit",
+            f"an earlier submitJob of {name} may still land; looking again in {wait:.0f} s",
+        )
         return Plan(start + _status(obj, f, conditions), job=name, requeue_after=wait)
     if name != obj.default_name and f.snapshot_time < obj.created + 1:
         # A chosen name may be taken already: look at JuliaRun as it is since the object
@@ -266,15 +369,19 @@ def _absent(obj: ObjectState, f: Facts, name: str, start: tuple[Action, ...]) ->
         return Plan(start, job=name, wait_snapshot=True)
     actions: list[Action] = list(start)
     if name != obj.default_name:  # a name that does not prove itself is recorded first
-        actions += _status(obj, f, st.submitting(name), force=True, extra={
-            "jobName": name, "submitted": False, "submitTime": st.iso(f.now), "connection": f.connection})
-    params = dict(f.params or {})
-    actions.append(Action(Kind.SUBMIT, name, params))
-    job_type = jt.job_type(obj.spec["type"])
-    wanted = obj.spec.get("parallelism")
-    if wanted is not None and job_type.scalable and params.get("nworkers") != wanted:
-        actions.append(Action(Kind.SET_SCALE, name, wanted))  # types that take no nworkers
-    return Plan(tuple(actions), job=name, wait_snapshot=True)
+        actions += _status(
+            obj,
+            f,
+            st.submitting(name),
+            force=True,
+            extra={
+                "jobName": name,
+                "submitted": False,
+                "submitTime": st.iso(f.now),
+                "connection": f.connection,
+            },
+        )
+    return Plan(tuple(actions) + _submit(obj, f, name), job=name, wait_snapshot=True)
 
 
 def _landing_wait(obj: ObjectState, f: Facts, name: str) -> float:
@@ -289,8 +396,12 @@ def _landing_wait(obj: ObjectState, f: Facts, name: str) -> float:
     # creationTimestamp has whole seconds: an object stamped in this process's first second
     # was created after it began to act.
     # The finalizer goes on before any submit: without it, nothing was ever sent.
-    if (name == obj.default_name and obj.created + 1 < f.acting_since and FINALIZER in obj.finalizers
-            and not m.added_finalizer):
+    if (
+        name == obj.default_name
+        and obj.created + 1 < f.acting_since
+        and FINALIZER in obj.finalizers
+        and not m.added_finalizer
+    ):
         return f.acting_since + f.landing - f.now  # a process before this one may have sent it
     return 0.0
 
@@ -300,7 +411,7 @@ def refusal_wait(m: Memory, now: float) -> float:
     refusal is final cannot be read from a code we do not know, so it is retried, ever
     more slowly, and shown as Stalled meanwhile; a new generation retries at once."""
     first, cap = REFUSAL_BACKOFF
-    return m.refused_at + min(cap, first * 2 ** max(0, m.refusals - 1)) - now
+    return m.refused_at + min(cap, first * 2.0 ** max(0, m.refusals - 1)) - now
 
 
 def _spec_stall(obj: ObjectState, f: Facts) -> tuple[str, str] | None:
@@ -321,15 +432,24 @@ def _deleting(obj: ObjectState, f: Facts) -> Plan:
     m = f.memory
     done = (Action(Kind.REMOVE_FINALIZER),)
     name = obj.status.get("jobName") or m.name or (None if obj.spec.get("jobName") else obj.default_name)
-    if name is None or m.deleted:
+    earlier = [n for n in batch.earlier_names(obj) if n != name and n not in m.deleted_jobs]
+    if (name is None or name in m.deleted_jobs) and not earlier:
         return Plan(done)
     if obj.spec.get("deletionPolicy", "Delete") == "Orphan":
-        return Plan((Action(Kind.EVENT, name, "Normal", reason="Orphaned", message=f"left JuliaRun job {name} running"),)
-                    + done)
+        left = ", ".join(n for n in [*earlier, name or ""] if n)
+        orphaned = Action(
+            Kind.EVENT, name or "", "Normal", reason="Orphaned", message=f"left JuliaRun job {left} running"
+        )
+        return Plan((orphaned, *done))
     if f.snapshot is None:
         if f.no_credentials and not obj.status.get("connection") and m.submit is None:
             return Plan(done)  # never submitted: nothing could be sent without its credentials
         return Plan(job=name, wait_snapshot=True)
+    for old in earlier:  # earlier attempts: each was submitted, recorded, and is ours
+        if f.snapshot.get(old) is not None:
+            return Plan((Action(Kind.DELETE, old),), job=name, wait_snapshot=True)
+    if name is None or name in m.deleted_jobs:
+        return Plan(done)
     if f.snapshot.get(name) is not None:
         if _ours(obj, f, name):
             return Plan((Action(Kind.DELETE, name),), job=name, wait_snapshot=True)
@@ -342,8 +462,15 @@ def _deleting(obj: ObjectState, f: Facts) -> Plan:
     return Plan(done)
 
 
-def _status(obj: ObjectState, f: Facts, c: st.Conditions, *, extra: Mapping[str, Any] | None = None,
-            warn: bool = False, force: bool = False) -> tuple[Action, ...]:
+def _status(
+    obj: ObjectState,
+    f: Facts,
+    c: st.Conditions,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    warn: bool = False,
+    force: bool = False,
+) -> tuple[Action, ...]:
     """A status write, if it changes anything; with `warn`, a Warning Event when it is new."""
     fields = {**st.fields(obj.status, obj.generation, st.iso(f.now), c), **(extra or {})}
     if not force and not st.changed(obj.status, fields):

@@ -106,6 +106,21 @@ class Kube:
         )
         return cast("Body", written)
 
+    def delete_object(self, namespace: str, name: str, uid: str) -> None:
+        """Delete a JuliaRunJob, only the one with this UID (not one re-created under its
+        name); gone already is fine."""
+        self._count()
+        options = kubernetes.client.V1DeleteOptions(
+            preconditions=kubernetes.client.V1Preconditions(uid=uid), propagation_policy="Background"
+        )
+        try:
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, body=options, _request_timeout=TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise
+
     def list_objects(self, namespaces: list[str]) -> tuple[list[Body], str]:
         """Every JuliaRunJob (of the namespaces, or all), and the list's resourceVersion."""
         items: list[Body] = []

@@ -20,7 +20,18 @@ from ..juliarun.errors import ParameterError
 SecretReader = Callable[[str, str, str], str]
 
 FIELD_TO_PARAM = {p.field: p for p in jt.PARAMETERS.values()}
-CONTROL_FIELDS = ("type", "jobName", "parallelism", "deletionPolicy", "credentialsRef")
+CONTROL_FIELDS = (
+    "type",
+    "jobName",
+    "parallelism",
+    "deletionPolicy",
+    "credentialsRef",
+    # batch: what the operator does with the job, not what JuliaRun is told
+    "ttlSecondsAfterFinished",
+    "activeDeadlineSeconds",
+    "backoffLimit",
+    "suspend",
+)
 
 
 def job_params(

@@ -12,7 +12,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from . import batch
 from .connections import Connection
+from .decide import ObjectState
 from .naming import default_job_name
 
 Key = tuple[str, str]  # (namespace, name)
@@ -57,12 +59,14 @@ def newer(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
 
 
 def names_of(body: Mapping[str, Any]) -> set[str]:
-    """Every JuliaRun name the object may hold: recorded, chosen, or its default."""
+    """Every JuliaRun name the object may hold: recorded, chosen, its default, and those of
+    a batch job's earlier attempts."""
     meta = body["metadata"]
     names = {
         body["status"].get("jobName"),
         body["spec"].get("jobName"),
         default_job_name(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", "")),
+        *batch.earlier_names(ObjectState.of(body)),
     }
     return {n for n in names if n}
 
