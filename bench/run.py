@@ -471,7 +471,7 @@ def main() -> int:
     parser.add_argument("--steady-intervals", type=int, default=5)
     parser.add_argument("--scale-objects", type=int, default=200)
     parser.add_argument("--scale-at", type=int, default=None, help="N at which to measure scale latency")
-    parser.add_argument("--max-workers", type=int, default=16, help="the operator's --workers")
+    parser.add_argument("--max-workers", type=int, default=48, help="the operator's --workers")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up convergence after this")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     args = parser.parse_args()

@@ -78,7 +78,7 @@ def configure_parser(subparsers: Any) -> None:
         type=int,
         help="seconds after which a silent replica's Lease is taken over (default 15; LEASE_DURATION)",
     )
-    add("--workers", type=int, help="objects handled at once (threads; default 16; WORKERS)")
+    add("--workers", type=int, help="objects handled at once (threads; default 48; WORKERS)")
     add(
         "--namespace-connection",
         action="append",
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     log_format = args.log_format or env_str("LOG_FORMAT") or "text"
     if log_format not in ("text", "json"):
         raise EnvVarError(f"environment variable LOG_FORMAT={log_format!r}: expected text or json")
-    workers = _given(args.workers, env_int("WORKERS", 16))
+    workers = _given(args.workers, env_int("WORKERS", 48))
     lease_duration = _given(args.lease_duration, env_int("LEASE_DURATION", 15))
     namespaces = args.watch_namespaces or env_list("WATCH_NAMESPACES")
     adopters = args.adopt_namespaces or env_list("ADOPT_NAMESPACES")
