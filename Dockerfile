@@ -26,6 +26,9 @@ ENV PATH=/opt/juliarun/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     # Some libraries look for a writable home; /tmp is an emptyDir in the chart.
     HOME=/tmp \
+    # kopf names itself with getpass.getuser(), which without USER looks the uid up in
+    # /etc/passwd; uid 65532 (or any uid a platform assigns) has no entry there.
+    USER=juliarun \
     # Dozens of handler threads each get a malloc arena by default; two keep the heap
     # compact (bench/RESULTS.md: 3.3 GB -> 2.2 GB peak at 10,000 objects, with other changes).
     MALLOC_ARENA_MAX=2
