@@ -224,6 +224,17 @@ def test_helm_uninstall_leaves_crds_objects_and_jobs_as_docs_say(node):
         reinstalled = True
         wait_for("the object gone", lambda: node.jrj("stays") is None, 90)
         assert job_name not in node.juliarun_jobs()
+
+        # "Removing everything", as docs/install.md lists it; kopf's CRDs stay.
+        node.apply_jobs("last")
+        last = wait_for("the last job Ready", lambda: node.ready("last"), 90)
+        node.cp.kubectl("delete", "jrj", "--all", "-A")
+        assert last not in node.juliarun_jobs()
+        node.helm_run("uninstall", "juliarun-operator", "-n", "juliarun-system")
+        reinstalled = False
+        node.cp.kubectl("delete", "crd", "juliarunjobs.juliarun.dev")
+        for crd in ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"):
+            node.cp.kubectl("get", "crd", crd)
     finally:
         if reinstalled:
             node.uninstall()
