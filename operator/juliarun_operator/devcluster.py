@@ -20,7 +20,6 @@ later `down` (from any process) stops them and removes every file they used.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import shutil
@@ -33,7 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import requests
-import yaml
+
+from . import devpki
 
 BINARIES = ("kube-apiserver", "kubectl", "etcd", "helm")
 HACK_DIR = Path(__file__).resolve().parents[2] / "hack"
@@ -46,24 +46,6 @@ NODE_IP = "10.244.0.1"
 READY_TIMEOUT = 60.0
 STOP_GRACE = 10.0
 
-_OPENSSL_CONFIG = """\
-[req]
-distinguished_name = dn
-[dn]
-[ca_ext]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server_ext]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1,DNS:localhost,IP:10.244.0.1,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
-[client_ext]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = clientAuth
-"""
 
 
 class DevClusterError(RuntimeError):
@@ -222,55 +204,6 @@ def _wait_until(check, proc: subprocess.Popen, log: Path, what: str) -> None:
     raise DevClusterError(f"{what} not ready after {READY_TIMEOUT:.0f}s; last log lines:\n{_log_tail(log)}")
 
 
-# --- certificates, kubeconfig ----------------------------------------------------
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    if shutil.which("openssl") is None:
-        raise DevClusterError("openssl not found (Debian/Ubuntu: apt-get install openssl)")
-    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise DevClusterError(f"openssl {' '.join(args)} failed:\n{result.stderr}")
-
-
-def _make_pki(pki: Path) -> None:
-    """A CA, the apiserver's serving cert, an admin client cert and the service-account key pair."""
-    pki.mkdir(mode=0o700, parents=True)
-    (pki / "openssl.cnf").write_text(_OPENSSL_CONFIG)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "365", "-config", "openssl.cnf"]
-    signed = ["-CA", "ca.crt", "-CAkey", "ca.key"]
-    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=juliarun-dev-ca",
-             "-extensions", "ca_ext", cwd=pki)
-    _openssl("req", "-x509", *ec, *signed, "-keyout", "apiserver.key", "-out", "apiserver.crt",
-             "-subj", "/CN=kube-apiserver", "-extensions", "server_ext", cwd=pki)
-    # O=system:masters: the group that RBAC's bootstrap policy makes cluster-admin.
-    _openssl("req", "-x509", *ec, *signed, "-keyout", "admin.key", "-out", "admin.crt",
-             "-subj", "/O=system:masters/CN=juliarun-admin", "-extensions", "client_ext", cwd=pki)
-    _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "sa.key", cwd=pki)
-    _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
-
-
-def _write_kubeconfig(path: Path, server: str, pki: Path) -> None:
-    def b64(name: str) -> str:
-        return base64.b64encode((pki / name).read_bytes()).decode()
-
-    # Certificates are embedded so the file stays usable wherever it is copied.
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "juliarun-dev", "cluster": {"server": server, "certificate-authority-data": b64("ca.crt")}}],
-        "users": [{"name": "juliarun-admin", "user": {
-            "client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")}}],
-        "contexts": [{"name": "juliarun-dev", "context": {"cluster": "juliarun-dev", "user": "juliarun-admin"}}],
-        "current-context": "juliarun-dev",
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # It holds the admin key: private before the first byte is written.
-    path.touch(mode=0o600)
-    path.chmod(0o600)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-
-
 # --- public API --------------------------------------------------------------------
 
 
@@ -307,11 +240,11 @@ def up(kubeconfig: Path | None = None, state_dir: Path | None = None, node: bool
         if node:
             devnode.prepare(state_dir)
         pki = state_dir / "pki"
-        _make_pki(pki)
+        devpki.make_pki(pki)
         etcd, etcd_url = _start_etcd(binaries["etcd"], state_dir)
         apiserver, server = _start_apiserver(binaries["kube-apiserver"], state_dir, pki, etcd_url,
                                              devnode.apiserver_flags(pki) if node else [])
-        _write_kubeconfig(kubeconfig, server, pki)
+        devpki.write_kubeconfig(kubeconfig, server, pki)
         info = ClusterInfo(server, kubeconfig, state_dir, etcd.pid, apiserver.pid, binaries["kubectl"].parent, node)
         _state_file(state_dir).write_text(info.to_json())
         if node:

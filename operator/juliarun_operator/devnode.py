@@ -31,6 +31,7 @@ import requests
 import yaml
 
 from . import devcluster as dc
+from . import devpki
 
 NODE_NAME = "juliarun-node"
 BRIDGE = "juliarun0"
@@ -142,7 +143,7 @@ def start(state_dir: Path, pki: Path, server: str) -> None:
     binaries = ensure_binaries()
     node = state_dir / "node"
     kubeconfig = node / "kubeconfig"
-    dc._write_kubeconfig(kubeconfig, server, pki)
+    devpki.write_kubeconfig(kubeconfig, server, pki)
     sock = node / "containerd" / "containerd.sock"
     files = _write_configs(node, pki, kubeconfig, sock)
     record = _load(state_dir)
