@@ -14,11 +14,13 @@ import json
 import subprocess
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
+from kubernetes import client, config
 
 from juliarun_operator import devcluster, devnode
 
@@ -151,7 +153,8 @@ def resumed(log: str) -> list[datetime.datetime]:
 
 
 def test_chart_pod_ready_under_restricted_and_a_job_through_its_life(node):
-    node.install()
+    # Debug logging: the most the log can hold (requests' and kopf's too), still no token.
+    node.install("--set", "verbose=true")
     try:
         [pod] = wait_for("the operator pod Ready through kubelet's probes", node.ready_pods, 120)
         name = pod["metadata"]["name"]
@@ -269,3 +272,51 @@ def test_two_replicas_the_standby_takes_over_without_duplicates(node):
             assert_no_token(node.logs(pod), node.token_of(pod))
     finally:
         node.uninstall()
+
+
+LOAD = 5000
+
+
+def test_liveness_holds_while_5000_objects_converge(node):
+    # Last in the module: its objects are left to the cluster's teardown (deleting 5,000
+    # objects through the finalizer would only add minutes).
+    node.install()
+    [pod] = wait_for("the operator pod Ready", node.ready_pods, 120)
+    name = pod["metadata"]["name"]
+    api = client.CustomObjectsApi(config.new_client_from_config(config_file=str(node.cp.kubeconfig)))
+    ns = "load"
+    node.cp.kubectl("create", "namespace", ns)
+
+    def create(i: int) -> None:
+        api.create_namespaced_custom_object("juliarun.dev", "v1alpha1", ns, "juliarunjobs",
+                                            job(f"l{i:05d}", "JuliaBatch", runVolume="v", startScript="s.jl"))
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(create, range(LOAD)))
+    created = time.monotonic() - start
+
+    def ready_count() -> int:
+        items = api.list_namespaced_custom_object("juliarun.dev", "v1alpha1", ns, "juliarunjobs")["items"]
+        return sum(any(c["type"] == "Ready" and c["status"] == "True"
+                       for c in (o.get("status") or {}).get("conditions", [])) for o in items)
+
+    def restarts() -> tuple[int, dict]:
+        status = next(p for p in node.pods() if p["metadata"]["name"] == name)["status"]["containerStatuses"][0]
+        return status["restartCount"], status.get("lastState", {})
+
+    last = [0]
+
+    def converged() -> bool:
+        assert restarts()[0] == 0, f"the operator restarted under load: {restarts()[1]}"
+        last[0] = ready_count()
+        return last[0] == LOAD
+
+    wait_for(f"{LOAD} objects Ready (last count {last})", converged, 1200, interval=5)
+    events = node.kubectl_json("get", "events", "-n", OPERATOR_NS, "--field-selector",
+                               f"involvedObject.name={name},reason=Unhealthy")["items"]
+    print(f"\n{LOAD} objects: created in {created:.0f} s, all Ready after {time.monotonic() - start:.0f} s; "
+          f"probe failures: {[e['message'] for e in events]}")
+    assert restarts()[0] == 0
+    assert not [e for e in events if "Liveness" in e["message"]], "liveness probe failures under load"
+    node.helm_run("uninstall", RELEASE, "-n", OPERATOR_NS, "--wait", "--timeout", "2m")
