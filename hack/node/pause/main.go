@@ -1,5 +1,5 @@
 // The pod sandbox's process: it holds the pod's namespaces open and does nothing
-// else. Built here because this machine pulls no images (see hack/node/README.md).
+// else. Built here because this machine pulls no images (docs/node.md).
 // As PID 1 of its namespace it must exit on SIGTERM/SIGINT itself (the kernel
 // ignores signals PID 1 has no handler for) and reap orphans re-parented to it.
 package main
