@@ -247,6 +247,14 @@ def test_two_replicas_the_standby_takes_over_without_duplicates(node):
     node.install("--set", "replicas=2")
     try:
         wait_for("both replicas Ready", lambda: len(node.ready_pods()) == 2, 150)
+        # The disruption controller counts the replicas the chart's budget covers.
+        pdb = wait_for("the PodDisruptionBudget covering both", lambda: [
+            p for p in [node.kubectl_json("get", "pdb", FULLNAME, "-n", OPERATOR_NS)]
+            if p.get("status", {}).get("expectedPods") == 2], 60)[0]
+        assert pdb["spec"]["maxUnavailable"] == 1 and pdb["status"]["disruptionsAllowed"] == 1
+        spread = node.pods()[0]["spec"]["affinity"]["podAntiAffinity"]
+        assert spread["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"] \
+            == "kubernetes.io/hostname"
         acting, standby = f"{FULLNAME}-1", f"{FULLNAME}-0"  # the highest pod ordinal acts
         node.apply_jobs("ha-a", "ha-b", "ha-c")
         names = {n: wait_for(f"{n} Ready", lambda n=n: node.ready(n), 90) for n in ("ha-a", "ha-b", "ha-c")}
