@@ -209,7 +209,7 @@ def _wait_until(check, proc: subprocess.Popen, log: Path, what: str) -> None:
 
 def status(state_dir: Path | None = None) -> ClusterInfo | None:
     """The running cluster recorded in state_dir, or None if there is none (or it died)."""
-    state_dir = Path(state_dir or default_state_dir())
+    state_dir = Path(state_dir or default_state_dir()).absolute()
     try:
         info = ClusterInfo.from_json(_state_file(state_dir).read_text())
     except FileNotFoundError:
@@ -223,7 +223,7 @@ def up(kubeconfig: Path | None = None, state_dir: Path | None = None, node: bool
     """Start etcd and kube-apiserver (and with node, a worker node) in the background; return once ready."""
     from . import devnode
 
-    state_dir = Path(state_dir or default_state_dir())
+    state_dir = Path(state_dir or default_state_dir()).absolute()
     running = status(state_dir)
     if running is not None:
         if kubeconfig is not None and Path(kubeconfig).resolve() != running.kubeconfig:
@@ -317,7 +317,7 @@ def down(state_dir: Path | None = None, kubeconfig: Path | None = None) -> None:
     """
     from . import devnode
 
-    state_dir = Path(state_dir or default_state_dir())
+    state_dir = Path(state_dir or default_state_dir()).absolute()
     try:
         info = ClusterInfo.from_json(_state_file(state_dir).read_text())
     except FileNotFoundError:

@@ -90,10 +90,8 @@ def _sysctl(key: str) -> Path:
 def prepare(state_dir: Path) -> None:
     """Before the API server starts: claim the machine's node and make the bridge it listens on."""
     check_host()
-    try:
-        owner = OWNER_FILE.read_text().strip()
-    except FileNotFoundError:
-        owner = ""
+    state_dir = state_dir.resolve()
+    owner = _owner()
     if owner and owner != str(state_dir) and Path(owner).is_dir():
         raise dc.DevClusterError(f"a node already runs on this machine (state dir {owner}); "
                                  f"stop it with: juliarun cluster down --state-dir {owner}")
@@ -213,13 +211,27 @@ def _save(state_dir: Path, record: dict) -> None:
     (state_dir / "node" / "node.json").write_text(json.dumps(record))
 
 
+def _owner() -> str:
+    try:
+        return OWNER_FILE.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
 def stop(state_dir: Path) -> None:
     """Stop the node of state_dir and undo its changes to the machine. Safe to call twice."""
+    state_dir = state_dir.resolve()
     node = state_dir / "node"
     try:
         record = _load(state_dir)
     except (FileNotFoundError, json.JSONDecodeError):
-        record = {"sysctls": {}, "created": [], "processes": {}}
+        record = None
+    owner = _owner()
+    if owner and owner != str(state_dir) or not owner and record is None:
+        # The machine's node is another state dir's (or there is none): touch only our files.
+        shutil.rmtree(node, ignore_errors=True)
+        return
+    record = record or {"sysctls": {}, "created": [], "processes": {}}
     procs = record["processes"]
     sock = node / "containerd" / "containerd.sock"
     binaries = {name: bin_dir() / name for name in BINARIES}
@@ -236,7 +248,7 @@ def stop(state_dir: Path) -> None:
     for name in reversed(PROCESSES):
         stop_process(name)
     _kill_shims(sock)
-    if binaries["kube-proxy"].exists() and (record["processes"] or OWNER_FILE.exists()):
+    if binaries["kube-proxy"].exists():
         subprocess.run([str(binaries["kube-proxy"]), "--cleanup"], capture_output=True, timeout=60)
     _remove_kube_chains()
     _unmount_under(node)
@@ -249,11 +261,7 @@ def stop(state_dir: Path) -> None:
         _run("ip", "link", "del", BRIDGE)
     for key, value in record["sysctls"].items():
         _sysctl(key).write_text(value)
-    try:
-        if OWNER_FILE.read_text().strip() == str(state_dir):
-            OWNER_FILE.unlink()
-    except FileNotFoundError:
-        pass
+    OWNER_FILE.unlink(missing_ok=True)
     shutil.rmtree(node, ignore_errors=True)
 
 
