@@ -1,5 +1,5 @@
 # The operator image: `juliarun operator` (also the juliarun CLI and emulator).
-#   docker build -t juliarun-operator:0.1.0 .      (or hack/kind-load-image.sh)
+#   docker build -t juliarun-operator:0.1.0 .      (the tag: pyproject.toml's version; or hack/kind-load-image.sh)
 # Runs as uid 65532 with a read-only root filesystem (the chart's securityContext).
 # BASE: any image with Python 3.11 as python3 and its venv module. Without Docker Hub,
 # hack/node/image.sh builds one from Debian bookworm (mmdebstrap) and passes it here.
@@ -10,12 +10,13 @@ FROM ${BASE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /opt/juliarun
 WORKDIR /src
-# Only what the package build reads (see .dockerignore): pyproject names README.md as its readme.
-COPY pyproject.toml README.md ./
+# Only what the package build reads (see .dockerignore): pyproject names README.md as its
+# readme and LICENSE as its license file; constraints.txt pins every dependency exactly.
+COPY pyproject.toml README.md LICENSE constraints.txt ./
 COPY operator/ operator/
 # The cache mount keeps downloaded wheels between builds (not in the image): a source change
 # rebuilds this layer without fetching every dependency again.
-RUN --mount=type=cache,target=/root/.cache/pip /opt/juliarun/bin/pip install . \
+RUN --mount=type=cache,target=/root/.cache/pip /opt/juliarun/bin/pip install --constraint constraints.txt . \
  && /opt/juliarun/bin/juliarun --help >/dev/null
 
 FROM ${BASE}

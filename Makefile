@@ -5,14 +5,15 @@ BIN := $(VENV)/bin
 # Go builds the control plane (kube-apiserver, etcd, kubectl, helm) on first use.
 export PATH := $(CURDIR)/$(BIN):/usr/local/go/bin:$(PATH)
 
-.PHONY: setup tools test unit integration demo demo-node demo-cli image bench generate cluster-up cluster-down clean
+.PHONY: setup tools lint test unit integration demo demo-node demo-cli image bench generate package cluster-up cluster-down clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The runtime dependencies at the image's versions (constraints.txt), the test tools at their newest.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --constraint constraints.txt -e '.[test]'
 	touch $@
 
 # System packages and the control-plane binaries (built once into ~/.cache; see README);
@@ -22,7 +23,13 @@ tools:
 	bash hack/node/install-deps.sh
 	bash hack/controlplane/build.sh node >/dev/null
 
-test: setup tools
+# ruff (lint and format check) and mypy; configuration in pyproject.toml.
+lint: setup
+	$(BIN)/ruff check operator tests bench hack
+	$(BIN)/ruff format --check operator tests bench hack
+	$(BIN)/mypy
+
+test: lint tools
 	$(BIN)/python -m pytest -ra
 
 unit: setup
@@ -52,6 +59,12 @@ bench: setup tools
 
 generate: setup
 	$(BIN)/python -m juliarun_operator.gen
+
+# The release artifacts into dist/: the wheel and sdist, and the chart as helm packages it.
+package: setup
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	"$$(bash hack/controlplane/build.sh)/helm" package charts/juliarun-operator --destination dist
 
 cluster-up: setup tools
 	$(BIN)/juliarun cluster up

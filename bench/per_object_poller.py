@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import kubernetes
 
 from juliarun_operator.juliarun import Client, Context, Job, JobInfo, RetryPolicy
-from juliarun_operator.reconcile import status as st
+from run import status_for
 
 GROUP, VERSION, PLURAL = "juliarun.dev", "v1alpha1", "juliarunjobs"
 
@@ -59,8 +60,7 @@ def main() -> None:
 
     def poll(name: str) -> None:
         body = objects[name]
-        view = st.ObjectView.of(body, "juliarun.dev/paused")
-        job = Job(view.spec["type"], view.status["jobName"])
+        job = Job(body["spec"]["type"], body["status"]["jobName"])
         c = client()
         try:
             info = JobInfo(job.name, job.type, c.get_job_status(job), c.get_job_scale(job),
@@ -69,12 +69,11 @@ def main() -> None:
             with lock:
                 counts["errors"] += 1
             return
-        fields = st.view_of(view, info)
+        fields = status_for(body, info)
         wrote = 0
-        if st.changed(view.status, fields):
+        if fields:
             objects[name] = custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, args.namespace, PLURAL, name,
-                {"status": {**fields, "lastSyncTime": st.now_iso()}})
+                GROUP, VERSION, args.namespace, PLURAL, name, {"status": fields})
             wrote = 1
         with lock:
             counts["calls"] += 3

@@ -45,7 +45,8 @@ import requests
 
 from juliarun_operator import devcluster
 from juliarun_operator.juliarun import JobInfo, JobScale, JobStatus
-from juliarun_operator.reconcile import status as st
+from juliarun_operator.reconcile import decide as d
+from juliarun_operator.reconcile.mapping import job_params
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP, VERSION, PLURAL = "juliarun.dev", "v1alpha1", "juliarunjobs"
@@ -223,11 +224,23 @@ class ReadyWatch(threading.Thread):
 # --- the pieces of one run ---------------------------------------------------------------
 
 
+def status_for(body: dict, info: JobInfo) -> dict | None:
+    """The status write the operator's own decision makes for `body` given JuliaRun's `info`
+    (None: nothing to write)."""
+    obj = d.ObjectState.of(body)
+    memory = d.Memory(name=info.name, submit=d.Outcome.LANDED)
+    facts = d.Facts(now=time.time(), memory=memory, params=job_params(obj.spec, obj.namespace),
+                    snapshot={info.name: info}, snapshot_time=time.time())
+    writes = [a.value for a in d.reconcile(obj, facts).actions if a.kind is d.Kind.WRITE_STATUS]
+    return writes[0] if writes else None
+
+
 def final_status(ns: str, name: str) -> dict:
     """The status the operator ends with for a Webserver at scale 1 (its own pure function)."""
     info = JobInfo(name, "Webserver", JobStatus(False, 0, 1, True, False), JobScale(1, 1), ["http://x/"])
-    view = st.ObjectView(ns, name, 1, job(name)["spec"])
-    return {"jobName": name, "submitted": True, **st.view_of(view, info), "lastSyncTime": st.now_iso()}
+    body = {"metadata": {"namespace": ns, "name": name, "uid": name, "generation": 1,
+                         "finalizers": [d.FINALIZER]}, "spec": job(name)["spec"]}
+    return status_for(body, info) or {}
 
 
 def floor(cluster: Cluster, n: int) -> dict:
@@ -282,7 +295,7 @@ class OperatorProc:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "juliarun_operator.cli", "operator", "--standalone",
              "--sync-interval", str(env.interval), "--metrics-port", str(self.port),
-             "--max-workers", str(max_workers), "--watch-namespace", ns],
+             "--workers", str(max_workers), "--watch-namespace", ns],
             stdout=self.logfile.open("w"), stderr=subprocess.STDOUT, env=env.env, start_new_session=True)
         wait_for("the operator", lambda: requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).ok)
 
@@ -458,7 +471,7 @@ def main() -> int:
     parser.add_argument("--steady-intervals", type=int, default=5)
     parser.add_argument("--scale-objects", type=int, default=200)
     parser.add_argument("--scale-at", type=int, default=None, help="N at which to measure scale latency")
-    parser.add_argument("--max-workers", type=int, default=32)
+    parser.add_argument("--max-workers", type=int, default=16, help="the operator's --workers")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up convergence after this")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     args = parser.parse_args()

@@ -44,7 +44,7 @@ step "the operator, installed with helm; no JuliaRun settings: the in-cluster de
 show kubectl create namespace juliarun-system
 show kubectl label namespace juliarun-system pod-security.kubernetes.io/enforce=restricted
 show helm install juliarun-operator charts/juliarun-operator -n juliarun-system \
-  --set image.pullPolicy=Never --wait --timeout 3m
+  --set image.pullPolicy=Never --set juliarun.allowInsecureHttp=true --wait --timeout 3m
 show kubectl get pods -n juliarun-system -o wide
 
 step "jobs, applied with kubectl"

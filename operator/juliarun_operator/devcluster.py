@@ -387,7 +387,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
 
 def configure_parser(subparsers) -> None:
     """Add `cluster up|down|status` to an argparse subparsers object."""
-    cluster = subparsers.add_parser("cluster", help="a local etcd + kube-apiserver (no pods unless --node)")
+    cluster = subparsers.add_parser("cluster", help="a local etcd + kube-apiserver (no nodes, no pods)")
     actions = cluster.add_subparsers(dest="cluster_command", required=True)
     state = argparse.ArgumentParser(add_help=False)
     state.add_argument("--state-dir", type=Path, default=None,

@@ -14,6 +14,7 @@ node needs on this kind of machine and what differs elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -29,18 +31,51 @@ from . import devcluster as dc
 from . import devpki
 from .devnode_config import BRIDGE, CNI_BIN_DIR, NODE_IP, NODE_NAME, RUNC, pause_image, write_configs
 
-BINARIES = ("kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager", "coredns", "crictl", "pause")
+BINARIES = (
+    "kubelet",
+    "kube-proxy",
+    "kube-scheduler",
+    "kube-controller-manager",
+    "coredns",
+    "crictl",
+    "pause",
+)
 # Which state dir holds this machine's node (the bridge and iptables are machine-wide).
 OWNER_FILE = Path("/run/juliarun-node.owner")
 # kubelet sets these (protectKernelDefaults: false); stop puts the machine's values back.
-SYSCTLS = ("net/ipv4/ip_forward", "vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic",
-           "kernel/panic_on_oops", "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes")
+SYSCTLS = (
+    "net/ipv4/ip_forward",
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+)
 # Machine paths the node creates outside its state dir (kubelet's device-plugin socket and
 # container-log links are at fixed paths; libcni's cache; containerd's pod cgroups):
 # `stop` removes the ones that did not exist before `up`.
-MACHINE_PATHS = ("/var/lib/kubelet", "/var/lib/cni", "/var/log/containers", "/var/log/pods",
-                 *(f"/sys/fs/cgroup/{c}/k8s.io" for c in ("cpu", "cpuacct", "cpuset", "memory", "devices",
-                                                         "freezer", "blkio", "pids", "systemd", "unified")))
+MACHINE_PATHS = (
+    "/var/lib/kubelet",
+    "/var/lib/cni",
+    "/var/log/containers",
+    "/var/log/pods",
+    *(
+        f"/sys/fs/cgroup/{c}/k8s.io"
+        for c in (
+            "cpu",
+            "cpuacct",
+            "cpuset",
+            "memory",
+            "devices",
+            "freezer",
+            "blkio",
+            "pids",
+            "systemd",
+            "unified",
+        )
+    ),
+)
 # Start order; stop goes the other way.
 PROCESSES = ("containerd", "kube-scheduler", "kube-controller-manager", "kube-proxy", "coredns", "kubelet")
 READY_TIMEOUT = 120.0
@@ -48,15 +83,20 @@ READY_TIMEOUT = 120.0
 
 def bin_dir() -> Path:
     v = dc.read_versions()
-    return dc.bin_dir().parent / (f"node-k8s-{v['KUBERNETES_VERSION']}_coredns-{v['COREDNS_VERSION']}"
-                                  f"_crictl-{v['CRICTL_VERSION']}")
+    return dc.bin_dir().parent / (
+        f"node-k8s-{v['KUBERNETES_VERSION']}_coredns-{v['COREDNS_VERSION']}_crictl-{v['CRICTL_VERSION']}"
+    )
 
 
 def ensure_binaries() -> dict[str, Path]:
     directory = bin_dir()
     if not all(os.access(directory / name, os.X_OK) for name in BINARIES):
         print(f"building the node's binaries into {directory} (first time only) ...", file=sys.stderr)
-        result = subprocess.run(["bash", str(dc.CONTROLPLANE_DIR / "build.sh"), "node"], stdout=subprocess.PIPE, text=True)
+        result = subprocess.run(  # noqa: S603 (our build script, fixed arguments)
+            ["bash", str(dc.CONTROLPLANE_DIR / "build.sh"), "node"],  # noqa: S607 (bash from PATH)
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         if result.returncode != 0 or Path(result.stdout.strip()) != directory:
             raise dc.DevClusterError(f"build.sh node failed (exit {result.returncode}); see its output above")
     return {name: directory / name for name in BINARIES}
@@ -66,15 +106,19 @@ def check_host() -> None:
     """Fail early, naming what is missing, instead of deep inside kubelet's log."""
     if os.geteuid() != 0:
         raise dc.DevClusterError("a node needs root (containerd, mounts, a bridge, iptables)")
-    missing = [str(p) for p in (RUNC, CNI_BIN_DIR / "bridge", CNI_BIN_DIR / "host-local", CNI_BIN_DIR / "loopback")
-               if not p.exists()]
+    missing = [
+        str(p)
+        for p in (RUNC, CNI_BIN_DIR / "bridge", CNI_BIN_DIR / "host-local", CNI_BIN_DIR / "loopback")
+        if not p.exists()
+    ]
     missing += [c for c in ("containerd", "ctr", "iptables", "ip") if shutil.which(c) is None]
     if missing:
         raise dc.DevClusterError(f"missing {', '.join(missing)}: run hack/node/install-deps.sh")
 
 
-def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    # Our own commands (ip, ctr, iptables, umount) with arguments we make.
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120)  # noqa: S603
     if check and result.returncode != 0:
         raise dc.DevClusterError(f"{' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
     return result
@@ -93,17 +137,21 @@ def prepare(state_dir: Path) -> None:
     state_dir = state_dir.resolve()
     owner = _owner()
     if owner and owner != str(state_dir) and Path(owner).is_dir():
-        raise dc.DevClusterError(f"a node already runs on this machine (state dir {owner}); "
-                                 f"stop it with: juliarun cluster down --state-dir {owner}")
+        raise dc.DevClusterError(
+            f"a node already runs on this machine (state dir {owner}); "
+            f"stop it with: juliarun cluster down --state-dir {owner}"
+        )
     if owner:
         stop(Path(owner))  # leftovers of a node whose state dir is gone
     ensure_binaries()
     node_dir = state_dir / "node"
     node_dir.mkdir(parents=True)
     OWNER_FILE.write_text(str(state_dir))
-    record = {"sysctls": {k: _sysctl(k).read_text().strip() for k in SYSCTLS if _sysctl(k).exists()},
-              "created": [p for p in MACHINE_PATHS if not os.path.lexists(p) and Path(p).parent.is_dir()],
-              "processes": {}}
+    record = {
+        "sysctls": {k: _sysctl(k).read_text().strip() for k in SYSCTLS if _sysctl(k).exists()},
+        "created": [p for p in MACHINE_PATHS if not os.path.lexists(p) and Path(p).parent.is_dir()],
+        "processes": {},
+    }
     _save(state_dir, record)
     _run("ip", "link", "add", BRIDGE, "type", "bridge")
     _run("ip", "addr", "add", f"{NODE_IP}/24", "dev", BRIDGE)
@@ -115,12 +163,14 @@ def prepare(state_dir: Path) -> None:
 def apiserver_flags(pki: Path) -> list[str]:
     """What the API server needs once a kubelet exists: an address pods reach, and the kubelet's."""
     return [
-        f"--bind-address={NODE_IP}", f"--advertise-address={NODE_IP}",
+        f"--bind-address={NODE_IP}",
+        f"--advertise-address={NODE_IP}",
         # The `kubernetes` Service's endpoint is this address now, so pods reach the API server.
         "--endpoint-reconciler-type=lease",
         # `kubectl logs`/`exec`: dial the node at the address it registered, not its hostname.
         "--kubelet-preferred-address-types=InternalIP",
-        f"--kubelet-client-certificate={pki / 'admin.crt'}", f"--kubelet-client-key={pki / 'admin.key'}",
+        f"--kubelet-client-certificate={pki / 'admin.crt'}",
+        f"--kubelet-client-key={pki / 'admin.key'}",
     ]
 
 
@@ -135,18 +185,33 @@ def start(state_dir: Path, pki: Path, server: str) -> None:
     record = _load(state_dir)
     args = {
         "containerd": ["containerd", f"--config={files['containerd']}"],
-        "kube-scheduler": [str(binaries["kube-scheduler"]), f"--kubeconfig={kubeconfig}",
-                           "--leader-elect=false", "--secure-port=0"],
+        "kube-scheduler": [
+            str(binaries["kube-scheduler"]),
+            f"--kubeconfig={kubeconfig}",
+            "--leader-elect=false",
+            "--secure-port=0",
+        ],
         "kube-controller-manager": [
-            str(binaries["kube-controller-manager"]), f"--kubeconfig={kubeconfig}", "--leader-elect=false",
-            "--secure-port=0", f"--service-account-private-key-file={pki / 'sa.key'}",
-            f"--root-ca-file={pki / 'ca.crt'}", "--use-service-account-credentials=true",
-            f"--service-cluster-ip-range={dc.SERVICE_CIDR}"],
+            str(binaries["kube-controller-manager"]),
+            f"--kubeconfig={kubeconfig}",
+            "--leader-elect=false",
+            "--secure-port=0",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            "--use-service-account-credentials=true",
+            f"--service-cluster-ip-range={dc.SERVICE_CIDR}",
+        ],
         "kube-proxy": [str(binaries["kube-proxy"]), f"--config={files['kube-proxy']}"],
         "coredns": [str(binaries["coredns"]), "-conf", str(files["coredns"])],
-        "kubelet": [str(binaries["kubelet"]), f"--config={files['kubelet']}", f"--kubeconfig={kubeconfig}",
-                    f"--root-dir={node / 'kubelet'}", f"--cert-dir={node / 'kubelet-pki'}",
-                    f"--hostname-override={NODE_NAME}", f"--node-ip={NODE_IP}"],
+        "kubelet": [
+            str(binaries["kubelet"]),
+            f"--config={files['kubelet']}",
+            f"--kubeconfig={kubeconfig}",
+            f"--root-dir={node / 'kubelet'}",
+            f"--cert-dir={node / 'kubelet-pki'}",
+            f"--hostname-override={NODE_NAME}",
+            f"--node-ip={NODE_IP}",
+        ],
     }
     for name in PROCESSES:
         exe = Path(shutil.which(args[name][0]) or args[name][0])
@@ -154,41 +219,52 @@ def start(state_dir: Path, pki: Path, server: str) -> None:
         record["processes"][name] = {"pid": proc.pid, "exe": str(exe)}
         _save(state_dir, record)
         if name == "containerd":
-            dc._wait_until(lambda: _ctr(sock, "version", check=False).returncode == 0, proc,
-                           node / "containerd.log", "containerd")
+            dc._wait_until(
+                lambda: _ctr(sock, "version", check=False).returncode == 0,
+                proc,
+                node / "containerd.log",
+                "containerd",
+            )
             load_image(state_dir, pause_image(node, binaries["pause"]))
     _wait_node_ready(server, pki, node, record["processes"])
 
 
-def _wait_node_ready(server: str, pki: Path, node: Path, procs: dict) -> None:
+def _wait_node_ready(server: str, pki: Path, node: Path, procs: dict[str, Any]) -> None:
     # Per request: a session's verify loses to REQUESTS_CA_BUNDLE from the environment.
-    tls = {"verify": str(pki / "ca.crt"), "cert": (str(pki / "admin.crt"), str(pki / "admin.key")), "timeout": 5}
+    ca, cert = str(pki / "ca.crt"), (str(pki / "admin.crt"), str(pki / "admin.key"))
+
+    def get(path: str) -> requests.Response:
+        return requests.get(f"{server}{path}", verify=ca, cert=cert, timeout=5)
 
     def ready() -> bool:
-        node_object = requests.get(f"{server}/api/v1/nodes/{NODE_NAME}", **tls)
+        node_object = get(f"/api/v1/nodes/{NODE_NAME}")
         if not node_object.ok:  # not registered yet
             return False
         conditions = node_object.json()["status"].get("conditions", [])
         # The controller-manager's service-account controller: pods need the `default` one.
-        sa = requests.get(f"{server}/api/v1/namespaces/default/serviceaccounts/default", **tls)
+        sa = get("/api/v1/namespaces/default/serviceaccounts/default")
         return sa.ok and any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         for name, p in procs.items():
             if not dc._alive(p["pid"], Path(p["exe"])):
-                raise dc.DevClusterError(f"{name} exited; last log lines:\n{dc._log_tail(node / f'{name}.log')}")
+                raise dc.DevClusterError(
+                    f"{name} exited; last log lines:\n{dc._log_tail(node / f'{name}.log')}"
+                )
         try:
             if ready():
                 return
         except (requests.RequestException, KeyError):
             pass
         time.sleep(0.5)
-    raise dc.DevClusterError(f"node {NODE_NAME} not Ready after {READY_TIMEOUT:.0f}s; kubelet log:\n"
-                             f"{dc._log_tail(node / 'kubelet.log', 30)}")
+    raise dc.DevClusterError(
+        f"node {NODE_NAME} not Ready after {READY_TIMEOUT:.0f}s; kubelet log:\n"
+        f"{dc._log_tail(node / 'kubelet.log', 30)}"
+    )
 
 
-def _ctr(sock: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def _ctr(sock: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return _run("ctr", f"--address={sock}", "--namespace=k8s.io", *args, check=check)
 
 
@@ -203,11 +279,12 @@ def load_image(state_dir: Path, archive: Path) -> None:
 # --- down ----------------------------------------------------------------------------
 
 
-def _load(state_dir: Path) -> dict:
-    return json.loads((state_dir / "node" / "node.json").read_text())
+def _load(state_dir: Path) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads((state_dir / "node" / "node.json").read_text())
+    return record
 
 
-def _save(state_dir: Path, record: dict) -> None:
+def _save(state_dir: Path, record: dict[str, Any]) -> None:
     (state_dir / "node" / "node.json").write_text(json.dumps(record))
 
 
@@ -227,7 +304,7 @@ def stop(state_dir: Path) -> None:
     except (FileNotFoundError, json.JSONDecodeError):
         record = None
     owner = _owner()
-    if owner and owner != str(state_dir) or not owner and record is None:
+    if (owner and owner != str(state_dir)) or (not owner and record is None):
         # The machine's node is another state dir's (or there is none): touch only our files.
         shutil.rmtree(node, ignore_errors=True)
         return
@@ -243,13 +320,16 @@ def stop(state_dir: Path) -> None:
     stop_process("kubelet")  # first, so it restarts nothing that is being removed
     if "containerd" in procs and dc._alive(procs["containerd"]["pid"], Path(procs["containerd"]["exe"])):
         # Through CRI, so every pod's network is torn down by CNI and its netns unmounted.
-        subprocess.run([str(binaries["crictl"]), f"--runtime-endpoint=unix://{sock}", "rmp", "--all", "--force"],
-                       capture_output=True, timeout=120)
+        subprocess.run(  # noqa: S603 (our crictl)
+            [str(binaries["crictl"]), f"--runtime-endpoint=unix://{sock}", "rmp", "--all", "--force"],
+            capture_output=True,
+            timeout=120,
+        )
     for name in reversed(PROCESSES):
         stop_process(name)
     _kill_shims(sock)
     if binaries["kube-proxy"].exists():
-        subprocess.run([str(binaries["kube-proxy"]), "--cleanup"], capture_output=True, timeout=60)
+        subprocess.run([str(binaries["kube-proxy"]), "--cleanup"], capture_output=True, timeout=60)  # noqa: S603
     _remove_kube_chains()
     _unmount_under(node)
     for link in Path("/var/log/containers").glob("*.log"):
@@ -269,10 +349,8 @@ def _remove_created(path: Path) -> None:
     if str(path).startswith("/sys/fs/cgroup/"):
         # A cgroup goes with rmdir alone (its files are not files), innermost first.
         for dirpath, _, _ in sorted(os.walk(path), key=lambda entry: -len(entry[0])):
-            try:
+            with contextlib.suppress(OSError):  # not ours to remove, or not empty
                 os.rmdir(dirpath)
-            except OSError:
-                pass
     else:
         shutil.rmtree(path, ignore_errors=True)
 
@@ -299,8 +377,12 @@ def _remove_kube_chains() -> None:
             # Jumps into them from the built-in chains (kubelet's KUBE-FIREWALL from INPUT, OUTPUT).
             for line in listing:
                 words = shlex.split(line)
-                if words[0] == "-A" and not words[1].startswith("KUBE-") and "-j" in words \
-                        and words[words.index("-j") + 1] in chains:
+                if (
+                    words[0] == "-A"
+                    and not words[1].startswith("KUBE-")
+                    and "-j" in words
+                    and words[words.index("-j") + 1] in chains
+                ):
                     _run(tool, "-t", table, "-D", *words[1:], check=False)
             for chain in chains:
                 _run(tool, "-t", table, "-F", chain, check=False)

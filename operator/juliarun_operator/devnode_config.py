@@ -30,8 +30,8 @@ RUNC = Path("/usr/sbin/runc")
 def write_configs(node: Path, pki: Path, kubeconfig: Path, sock: Path) -> dict[str, Path]:
     cri = 'plugins."io.containerd.grpc.v1.cri"'
     containerd = f"""version = 2
-root = "{node / 'containerd' / 'root'}"
-state = "{node / 'containerd' / 'state'}"
+root = "{node / "containerd" / "root"}"
+state = "{node / "containerd" / "state"}"
 # Only what CRI uses; "opt" would install into /opt/containerd.
 disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.aufs",
   "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
@@ -54,43 +54,72 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
   runtime_type = "io.containerd.runc.v2"
 [{cri}.containerd.runtimes.runc.options]
   BinaryName = "{RUNC}"
-  Root = "{node / 'runc'}"
+  Root = "{node / "runc"}"
   SystemdCgroup = false
 [{cri}.cni]
   bin_dir = "{CNI_BIN_DIR}"
-  conf_dir = "{node / 'cni'}"
+  conf_dir = "{node / "cni"}"
 """
-    cni = {"cniVersion": "1.0.0", "name": "juliarun", "plugins": [{
-        "type": "bridge", "bridge": BRIDGE, "isGateway": True, "hairpinMode": True,
-        # No masquerade: pods only talk to this host and each other, and no CNI iptables rules.
-        "ipMasq": False,
-        "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_CIDR, "gateway": NODE_IP}]],
-                 "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(node / "cni-ipam")},
-    }]}
+    cni = {
+        "cniVersion": "1.0.0",
+        "name": "juliarun",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": BRIDGE,
+                "isGateway": True,
+                "hairpinMode": True,
+                # No masquerade: pods only talk to this host and each other, and no CNI iptables rules.
+                "ipMasq": False,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": POD_CIDR, "gateway": NODE_IP}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": str(node / "cni-ipam"),
+                },
+            }
+        ],
+    }
     kubelet = {
-        "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-        "address": NODE_IP, "port": dc._free_port(), "readOnlyPort": 0,
-        "healthzBindAddress": "127.0.0.1", "healthzPort": dc._free_port(),
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "address": NODE_IP,
+        "port": dc._free_port(),
+        "readOnlyPort": 0,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": dc._free_port(),
         "containerRuntimeEndpoint": f"unix://{sock}",
         # The API server authenticates to kubelet with the admin certificate (logs, exec).
-        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": False},
-                           "x509": {"clientCAFile": str(pki / "ca.crt")}},
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": False},
+            "x509": {"clientCAFile": str(pki / "ca.crt")},
+        },
         "authorization": {"mode": "AlwaysAllow"},
         # A hybrid cgroup v1 hierarchy and no CAP_SYS_RESOURCE: see docs/node.md.
-        "failCgroupV1": False, "cgroupDriver": "cgroupfs", "cgroupsPerQOS": False,
-        "enforceNodeAllocatable": [], "failSwapOn": False,
-        "clusterDNS": [NODE_IP], "clusterDomain": CLUSTER_DOMAIN,
+        "failCgroupV1": False,
+        "cgroupDriver": "cgroupfs",
+        "cgroupsPerQOS": False,
+        "enforceNodeAllocatable": [],
+        "failSwapOn": False,
+        "clusterDNS": [NODE_IP],
+        "clusterDomain": CLUSTER_DOMAIN,
         "podLogsDir": str(node / "pod-logs"),
         # Images are imported, never pulled: never garbage-collect them; evict only when truly full.
-        "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
         "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
         "serializeImagePulls": False,
     }
     proxy = {
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
-        "clientConnection": {"kubeconfig": str(kubeconfig)}, "mode": "iptables",
-        "hostnameOverride": NODE_NAME, "clusterCIDR": POD_CIDR,
-        "healthzBindAddress": f"127.0.0.1:{dc._free_port()}", "metricsBindAddress": f"127.0.0.1:{dc._free_port()}",
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "clientConnection": {"kubeconfig": str(kubeconfig)},
+        "mode": "iptables",
+        "hostnameOverride": NODE_NAME,
+        "clusterCIDR": POD_CIDR,
+        "healthzBindAddress": f"127.0.0.1:{dc._free_port()}",
+        "metricsBindAddress": f"127.0.0.1:{dc._free_port()}",
         "nodePortAddresses": [f"{NODE_IP}/32"],
         # Leave the machine's sysctls alone: conntrack sizes and route_localnet.
         "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
@@ -110,8 +139,12 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
     loop
 }}
 """
-    files = {"containerd": node / "containerd.toml", "kubelet": node / "kubelet.yaml",
-             "kube-proxy": node / "kube-proxy.yaml", "coredns": node / "Corefile"}
+    files = {
+        "containerd": node / "containerd.toml",
+        "kubelet": node / "kubelet.yaml",
+        "kube-proxy": node / "kube-proxy.yaml",
+        "coredns": node / "Corefile",
+    }
     files["containerd"].write_text(containerd)
     files["kubelet"].write_text(yaml.safe_dump(kubelet))
     files["kube-proxy"].write_text(yaml.safe_dump(proxy))
@@ -123,6 +156,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 
 def pause_image(node: Path, pause: Path) -> Path:
     """A docker-archive of the sandbox image: our pause binary alone (nothing can be pulled here)."""
+
     def tar_bytes(entries: dict[str, tuple[bytes, int]]) -> bytes:
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -135,13 +169,26 @@ def pause_image(node: Path, pause: Path) -> Path:
     layer = tar_bytes({"pause": (pause.read_bytes(), 0o755)})
     layer_id = sha256(layer).hexdigest()
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-    config = json.dumps({"architecture": arch, "os": "linux",
-                         "config": {"Entrypoint": ["/pause"], "User": "65535:65535"},
-                         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_id}"]}}).encode()
+    config = json.dumps(
+        {
+            "architecture": arch,
+            "os": "linux",
+            "config": {"Entrypoint": ["/pause"], "User": "65535:65535"},
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_id}"]},
+        }
+    ).encode()
     config_name = f"{sha256(config).hexdigest()}.json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": [PAUSE_IMAGE],
-                            "Layers": [f"{layer_id}/layer.tar"]}]).encode()
+    manifest = json.dumps(
+        [{"Config": config_name, "RepoTags": [PAUSE_IMAGE], "Layers": [f"{layer_id}/layer.tar"]}]
+    ).encode()
     path = node / "pause.tar"
-    path.write_bytes(tar_bytes({f"{layer_id}/layer.tar": (layer, 0o644), config_name: (config, 0o644),
-                                "manifest.json": (manifest, 0o644)}))
+    path.write_bytes(
+        tar_bytes(
+            {
+                f"{layer_id}/layer.tar": (layer, 0o644),
+                config_name: (config, 0o644),
+                "manifest.json": (manifest, 0o644),
+            }
+        )
+    )
     return path

@@ -10,6 +10,17 @@ from pathlib import Path
 
 import yaml
 
+# 10.244.0.1: the node bridge address the API server listens on with a node (devnode.py);
+# 10.0.0.1: the `kubernetes` Service.
+_SANS = [
+    "IP:127.0.0.1",
+    "DNS:localhost",
+    "IP:10.244.0.1",
+    "IP:10.0.0.1",
+    "DNS:kubernetes",
+    "DNS:kubernetes.default",
+    "DNS:kubernetes.default.svc",
+]
 _OPENSSL_CONFIG = """\
 [req]
 distinguished_name = dn
@@ -22,13 +33,12 @@ subjectKeyIdentifier = hash
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
 extendedKeyUsage = serverAuth
-# 10.244.0.1: the node bridge address the API server listens on with a node (devnode.py).
-subjectAltName = IP:127.0.0.1,DNS:localhost,IP:10.244.0.1,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
+subjectAltName = {sans}
 [client_ext]
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature
 extendedKeyUsage = clientAuth
-"""
+""".replace("{sans}", ",".join(_SANS))
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -36,7 +46,8 @@ def _openssl(*args: str, cwd: Path) -> None:
 
     if shutil.which("openssl") is None:
         raise DevClusterError("openssl not found (Debian/Ubuntu: apt-get install openssl)")
-    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    # openssl from PATH, with arguments we make.
+    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)  # noqa: S603, S607
     if result.returncode != 0:
         raise DevClusterError(f"openssl {' '.join(args)} failed:\n{result.stderr}")
 
@@ -45,15 +56,63 @@ def make_pki(pki: Path) -> None:
     """A CA, the apiserver's serving cert, an admin client cert and the service-account key pair."""
     pki.mkdir(mode=0o700, parents=True)
     (pki / "openssl.cnf").write_text(_OPENSSL_CONFIG)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "365", "-config", "openssl.cnf"]
+    ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "365",
+        "-config",
+        "openssl.cnf",
+    ]
     signed = ["-CA", "ca.crt", "-CAkey", "ca.key"]
-    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=juliarun-dev-ca",
-             "-extensions", "ca_ext", cwd=pki)
-    _openssl("req", "-x509", *ec, *signed, "-keyout", "apiserver.key", "-out", "apiserver.crt",
-             "-subj", "/CN=kube-apiserver", "-extensions", "server_ext", cwd=pki)
+    _openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/CN=juliarun-dev-ca",
+        "-extensions",
+        "ca_ext",
+        cwd=pki,
+    )
+    _openssl(
+        "req",
+        "-x509",
+        *ec,
+        *signed,
+        "-keyout",
+        "apiserver.key",
+        "-out",
+        "apiserver.crt",
+        "-subj",
+        "/CN=kube-apiserver",
+        "-extensions",
+        "server_ext",
+        cwd=pki,
+    )
     # O=system:masters: the group that RBAC's bootstrap policy makes cluster-admin.
-    _openssl("req", "-x509", *ec, *signed, "-keyout", "admin.key", "-out", "admin.crt",
-             "-subj", "/O=system:masters/CN=juliarun-admin", "-extensions", "client_ext", cwd=pki)
+    _openssl(
+        "req",
+        "-x509",
+        *ec,
+        *signed,
+        "-keyout",
+        "admin.key",
+        "-out",
+        "admin.crt",
+        "-subj",
+        "/O=system:masters/CN=juliarun-admin",
+        "-extensions",
+        "client_ext",
+        cwd=pki,
+    )
     _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "sa.key", cwd=pki)
     _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
 
@@ -66,10 +125,21 @@ def write_kubeconfig(path: Path, server: str, pki: Path) -> None:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "juliarun-dev", "cluster": {"server": server, "certificate-authority-data": b64("ca.crt")}}],
-        "users": [{"name": "juliarun-admin", "user": {
-            "client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")}}],
-        "contexts": [{"name": "juliarun-dev", "context": {"cluster": "juliarun-dev", "user": "juliarun-admin"}}],
+        "clusters": [
+            {
+                "name": "juliarun-dev",
+                "cluster": {"server": server, "certificate-authority-data": b64("ca.crt")},
+            }
+        ],
+        "users": [
+            {
+                "name": "juliarun-admin",
+                "user": {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")},
+            }
+        ],
+        "contexts": [
+            {"name": "juliarun-dev", "context": {"cluster": "juliarun-dev", "user": "juliarun-admin"}}
+        ],
         "current-context": "juliarun-dev",
     }
     path.parent.mkdir(parents=True, exist_ok=True)

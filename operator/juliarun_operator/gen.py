@@ -102,7 +102,8 @@ def _port_schema() -> dict:
         "type": "object",
         "required": ["name", "containerPort", "servicePort"],
         "properties": {
-            "name": {"type": "string", "pattern": _pattern(KEY_RE), "description": "Name of the port."},
+            "name": {"type": "string", "pattern": _pattern(KEY_RE), "maxLength": jt.MAX_KEY,
+                     "description": "Name of the port."},
             "containerPort": {**port, "description": "Port the container listens on."},
             "servicePort": {**port, "description": "Port the job's service exposes."},
         },
@@ -114,8 +115,9 @@ def _env_schema() -> dict:
         "type": "object",
         "required": ["name", "value"],
         "properties": {
-            "name": {"type": "string", "pattern": _pattern(KEY_RE), "description": "Variable name."},
-            "value": {"type": "string", "description": "Variable value."},
+            "name": {"type": "string", "pattern": _pattern(KEY_RE), "maxLength": jt.MAX_KEY,
+                     "description": "Variable name."},
+            "value": {"type": "string", "maxLength": jt.MAX_ITEM, "description": "Variable value."},
         },
     }
 
@@ -123,7 +125,7 @@ def _env_schema() -> dict:
 def _keyed_list(item: dict) -> dict:
     # A map list merges by name under server-side apply and refuses duplicate names,
     # as JuliaRun's name -> value dictionaries require.
-    return {"type": "array", "items": item,
+    return {"type": "array", "items": item, "maxItems": jt.MAX_ITEMS,
             "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
 
 
@@ -132,8 +134,9 @@ def _secret_ref_schema() -> dict:
         "type": "object",
         "required": ["name", "key"],
         "properties": {
-            "name": {"type": "string", "minLength": 1, "description": "Name of the Secret."},
-            "key": {"type": "string", "minLength": 1, "description": "Key of the Secret's data that holds the value."},
+            "name": {"type": "string", "minLength": 1, "maxLength": jt.MAX_KEY, "description": "Name of the Secret."},
+            "key": {"type": "string", "minLength": 1, "maxLength": jt.MAX_KEY,
+                    "description": "Key of the Secret's data that holds the value."},
         },
     }
 
@@ -142,7 +145,7 @@ def kind_schema(param: jt.Param) -> dict:
     """The OpenAPI schema of a parameter's value, by its kind."""
     kind = param.kind
     if kind == jt.STRING:
-        return {"type": "string", "minLength": 1}
+        return {"type": "string", "minLength": 1, "maxLength": jt.MAX_TEXT}
     if kind == jt.NUMBER:
         return {"type": "number", "minimum": 0}
     if kind == jt.INTEGER:
@@ -150,14 +153,15 @@ def kind_schema(param: jt.Param) -> dict:
     if kind == jt.BOOLEAN:
         return {"type": "boolean"}
     if kind == jt.QUANTITY:
-        return {"type": "string", "pattern": _pattern(QUANTITY_RE)}
+        return {"type": "string", "pattern": _pattern(QUANTITY_RE), "maxLength": jt.MAX_KEY}
     if kind == jt.ENUM:
         return {"type": "string", "enum": list(param.choices)}
     if kind == jt.STRING_LIST:
         if param.name in SET_LISTS:
-            return {"type": "array", "items": {"type": "string", "minLength": 1},
-                    "x-kubernetes-list-type": "set"}
-        return {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "atomic"}
+            return {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": jt.MAX_ITEM},
+                    "maxItems": jt.MAX_ITEMS, "x-kubernetes-list-type": "set"}
+        return {"type": "array", "items": {"type": "string", "maxLength": jt.MAX_ITEM},
+                "maxItems": jt.MAX_ITEMS, "x-kubernetes-list-type": "atomic"}
     if kind == jt.PORTS:
         return _keyed_list(_port_schema())
     if kind == jt.ENV:
@@ -227,7 +231,8 @@ def fixed_spec_properties() -> dict[str, dict]:
         "credentialsRef": {
             "type": "object",
             "required": ["name"],
-            "properties": {"name": {"type": "string", "minLength": 1, "description": "Name of the Secret."}},
+            "properties": {"name": {"type": "string", "minLength": 1, "maxLength": jt.MAX_KEY,
+                                    "description": "Name of the Secret."}},
             "description": "A Secret in this namespace with the JuliaRun connection: keys url, token, "
                            "namespace (the JuliaRun namespace) and optionally ca.crt. When unset the "
                            "operator's default connection is used.",
@@ -316,6 +321,10 @@ def status_schema() -> dict:
             "parametersHash": {"type": "string",
                                "description": "Digest of the parameters last sent to JuliaRun; "
                                               "a spec whose digest differs is sent again with updateJob."},
+            "connection": {"type": "string",
+                           "description": "The JuliaRun connection the job was submitted through: "
+                                          "default, or Secret/<name> (spec.credentialsRef); it cannot "
+                                          "change once the job exists."},
             "submitTime": {"type": "string", "format": "date-time",
                            "description": "When the operator last sent submitJob; a retry waits "
                                           "for that request to land or time out before deciding again."},
@@ -431,13 +440,16 @@ def schema_type(schema: dict) -> str:
     if "enum" in schema:
         return " \\| ".join(f"`{v}`" for v in schema["enum"])
     if schema["type"] == "array":
-        return "list of " + schema_type(schema["items"])
+        most = f" (at most {schema['maxItems']})" if "maxItems" in schema else ""
+        return "list of " + schema_type(schema["items"]) + most
     if schema["type"] == "object":
         fields = ", ".join(schema.get("properties", {}))
         return f"object {{{fields}}}"
     if "pattern" in schema:
         return f"{schema['type']} matching `{_md(schema['pattern'])}`"
     bounds = [f"{k[:3]} {schema[k]}" for k in ("minimum", "maximum") if k in schema]
+    if "maxLength" in schema:
+        bounds.append(f"at most {schema['maxLength']} characters")
     return schema["type"] + (f" ({', '.join(bounds)})" if bounds else "")
 
 
@@ -493,8 +505,6 @@ def render_docs() -> str:
 # Files shipped in more than one place (the chart and kustomize cannot reach crds/):
 # source -> copies, kept identical by `make generate` and checked like generated files.
 COPIES = {
-    "crds/kopf.dev_peerings.yaml": ["charts/juliarun-operator/crds/kopf.dev_peerings.yaml",
-                                    "deploy/crds/kopf.dev_peerings.yaml"],
     CRD_PATH: ["charts/juliarun-operator/crds/juliarun.dev_juliarunjobs.yaml",
                "deploy/crds/juliarun.dev_juliarunjobs.yaml"],
     "gitops/argocd/health.lua": ["charts/juliarun-operator/files/argocd-health.lua"],
@@ -535,6 +545,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m juliarun_operator.gen", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file is stale")
     args = parser.parse_args(argv)
+    if not (REPO_ROOT / "pyproject.toml").is_file():  # an installed package: no files to generate
+        print("error: the generator writes into a source checkout of juliarun-operator: "
+              "run `make generate` in a clone", file=sys.stderr)
+        return 1
     if args.check:
         paths = stale()
         for path in paths:

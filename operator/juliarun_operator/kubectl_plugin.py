@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from . import cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kubectl juliarun", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="kubectl juliarun", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     logs = sub.add_parser("logs", help="tail the JuliaRun job of a JuliaRunJob")
     logs.add_argument("name", help="the JuliaRunJob")
@@ -29,8 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     forwarded = ["logs", "--resource", args.name, "--count", str(args.count)]
-    for flag, value in (("--kube-namespace", args.namespace), ("--stream", args.stream),
-                        ("--kubeconfig", args.kubeconfig)):
+    for flag, value in (
+        ("--kube-namespace", args.namespace),
+        ("--stream", args.stream),
+        ("--kubeconfig", args.kubeconfig),
+    ):
         if value:
             forwarded += [flag, value]
     return cli.main(forwarded)

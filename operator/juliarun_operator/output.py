@@ -7,7 +7,8 @@ for json/yaml, and `headers` + `rows` (strings) for the table.
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import yaml
 
@@ -49,7 +50,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     lines = []
     for row in [headers, *rows]:
-        padded = [str(c).ljust(w) for c, w in zip(row[:-1], widths)] + [str(row[-1])]
+        padded = [str(c).ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)] + [str(row[-1])]
         lines.append(COLUMN_GAP.join(padded))
     return "\n".join(lines)
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+from typing import Any, cast
 
 from .juliarun import Context, Job, JuliaRunError
 from .reconcile.kube import GROUP, PLURAL, VERSION
 
 
-def resolve(name: str, namespace: str | None, kubeconfig: str | None,
-            default: Context) -> tuple[Job, Context]:
+def resolve(
+    name: str, namespace: str | None, kubeconfig: str | None, default: Context
+) -> tuple[Job, Context]:
     """The JuliaRun job a JuliaRunJob stands for, and the connection that reaches it."""
     import kubernetes
 
@@ -22,7 +24,8 @@ def resolve(name: str, namespace: str | None, kubeconfig: str | None,
         namespace = namespace or "default"
     api = kubernetes.client.CustomObjectsApi()
     try:
-        obj = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        # A custom object comes back as parsed JSON, typed `object` by the client.
+        obj = cast(dict[str, Any], api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
     except kubernetes.client.ApiException as exc:
         raise JuliaRunError(f"JuliaRunJob {namespace}/{name}: HTTP {exc.status} {exc.reason}") from None
     job_name = (obj.get("status") or {}).get("jobName")
@@ -34,5 +37,10 @@ def resolve(name: str, namespace: str | None, kubeconfig: str | None,
         return job, default
     secret = kubernetes.client.CoreV1Api().read_namespaced_secret(ref["name"], namespace).data or {}
     text = {k: base64.b64decode(v).decode() for k, v in secret.items()}
-    return job, Context(url=text["url"], token=text["token"], namespace=text["namespace"],
-                        connect_timeout=default.connect_timeout, read_timeout=default.read_timeout)
+    return job, Context(
+        url=text["url"],
+        token=text["token"],
+        namespace=text["namespace"],
+        connect_timeout=default.connect_timeout,
+        read_timeout=default.read_timeout,
+    )

@@ -32,13 +32,18 @@ class ControlPlane:
     def __post_init__(self) -> None:
         self.env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
-                as_token: str | None = None) -> subprocess.CompletedProcess:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, as_token: str | None = None
+    ) -> subprocess.CompletedProcess:
         """Run kubectl as cluster admin, or, with as_token, as the bearer of that token."""
         kubeconfig = self._token_kubeconfig(as_token) if as_token else self.kubeconfig
         result = subprocess.run(
             [str(self.kubectl_path), f"--kubeconfig={kubeconfig}", *args],
-            input=input, capture_output=True, text=True, env=self.env, timeout=120,
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=120,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
@@ -50,13 +55,18 @@ class ControlPlane:
         # with the same cluster and no other credentials.
         cluster = _current_cluster(self.kubeconfig)
         path = self.token_dir / f"token-{abs(hash(token))}.yaml"
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [cluster],
-            "users": [{"name": "token", "user": {"token": token}}],
-            "contexts": [{"name": "token", "context": {"cluster": cluster["name"], "user": "token"}}],
-            "current-context": "token",
-        }))
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [cluster],
+                    "users": [{"name": "token", "user": {"token": token}}],
+                    "contexts": [{"name": "token", "context": {"cluster": cluster["name"], "user": "token"}}],
+                    "current-context": "token",
+                }
+            )
+        )
         path.chmod(0o600)
         return path
 
@@ -105,3 +115,47 @@ def k8s_api_client(control_plane):
     client = config.new_client_from_config(config_file=str(control_plane.kubeconfig))
     yield client
     client.close()
+
+
+# --- the chart's tests (test_chart.py, test_chart_security.py) -----------------------------
+
+CHART = Path(__file__).resolve().parents[2] / "charts" / "juliarun-operator"
+SERVICEMONITOR_CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: servicemonitors.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  scope: Namespaced
+  names: {kind: ServiceMonitor, plural: servicemonitors, singular: servicemonitor, listKind: ServiceMonitorList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"""
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    return devcluster.ensure_binaries()["helm"]
+
+
+@pytest.fixture(scope="module")
+def crds_installed(control_plane):
+    """The chart's CRDs, and a stand-in ServiceMonitor CRD, so custom objects can be dry-run."""
+    # Server-side apply: idempotent with other tests that created the same CRDs.
+    for path in sorted((CHART / "crds").glob("*.yaml")):
+        control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=SERVICEMONITOR_CRD)
+    control_plane.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/juliarunjobs.juliarun.dev",
+        "crd/servicemonitors.monitoring.coreos.com",
+    )

@@ -109,9 +109,10 @@ class Operator(Process):
                  log_name: str = "operator.log"):
         self.metrics_port = free_port()
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "JULIARUN_URL": emulator.url,
-               "JULIARUN_TOKEN": TOKEN, "JULIARUN_NAMESPACE": JRUN_NAMESPACE, "JULIARUN_TIMEOUT": "2"}
-        # Standalone unless the flags set up peering.
-        peering = [] if any(f.startswith("--peering") for f in flags) else ["--standalone"]
+               "JULIARUN_TOKEN": TOKEN, "JULIARUN_NAMESPACE": JRUN_NAMESPACE, "JULIARUN_TIMEOUT": "2",
+               "JULIARUN_TENANT_ALLOWED_HOSTS": "127.0.0.1"}
+        # Standalone unless the flags set up the Lease.
+        peering = [] if any(f.startswith("--lease") for f in flags) else ["--standalone"]
         args = [*JULIARUN, "operator", *peering, "--sync-interval", "1",
                 "--health-interval", "2", "--metrics-port", str(self.metrics_port), "--verbose", *flags]
         super().__init__(args, workdir / log_name, env)
@@ -148,6 +149,13 @@ class Kube:
             if c["type"] == ctype:
                 return c
         return {}
+
+    def job_name(self, namespace: str, name: str) -> str:
+        """The default JuliaRun name of an object: it hashes the object's UID."""
+        from juliarun_operator.reconcile.naming import default_job_name
+        obj = self.get(namespace, name)
+        assert obj, f"no JuliaRunJob {namespace}/{name}"
+        return default_job_name(namespace, name, obj["metadata"]["uid"])
 
     def namespace(self, name: str) -> str:
         self.cp.kubectl("create", "namespace", name)

@@ -100,7 +100,8 @@ def check_juliarun_matches(emulator: Emulator, objs: dict[str, dict]) -> None:
                                    f"{sorted(set(jobs) - expected)[:5]}, lacks {sorted(expected - set(jobs))[:5]}")
     assert set(jobs.values()) <= {"Webserver"}
     for name, obj in objs.items():
-        assert obj["status"]["jobName"] == default_job_name(obj["metadata"]["namespace"], name)
+        meta = obj["metadata"]
+        assert obj["status"]["jobName"] == default_job_name(meta["namespace"], name, meta["uid"])
 
 
 @pytest.fixture
@@ -204,10 +205,8 @@ def test_churn_with_random_sigkills(stack, control_plane):
     assert not twice, f"job names submitted more than once: {twice}"
     for obj in objs.values():
         assert counts.get(obj["status"]["jobName"]) == 1
-    # The deleted objects' jobs: gone from JuliaRun (checked above), each deleted at most after
-    # one submit; an object deleted before it was ever submitted left no job behind.
-    deleted_names = {default_job_name(ns, n) for n in deleted}
-    assert not deleted_names & set(emulator.jobs())
+    # The deleted objects' jobs are gone from JuliaRun: it holds exactly the live objects' jobs
+    # (checked above), so an object deleted before it was ever submitted left no job behind.
     assert not deleted & set(objects(cp, ns))
     assert operator.proc.poll() is None
 
@@ -406,10 +405,10 @@ def test_a_late_landing_submit_after_deletion_leaves_no_job(stack, control_plane
     be left with a job that no object owns."""
     emulator, operator, kube = stack
     ns = fresh_namespace(kube, "late")
-    name = default_job_name(ns, "late")
     emulator.set_faults({"submitJob": {"hang_rate": 1.0, "hang_seconds": 12}})
     try:
         kube.apply(ns, web("late", 1))
+        name = kube.job_name(ns, "late")
         wait_for("submitJob in flight", lambda: emulator.calls("submitJob", name) >= 1, 30, 0.05)
         control_plane.kubectl("delete", "jrj", "late", "-n", ns, "--wait=false")
         wait_for("object gone", lambda: kube.get(ns, "late") is None, 60)

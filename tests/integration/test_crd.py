@@ -112,6 +112,14 @@ BAD_SPECS = [
     ("bad-job-name", _with("JuliaBatch", jobName="Not_A_Label"), ["spec.jobName"]),
     ("too-parallel", _with("Generic", parallelism=10001), ["spec.parallelism"]),
     ("password-without-key", _with("Notebook", passwordSecretRef={"name": "s"}), ["spec.passwordSecretRef.key"]),
+    # Strings and lists are bounded: every parameter travels in one request line (8,190
+    # bytes), and an aiohttp server echoes an over-long one, token included, in its error.
+    ("9k-start-script", _with("JuliaBatch", startScript="x" * 9000),
+     ["spec.startScript", "Too long: may not be more than 4096"]),
+    ("long-env-value", _with("JuliaBatch", envVars=[{"name": "X", "value": "v" * 2000}]),
+     ["spec.envVars[0].value", "Too long"]),
+    ("too-many-volumes", _with("JuliaBatch", additionalVolumes=[f"v{i}" for i in range(65)]),
+     ["spec.additionalVolumes", "Too many"]),
 ]
 
 
@@ -120,6 +128,16 @@ def test_bad_spec_is_refused_naming_the_field(control_plane, namespace, spec, ex
     error = refused(control_plane, namespace, spec)
     for text in expected:
         assert text in error
+
+
+def test_a_9k_start_script_is_refused_at_apply(control_plane, namespace, tmp_path):
+    """`kubectl apply` of a file, as a user would: the API server refuses it, naming the field."""
+    path = tmp_path / "big.yaml"
+    path.write_text(manifest(_with("JuliaBatch", startScript="println(1)\n" * 900), "big-script"))
+    result = control_plane.kubectl("apply", "-n", namespace, "-f", str(path), check=False)
+    assert result.returncode != 0 and "spec.startScript" in result.stderr and "Too long" in result.stderr
+    gone = control_plane.kubectl("get", RESOURCE, "big-script", "-n", namespace, check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
 
 
 def test_type_and_job_name_are_immutable(control_plane, namespace):

@@ -17,9 +17,11 @@ REPO = Path(__file__).resolve().parents[2]
 def machine_state() -> dict[str, object]:
     """What a node adds to the machine: the bridge, iptables chains, its owner record."""
     chains = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
-    return {"bridge": Path(f"/sys/class/net/{devnode.BRIDGE}").exists(),
-            "kube chains": sorted(line for line in chains.splitlines() if "KUBE-" in line),
-            "owner": devnode.OWNER_FILE.exists()}
+    return {
+        "bridge": Path(f"/sys/class/net/{devnode.BRIDGE}").exists(),
+        "kube chains": sorted(line for line in chains.splitlines() if "KUBE-" in line),
+        "owner": devnode.OWNER_FILE.exists(),
+    }
 
 
 def test_make_demo_node(tmp_path):

@@ -13,10 +13,13 @@ COPIES = ["crds", "charts/juliarun-operator/crds", "deploy/crds"]
 
 @pytest.mark.parametrize("directory", COPIES)
 def test_every_crd_is_kept_by_helm_argocd_and_flux(directory):
-    crds = [doc for path in sorted((REPO / directory).glob("*.yaml"))
-            for doc in yaml.safe_load_all(path.read_text()) if doc]
-    assert {c["metadata"]["name"] for c in crds} == {
-        "juliarunjobs.juliarun.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+    crds = [
+        doc
+        for path in sorted((REPO / directory).glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+    assert {c["metadata"]["name"] for c in crds} == {"juliarunjobs.juliarun.dev"}
     for crd in crds:
         annotations = crd["metadata"].get("annotations", {})
         assert annotations.get("helm.sh/resource-policy") == "keep", crd["metadata"]["name"]

@@ -145,8 +145,8 @@ def specs(draw):
 
 
 dns_label = st.from_regex(r"\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
-job_names = st.one_of(dns_label, st.builds(default_job_name, dns_label, dns_label),
-                      st.builds(default_job_name, any_text.filter(bool), any_text.filter(bool)))
+job_names = st.one_of(dns_label, st.builds(default_job_name, dns_label, dns_label, st.uuids().map(str)),
+                      st.builds(default_job_name, any_text.filter(bool), any_text.filter(bool), any_text))
 
 
 # --- the query as the client sends it -----------------------------------------------------------

@@ -102,6 +102,21 @@ def test_cel_rules_stay_cheap():
     assert FIELDS["type"]["maxLength"] >= max(map(len, jt.JOB_TYPES))
 
 
+def test_every_string_and_list_of_the_spec_is_bounded():
+    """A tenant's spec travels in one request line: nothing in it may be unbounded."""
+    def walk(schema: dict, path: str):
+        if schema.get("type") == "string":
+            assert "maxLength" in schema or "enum" in schema, f"{path} has no maxLength"
+        if schema.get("type") == "array":
+            assert "maxItems" in schema, f"{path} has no maxItems"
+            walk(schema["items"], path + "[]")
+        for name, sub in schema.get("properties", {}).items():
+            walk(sub, f"{path}.{name}")
+
+    walk(SPEC, "spec")
+    assert FIELDS["startScript"]["maxLength"] == jt.MAX_TEXT < 9000
+
+
 def test_kinds_map_to_schemas():
     assert FIELDS["memory"]["pattern"] == QUANTITY_RE.pattern
     assert FIELDS["jobName"]["pattern"] == JOB_NAME_RE.pattern
@@ -188,6 +203,7 @@ def test_notebook_password_secret_is_in_its_example():
     secret = next(d for d in docs if d["kind"] == "Secret")
     ref = example_job(jt.JOB_TYPES["Notebook"])["spec"]["passwordSecretRef"]
     assert secret["metadata"]["name"] == ref["name"] and ref["key"] in secret["stringData"]
+    assert secret["metadata"]["labels"] == {"juliarun.dev/credentials": "true"}  # see tenancy.SECRET_LABEL
 
 
 def test_examples_have_short_valid_names():

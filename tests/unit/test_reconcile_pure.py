@@ -2,7 +2,6 @@
 
 import pytest
 
-from juliarun_operator.juliarun.client import JobInfo, JobScale, JobStatus
 from juliarun_operator.juliarun.errors import ParameterError
 from juliarun_operator.juliarun.encoding import JOB_NAME_RE
 from juliarun_operator.reconcile import status as st
@@ -14,14 +13,16 @@ NOW = "2026-11-25T10:00:00Z"
 
 # --- names ---------------------------------------------------------------------------
 
-def test_default_names_are_valid_deterministic_and_distinct():
-    assert default_job_name("team-a", "sim") == default_job_name("team-a", "sim")
-    assert default_job_name("a-b", "c") != default_job_name("a", "b-c")
+def test_default_names_are_valid_deterministic_and_the_objects_alone():
+    uid = "9d3f0a52-1c4b-4e0e-8f1e-2a7b5c6d8e90"
+    assert default_job_name("team-a", "sim", uid) == default_job_name("team-a", "sim", uid)
+    # Another object of the same namespace and name (deleted and re-created) gets another name.
+    assert default_job_name("team-a", "sim", uid) != default_job_name("team-a", "sim", uid[::-1])
     long = "x" * 63
-    names = {default_job_name(long, long + "y" * i) for i in range(5)}
+    names = {default_job_name(long, long, f"uid-{i}") for i in range(5)}
     assert len(names) == 5
-    for name in names | {default_job_name("team-a", "my.job"), default_job_name("n", "-")}:
-        assert JOB_NAME_RE.match(name), name
+    for name in names | {default_job_name("team-a", "my.job", uid), default_job_name("n", "-", uid)}:
+        assert JOB_NAME_RE.fullmatch(name), name
 
 
 # --- mapping -------------------------------------------------------------------------
@@ -66,73 +67,17 @@ def test_changed_parameters_send_changes_and_restore_defaults():
 
 
 # --- status --------------------------------------------------------------------------
-
-def view(**status):
-    spec = {"type": "Webserver", "parallelism": 2}
-    return st.ObjectView("ns", "web", 3, spec, {"jobName": "j", "submitted": True, **status})
-
-
-def info(created=True, completed=False, succeeded=0, started=2, running=2, requested=2):
-    return JobInfo("j", "Webserver", JobStatus(completed, succeeded, started, created, False),
-                   JobScale(running, requested), ["10.0.0.1:80"])
-
-
-def conditions(fields):
-    return {c["type"]: (c["status"], c["reason"]) for c in fields["conditions"]}
-
-
-def test_at_scale_is_ready_and_idle():
-    fields = st.view_of(view(), info(), now=NOW)
-    assert fields["phase"] == "Running" and fields["workers"] == "2/2"
-    assert conditions(fields) == {"Ready": ("True", "AtScale"), "Reconciling": ("False", "Idle"),
-                                  "Stalled": ("False", "Healthy")}
-    assert all(c["observedGeneration"] == 3 for c in fields["conditions"])
-
-
-def test_scaling_and_scheduled_are_reconciling():
-    assert conditions(st.view_of(view(), info(running=1), now=NOW))["Reconciling"] == ("True", "Scaling")
-    assert conditions(st.view_of(view(), info(requested=1, running=1), now=NOW))["Ready"] == ("False", "Scaling")
-    fields = st.view_of(view(), info(created=False), now=NOW)
-    assert fields["phase"] == "Pending" and conditions(fields)["Reconciling"] == ("True", "Scheduled")
-
-
-def test_completion_and_failure():
-    assert st.view_of(view(), info(completed=True, succeeded=2), now=NOW)["phase"] == "Completed"
-    failed = st.view_of(view(), info(completed=True, succeeded=1), now=NOW)
-    assert failed["phase"] == "Failed" and conditions(failed)["Stalled"] == ("True", "JobFailed")
-    assert "1 of 2" in failed["message"]
-
-
-def test_missing_job_is_reported_not_resubmitted():
-    fields = st.view_of(view(), None, now=NOW)
-    assert fields["phase"] == "Failed" and conditions(fields)["Stalled"] == ("True", "JobMissing")
-
-
-def test_unreachable_keeps_phase_and_says_why():
-    fields = st.view_of(view(phase="Running"), None, reachable=False, problem="boom", now=NOW)
-    assert fields["phase"] == "Running"
-    assert conditions(fields)["Ready"] == ("Unknown", "JuliaRunUnavailable") and fields["message"] == "boom"
-
+# (what JuliaRun's view makes of an object's status is tested through decide: test_decide.py)
 
 def test_transition_time_moves_only_when_status_does():
-    first = st.view_of(view(), info(), now="2026-01-01T00:00:00Z")
-    again = st.view_of(view(**first), info(), now="2026-01-02T00:00:00Z")
-    assert not st.changed(view(**first).status, again)
-    later = st.view_of(view(**first), info(running=1), now="2026-01-03T00:00:00Z")
-    ready = next(c for c in later["conditions"] if c["type"] == "Ready")
-    assert ready["lastTransitionTime"] == "2026-01-03T00:00:00Z"
-
-
-def test_a_handler_stall_survives_the_sync_until_the_spec_changes():
-    stalled = [{"type": "Stalled", "status": "True", "reason": "UpdateRefused", "message": "no",
-                "observedGeneration": 3, "lastTransitionTime": NOW}]
-    assert conditions(st.view_of(view(conditions=stalled), info(), now=NOW))["Stalled"] == ("True", "UpdateRefused")
-    newer = st.ObjectView("ns", "web", 4, view().spec, {"jobName": "j", "conditions": stalled})
-    assert conditions(st.view_of(newer, info(), now=NOW))["Stalled"] == ("False", "Healthy")
-
-
-def test_paused_and_deleting():
-    paused = st.ObjectView("ns", "web", 1, {"type": "Webserver"}, {}, paused=True)
-    assert st.view_of(paused, None, now=NOW)["phase"] == "Paused"
-    deleting = st.ObjectView("ns", "web", 1, {"type": "Webserver"}, {}, deleting=True)
-    assert st.view_of(deleting, None, now=NOW)["phase"] == "Deleting"
+    ready = st.Cond("True", "AtScale", "2/2")
+    first = st.conditions_for({}, 3, "2026-01-01T00:00:00Z", st.Conditions("Running", ready, ready, ready))
+    again = st.conditions_for({"conditions": first}, 3, "2026-01-02T00:00:00Z",
+                              st.Conditions("Running", ready, ready, ready))
+    assert again == first
+    down = st.Cond("False", "Scaling", "1/2")
+    later = st.conditions_for({"conditions": first}, 3, "2026-01-03T00:00:00Z",
+                              st.Conditions("Running", down, ready, ready))
+    assert [c["lastTransitionTime"] for c in later] == ["2026-01-03T00:00:00Z", "2026-01-01T00:00:00Z",
+                                                         "2026-01-01T00:00:00Z"]
+    assert [c["type"] for c in later] == ["Ready", "Reconciling", "Stalled"]

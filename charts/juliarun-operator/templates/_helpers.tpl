@@ -45,11 +45,11 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
-{{/* "true" when kopf peering is on: asked for, or implied by more than one replica. */}}
-{{- define "juliarun-operator.peering" -}}
-{{- if or .Values.peering.enabled (gt (int .Values.replicas) 1) }}true{{ end }}
+{{/* "true" when replicas elect the acting one with a Lease: asked for, or implied by more than one replica. */}}
+{{- define "juliarun-operator.leaderElection" -}}
+{{- if or .Values.leaderElection.enabled (gt (int .Values.replicas) 1) }}true{{ end }}
 {{- end }}
 
-{{- define "juliarun-operator.peeringName" -}}
-{{- default (include "juliarun-operator.fullname" .) .Values.peering.name }}
+{{- define "juliarun-operator.leaseName" -}}
+{{- default (include "juliarun-operator.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}

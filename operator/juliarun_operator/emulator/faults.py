@@ -4,6 +4,10 @@ A fault configuration is a JSON-able dict:
     {"*": {"latency": 0.2}, "getJobStatus": {"error_rate": 0.5}, "system_status": false}
 Keys are API operation names or "*" (every operation); an operation's own settings win
 over "*" kind by kind. "system_status": false makes getSystemStatus answer false.
+
+`echo_rate` answers with an error page that echoes the request line, query and token
+included, as aiohttp does for a request line over its limit and as some proxies do: the
+test that no token leaks through an error body. `echo_status` is its HTTP status (400).
 """
 
 from __future__ import annotations
@@ -17,14 +21,16 @@ JOB_OPERATIONS = ("getJobStatus", "getJobScale", "setJobScale", "getJobEndpoint"
                   "tailJob", "submitJob", "updateJob", "getEncodedURL")
 OPERATIONS = CONTEXT_OPERATIONS + JOB_OPERATIONS
 
-RATES = ("error_rate", "hang_rate", "http_5xx_rate", "malformed_rate", "drop_rate")
+RATES = ("error_rate", "hang_rate", "http_5xx_rate", "malformed_rate", "drop_rate", "echo_rate")
 SECONDS = ("latency", "hang_seconds")
-KINDS = RATES + SECONDS
+STATUSES = ("echo_status",)
+KINDS = RATES + SECONDS + STATUSES
 DEFAULT_HANG_SECONDS = 300.0  # far past any sensible client time-out
+DEFAULT_ECHO_STATUS = 400
 
 # What a request gets instead of its normal answer, checked in this order.
-DROP, HTTP_5XX, MALFORMED, ERROR = "drop", "http_5xx", "malformed", "error"
-_OUTCOMES = ((DROP, "drop_rate"), (HTTP_5XX, "http_5xx_rate"),
+DROP, HTTP_5XX, ECHO, MALFORMED, ERROR = "drop", "http_5xx", "echo", "malformed", "error"
+_OUTCOMES = ((DROP, "drop_rate"), (HTTP_5XX, "http_5xx_rate"), (ECHO, "echo_rate"),
              (MALFORMED, "malformed_rate"), (ERROR, "error_rate"))
 
 
@@ -51,6 +57,8 @@ def normalise(config: Any) -> dict[str, Any]:
                 raise ValueError(f"{key}:{kind} must be a non-negative number")
             if kind in RATES and number > 1:
                 raise ValueError(f"{key}:{kind} is a probability: at most 1")
+            if kind in STATUSES and (number != int(number) or not 400 <= number <= 599):
+                raise ValueError(f"{key}:{kind} is an HTTP error status: 400 to 599")
             kinds[kind] = float(number)
         out[key] = kinds
     return out
@@ -81,7 +89,8 @@ def parse_flag(text: str, config: dict[str, Any]) -> None:
 class Decision:
     latency: float = 0.0
     hang: float = 0.0  # seconds to hang before answering; 0 for none
-    outcome: str | None = None  # one of DROP, HTTP_5XX, MALFORMED, ERROR, or normal
+    outcome: str | None = None  # one of DROP, HTTP_5XX, ECHO, MALFORMED, ERROR, or normal
+    status: int = DEFAULT_ECHO_STATUS  # of an ECHO answer
 
 
 NO_FAULT = Decision()
@@ -116,4 +125,5 @@ class Faults:
             if self.rng.random() < kinds.get(rate, 0.0):
                 outcome = name
                 break
-        return Decision(kinds.get("latency", 0.0), hang, outcome)
+        return Decision(kinds.get("latency", 0.0), hang, outcome,
+                        int(kinds.get("echo_status", DEFAULT_ECHO_STATUS)))

@@ -128,6 +128,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inject faults; OP is an operation or '*', KIND one of "
                              + ", ".join(fl.KINDS) + "; or system_status=false. Repeatable.")
     parser.add_argument("--seed", type=int, help="seed of the fault dice")
+    parser.add_argument("--code-offset", type=int, default=0, metavar="N",
+                        help="add N to every error code (the real JuliaRun's codes are not public: "
+                             "a client that works with any N does not depend on ours)")
     parser.add_argument("--no-access-log", action="store_true",
                         help="do not log requests (the log never holds query strings anyway)")
 
@@ -153,7 +156,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     return EmulatorConfig(
         host=args.host, port=args.port, auth=load_auth(args.auth) if args.auth else None,
         create_delay=args.create_delay, worker_delay=args.worker_delay, run_time=args.run_time,
-        state_file=args.state, seed=args.seed, faults=faults, log_interval=args.log_interval)
+        state_file=args.state, seed=args.seed, faults=faults, log_interval=args.log_interval,
+        code_offset=args.code_offset)
 
 
 def run_command(args: argparse.Namespace) -> int:

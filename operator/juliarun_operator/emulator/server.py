@@ -1,8 +1,11 @@
 """The HTTP side of the emulator: JuliaRun's API paths, the admin paths and persistence.
 
 API calls answer HTTP 200 with `{"code", "data"}` whatever goes wrong inside JuliaRun, as
-the real server does; only a path that names no operation gets HTTP 404. Admin paths live
-under /_emulator/ and take no token: the emulator is a test tool for loopback use.
+the real server does; only a path that names no operation gets HTTP 404. The token is
+checked first: a call without a valid one is answered without being counted, without
+fault dice and without storing anything. Admin paths live under /_emulator/ and take no
+token: the emulator is a test tool for loopback use, and says so when told to listen on
+another address.
 
 Nothing here logs a query string: it carries the token. The access log records the path.
 """
@@ -20,12 +23,14 @@ import os
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, Callable, Iterator
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from ..juliarun import jobtypes as jt
+from ..juliarun.client import is_loopback
 from ..juliarun.encoding import check_job_name, decode_params
 from ..juliarun.errors import (CODE_INJECTED_FAULT, CODE_INVALID_PARAMETER, CODE_UNAUTHORIZED,
                                ParameterError)
@@ -48,6 +53,7 @@ class EmulatorConfig:
     seed: int | None = None
     faults: dict[str, Any] = field(default_factory=dict)
     log_interval: float = 5.0  # heartbeat log lines of jobs that run until deleted
+    code_offset: int = 0  # added to every error code: clients must not depend on our codes
 
 
 class PathAccessLogger(AbstractAccessLogger):
@@ -232,6 +238,14 @@ async def _api(request: web.Request) -> web.StreamResponse:
     emu = request.app[EMULATOR]
     query = request.query
     namespace = query.get("jrunns", "")
+    # Before anything is counted or stored: a caller without a valid token costs nothing
+    # that stays (2,000 such calls with 2,000 namespaces leave the counters as they were).
+    try:
+        if not namespace:
+            raise Refused(CODE_INVALID_PARAMETER, "missing parameter jrunns (the namespace)")
+        emu.check_token(namespace, query.get("jruntok"))
+    except Refused as refused:
+        return _envelope(refused.code + emu.config.code_offset, refused.reason)
     emu.count(op, namespace, query.get("name") if job_type is not None else None)
 
     decision = emu.faults.decide(op)
@@ -248,10 +262,16 @@ async def _api(request: web.Request) -> web.StreamResponse:
         raise asyncio.CancelledError  # nothing is left to answer on
     if decision.outcome == fl.HTTP_5XX:
         return web.Response(status=503, text="503 Service Unavailable (injected fault)\n")
+    if decision.outcome == fl.ECHO:
+        # What aiohttp and some proxies do: the request line, token and all, in the error page.
+        line = f"{request.method} {request.raw_path} HTTP/{request.version.major}.{request.version.minor}"
+        phrase = HTTPStatus(decision.status).phrase
+        return web.Response(status=decision.status,
+                            text=f"{decision.status} {phrase} (injected fault): cannot handle {line!r}\n")
     if decision.outcome == fl.MALFORMED:
         return web.Response(text='{"code": 0, "data": [tru', content_type="application/json")
     if decision.outcome == fl.ERROR:
-        return _envelope(CODE_INJECTED_FAULT, f"{op}: injected fault")
+        return _envelope(CODE_INJECTED_FAULT + emu.config.code_offset, f"{op}: injected fault")
 
     if op == "getAllJobInfo":
         # The answer for thousands of jobs is tens of thousands of fresh containers, which
@@ -264,15 +284,12 @@ async def _api(request: web.Request) -> web.StreamResponse:
 def _answer(emu: Emulator, op: str, namespace: str, job_type: str | None, query,
             host: str) -> web.Response:
     try:
-        if not namespace:
-            raise Refused(CODE_INVALID_PARAMETER, "missing parameter jrunns (the namespace)")
-        emu.check_token(namespace, query.get("jruntok"))
         if job_type is None:
             data = _context_call(emu, op, namespace)
         else:
             data = _job_call(emu, op, namespace, job_type, query, host)
     except Refused as refused:
-        return _envelope(refused.code, refused.reason)
+        return _envelope(refused.code + emu.config.code_offset, refused.reason)
     return _envelope(0, data)
 
 
@@ -326,6 +343,15 @@ async def _healthz(request: web.Request) -> web.Response:
 
 # --- the application ----------------------------------------------------------------
 
+def exposure_warning(host: str) -> str | None:
+    """What listening on `host` exposes, or None for loopback."""
+    if is_loopback(host):
+        return None
+    return (f"listening on {host or 'every address'}, not loopback: the admin paths under "
+            "/_emulator/ (faults, counters) take no authentication: anyone who reaches this "
+            "address can change faults and read counters")
+
+
 def create_app(config: EmulatorConfig, clock: Callable[[], float] | None = None) -> web.Application:
     """The emulator as an aiohttp application; loads `config.state_file` if it exists."""
     emu = Emulator(config, clock)
@@ -343,6 +369,9 @@ def create_app(config: EmulatorConfig, clock: Callable[[], float] | None = None)
     async def on_startup(app: web.Application) -> None:
         if config.auth is None:
             log.warning("no --auth file: any non-empty token is accepted in any namespace")
+        warning = exposure_warning(config.host)
+        if warning:
+            log.warning("%s", warning)
         if emu.faults.config:
             log.warning("faults set: %s", json.dumps(emu.faults.config))
 

@@ -3,14 +3,15 @@
 Knows nothing of Kubernetes or of the test server.
 """
 
-from .client import (Client, Context, Job, JobInfo, JobScale, JobStatus, RetryPolicy,
-                     current_job)
-from .errors import (ApiError, HTTPError, InvalidResponse, JuliaRunError, ParameterError,
-                     TransportError)
+from .client import (Client, Context, Job, JobInfo, JobScale, JobStatus, RetryPolicy, TokenFile,
+                     current_job, public_url)
+from .errors import (ApiError, HTTPError, InsecureTransport, InvalidResponse, JuliaRunError,
+                     ParameterError, Redirected, RequestTooLarge, TransportError)
 from .jobtypes import JOB_TYPES, PARAMETERS
 
 __all__ = [
-    "ApiError", "Client", "Context", "HTTPError", "InvalidResponse", "JOB_TYPES", "Job",
-    "JobInfo", "JobScale", "JobStatus", "JuliaRunError", "PARAMETERS", "ParameterError",
-    "RetryPolicy", "TransportError", "current_job",
+    "ApiError", "Client", "Context", "HTTPError", "InsecureTransport", "InvalidResponse",
+    "JOB_TYPES", "Job", "JobInfo", "JobScale", "JobStatus", "JuliaRunError", "PARAMETERS",
+    "ParameterError", "Redirected", "RequestTooLarge", "RetryPolicy", "TokenFile",
+    "TransportError", "current_job", "public_url",
 ]

@@ -41,7 +41,10 @@ def check_job_name(name: object) -> str:
 # --- checking -------------------------------------------------------------------------
 
 def _fail(param: jt.Param, expected: str, value: object) -> ParameterError:
-    return ParameterError(f"parameter {param.name}: expected {expected}, got {value!r}", param.name)
+    if param.kind == jt.SECRET:  # a refused password is still a password: never shown
+        return ParameterError(f"parameter {param.name}: expected {expected} "
+                              f"(got a {type(value).__name__}; the value is secret)", param.name)
+    return ParameterError(f"parameter {param.name}: expected {expected}, got {value!r:.200}", param.name)
 
 
 def check_value(param: jt.Param, value: Any) -> Any:
@@ -290,7 +293,7 @@ def decode_value(param: jt.Param, text: str) -> Any:
         else:
             value = text
     except (ValueError, IndexError) as exc:
-        raise ParameterError(f"parameter {param.name}: cannot read {text!r}: {exc}", param.name) from None
+        raise ParameterError(f"parameter {param.name}: cannot read {text!r:.200}: {exc}", param.name) from None
     return check_value(param, value)
 
 

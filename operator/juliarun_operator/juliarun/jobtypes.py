@@ -25,6 +25,14 @@ SECRET = "secret"  # a string on the wire; a Secret reference in the CRD
 
 RESTART_POLICIES = ("RestartAlways", "RestartOnFailure", "Never")
 
+# Size bounds of values, which the CRD enforces (gen.py). Every parameter travels in the
+# one request line a JuliaRun server reads (aiohttp: 8,190 bytes, token included), so no
+# single value may take all of it; the client still checks the whole request before sending.
+MAX_TEXT = 4096  # characters of a text value: scripts, paths, images, shells
+MAX_ITEM = 1024  # characters of a list element or an environment variable's value
+MAX_KEY = 253  # characters of a port or variable name, a quantity, a Secret name or key
+MAX_ITEMS = 64  # elements of a list (volumes, ports, variables, command, args)
+
 
 @dataclass(frozen=True)
 class Param:

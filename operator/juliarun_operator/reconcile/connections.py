@@ -1,25 +1,29 @@
-"""JuliaRun connections: one client, one job snapshot and one backoff per connection.
+"""JuliaRun connections: one client, one job snapshot and one breaker per connection.
 
 Objects that share a URL, JuliaRun namespace and token share a `Connection`. Its snapshot
-(one getAllJobInfo) serves every object: the status sync refreshes it once per interval,
-and handlers that must know whether a job exists ask for one fetched after they started,
-so concurrent handlers share a single call. While a connection is failing, calls through
-it are refused locally until its backoff expires: JuliaRun's call rate stays bounded
-whatever fails and however many objects want it.
+(one getAllJobInfo) serves every object. While a connection fails, its breaker refuses
+calls locally until the backoff expires; then one caller makes a single trial call, and
+the others follow only if it succeeds. So JuliaRun sees at most one call per backoff
+delay (1 s, doubling to 60 s) per connection while it is down, however many objects wait.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import random
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..juliarun import Client, Context, JobInfo, JuliaRunError, RetryPolicy
-from ..juliarun.errors import ApiError, HTTPError, TransportError, InvalidResponse
+from ..juliarun.errors import ApiError
+
+Observe = Callable[[str, str, float], None]
 
 
 class Unavailable(Exception):
@@ -32,103 +36,142 @@ class Unavailable(Exception):
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential, capped, with full jitter (the AWS variant: spreads retries apart)."""
+    """Exponential, capped, with jitter so that callers do not retry in step."""
 
     base: float = 1.0
     cap: float = 60.0
 
     def delay(self, failures: int) -> float:
         ceiling = min(self.cap, self.base * 2 ** max(0, failures - 1))
-        return random.uniform(ceiling / 2, ceiling)
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not a secret)
 
 
-def outage(exc: Exception) -> bool:
-    """Errors that say JuliaRun (or the way to it) is failing, not that a request was wrong."""
-    if isinstance(exc, (TransportError, InvalidResponse)):
-        return True
-    if isinstance(exc, HTTPError):
-        return exc.status >= 500 or exc.status == 429
-    return isinstance(exc, ApiError) and exc.code in (1, 99)  # internal or injected fault
+class Breaker:
+    """Closed while calls succeed; open for a backoff after a failure; then half-open:
+    one trial call, whose outcome closes it or opens it again for a longer backoff."""
+
+    def __init__(self, backoff: Backoff):
+        self.backoff = backoff
+        self._lock = threading.Lock()
+        self.failures = 0
+        self.open_until = 0.0
+        self.trial = False  # a trial call is out
+        self.last_error = ""
+
+    def admit(self) -> None:
+        """Return if a call may go out now; raise Unavailable (with a jittered delay) if not."""
+        now = time.monotonic()
+        with self._lock:
+            if self.failures == 0:
+                return
+            if now >= self.open_until and not self.trial:
+                self.trial = True
+                return
+            wait = max(self.open_until - now, 0.0) + random.uniform(0.1, 1.0)  # noqa: S311 (jitter)
+            raise Unavailable(self.last_error or "JuliaRun unavailable", wait)
+
+    def failed(self, message: str) -> None:
+        with self._lock:
+            self.failures += 1
+            self.trial = False
+            self.last_error = message
+            self.open_until = time.monotonic() + self.backoff.delay(self.failures)
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self.failures, self.trial, self.last_error = 0, False, ""
+
+    def retry_delay(self) -> float:
+        with self._lock:
+            return max(self.open_until - time.monotonic(), 0.0) + random.uniform(0.1, 1.0)  # noqa: S311 (jitter)
 
 
 class Connection:
     """A JuliaRun connection shared by every object that uses it."""
 
-    def __init__(self, context: Context, *, backoff: Backoff = Backoff(),
-                 observe: Callable[[str, str, float], None] | None = None):
+    def __init__(
+        self,
+        context: Context,
+        *,
+        backoff: Backoff = Backoff(),
+        observe: Observe | None = None,
+        ca_file: str | None = None,
+    ):
         self.context = context
         # The operator retries at its own level; one attempt per call keeps rates countable.
-        self.client = Client(context, retry=RetryPolicy(attempts=1), observe=observe, pool_size=64)
-        self.backoff = backoff
-        self._lock = threading.Lock()
-        self._fetched = threading.Condition(self._lock)
-        self._fetching = False
+        self.client = Client(context, retry=RetryPolicy(attempts=1), observe=observe, pool_size=16)
+        self.breaker = Breaker(backoff)
+        self.ca_file = ca_file
         self.snapshot: dict[str, JobInfo] | None = None
-        self.snapshot_time = 0.0  # monotonic time the snapshot's request started
-        self.failures = 0
-        self.retry_at = 0.0
-        self.last_error = ""
+        self.snapshot_time = 0.0  # wall time the snapshot's request was sent
+        self.system_up = True
+        self.last_used = time.monotonic()
+        self._lock = threading.Lock()
+        self.waiters: set[tuple[str, str]] = set()  # objects that want the next snapshot
+        self.want_at = 0.0  # monotonic time a snapshot is wanted by (0: at the interval)
 
     @property
     def healthy(self) -> bool:
-        return self.failures == 0
+        return self.breaker.failures == 0
+
+    @property
+    def problem(self) -> str:
+        if not self.healthy:
+            return f"JuliaRun unreachable: {self.breaker.last_error}"
+        if not self.system_up:
+            return "JuliaRun reports it is not connected to a compute cluster"
+        return ""
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call a client method, unless the connection is backing off; record the outcome."""
-        now = time.monotonic()
-        with self._lock:
-            if now < self.retry_at:
-                raise Unavailable(self.last_error or "JuliaRun unavailable", self.retry_at - now)
+        """Call a client method through the breaker. An answer from JuliaRun (ApiError), even
+        a refusal, shows that JuliaRun works; everything else counts as a failure."""
+        self.breaker.admit()
+        self.last_used = time.monotonic()
         try:
             result = fn(*args, **kwargs)
-        except JuliaRunError as exc:
-            if outage(exc):
-                self._failed(str(exc))
+        except ApiError:
+            self.breaker.succeeded()
             raise
-        self._succeeded()
+        except JuliaRunError as exc:
+            self.breaker.failed(str(exc))
+            raise
+        self.breaker.succeeded()
         return result
 
-    def _failed(self, message: str) -> None:
-        with self._lock:
-            self.failures += 1
-            self.last_error = message
-            self.retry_at = time.monotonic() + self.backoff.delay(self.failures)
-
-    def _succeeded(self) -> None:
-        with self._lock:
-            self.failures, self.retry_at, self.last_error = 0, 0.0, ""
-
-    def retry_delay(self) -> float:
-        return max(self.retry_at - time.monotonic(), self.backoff.delay(max(self.failures, 1)))
-
-    def jobs(self, fresh_after: float | None = None) -> dict[str, JobInfo]:
-        """The job snapshot, fetched at or after `fresh_after` (monotonic) if given.
-
-        Concurrent callers wait for one fetch rather than each making their own.
-        """
-        with self._lock:
-            while True:
-                if self.snapshot is not None and (fresh_after is None or self.snapshot_time >= fresh_after):
-                    return self.snapshot
-                if not self._fetching:
-                    break
-                self._fetched.wait()
-            self._fetching = True
-        started = time.monotonic()
+    def read(self, fn: Callable[..., Any]) -> Any:
+        """A call that only reads: a refusal (ApiError) leaves us without JuliaRun's view, so
+        it counts as a failure of the connection, whatever its code."""
         try:
-            snapshot = self.call(self.client.get_all_job_info)
-        finally:
-            with self._lock:
-                self._fetching = False
-                self._fetched.notify_all()
-        with self._lock:
-            if started >= self.snapshot_time:
-                self.snapshot, self.snapshot_time = snapshot, started
-            return snapshot
+            return self.call(fn)
+        except ApiError as exc:
+            self.breaker.failed(str(exc))
+            raise
 
-    def refresh(self) -> dict[str, JobInfo]:
-        """A snapshot fetched now (for the status sync)."""
-        return self.jobs(fresh_after=time.monotonic())
+    def fetch(self) -> dict[str, JobInfo]:
+        """A new snapshot (the poller's)."""
+        sent = time.time()
+        snapshot: dict[str, JobInfo] = self.read(self.client.get_all_job_info)
+        with self._lock:
+            self.snapshot, self.snapshot_time = snapshot, sent
+        return snapshot
+
+    def wait_for_snapshot(self, key: tuple[str, str], soon: float) -> None:
+        """Ask for a snapshot within `soon` seconds and to be told when it comes."""
+        with self._lock:
+            self.waiters.add(key)
+            due = time.monotonic() + soon
+            self.want_at = due if not self.want_at else min(self.want_at, due)
+
+    def take_waiters(self) -> set[tuple[str, str]]:
+        with self._lock:
+            waiters, self.waiters, self.want_at = self.waiters, set(), 0.0
+            return waiters
+
+    def close(self) -> None:
+        self.client.close()
+        if self.ca_file:
+            with contextlib.suppress(OSError):
+                os.unlink(self.ca_file)
 
 
 @dataclass(frozen=True)
@@ -145,14 +188,26 @@ class Credentials:
 
 
 class Connections:
-    """Connections by credentials: the default one, and those from credential Secrets."""
+    """The default connection, and one per distinct credentials Secret content.
 
-    def __init__(self, default: Context, *, backoff: Backoff = Backoff(),
-                 observe: Callable[[str, str, float], None] | None = None):
-        self.default = Connection(default, backoff=backoff, observe=observe)
+    A connection that no object used for `idle` seconds is closed and its CA file removed,
+    so rotated tokens and moved URLs leave nothing behind. (The default connection's token
+    file is read again by the client when it changes.)
+    """
+
+    def __init__(
+        self,
+        default: Context,
+        *,
+        backoff: Backoff = Backoff(),
+        observe: Observe | None = None,
+        idle: float = 300.0,
+    ):
         self._backoff, self._observe = backoff, observe
-        self._by_key: dict[tuple, Connection] = {}
+        self.default = Connection(default, backoff=backoff, observe=observe)
+        self._by_key: dict[tuple[str, str, str, str], Connection] = {}
         self._lock = threading.Lock()
+        self.idle = idle
 
     def get(self, credentials: Credentials | None) -> Connection:
         if credentials is None:
@@ -161,19 +216,34 @@ class Connections:
             conn = self._by_key.get(credentials.key())
             if conn is None:
                 verify: bool | str = True
-                if credentials.ca:
-                    # requests wants a CA bundle as a file.
+                ca_file = None
+                if credentials.ca:  # requests wants a CA bundle as a file; removed on close
                     with tempfile.NamedTemporaryFile("w", suffix=".crt", delete=False) as f:
                         f.write(credentials.ca)
-                    verify = f.name
+                    verify = ca_file = f.name
                 base = self.default.context
-                context = Context(url=credentials.url, token=credentials.token,
-                                  namespace=credentials.namespace, verify=verify,
-                                  connect_timeout=base.connect_timeout, read_timeout=base.read_timeout)
-                conn = Connection(context, backoff=self._backoff, observe=self._observe)
+                context = Context(
+                    url=credentials.url,
+                    token=credentials.token,
+                    namespace=credentials.namespace,
+                    verify=verify,
+                    connect_timeout=base.connect_timeout,
+                    read_timeout=base.read_timeout,
+                )
+                conn = Connection(context, backoff=self._backoff, observe=self._observe, ca_file=ca_file)
                 self._by_key[credentials.key()] = conn
+            conn.last_used = time.monotonic()
             return conn
 
     def all(self) -> list[Connection]:
         with self._lock:
             return [self.default, *self._by_key.values()]
+
+    def tidy(self) -> None:
+        """Close the connections no object has used for `idle` seconds."""
+        cutoff = time.monotonic() - self.idle
+        with self._lock:
+            stale = [k for k, c in self._by_key.items() if c.last_used < cutoff]
+            closed = [self._by_key.pop(k) for k in stale]
+        for conn in closed:
+            conn.close()

@@ -1,85 +1,194 @@
-"""The Kubernetes side: status patches, Events, Secrets. Blocking calls, run in threads."""
+"""The Kubernetes side: status patches, finalizers, Events, Secrets. Blocking calls with
+time-outs, run in the controller's worker threads."""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 import socket
 import threading
-from typing import Any, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 import kubernetes
 
-from .status import now_iso
+from ..tenancy import secret_is_marked, unmarked_secret_message
+from .status import iso
 
 GROUP, VERSION, PLURAL, KIND = "juliarun.dev", "v1alpha1", "juliarunjobs", "JuliaRunJob"
 COMPONENT = "juliarun-operator"
+TIMEOUT = (5.0, 30.0)  # connect, read: no Kubernetes call may hang a worker
 
 log = logging.getLogger(__name__)
+Body = dict[str, Any]  # a JuliaRunJob as the API server returns it (the custom objects API: JSON)
+ApiException = kubernetes.client.ApiException
+
+
+class SecretProblem(Exception):
+    """A Secret that cannot be used: missing, forbidden, unreadable. The message names it
+    and what is wrong, never a value."""
+
+
+def load_config(kubeconfig: str | None) -> kubernetes.client.Configuration:
+    config = kubernetes.client.Configuration()
+    if kubeconfig:
+        kubernetes.config.load_kube_config(config_file=kubeconfig, client_configuration=config)
+        return config
+    try:
+        kubernetes.config.load_incluster_config(client_configuration=config)
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config(client_configuration=config)
+    return config
 
 
 class Kube:
     """Thin wrappers over the official client, with the operator's group and kind."""
 
-    def __init__(self, kubeconfig: str | None = None, pool_size: int = 32):
-        config = kubernetes.client.Configuration()
-        try:
-            kubernetes.config.load_incluster_config(client_configuration=config)
-        except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config(config_file=kubeconfig, client_configuration=config)
-        # Status writes and handler threads share the pool; the default (5 x CPUs) is too few.
+    def __init__(
+        self, kubeconfig: str | None = None, pool_size: int = 32, on_write: Callable[[], None] | None = None
+    ):
+        config = load_config(kubeconfig)
         config.connection_pool_maxsize = pool_size
         self.api = kubernetes.client.ApiClient(config)
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.host = socket.gethostname()
-        self.writes = 0  # status patches and events, for the benchmarks
+        self.writes = 0  # status patches, finalizer patches and Events: for the benchmarks
         self._lock = threading.Lock()
+        self._on_write = on_write
 
     def _count(self) -> None:
         with self._lock:
             self.writes += 1
+        if self._on_write:
+            self._on_write()
 
-    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> dict:
-        """Merge-patch the status subresource; returns the object as written."""
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> Body:
+        """Merge-patch the fields of status this write owns (None removes one)."""
         self._count()
-        return self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)})
+        written = self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)}, _request_timeout=TIMEOUT
+        )
+        return cast("Body", written)
 
-    def read_secret_data(self, namespace: str, name: str) -> dict[str, str]:
-        """Every key of a Secret, decoded; LookupError when the Secret does not exist."""
+    def set_finalizer(self, body: Mapping[str, Any], finalizer: str, present: bool) -> Body:
+        """Add or remove one finalizer with a JSON patch that fails (409/422) if the list
+        changed since `body`: others' finalizers are never lost."""
+        meta = body["metadata"]
+        current = list(meta.get("finalizers") or [])
+        ops: list[dict[str, Any]]
+        if present:
+            ops = (
+                [
+                    {"op": "test", "path": "/metadata/finalizers", "value": current},
+                    {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer},
+                ]
+                if current
+                else [{"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}]
+            )
+        else:
+            index = current.index(finalizer)
+            ops = [
+                {"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
+                {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+            ]
+        self._count()
+        written = self.custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            meta["namespace"],
+            PLURAL,
+            meta["name"],
+            ops,
+            _content_type="application/json-patch+json",
+            _request_timeout=TIMEOUT,
+        )
+        return cast("Body", written)
+
+    def list_objects(self, namespaces: list[str]) -> tuple[list[Body], str]:
+        """Every JuliaRunJob (of the namespaces, or all), and the list's resourceVersion."""
+        items: list[Body] = []
+        version = ""
+        for namespace in namespaces or [""]:
+            token = None
+            while True:
+                kwargs: dict[str, Any] = {"limit": 500, "_request_timeout": TIMEOUT}
+                if token:
+                    kwargs["_continue"] = token
+                page = cast(
+                    Body,
+                    (
+                        self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, **kwargs)
+                        if namespace
+                        else self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
+                    ),
+                )
+                items += page.get("items") or []
+                version = page.get("metadata", {}).get("resourceVersion", version)
+                token = page.get("metadata", {}).get("continue")
+                if not token:
+                    break
+        return items, version
+
+    def read_secret_data(self, namespace: str, name: str, marked: bool = True) -> dict[str, str]:
+        """Every key of a Secret its owner marked for the operator, decoded; SecretProblem
+        names what is wrong. An unmarked Secret is never used: someone who may create a
+        JuliaRunJob but not read Secrets cannot hand one to a job of theirs."""
         try:
-            secret = self.core.read_namespaced_secret(name, namespace)
-        except kubernetes.client.ApiException as exc:
+            secret = self.core.read_namespaced_secret(name, namespace, _request_timeout=TIMEOUT)
+        except ApiException as exc:
             if exc.status == 404:
-                raise LookupError(f"Secret {namespace}/{name} not found") from None
-            raise
-        return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+                raise SecretProblem(f"Secret {namespace}/{name} not found") from None
+            if exc.status == 403:
+                raise SecretProblem(
+                    f"Secret {namespace}/{name} may not be read by the operator (forbidden)"
+                ) from None
+            raise SecretProblem(f"Secret {namespace}/{name} cannot be read: HTTP {exc.status}") from None
+        except Exception as exc:  # a time-out or a broken connection: ours to retry
+            raise SecretProblem(f"Secret {namespace}/{name} cannot be read: {type(exc).__name__}") from None
+        if marked and not secret_is_marked(secret.metadata.labels if secret.metadata else None):
+            raise SecretProblem(unmarked_secret_message(namespace, name))
+        data = {}
+        for key, value in (secret.data or {}).items():
+            try:
+                data[key] = base64.b64decode(value).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                raise SecretProblem(f"Secret {namespace}/{name}: key {key!r} is not UTF-8 text") from None
+        return data
 
-    def read_secret(self, namespace: str, name: str, key: str) -> str:
-        """One key of a Secret, decoded; LookupError names what is missing."""
-        data = self.read_secret_data(namespace, name)
-        if key not in data:
-            raise LookupError(f"Secret {namespace}/{name} has no key {key!r}")
-        return data[key]
-
-    def event(self, body: Mapping[str, Any], etype: str, reason: str, message: str) -> None:
+    def event(self, body: Mapping[str, Any], etype: str, reason: str, message: str, now: float) -> None:
         """Post a core/v1 Event about a JuliaRunJob; failures are logged, never raised."""
         meta = body["metadata"]
-        now = now_iso()
+        stamp = iso(now)
         event = {
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
-                               "name": meta["name"], "namespace": meta["namespace"],
-                               "uid": meta.get("uid")},
-            "type": etype, "reason": reason, "message": message[:1024],
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "type": etype,
+            "reason": reason,
+            "message": message[:1024],
             "source": {"component": COMPONENT, "host": self.host},
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-            "reportingComponent": COMPONENT, "reportingInstance": self.host,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self.host,
         }
         self._count()
         try:
-            self.core.create_namespaced_event(meta["namespace"], event)
-        except kubernetes.client.ApiException as exc:
-            log.warning("cannot post event %s for %s/%s: HTTP %s", reason,
-                        meta["namespace"], meta["name"], exc.status)
+            # A dict is sent as JSON as it stands; the model class would only be converted back.
+            self.core.create_namespaced_event(meta["namespace"], cast(Any, event), _request_timeout=TIMEOUT)
+        except Exception as exc:
+            log.warning(
+                "cannot post event %s for %s/%s: %s",
+                reason,
+                meta["namespace"],
+                meta["name"],
+                getattr(exc, "status", type(exc).__name__),
+            )

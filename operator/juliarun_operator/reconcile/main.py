@@ -1,105 +1,250 @@
-"""`juliarun operator`: configuration from flags and environment, then kopf."""
+"""`juliarun operator`: configuration from flags and environment, then kopf for the watch.
+
+kopf does what it does best here: it watches JuliaRunJobs (reconnecting, per namespace) and
+hands every event to `Controller.track`. It writes nothing to the objects: no progress or
+diff-base annotations and no finalizer of its own (the controller keeps ours). Importing
+this module stays cheap: kopf and the kubernetes client load in `run`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import socket
+import threading
+from collections.abc import Callable
 from typing import Any
 
-from ..juliarun import Context, JuliaRunError
-from .connections import Backoff
-from .kube import Kube
-from .metrics import Metrics, serve
-from .runtime import Config, Runtime
+from ..envvars import EnvVarError, env_float, env_int, env_list, env_str
 
-ENV = os.environ
-
-
-def _env_list(name: str) -> list[str]:
-    return [n.strip() for n in ENV.get(name, "").split(",") if n.strip()]
+log = logging.getLogger("juliarun_operator")
 
 
 def configure_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "operator", help="run the JuliaRunJob operator",
+        "operator",
+        help="run the JuliaRunJob operator",
         description="Run the operator: watch JuliaRunJob objects and keep JuliaRun in step. "
-                    "Kubernetes is found as kubectl finds it (KUBECONFIG, or in-cluster); "
-                    "the default JuliaRun connection as the juliarun CLI finds it.")
-    p.add_argument("--kubeconfig", default=ENV.get("KUBECONFIG"), help="kubeconfig file (default: $KUBECONFIG, then in-cluster)")
-    p.add_argument("--watch-namespace", action="append", dest="watch_namespaces",
-                   default=_env_list("WATCH_NAMESPACES"),
-                   help="namespace to watch (repeatable; default $WATCH_NAMESPACES, comma-separated, else all)")
-    p.add_argument("--sync-interval", type=float, default=float(ENV.get("JULIARUN_SYNC_INTERVAL", "10")),
-                   help="seconds between status syncs (one getAllJobInfo per connection each) (default 10)")
-    p.add_argument("--health-interval", type=float,
-                   default=float(ENV.get("JULIARUN_HEALTH_INTERVAL", "30")),
-                   help="seconds between getSystemStatus checks per connection (default 30)")
-    p.add_argument("--submit-landing-window", type=float,
-                   default=float(ENV.get("JULIARUN_SUBMIT_LANDING_WINDOW", "30")),
-                   help="seconds, beyond the time-outs, that an unconfirmed submitJob may still "
-                        "take to land before a retry or a deletion decides it did not (default 30)")
-    p.add_argument("--metrics-port", type=int, default=int(ENV.get("METRICS_PORT", "8080")),
-                   help="port of /metrics, /healthz and /readyz; 0 disables (default 8080)")
-    p.add_argument("--log-format", choices=("text", "json"), default=ENV.get("LOG_FORMAT", "text"))
-    p.add_argument("--verbose", action="store_true", help="debug logging")
-    p.add_argument("--peering", default=ENV.get("PEERING_NAME", "juliarun-operator"),
-                   help="kopf peering name: replicas with the same name elect one to act")
-    p.add_argument("--priority", type=int, default=int(ENV.get("PEERING_PRIORITY", "0")),
-                   help="peering priority: the highest acts; give replicas distinct values")
-    p.add_argument("--peering-lifetime", type=int, default=int(ENV.get("PEERING_LIFETIME", "60")),
-                   help="seconds after which a silent peer counts as dead and another takes over")
-    p.add_argument("--standalone", action="store_true", help="no peering (a single operator)")
-    p.add_argument("--max-workers", type=int, default=int(ENV.get("MAX_WORKERS", "32")),
-                   help="threads for handlers (kopf's default is CPUs + 4)")
-    p.add_argument("--max-in-flight", type=int, default=int(ENV.get("MAX_IN_FLIGHT", "500")),
-                   help="objects worked on at once; the others' events wait, which bounds memory "
-                        "when thousands change together; 0: no limit (default 500)")
+        "Kubernetes is found as kubectl finds it (--kubeconfig, KUBECONFIG, in-cluster); "
+        "the default JuliaRun connection as the juliarun CLI finds it.",
+    )
+    add = p.add_argument
+    add("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then in-cluster, then ~/.kube/config)")
+    add(
+        "--watch-namespace",
+        action="append",
+        dest="watch_namespaces",
+        help="namespace to watch (repeatable; default $WATCH_NAMESPACES, comma-separated, else all)",
+    )
+    add(
+        "--sync-interval",
+        type=float,
+        help="seconds between snapshots (one getAllJobInfo per connection "
+        "each) when nothing waits for JuliaRun (default 10; JULIARUN_SYNC_INTERVAL)",
+    )
+    add(
+        "--health-interval",
+        type=float,
+        help="seconds between getSystemStatus checks per connection (default 30; JULIARUN_HEALTH_INTERVAL)",
+    )
+    add(
+        "--resync-interval",
+        type=float,
+        help="seconds between full passes over every object, with a fresh "
+        "list (default 300; JULIARUN_RESYNC_INTERVAL)",
+    )
+    add(
+        "--submit-landing-window",
+        type=float,
+        help="seconds, beyond the time-outs, that an unconfirmed submitJob may still take to land before "
+        "a retry or a deletion decides it did not (default 30; JULIARUN_SUBMIT_LANDING_WINDOW)",
+    )
+    add(
+        "--metrics-port",
+        type=int,
+        help="port of /metrics, /healthz and /readyz; 0 disables (default 8080; METRICS_PORT)",
+    )
+    add("--log-format", choices=("text", "json"), help="default text; LOG_FORMAT")
+    add("--verbose", action="store_true", help="debug logging")
+    add("--standalone", action="store_true", help="act at once, without the Lease (a single operator only)")
+    add(
+        "--lease-name",
+        help="the Lease that elects the acting replica (default juliarun-operator; LEASE_NAME)",
+    )
+    add("--lease-namespace", help="its namespace (default: the pod's, else default; LEASE_NAMESPACE)")
+    add(
+        "--lease-duration",
+        type=int,
+        help="seconds after which a silent replica's Lease is taken over (default 15; LEASE_DURATION)",
+    )
+    add("--workers", type=int, help="objects handled at once (threads; default 16; WORKERS)")
+    add(
+        "--namespace-connection",
+        action="append",
+        dest="namespace_connections",
+        metavar="NAMESPACE=SECRET",
+        help="the namespace's JuliaRun connection: a Secret (url, token, namespace, ca.crt) in the "
+        "operator's own namespace; other namespaces use the default connection (repeatable; "
+        "default $NAMESPACE_CONNECTIONS, comma-separated)",
+    )
+    add(
+        "--adopt-namespace",
+        action="append",
+        dest="adopt_namespaces",
+        help="namespace whose objects may adopt existing JuliaRun jobs and name jobs outside their "
+        "own prefix <namespace>- (repeatable; default $ADOPT_NAMESPACES, comma-separated; "
+        "'*' for all; default none)",
+    )
     p.set_defaults(func=run)
+
+
+def _pod_namespace() -> str:
+    try:
+        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
+            return f.read().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def _given(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def run(args: argparse.Namespace) -> int:
     import kopf
 
-    from . import handlers  # noqa: F401  (registers the handlers with kopf)
-    from .syncer import Syncer
+    from .. import tenancy
+    from ..juliarun import Context, JuliaRunError
+    from .connections import Backoff, Connections
+    from .controller import Config, Controller
+    from .kube import Kube
+    from .leader import LeaseElector
+    from .metrics import Metrics, serve
+    from .poller import Poller
 
-    kopf.configure(verbose=args.verbose, log_format=(
-        kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL))
+    sync_interval = _given(args.sync_interval, env_float("JULIARUN_SYNC_INTERVAL", 10.0))
+    health_interval = _given(args.health_interval, env_float("JULIARUN_HEALTH_INTERVAL", 30.0))
+    resync_interval = _given(args.resync_interval, env_float("JULIARUN_RESYNC_INTERVAL", 300.0))
+    landing = _given(args.submit_landing_window, env_float("JULIARUN_SUBMIT_LANDING_WINDOW", 30.0))
+    metrics_port = _given(args.metrics_port, env_int("METRICS_PORT", 8080))
+    log_format = args.log_format or env_str("LOG_FORMAT") or "text"
+    if log_format not in ("text", "json"):
+        raise EnvVarError(f"environment variable LOG_FORMAT={log_format!r}: expected text or json")
+    workers = _given(args.workers, env_int("WORKERS", 16))
+    lease_duration = _given(args.lease_duration, env_int("LEASE_DURATION", 15))
+    namespaces = args.watch_namespaces or env_list("WATCH_NAMESPACES")
+    adopters = args.adopt_namespaces or env_list("ADOPT_NAMESPACES")
+    mapping = {}
+    for entry in args.namespace_connections or env_list("NAMESPACE_CONNECTIONS"):
+        namespace, sep, secret = entry.partition("=")
+        if not (sep and namespace.strip() and secret.strip()):
+            raise EnvVarError(f"namespace connection {entry!r}: expected NAMESPACE=SECRET")
+        mapping[namespace.strip()] = secret.strip()
+    kubeconfig = args.kubeconfig or env_str("KUBECONFIG")
     try:
-        context = Context.from_env(url=getattr(args, "url", None),
-                                   token_file=getattr(args, "token_file", None),
-                                   namespace=getattr(args, "namespace", None))
+        allowed_hosts = tenancy.allowed_hosts_from_env()
+    except ValueError as exc:
+        raise EnvVarError(str(exc)) from None
+    insecure = tenancy.insecure_http_allowed()
+
+    def check_url(url: str) -> str:
+        """Why a tenant's credentials Secret may not send the operator to `url` ("" if it may)."""
+        try:
+            tenancy.check_tenant_url(url, allowed_hosts, allow_insecure_http=insecure, key="url")
+        except tenancy.TenantURLError as exc:
+            return str(exc)
+        return ""
+
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig  # kopf finds the cluster the same way as our own client
+
+    kopf.configure(
+        verbose=args.verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL
+    )
+    # The connection flags `juliarun` takes before or after `operator` (as for every command).
+    overrides: dict[str, Any] = {
+        "url": getattr(args, "url", None),
+        "token_file": getattr(args, "token_file", None),
+        "namespace": getattr(args, "namespace", None),
+        "verify": False if getattr(args, "insecure", False) else getattr(args, "ca_file", None),
+    }
+    try:
+        default = Context.from_env(None, **overrides)
     except JuliaRunError as exc:
-        logging.getLogger("juliarun_operator").error("%s", exc)
+        log.error("%s", exc)
         return 1
-    # kopf logs every run of the watch-event handler; at thousands of objects that is noise.
-    logging.getLogger("kopf.objects").addFilter(
-        lambda record: not record.getMessage().startswith("Handler 'track'"))
     metrics = Metrics()
-    runtime = Runtime(Config(context, sync_interval=args.sync_interval,
-                             health_interval=args.health_interval,
-                             submit_landing_window=args.submit_landing_window, backoff=Backoff()),
-                      Kube(args.kubeconfig, pool_size=args.max_workers + 8), metrics)
-    syncer = Syncer(runtime)
+    connections = Connections(default, backoff=Backoff(), observe=metrics.observe_call)
+    kube = Kube(kubeconfig, pool_size=workers + 8, on_write=metrics.kube_written)
+    controller = Controller(
+        Config(
+            sync_interval=sync_interval,
+            health_interval=health_interval,
+            resync_interval=resync_interval,
+            submit_landing_window=landing,
+            workers=workers,
+            namespaces=namespaces,
+            adopt_namespaces=None if "*" in adopters else frozenset(adopters),
+            check_url=check_url,
+            namespace_connections=mapping,
+            own_namespace=_pod_namespace(),
+        ),
+        kube,
+        connections,
+        metrics,
+    )
+    poller = Poller(controller)
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
     servers = []
 
-    def start() -> None:
-        syncer.start()
-        if args.metrics_port:
-            servers.append(serve(metrics, args.metrics_port, syncer.health, syncer.ready))
+    @kopf.on.startup()
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.enabled = False  # our own Events say what happened, once
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.batching.idle_timeout = 0.5  # per-object kopf workers: only a callback each
+        threads.extend(controller.run_workers(stop))
+        threads.append(_thread("juliarun-poller", poller.run, stop))
+        if args.standalone:
+            controller.set_acting(True)
+        else:
+            pod = env_str("POD_NAME") or socket.gethostname()
+            identity = f"{pod}_{os.getpid()}"
+            elector = LeaseElector(
+                kube.api,
+                args.lease_name or env_str("LEASE_NAME") or "juliarun-operator",
+                args.lease_namespace or env_str("LEASE_NAMESPACE") or _pod_namespace(),
+                identity,
+                controller.set_acting,
+                lease_duration,
+            )
+            threads.append(_thread("juliarun-lease", elector.run, stop))
+        if metrics_port:
+            servers.append(serve(metrics, metrics_port, poller.health, poller.ready))
 
-    def stop() -> None:
-        syncer.close()
+    @kopf.on.cleanup()
+    def cleanup(**_: Any) -> None:
+        stop.set()
+        controller.queue.close()
+        for t in threads:
+            t.join(timeout=5)
         for server in servers:
             server.shutdown()
 
-    memo = kopf.Memo(runtime=runtime, max_workers=args.max_workers, max_in_flight=args.max_in_flight,
-                     peering_lifetime=args.peering_lifetime,
-                     start=start, stop=stop)
-    logging.getLogger("juliarun_operator").info("JuliaRun default connection: %s", context.describe())
-    # Naming a peering makes kopf insist on it (and wait for its CRD): only when peering.
-    peering = {} if args.standalone else {"peering_name": args.peering, "priority": args.priority}
-    kopf.run(clusterwide=not args.watch_namespaces, namespaces=args.watch_namespaces,
-             standalone=args.standalone, memo=memo, **peering)
+    @kopf.on.event("juliarun.dev", "v1alpha1", "juliarunjobs")
+    async def track(event: kopf.RawEvent, **_: Any) -> None:
+        body = event.get("object")
+        if body:
+            controller.track(event.get("type"), body)
+
+    log.info("JuliaRun default connection: %s", default.describe())
+    kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=True)
     return 0
+
+
+def _thread(name: str, target: Callable[[threading.Event], None], stop: threading.Event) -> threading.Thread:
+    t = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
+    t.start()
+    return t

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..juliarun import jobtypes as jt
 from ..juliarun.encoding import check_params
@@ -22,8 +23,9 @@ FIELD_TO_PARAM = {p.field: p for p in jt.PARAMETERS.values()}
 CONTROL_FIELDS = ("type", "jobName", "parallelism", "deletionPolicy", "credentialsRef")
 
 
-def job_params(spec: Mapping[str, Any], namespace: str,
-               read_secret: SecretReader | None = None) -> dict[str, Any]:
+def job_params(
+    spec: Mapping[str, Any], namespace: str, read_secret: SecretReader | None = None
+) -> dict[str, Any]:
     """The checked JuliaRun parameters for `spec` (ParameterError names the spec field)."""
     job_type = jt.job_type(spec.get("type", ""))
     params: dict[str, Any] = {}
@@ -39,13 +41,13 @@ def job_params(spec: Mapping[str, Any], namespace: str,
     try:
         return check_params(job_type.name, params)
     except ParameterError as exc:
-        field = jt.PARAMETERS[exc.param].field if exc.param in jt.PARAMETERS else exc.param
+        known = exc.param in jt.PARAMETERS
+        field = jt.PARAMETERS[exc.param].field if known and exc.param else (exc.param or "")
         field = "parallelism" if exc.param == "nworkers" else field  # nworkers comes from it
         raise ParameterError(f"spec.{field}: {exc}", field) from None
 
 
-def _from_spec(param: jt.Param, value: Any, namespace: str,
-               read_secret: SecretReader | None) -> Any:
+def _from_spec(param: jt.Param, value: Any, namespace: str, read_secret: SecretReader | None) -> Any:
     # The CRD schema already shapes these; a cluster without it (or an old object) may not.
     try:
         if param.kind == jt.PORTS:
@@ -53,17 +55,20 @@ def _from_spec(param: jt.Param, value: Any, namespace: str,
         if param.kind == jt.ENV:
             return {e["name"]: e.get("value", "") for e in _items(value)}
     except (KeyError, TypeError, AttributeError):
-        raise ParameterError(f"spec.{param.field}: expected a list of objects with "
-                             + ("name, containerPort, servicePort" if param.kind == jt.PORTS
-                                else "name and value"), param.field) from None
+        raise ParameterError(
+            f"spec.{param.field}: expected a list of objects with "
+            + ("name, containerPort, servicePort" if param.kind == jt.PORTS else "name and value"),
+            param.field,
+        ) from None
     if param.kind == jt.SECRET:
         if read_secret is None:
             raise ParameterError(f"spec.{param.field}: no way to read Secrets", param.field)
         try:
             secret, key = value["name"], value["key"]
         except (KeyError, TypeError):
-            raise ParameterError(f"spec.{param.field}: expected an object with name and key",
-                                 param.field) from None
+            raise ParameterError(
+                f"spec.{param.field}: expected an object with name and key", param.field
+            ) from None
         try:
             return read_secret(namespace, secret, key)
         except LookupError as exc:
@@ -82,8 +87,7 @@ def params_digest(params: Mapping[str, Any]) -> str:
 
     Secrets (the notebook password) stay out: a status field must not carry even a hash of one.
     """
-    kept = {k: v for k, v in params.items()
-            if k != "nworkers" and jt.PARAMETERS[k].kind != jt.SECRET}
+    kept = {k: v for k, v in params.items() if k != "nworkers" and jt.PARAMETERS[k].kind != jt.SECRET}
     text = json.dumps(kept, sort_keys=True, default=list)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -24,13 +24,17 @@ def _labels(pairs: tuple[tuple[str, str], ...]) -> str:
 class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.calls: dict[tuple, int] = defaultdict(int)
+        self.calls: dict[tuple[str, str], int] = defaultdict(int)
         self.latency_buckets: dict[str, list[int]] = defaultdict(lambda: [0] * len(BUCKETS))
         self.latency_sum: dict[str, float] = defaultdict(float)
         self.latency_count: dict[str, int] = defaultdict(int)
-        self.reconciles: dict[tuple, int] = defaultdict(int)
+        self.reconciles: dict[tuple[str, str], int] = defaultdict(int)
         self.phases: dict[str, int] = {}
         self.status_writes = 0
+        self.status_write_failures = 0
+        self.kube_errors: dict[tuple[str, str], int] = defaultdict(int)
+        self.connections_unavailable = 0
+        self.kube_writes = 0
 
     def observe_call(self, operation: str, outcome: str, seconds: float) -> None:
         with self._lock:
@@ -54,39 +58,91 @@ class Metrics:
         with self._lock:
             self.status_writes += 1
 
+    def status_write_failed(self) -> None:
+        with self._lock:
+            self.status_write_failures += 1
+
+    def kube_error(self, operation: str, status: object) -> None:
+        with self._lock:
+            self.kube_errors[(operation, str(status))] += 1
+
+    def kube_written(self) -> None:
+        with self._lock:
+            self.kube_writes += 1
+
+    def set_unavailable(self, count: int) -> None:
+        with self._lock:
+            self.connections_unavailable = count
+
     def render(self) -> str:
         with self._lock:
-            lines = ["# HELP juliarun_calls_total JuliaRun API calls by operation and outcome.",
-                     "# TYPE juliarun_calls_total counter"]
+            lines = [
+                "# HELP juliarun_calls_total JuliaRun API calls by operation and outcome.",
+                "# TYPE juliarun_calls_total counter",
+            ]
             for (op, outcome), n in sorted(self.calls.items()):
                 lines.append(f"juliarun_calls_total{_labels((('operation', op), ('outcome', outcome)))} {n}")
-            lines += ["# HELP juliarun_call_duration_seconds JuliaRun API call latency.",
-                      "# TYPE juliarun_call_duration_seconds histogram"]
+            lines += [
+                "# HELP juliarun_call_duration_seconds JuliaRun API call latency.",
+                "# TYPE juliarun_call_duration_seconds histogram",
+            ]
             for op in sorted(self.latency_count):
-                for bound, n in zip(BUCKETS, self.latency_buckets[op]):
+                for bound, n in zip(BUCKETS, self.latency_buckets[op], strict=True):
                     labels = _labels((("operation", op), ("le", f"{bound:g}")))
                     lines.append(f"juliarun_call_duration_seconds_bucket{labels} {n}")
                 inf = _labels((("operation", op), ("le", "+Inf")))
                 lines.append(f"juliarun_call_duration_seconds_bucket{inf} {self.latency_count[op]}")
-                lines.append(f"juliarun_call_duration_seconds_sum{_labels((('operation', op),))} "
-                             f"{self.latency_sum[op]:.6f}")
-                lines.append(f"juliarun_call_duration_seconds_count{_labels((('operation', op),))} "
-                             f"{self.latency_count[op]}")
-            lines += ["# HELP juliarun_reconciles_total Handler runs by handler and outcome.",
-                      "# TYPE juliarun_reconciles_total counter"]
+                lines.append(
+                    f"juliarun_call_duration_seconds_sum{_labels((('operation', op),))} "
+                    f"{self.latency_sum[op]:.6f}"
+                )
+                lines.append(
+                    f"juliarun_call_duration_seconds_count{_labels((('operation', op),))} "
+                    f"{self.latency_count[op]}"
+                )
+            lines += [
+                "# HELP juliarun_reconciles_total Handler runs by handler and outcome.",
+                "# TYPE juliarun_reconciles_total counter",
+            ]
             for (handler, outcome), n in sorted(self.reconciles.items()):
-                lines.append(f"juliarun_reconciles_total{_labels((('handler', handler), ('outcome', outcome)))} {n}")
+                lines.append(
+                    f"juliarun_reconciles_total{_labels((('handler', handler), ('outcome', outcome)))} {n}"
+                )
             lines += ["# HELP juliarun_jobs JuliaRunJob objects by phase.", "# TYPE juliarun_jobs gauge"]
             for phase, n in sorted(self.phases.items()):
                 lines.append(f"juliarun_jobs{_labels((('phase', phase),))} {n}")
-            lines += ["# HELP juliarun_status_writes_total Status patches written.",
-                      "# TYPE juliarun_status_writes_total counter",
-                      f"juliarun_status_writes_total {self.status_writes}"]
+            lines += [
+                "# HELP juliarun_status_writes_total Status patches written.",
+                "# TYPE juliarun_status_writes_total counter",
+                f"juliarun_status_writes_total {self.status_writes}",
+                "# HELP juliarun_status_write_failures_total Status patches the API server refused or lost.",
+                "# TYPE juliarun_status_write_failures_total counter",
+                f"juliarun_status_write_failures_total {self.status_write_failures}",
+                "# HELP juliarun_kube_errors_total Kubernetes API errors by operation and HTTP status.",
+                "# TYPE juliarun_kube_errors_total counter",
+            ]
+            for (op, code), n in sorted(self.kube_errors.items()):
+                lines.append(f"juliarun_kube_errors_total{_labels((('operation', op), ('code', code)))} {n}")
+            lines += [
+                "# HELP juliarun_kube_writes_total Writes to the Kubernetes API: status, finalizers, Events.",
+                "# TYPE juliarun_kube_writes_total counter",
+                f"juliarun_kube_writes_total {self.kube_writes}",
+            ]
+            lines += [
+                "# HELP juliarun_connections_unavailable JuliaRun connections in use that fail now.",
+                "# TYPE juliarun_connections_unavailable gauge",
+                f"juliarun_connections_unavailable {self.connections_unavailable}",
+            ]
             return "\n".join(lines) + "\n"
 
 
-def serve(metrics: Metrics, port: int, health: Callable[[], tuple[bool, str]],
-          ready: Callable[[], tuple[bool, str]], host: str = "0.0.0.0") -> ThreadingHTTPServer:
+def serve(
+    metrics: Metrics,
+    port: int,
+    health: Callable[[], tuple[bool, str]],
+    ready: Callable[[], tuple[bool, str]],
+    host: str = "0.0.0.0",  # noqa: S104 (kubelet's probes and Prometheus reach the pod's address)
+) -> ThreadingHTTPServer:
     """Serve /metrics, /healthz (the operator works) and /readyz (JuliaRun answers)."""
 
     class Handler(BaseHTTPRequestHandler):

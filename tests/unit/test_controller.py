@@ -1,0 +1,212 @@
+"""The operator's plumbing without processes: breaker, work queue, Secret cache, connections,
+the object registry and the probes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from juliarun_operator.juliarun import Context
+from juliarun_operator.juliarun.errors import ApiError, TransportError
+from juliarun_operator.reconcile.connections import (
+    Backoff,
+    Breaker,
+    Connection,
+    Connections,
+    Credentials,
+    Unavailable,
+)
+from juliarun_operator.reconcile.controller import Config, Controller
+from juliarun_operator.reconcile.kube import SecretProblem
+from juliarun_operator.reconcile.metrics import Metrics
+from juliarun_operator.reconcile.poller import LIVENESS, Poller
+from juliarun_operator.reconcile.secrets import SecretCache
+from juliarun_operator.reconcile.workqueue import WorkQueue
+
+CONTEXT = Context(url="http://127.0.0.1:9", token="unit-test-token-1234", namespace="ns")
+
+
+# --- the breaker: JuliaRun's call rate while it fails -------------------------------------------
+
+
+def test_an_open_breaker_lets_one_trial_call_through_after_its_backoff():
+    breaker = Breaker(Backoff(base=0.05, cap=0.05))
+    breaker.failed("down")
+    with pytest.raises(Unavailable) as refused:
+        breaker.admit()
+    assert refused.value.delay > 0
+    time.sleep(0.06)
+    breaker.admit()  # the trial
+    with pytest.raises(Unavailable):
+        breaker.admit()  # everyone else waits for the trial's outcome
+    breaker.succeeded()
+    breaker.admit()
+    breaker.admit()
+
+
+def test_a_hundred_callers_make_one_call_per_backoff_while_juliarun_fails():
+    calls = []
+
+    def failing() -> None:
+        calls.append(time.monotonic())
+        raise TransportError("no answer")
+
+    conn = Connection(CONTEXT, backoff=Backoff(base=0.2, cap=0.2))
+    deadline = time.monotonic() + 1.0
+
+    def caller() -> None:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Unavailable, TransportError):
+                conn.call(failing)
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=caller) for _ in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # A first failure, then at most one trial per backoff (0.1 to 0.2 s): never 100 at once.
+    assert 2 <= len(calls) <= 12, len(calls)
+
+
+def test_a_refusal_is_an_answer_but_a_refused_read_is_a_failure():
+    conn = Connection(CONTEXT, backoff=Backoff(base=10, cap=10))
+
+    def refuse() -> None:
+        raise ApiError("submitJob", 4711, "no")
+
+    with pytest.raises(ApiError):
+        conn.call(refuse)
+    assert conn.healthy  # JuliaRun answered: it works
+    with pytest.raises(ApiError):
+        conn.read(refuse)
+    assert not conn.healthy and "4711" in conn.problem  # no view of the jobs: unusable
+
+
+# --- the work queue ---------------------------------------------------------------------------
+
+
+def test_a_key_is_queued_once_and_again_if_it_changed_while_handled():
+    queue = WorkQueue()
+    queue.add("a")
+    queue.add("a")
+    assert queue.get(0.1) == "a" and queue.get(0.01) is None
+    queue.add("a")  # changed while a worker has it
+    assert queue.get(0.01) is None  # not handed to a second worker meanwhile
+    queue.done("a")
+    assert queue.get(0.1) == "a"
+    queue.done("a")
+    queue.add_after("b", 0.05)
+    assert queue.get(0.01) is None and queue.get(0.5) == "b"
+
+
+# --- Secrets ----------------------------------------------------------------------------------
+
+
+def test_a_missing_secret_is_remembered_and_read_again_with_backoff():
+    reads = []
+
+    def read(namespace: str, name: str, marked: bool) -> dict[str, str]:
+        reads.append(name)
+        raise SecretProblem(f"Secret {namespace}/{name} not found")
+
+    cache = SecretCache(read, ttl=60, backoff=Backoff(base=0.2, cap=0.2))
+    for _ in range(50):
+        with pytest.raises(SecretProblem, match="not found"):
+            cache.get("team", "gone")
+    assert reads == ["gone"]
+    time.sleep(0.21)
+    with pytest.raises(SecretProblem):
+        cache.get("team", "gone")
+    assert reads == ["gone", "gone"]
+
+
+def test_a_good_secret_is_read_once_per_ttl():
+    reads = []
+    cache = SecretCache(lambda ns, name, marked: reads.append(name) or {"k": "v"}, ttl=60, backoff=Backoff())
+    assert all(cache.get("team", "s") == {"k": "v"} for _ in range(100))
+    assert reads == ["s"]
+
+
+# --- connections over time ---------------------------------------------------------------------
+
+
+def test_a_hundred_token_rotations_leave_no_connection_or_file_behind():
+    connections = Connections(CONTEXT, idle=0.0)
+    files = set()
+    for i in range(100):
+        conn = connections.get(Credentials("https://jr.example", f"rotated-token-{i:04d}", "team", ca="PEM"))
+        files.add(conn.ca_file)
+        connections.tidy()  # idle 0: the one just used is also closed, as after its idle time
+    assert connections.all() == [connections.default]
+    assert len(files) == 100 and not any(os.path.exists(f) for f in files)
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+
+def body(name: str, version: int, **status) -> dict:
+    return {
+        "metadata": {
+            "namespace": "team",
+            "name": name,
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "resourceVersion": str(version),
+            "creationTimestamp": "2026-11-26T00:00:00Z",
+        },
+        "spec": {"type": "Webserver"},
+        "status": status,
+    }
+
+
+def controller() -> Controller:
+    kube = SimpleNamespace(read_secret_data=lambda ns, name, marked: {})
+    return Controller(Config(), kube, Connections(CONTEXT), Metrics())  # type: ignore[arg-type]
+
+
+def test_a_fresh_list_forgets_objects_deleted_while_no_event_said_so():
+    ctl = controller()
+    for name in ("a", "b", "c"):
+        ctl.track("ADDED", body(name, 10, jobName=f"job-{name}"))
+    ctl.replace_all([body("a", 20, jobName="job-a"), body("c", 21, jobName="job-c")])  # b went in a gap
+    assert sorted(ctl.keys()) == [("team", "a"), ("team", "c")]
+    assert ctl.registry.holder("job-b") is None and ctl.registry.holder("job-a") == ("team", "a")
+
+
+def test_an_older_body_never_replaces_a_newer_one():
+    ctl = controller()
+    ctl.registry.remember(body("a", 30, phase="Running"))  # our write's answer
+    ctl.track("MODIFIED", body("a", 29, phase="Pending"))  # the watch, late
+    assert ctl.registry.get(("team", "a"))["status"]["phase"] == "Running"
+
+
+# --- probes -------------------------------------------------------------------------------------
+
+
+def test_liveness_holds_while_a_long_queue_is_worked_through_and_fails_when_nothing_moves():
+    ctl = controller()
+    poller = Poller(ctl)
+    for i in range(10_000):
+        ctl.queue.add(("team", f"o{i}"))
+    ctl.last_done = time.monotonic()  # workers finish objects: a long pass, still progress
+    assert poller.health()[0]
+    ctl.last_done = time.monotonic() - LIVENESS * 5 - 1  # stuck: no object done for 5 min
+    assert not poller.health()[0]
+
+
+def test_readiness_answers_from_memory_and_names_the_failing_connection():
+    ctl = controller()
+    ctl.acting = True
+    poller = Poller(ctl)
+    started = time.monotonic()
+    assert poller.ready()[0]
+    ctl.connections.default.breaker.failed("connection refused")
+    ok, text = poller.ready()
+    assert not ok and "connection refused" in text
+    assert time.monotonic() - started < 0.1  # no call to JuliaRun inside the probe

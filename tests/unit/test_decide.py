@@ -1,0 +1,425 @@
+"""The decision function, case by case: states and events in, actions and status out."""
+
+from __future__ import annotations
+
+import pytest
+
+from juliarun_operator.juliarun.client import JobInfo, JobScale, JobStatus
+from juliarun_operator.reconcile import decide as d
+from juliarun_operator.reconcile import status as st
+from juliarun_operator.reconcile.naming import default_job_name
+
+NOW = 1_800_000_000.0
+UID = "0b5c1e2a-7d3f-4c4e-9a51-3f1d2b6c8e90"
+NAME = default_job_name("team", "web", UID)
+PARAMS = {"run_volume": "v", "cfg_file": "c", "nworkers": 2}
+
+
+def obj(
+    status=None,
+    spec=None,
+    annotations=None,
+    finalizers=(d.FINALIZER,),
+    deleting=False,
+    generation=1,
+    created=NOW - 100,
+) -> d.ObjectState:
+    spec = {"type": "Webserver", "runVolume": "v", "cfgFile": "c", "parallelism": 2, **(spec or {})}
+    return d.ObjectState(
+        "team",
+        "web",
+        UID,
+        generation,
+        spec,
+        status or {},
+        annotations or {},
+        tuple(finalizers),
+        deleting,
+        created,
+    )
+
+
+def info(
+    name=NAME,
+    running=2,
+    requested=2,
+    created=True,
+    completed=False,
+    succeeded=0,
+    started=2,
+    job_type="Webserver",
+) -> JobInfo:
+    return JobInfo(
+        name,
+        job_type,
+        JobStatus(completed, succeeded, started, created, False),
+        JobScale(running, requested),
+        ["10.0.0.1:80"],
+    )
+
+
+def facts(jobs=(), memory=None, **kw) -> d.Facts:
+    base = {
+        "now": NOW,
+        "memory": memory or d.Memory(),
+        "params": PARAMS,
+        "snapshot": {j.name: j for j in jobs},
+        "snapshot_time": NOW - 1,
+        "landing": 40.0,
+        "acting_since": NOW - 1000,
+    }
+    return d.Facts(**{**base, **kw})
+
+
+def kinds(plan: d.Plan) -> list[d.Kind]:
+    return [a.kind for a in plan.actions]
+
+
+def written(plan: d.Plan) -> dict:
+    writes = [a.value for a in plan.actions if a.kind is d.Kind.WRITE_STATUS]
+    assert len(writes) == 1, kinds(plan)
+    return writes[0]
+
+
+def cond(fields: dict, ctype: str) -> tuple[str, str]:
+    c = next(c for c in fields["conditions"] if c["type"] == ctype)
+    return c["status"], c["reason"]
+
+
+def settled(plan: d.Plan) -> dict:
+    """The status an object has after `plan`'s write."""
+    return {k: v for k, v in written(plan).items() if v is not None}
+
+
+# --- submit ------------------------------------------------------------------------------------
+
+
+def test_new_object_gets_its_finalizer_and_is_submitted_without_a_status_write():
+    plan = d.reconcile(obj(finalizers=()), facts())
+    assert kinds(plan) == [d.Kind.ADD_FINALIZER, d.Kind.SUBMIT]
+    assert plan.actions[1].job == NAME and plan.actions[1].value == PARAMS
+    assert plan.wait_snapshot
+
+
+def test_a_chosen_name_is_recorded_before_it_is_submitted():
+    plan = d.reconcile(obj(spec={"jobName": "team-web"}), facts())
+    assert kinds(plan) == [d.Kind.WRITE_STATUS, d.Kind.SUBMIT]
+    intent = plan.actions[0].value
+    assert intent["jobName"] == "team-web" and intent["submitTime"] and intent["submitted"] is False
+
+
+def test_notebook_scale_follows_its_submit():
+    plan = d.reconcile(obj(spec={"type": "Notebook", "cfgFile": None}), facts(params={"run_volume": "v"}))
+    assert kinds(plan) == [d.Kind.SUBMIT, d.Kind.SET_SCALE] and plan.actions[1].value == 2
+
+
+def test_first_view_is_one_status_write_with_everything():
+    memory = d.Memory(name=NAME, submit=d.Outcome.LANDED, submit_at=NOW - 5, params=PARAMS)
+    plan = d.reconcile(obj(), facts([info()], memory))
+    fields = written(plan)
+    assert kinds(plan) == [d.Kind.WRITE_STATUS]
+    assert fields["jobName"] == NAME and fields["submitted"] is True and fields["phase"] == "Running"
+    assert fields["scale"] == {"running": 2, "requested": 2} and cond(fields, "Ready") == ("True", "AtScale")
+    assert fields["connection"] == "default" and fields["parametersHash"]
+
+
+def test_steady_state_does_nothing():
+    memory = d.Memory(name=NAME, submit=d.Outcome.LANDED, submit_at=NOW - 50, params=PARAMS)
+    first = d.reconcile(obj(), facts([info()], memory))
+    again = d.reconcile(obj(status=settled(first)), facts([info()], memory, now=NOW + 60))
+    assert again.actions == () and not again.wait_snapshot
+
+
+def test_a_landed_submit_waits_for_a_snapshot_taken_after_it():
+    memory = d.Memory(name=NAME, submit=d.Outcome.LANDED, submit_at=NOW)
+    plan = d.reconcile(obj(), facts([], memory, snapshot_time=NOW - 1))
+    assert plan.actions == () and plan.wait_snapshot
+
+
+# --- whose job is it ---------------------------------------------------------------------------
+
+
+def test_a_chosen_name_is_submitted_only_after_a_look_taken_since_the_object_exists():
+    plan = d.reconcile(obj(spec={"jobName": "team-web"}, created=NOW - 1), facts([], snapshot_time=NOW - 1.5))
+    assert d.Kind.SUBMIT not in kinds(plan) and plan.wait_snapshot
+
+
+def test_a_taken_chosen_name_is_a_conflict_without_any_submit():
+    plan = d.reconcile(obj(spec={"jobName": "team-theirs"}), facts([info("team-theirs")]))
+    fields = written(plan)
+    assert d.Kind.SUBMIT not in kinds(plan) and d.Kind.EVENT in kinds(plan)
+    assert cond(fields, "Stalled") == ("True", "Conflict") and fields["jobName"] is None
+
+
+def test_a_refused_chosen_name_is_forgotten_so_no_restart_can_adopt_a_job_of_that_name():
+    memory = d.Memory(
+        name="team-mine",
+        submit=d.Outcome.REFUSED,
+        refusal="no",
+        refused_generation=1,
+        refusals=1,
+        refused_at=NOW,
+    )
+    status = {"jobName": "team-mine", "submitTime": st.iso(NOW - 3), "submitted": False}
+    plan = d.reconcile(obj(spec={"jobName": "team-mine"}, status=status), facts([], memory))
+    fields = written(plan)
+    assert cond(fields, "Stalled") == ("True", "SubmitRefused") and fields["jobName"] is None
+    # Restarted (no memory), a stranger's job of that name has appeared: not adopted.
+    after = d.reconcile(obj(spec={"jobName": "team-mine"}, status=settled(plan)), facts([info("team-mine")]))
+    assert cond(written(after), "Stalled") == ("True", "Conflict")
+
+
+def test_a_refused_submit_with_the_name_taken_is_a_conflict_whatever_the_code():
+    memory = d.Memory(
+        name="theirs",
+        submit=d.Outcome.REFUSED,
+        refusal="no",
+        refused_generation=1,
+        refusals=1,
+        refused_at=NOW,
+    )
+    status = {"jobName": "theirs", "submitTime": st.iso(NOW - 3), "submitted": False}
+    plan = d.reconcile(obj(spec={"jobName": "theirs"}, status=status), facts([info("theirs")], memory))
+    assert cond(written(plan), "Stalled") == ("True", "Conflict")
+    assert d.Kind.DELETE not in kinds(plan)
+
+
+def test_a_refused_submit_without_a_job_is_stalled_and_retried_ever_more_slowly():
+    memory = d.Memory(
+        name=NAME,
+        submit=d.Outcome.REFUSED,
+        refusal="bad cpu",
+        refused_generation=1,
+        refusals=3,
+        refused_at=NOW - 1,
+    )
+    plan = d.reconcile(obj(), facts([], memory))
+    fields = written(plan)
+    assert cond(fields, "Stalled") == ("True", "SubmitRefused") and "bad cpu" in fields["message"]
+    assert d.Kind.SUBMIT not in kinds(plan) and plan.requeue_after == pytest.approx(7)
+    assert d.Kind.SUBMIT in kinds(d.reconcile(obj(status=settled(plan)), facts([], memory, now=NOW + 7)))
+    # A new generation is tried at once.
+    assert d.Kind.SUBMIT in kinds(d.reconcile(obj(status=settled(plan), generation=2), facts([], memory)))
+
+
+@pytest.mark.parametrize(
+    "allowed, claimed_by, adopted", [(True, "", True), (False, "", False), (True, "other/obj", False)]
+)
+def test_adoption_only_where_the_administrator_allows_and_no_object_holds_it(allowed, claimed_by, adopted):
+    plan = d.reconcile(
+        obj(spec={"jobName": "team-old"}, annotations={d.ADOPT_ANNOTATION: "true"}),
+        facts([info("team-old")], adopt_allowed=allowed, claimed_by=claimed_by),
+    )
+    fields = written(plan)
+    assert (fields.get("jobName") == "team-old") is adopted
+    assert cond(fields, "Stalled") == (("False", "Healthy") if adopted else ("True", "Conflict"))
+
+
+def test_a_chosen_name_outside_the_namespaces_own_needs_the_administrators_trust():
+    plan = d.reconcile(obj(spec={"jobName": "other-sim"}), facts([info("other-sim")]))
+    fields = written(plan)
+    assert cond(fields, "Stalled") == ("True", "InvalidSpec") and "must start with team-" in fields["message"]
+    assert d.Kind.SUBMIT not in kinds(plan)
+    assert d.Kind.SUBMIT in kinds(d.reconcile(obj(spec={"jobName": "other-sim"}), facts([], trusted=True)))
+    assert d.Kind.SUBMIT in kinds(d.reconcile(obj(spec={"jobName": "team-sim"}), facts([])))
+
+
+def test_a_job_of_another_type_is_a_conflict():
+    plan = d.reconcile(obj(), facts([info(job_type="MessageQ")]))
+    assert cond(written(plan), "Stalled") == ("True", "Conflict")
+
+
+def test_the_connection_cannot_change_once_submitted():
+    status = {"jobName": NAME, "submitted": True, "connection": "Secret/team-a"}
+    plan = d.reconcile(obj(status=status), facts([info()], connection="default"))
+    assert kinds(plan) == [d.Kind.WRITE_STATUS]
+    assert cond(written(plan), "Stalled") == ("True", "ConnectionChanged")
+
+
+# --- an earlier submit that may still land -----------------------------------------------------
+
+
+def test_after_a_restart_a_job_in_juliarun_is_ours_at_once():
+    plan = d.reconcile(obj(), facts([info()], acting_since=NOW - 2))
+    assert written(plan)["submitted"] is True and d.Kind.SUBMIT not in kinds(plan)
+
+
+def test_after_a_restart_an_absent_name_waits_for_the_landing_window():
+    plan = d.reconcile(obj(), facts([], acting_since=NOW - 10))
+    assert d.Kind.SUBMIT not in kinds(plan) and plan.requeue_after == pytest.approx(30)
+    assert d.Kind.SUBMIT in kinds(d.reconcile(obj(), facts([], acting_since=NOW - 41)))
+
+
+def test_an_object_without_our_finalizer_was_never_submitted_and_goes_at_once():
+    plan = d.reconcile(obj(finalizers=()), facts([], acting_since=NOW - 10))
+    assert kinds(plan) == [d.Kind.ADD_FINALIZER, d.Kind.SUBMIT]
+    # Added by this process (before the first look): still known never to have been sent.
+    memory = d.Memory(added_finalizer=True)
+    assert d.Kind.SUBMIT in kinds(d.reconcile(obj(), facts([], memory, acting_since=NOW - 10)))
+
+
+def test_an_object_created_after_this_process_began_is_submitted_at_once():
+    assert d.Kind.SUBMIT in kinds(d.reconcile(obj(created=NOW - 1), facts([], acting_since=NOW - 10)))
+    # creationTimestamp is cut to the second: the same second counts as after.
+    assert d.Kind.SUBMIT in kinds(d.reconcile(obj(created=NOW - 10), facts([], acting_since=NOW - 9.8)))
+
+
+def test_an_unanswered_submit_is_not_sent_again_within_the_window():
+    memory = d.Memory(name=NAME, submit=d.Outcome.UNKNOWN, submit_at=NOW - 5)
+    plan = d.reconcile(obj(), facts([], memory))
+    assert d.Kind.SUBMIT not in kinds(plan) and plan.requeue_after == pytest.approx(35)
+    assert written(d.reconcile(obj(), facts([info()], memory)))["submitted"] is True
+
+
+def test_a_recorded_intent_waits_from_its_submit_time():
+    status = {"jobName": "chosen", "submitTime": st.iso(NOW - 30), "submitted": False}
+    plan = d.reconcile(obj(spec={"jobName": "chosen"}, status=status), facts([]))
+    assert d.Kind.SUBMIT not in kinds(plan) and plan.requeue_after == pytest.approx(10)
+
+
+# --- changes -----------------------------------------------------------------------------------
+
+
+def running(**memory_fields) -> tuple[d.ObjectState, d.Memory]:
+    memory = d.Memory(name=NAME, submit=d.Outcome.LANDED, submit_at=NOW - 50, params=PARAMS, **memory_fields)
+    first = d.reconcile(obj(), facts([info()], memory))
+    return obj(status=settled(first)), memory
+
+
+def test_scale_drift_is_corrected_once_per_snapshot():
+    o, memory = running()
+    o = d.ObjectState(**{**o.__dict__, "spec": {**o.spec, "parallelism": 4}, "generation": 2})
+    plan = d.reconcile(o, facts([info()], memory))
+    assert next(a for a in plan.actions if a.kind is d.Kind.SET_SCALE).value == 4
+    memory.scale, memory.scale_at = 4, NOW
+    assert d.Kind.SET_SCALE not in kinds(d.reconcile(o, facts([info()], memory, snapshot_time=NOW - 1)))
+
+
+def test_a_changed_parameter_is_sent_alone_with_update():
+    o, memory = running()
+    o = d.ObjectState(**{**o.__dict__, "generation": 2})
+    plan = d.reconcile(o, facts([info()], memory, params={**PARAMS, "cpu": 2.0}))
+    update = next(a for a in plan.actions if a.kind is d.Kind.UPDATE)
+    assert update.value == {"cpu": 2.0}
+
+
+def test_without_memory_a_changed_spec_is_sent_whole():
+    o, _ = running()
+    o = d.ObjectState(**{**o.__dict__, "generation": 2})
+    plan = d.reconcile(o, facts([info()], params={**PARAMS, "cpu": 2.0}))
+    sent = {k: v for k, v in PARAMS.items() if k != "nworkers"}  # scale goes through setJobScale
+    assert next(a for a in plan.actions if a.kind is d.Kind.UPDATE).value == {**sent, "cpu": 2.0}
+
+
+def test_a_refused_update_is_not_sent_again_for_that_generation():
+    o, memory = running(update_refusal="no", update_refused_generation=2, refusals=1, refused_at=NOW)
+    o = d.ObjectState(**{**o.__dict__, "generation": 2})
+    plan = d.reconcile(o, facts([info()], memory, params={**PARAMS, "cpu": 2.0}))
+    assert d.Kind.UPDATE not in kinds(plan) and cond(written(plan), "Stalled") == ("True", "UpdateRefused")
+
+
+def test_paused_objects_call_nothing_and_catch_up_after():
+    o, memory = running()
+    paused = d.ObjectState(
+        **{**o.__dict__, "annotations": {d.PAUSE_ANNOTATION: "true"}, "spec": {**o.spec, "parallelism": 5}}
+    )
+    plan = d.reconcile(paused, facts([info()], memory))
+    assert kinds(plan) == [d.Kind.WRITE_STATUS] and written(plan)["phase"] == "Paused"
+    unpaused = d.ObjectState(**{**paused.__dict__, "annotations": {}, "status": settled(plan)})
+    assert d.Kind.SET_SCALE in kinds(d.reconcile(unpaused, facts([info()], memory)))
+
+
+# --- what JuliaRun says ------------------------------------------------------------------------
+
+
+def test_a_job_gone_from_juliarun_is_reported_never_resubmitted():
+    o, memory = running()
+    plan = d.reconcile(o, facts([], memory))
+    assert d.Kind.SUBMIT not in kinds(plan) and cond(written(plan), "Stalled") == ("True", "JobMissing")
+
+
+def test_juliarun_unavailable_keeps_the_phase_and_says_why():
+    o, memory = running()
+    plan = d.reconcile(o, facts([info()], memory, unavailable="JuliaRun unreachable: boom"))
+    fields = written(plan)
+    assert fields["phase"] == "Running" and cond(fields, "Ready") == ("Unknown", "JuliaRunUnavailable")
+    assert kinds(plan) == [d.Kind.WRITE_STATUS]
+
+
+def test_missing_credentials_are_reported_once_in_an_event():
+    plan = d.reconcile(
+        obj(), facts(snapshot=None, unavailable="credentials: Secret team/c not found", no_credentials=True)
+    )
+    assert kinds(plan) == [d.Kind.WRITE_STATUS, d.Kind.EVENT]
+    assert "not found" in plan.actions[1].message
+    assert (
+        d.reconcile(
+            obj(status=settled(plan)),
+            facts(snapshot=None, unavailable=plan.actions[1].message, no_credentials=True),
+        ).actions
+        == ()
+    )
+
+
+def test_an_invalid_spec_is_stalled_and_sends_nothing():
+    plan = d.reconcile(obj(), facts(params=None, invalid="spec.cpu: must be positive"))
+    assert cond(written(plan), "Stalled") == ("True", "InvalidSpec") and d.Kind.SUBMIT not in kinds(plan)
+
+
+def test_completion_posts_the_logs_once():
+    o, memory = running()
+    plan = d.reconcile(o, facts([info(completed=True, succeeded=2)], memory))
+    assert d.Kind.POST_LOGS in kinds(plan) and written(plan)["phase"] == "Completed"
+    memory.logs_posted = True
+    assert d.Kind.POST_LOGS not in kinds(d.reconcile(o, facts([info(completed=True, succeeded=2)], memory)))
+
+
+def test_a_failed_job_is_stalled():
+    o, memory = running()
+    fields = written(d.reconcile(o, facts([info(completed=True, succeeded=1)], memory)))
+    assert fields["phase"] == "Failed" and cond(fields, "Stalled") == ("True", "JobFailed")
+
+
+# --- deletion ----------------------------------------------------------------------------------
+
+
+def deleting(status=None, **kw) -> d.ObjectState:
+    return obj(status=status or {"jobName": NAME, "submitted": True}, deleting=True, **kw)
+
+
+def test_delete_policy_deletes_our_job_then_removes_the_finalizer():
+    assert kinds(d.reconcile(deleting(), facts([info()]))) == [d.Kind.DELETE]
+    assert kinds(d.reconcile(deleting(), facts([info()], d.Memory(deleted=True)))) == [
+        d.Kind.REMOVE_FINALIZER
+    ]
+    assert kinds(d.reconcile(deleting(), facts([]))) == [d.Kind.REMOVE_FINALIZER]
+
+
+def test_orphan_policy_leaves_the_job():
+    plan = d.reconcile(deleting(spec={"deletionPolicy": "Orphan"}), facts([info()]))
+    assert kinds(plan) == [d.Kind.EVENT, d.Kind.REMOVE_FINALIZER]
+
+
+def test_deletion_waits_for_juliarun_and_for_a_submit_that_may_land():
+    assert d.reconcile(deleting(), facts(snapshot=None)).actions == ()
+    memory = d.Memory(name=NAME, submit=d.Outcome.UNKNOWN, submit_at=NOW - 5)
+    plan = d.reconcile(deleting(status={}), facts([], memory))
+    assert plan.actions == () and plan.requeue_after == pytest.approx(35)
+
+
+def test_deletion_never_deletes_a_job_that_is_not_ours():
+    status = {"conditions": [{"type": "Stalled", "status": "True", "reason": "Conflict"}]}
+    plan = d.reconcile(deleting(status=status, spec={"jobName": "theirs"}), facts([info("theirs")]))
+    assert kinds(plan) == [d.Kind.REMOVE_FINALIZER]
+    claimed = d.reconcile(deleting(status={}), facts([info()], claimed_by="other/obj"))
+    assert kinds(claimed) == [d.Kind.REMOVE_FINALIZER]
+
+
+def test_deletion_without_credentials_of_a_job_never_submitted_lets_go():
+    gone = facts(snapshot=None, no_credentials=True, unavailable="credentials: gone")
+    plan = d.reconcile(deleting(status={}, created=NOW - 1), gone)
+    assert kinds(plan) == [d.Kind.REMOVE_FINALIZER]
+
+
+def test_deletion_of_an_object_without_our_finalizer_does_nothing():
+    assert d.reconcile(deleting(finalizers=()), facts([info()])).actions == ()

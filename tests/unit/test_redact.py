@@ -1,0 +1,240 @@
+"""Secrets never leave in text: every encoding of a registered token or password, the
+values of jruntok/passwd wherever they appear, and URL userinfo."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from urllib.parse import quote, quote_plus, urlencode
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from juliarun_operator.juliarun import redact as rd
+from juliarun_operator.juliarun.encoding import encode_params
+from juliarun_operator.juliarun.errors import ApiError, HTTPError, InvalidResponse, ParameterError
+
+# Chosen so its base64 has padding, '+' and '/' (and so differs from the URL-safe form).
+TOKEN = "eyJhbGciOi>>???tok-3nX"
+PASSWORD = "n0tebook pa$$/word?"
+
+
+@pytest.fixture(autouse=True)
+def registry():
+    rd.forget_secrets()
+    rd.register_secret(TOKEN)
+    yield
+    rd.forget_secrets()
+
+
+def forms(value: str) -> dict[str, str]:
+    raw = value.encode()
+    std, safe = base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()
+    out = {"raw": value, "base64": std, "base64 unpadded": std.rstrip("="),
+           "url-safe base64": safe, "url-safe base64 unpadded": safe.rstrip("=")}
+    for name, text in list(out.items()):
+        out[f"{name}, quote_plus"] = quote_plus(text)
+        out[f"{name}, quote"] = quote(text, safe="")
+        out[f"{name}, lower-case escapes"] = quote(text, safe="").replace("%3D", "%3d").replace("%2B", "%2b")
+    return out
+
+
+def test_the_token_chosen_exercises_every_encoding():
+    f = forms(TOKEN)
+    assert f["base64"].endswith("=") and "+" in f["base64"] and "/" in f["base64"]
+    assert f["base64"] != f["url-safe base64"]
+    assert "%3D" in f["base64, quote_plus"] and "%3d" in f["base64, lower-case escapes"]
+
+
+@pytest.mark.parametrize("name,form", forms(TOKEN).items(), ids=forms(TOKEN).keys())
+def test_every_form_of_a_registered_token_is_scrubbed(name, form):
+    text = f"upstream said: bad token {form} (from 10.0.0.1)"
+    out = rd.redact(text)
+    assert form not in out
+    assert "REDACTED" in out and out.startswith("upstream said: bad token ") and out.endswith("(from 10.0.0.1)")
+
+
+@pytest.mark.parametrize("name,form", forms(PASSWORD).items(), ids=forms(PASSWORD).keys())
+def test_a_registered_password_is_scrubbed_in_every_form(name, form):
+    rd.register_secret(PASSWORD)
+    assert form not in rd.redact(f"<p>{form}</p>")
+
+
+def test_the_query_as_requests_sends_it_keeps_no_token():
+    query = urlencode({"jruntok": base64.b64encode(TOKEN.encode()).decode(), "jrunns": "ns", "name": "j"})
+    line = f"GET /submitJob/JuliaBatch/?{query} HTTP/1.1"
+    assert "%3D" in query
+    out = rd.redact(line)
+    assert out == "GET /submitJob/JuliaBatch/?jruntok=REDACTED&jrunns=ns&name=j HTTP/1.1"
+
+
+def test_secret_query_values_are_scrubbed_without_registration():
+    rd.forget_secrets()
+    text = "b'GET /submitJob/Notebook/?jruntok=dW5rbm93bg%3D%3D&jrunns=a&passwd=hunter22&name=nb HTTP/1.1'"
+    out = rd.redact(text)
+    assert "dW5rbm93bg" not in out and "hunter22" not in out
+    assert "jrunns=a" in out and "name=nb" in out
+    # A whole URL URL-encoded into another one (a login redirect's ?next=...).
+    nested = "Location: /login?next=%2FlistJobs%2F%3Fjruntok%3DdW5rbm93bg%253D%26jrunns%3Da"
+    out = rd.redact(nested)
+    assert "dW5rbm93bg" not in out and "jrunns%3Da" in out
+
+
+def test_a_value_cut_short_by_the_server_is_still_scrubbed():
+    rd.forget_secrets()
+    # aiohttp echoes the first 100 bytes of an over-long request line.
+    echo = "Got more than 8190 bytes when reading: b'GET /submitJob/JuliaBatch/?jruntok=ZXlKaGJHY2lPaUpTVXpJMU5pSXNJbXRwWkNJNklq...'."
+    assert "ZXlKaGJH" not in rd.redact(echo)
+
+
+@pytest.mark.parametrize("url,shown", [
+    ("https://alice:s3cret@jr.example/x", "https://REDACTED@jr.example/x"),
+    ("http://tok@10.0.0.1:80", "http://REDACTED@10.0.0.1:80"),
+    ("HTTPS://u:p@h", "HTTPS://REDACTED@h"),
+])
+def test_url_userinfo_is_scrubbed(url, shown):
+    assert rd.redact(f"cannot reach {url}: refused") == f"cannot reach {shown}: refused"
+
+
+def test_an_at_sign_after_the_host_is_not_userinfo():
+    text = "see http://jr.example/jobs?owner=a@b.example and mailto a@b"
+    assert rd.redact(text) == text
+
+
+def test_short_values_are_not_registered():
+    rd.register_secret("ab")
+    assert rd.redact("about a cab") == "about a cab"
+
+
+def test_the_newest_secrets_are_kept():
+    rd.forget_secrets()
+    for i in range(rd.MAX_SECRETS + 1):
+        rd.register_secret(f"secret-number-{i:04d}")
+    assert "secret-number-0000" in rd.redact("secret-number-0000")  # the oldest fell out
+    assert rd.redact(f"secret-number-{rd.MAX_SECRETS:04d}") == "REDACTED"
+
+
+def test_cut_scrubs_before_cutting():
+    b64 = base64.b64encode(TOKEN.encode()).decode()
+    body = "x" * 190 + b64 + " trailing"
+    shown = rd.cut(body, 200)
+    # Cutting first would have left the token's first 10 characters, which no pattern knows.
+    assert b64[:10] not in shown and shown.startswith("x" * 190 + "REDACTED")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=rd.MIN_SECRET_LENGTH, max_size=60).filter(lambda s: s.strip() == s and s),
+       st.text(max_size=30), st.text(max_size=30))
+def test_any_registered_value_is_scrubbed_in_any_form(secret, before, after):
+    rd.register_secret(secret)
+    for name, form in forms(secret).items():
+        out = rd.redact(before + form + after)
+        assert form not in out, name
+
+
+# --- errors scrub where they are built ---------------------------------------------------------
+
+def echo_body() -> str:
+    query = urlencode({"jruntok": base64.b64encode(TOKEN.encode()).decode(), "jrunns": "ns"})
+    return f"400 Bad Request: GET /listJobs/?{query} HTTP/1.1\ntoken was {TOKEN}"
+
+
+def assert_clean(text: str) -> None:
+    for name, form in forms(TOKEN).items():
+        assert form not in text, f"{name} in {text!r}"
+
+
+def test_http_error_message_and_body_are_scrubbed_and_cut():
+    exc = HTTPError("listJobs", 400, echo_body() + "z" * 10_000)
+    assert_clean(str(exc))
+    assert_clean(exc.body)
+    assert len(str(exc)) < 300 and len(exc.body) <= 4096 + 3
+    assert "HTTP 400" in str(exc) and "jruntok=REDACTED" in str(exc)
+
+
+def test_api_error_and_invalid_response_are_scrubbed():
+    exc = ApiError("getJobStatus", 2, f"token {TOKEN} not accepted")
+    assert_clean(str(exc))
+    assert_clean(exc.reason)
+    assert exc.code == 2 and "not accepted" in exc.reason
+    bad = InvalidResponse("listJobs", "not JSON", echo_body())
+    assert_clean(bad.body)
+
+
+def test_a_refused_password_is_never_printed():
+    with pytest.raises(ParameterError) as err:
+        encode_params("Notebook", {"run_volume": "home", "passwd": "pw\x00" + PASSWORD})
+    assert PASSWORD not in str(err.value) and "secret" in str(err.value)
+    with pytest.raises(ParameterError) as err:
+        encode_params("Notebook", {"run_volume": "home", "passwd": 1234567})
+    assert "1234567" not in str(err.value) and err.value.param == "passwd"
+
+
+# --- logging ----------------------------------------------------------------------------------
+
+def capture(logger: logging.Logger, *filters: logging.Filter) -> io.StringIO:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    for f in filters:
+        handler.addFilter(f)
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    return out
+
+
+def test_secret_filter_scrubs_message_args_exception_and_stack():
+    logger = logging.getLogger("test_redact.filter")
+    out = capture(logger, rd.SecretFilter())
+    b64 = base64.b64encode(TOKEN.encode()).decode()
+    logger.info("GET %s", f"/listJobs/?jruntok={quote_plus(b64)}")
+    logger.warning("token %s refused", TOKEN)
+    try:
+        raise RuntimeError(f"upstream echoed {b64}")
+    except RuntimeError:
+        logger.exception("call failed")
+    logger.error("with stack", stack_info=True, extra={"unused": TOKEN})
+    text = out.getvalue()
+    assert_clean(text)
+    assert "jruntok=REDACTED" in text and "token REDACTED refused" in text
+    assert "RuntimeError: upstream echoed REDACTED" in text
+
+
+def test_extras_are_scrubbed_for_json_formatters():
+    """A JSON formatter prints a record's extra attributes; they are scrubbed too."""
+    logger = logging.getLogger("test_redact.extra")
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(message)s %(url)s"))
+    handler.addFilter(rd.SecretFilter())
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.warning("calling", extra={"url": f"https://h/listJobs/?jruntok={TOKEN}"})
+    assert out.getvalue().strip() == "calling https://h/listJobs/?jruntok=REDACTED"
+
+
+def test_installed_filter_reaches_handlers_added_later():
+    """install_secret_filter works through the record factory: a handler that did not exist
+    when it was installed (kopf adds its Event poster late) still gets scrubbed records."""
+    rd.install_secret_filter()
+    rd.install_secret_filter()  # idempotent
+    logger = logging.getLogger("test_redact.late")
+    out = capture(logger)  # no filter of its own
+    logger.info("bearer %s and %r", TOKEN, {"url": f"https://u:{TOKEN}@h/"})
+    text = out.getvalue()
+    assert_clean(text)
+    assert "bearer REDACTED" in text
+
+
+def test_a_broken_format_string_still_logs():
+    logger = logging.getLogger("test_redact.broken")
+    out = capture(logger, rd.SecretFilter())
+    logging.raiseExceptions = False
+    try:
+        logger.info("%d", "not a number")
+    finally:
+        logging.raiseExceptions = True
+    assert TOKEN not in out.getvalue()
