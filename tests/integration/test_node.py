@@ -125,7 +125,9 @@ class Node:
         """Job names JuliaRun has, asked with the operator's own client."""
         from juliarun_operator.juliarun import Client, Context
 
-        return set(Client(Context(url=self.juliarun, token="any", namespace=OPERATOR_NS)).list_jobs())
+        # The Service's address is not loopback: plain http needs the same allowance the chart got.
+        context = Context(url=self.juliarun, token="any", namespace=OPERATOR_NS, allow_insecure_http=True)
+        return set(Client(context).list_jobs())
 
     def tokens_of(self, pod: str) -> list[str]:
         """The tokens kubelet mounted in the pod: the one the operator sends JuliaRun
