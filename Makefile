@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Go builds the control plane (kube-apiserver, etcd, kubectl, helm) on first use.
 export PATH := $(CURDIR)/$(BIN):/usr/local/go/bin:$(PATH)
 
-.PHONY: setup tools lint test unit integration demo demo-cli bench generate package cluster-up cluster-down clean
+.PHONY: setup tools lint test unit integration demo demo-node demo-cli image bench generate package cluster-up cluster-down clean
 
 setup: $(VENV)/.installed
 
@@ -16,10 +16,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --constraint constraints.txt -e '.[test]'
 	touch $@
 
-# System packages and the control-plane binaries (built once into ~/.cache; see README).
+# System packages and the control-plane binaries (built once into ~/.cache; see README);
+# the node's (containerd, runc, CNI plugins, buildah, mmdebstrap) and its binaries too.
 tools:
 	bash hack/install-system-deps.sh
-	bash hack/controlplane/build.sh >/dev/null
+	bash hack/node/install-deps.sh
+	bash hack/controlplane/build.sh node >/dev/null
 
 # ruff (lint and format check) and mypy; configuration in pyproject.toml.
 lint: setup
@@ -38,6 +40,14 @@ integration: setup tools
 
 demo: setup tools
 	bash hack/demo.sh
+
+# The operator as a Pod on a local node, installed with helm (root; see docs/node.md).
+demo-node: setup tools
+	bash hack/demo-node.sh
+
+# The operator image from the Dockerfile, with buildah (no Docker); prints the archive path.
+image:
+	bash hack/node/image.sh
 
 # The JuliaRun client and server alone: one job through its life with the CLI.
 demo-cli: setup

@@ -5,7 +5,7 @@
 #   hack/kind-up.sh [KUBECONFIG_FILE]     default: $HOME/.kube/juliarun-kind.yaml
 #
 # Env: KIND_NODE_IMAGE  node image (default: the one of the installed kind release)
-# Then: KUBECONFIG=<file> pytest -m integration   uses this cluster.
+# Then the tests use this cluster when JULIARUN_TEST_KUBECONFIG names <file>.
 set -euo pipefail
 
 name=juliarun

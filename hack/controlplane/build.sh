@@ -3,6 +3,9 @@
 # module proxy into a per-version cache outside the repository.
 #
 #   hack/controlplane/build.sh          # build what is missing, print the bin dir
+#   hack/controlplane/build.sh node     # also the worker node's binaries (kubelet, kube-proxy,
+#                                       # kube-scheduler, kube-controller-manager, coredns,
+#                                       # crictl, pause); print their dir
 #
 # Env: JULIARUN_CP_CACHE  cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/juliarun-operator/bin)
 #      GO                 go binary (default: go on PATH, else /usr/local/go/bin/go)
@@ -80,17 +83,20 @@ have() { [ -x "$bin/$1" ] && log "$1: cached"; }
 
 build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
+k8s_dir="$work/kubernetes"
+k8s_minor="${KUBERNETES_VERSION#v1.}"; k8s_minor="${k8s_minor%%.*}"
+k8s_ld=""
+# Both packages carry the version that kubectl version / the apiserver report.
+for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  k8s_ld+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$k8s_minor"
+  k8s_ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$build_date"
+done
+# Staging modules are published as v0.<minor>.<patch> alongside v1.<minor>.<patch>.
+k8s_module() { [ -f "$k8s_dir/go.mod" ] || make_module "$k8s_dir" k8s.io/kubernetes "$KUBERNETES_VERSION" "v0.${KUBERNETES_VERSION#v1.}"; }
+
 if ! have kube-apiserver || ! have kubectl; then
-  dir="$work/kubernetes"
-  # Staging modules are published as v0.<minor>.<patch> alongside v1.<minor>.<patch>.
-  make_module "$dir" k8s.io/kubernetes "$KUBERNETES_VERSION" "v0.${KUBERNETES_VERSION#v1.}"
-  k8s_minor="${KUBERNETES_VERSION#v1.}"; k8s_minor="${k8s_minor%%.*}"
-  k8s_ld=""
-  # Both packages carry the version that kubectl version / the apiserver report.
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    k8s_ld+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$k8s_minor"
-    k8s_ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$build_date"
-  done
+  dir="$k8s_dir"
+  k8s_module
   have kube-apiserver || build kube-apiserver "$dir" k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ld"
   have kubectl || build kubectl "$dir" k8s.io/kubernetes/cmd/kubectl "$k8s_ld"
 fi
@@ -116,4 +122,42 @@ if ! have helm; then
   build helm "$dir" helm.sh/helm/v3/cmd/helm "$helm_ld"
 fi
 
+[ "${1:-}" = node ] || { echo "$bin"; exit 0; }
+
+# --- the worker node ----------------------------------------------------------
+# Its own directory: its pins (CoreDNS, crictl) are not in the control plane's name.
+cp_bin="$bin"
+bin="$cache_root/node-k8s-${KUBERNETES_VERSION}_coredns-${COREDNS_VERSION}_crictl-${CRICTL_VERSION}"
+mkdir -p "$bin"
+node_src="$here/../node"
+# One at a time: the machine's cores are shared, and these share most packages.
+for cmd in kubelet kube-proxy kube-scheduler kube-controller-manager; do
+  have "$cmd" && continue
+  k8s_module
+  build "$cmd" "$k8s_dir" "k8s.io/kubernetes/cmd/$cmd" "$k8s_ld"
+done
+
+if ! have coredns; then
+  # Our own main (hack/node/coredns/main.go) links only the plugins the node's Corefile uses.
+  dir="$work/coredns"
+  make_module "$dir" github.com/coredns/coredns "$COREDNS_VERSION" ""
+  cp "$node_src/coredns/main.go" "$dir/main.go"
+  build coredns "$dir" . "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
+fi
+
+if ! have crictl; then
+  dir="$work/cri-tools"
+  make_module "$dir" sigs.k8s.io/cri-tools "$CRICTL_VERSION" ""
+  build crictl "$dir" sigs.k8s.io/cri-tools/cmd/crictl "-X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION"
+fi
+
+if ! have pause; then
+  dir="$work/pause"
+  mkdir -p "$dir"
+  printf 'module juliarun.local/node/pause\n\ngo 1.22\n' >"$dir/go.mod"
+  cp "$node_src/pause/main.go" "$dir/main.go"
+  build pause "$dir" . ""
+fi
+
+ln -sfn "$cp_bin" "$bin/controlplane"
 echo "$bin"

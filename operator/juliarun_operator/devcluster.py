@@ -3,22 +3,23 @@
 Like controller-runtime's envtest: a real etcd and kube-apiserver on loopback
 ports, with no kubelet, no controller-manager and so no pods. It is enough for
 CRDs (validation, CEL, status/scale subresources), watches, finalizers, RBAC
-and the TokenRequest API.
+and the TokenRequest API. With --node it also runs one worker node (devnode.py):
+pods, Deployments, Services and cluster DNS.
 
 The binaries are built from source by hack/controlplane/build.sh into a
 per-version cache (see hack/controlplane/versions.env). `up` starts the two
 processes detached from the caller and records them in a state dir, so a
 later `down` (from any process) stops them and removes every file they used.
 
-    juliarun cluster up [--kubeconfig FILE]    # prints the kubeconfig path
+    juliarun cluster up [--node] [--kubeconfig FILE]    # prints the kubeconfig path
+    juliarun cluster load IMAGE.tar                    # an image into the node
     juliarun cluster status
-    juliarun cluster down
+    juliarun cluster down [--kubeconfig FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import shutil
@@ -31,7 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import requests
-import yaml
+
+from . import devpki
 
 BINARIES = ("kube-apiserver", "kubectl", "etcd", "helm")
 HACK_DIR = Path(__file__).resolve().parents[2] / "hack"
@@ -39,27 +41,11 @@ CONTROLPLANE_DIR = HACK_DIR / "controlplane"
 # Pods never run here, but the apiserver still needs a service range; its
 # first address is the `kubernetes` service IP and goes into the serving cert.
 SERVICE_CIDR = "10.0.0.0/24"
+# With a node, the API server listens on the node's bridge address, which pods reach.
+NODE_IP = "10.244.0.1"
 READY_TIMEOUT = 60.0
 STOP_GRACE = 10.0
 
-_OPENSSL_CONFIG = """\
-[req]
-distinguished_name = dn
-[dn]
-[ca_ext]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server_ext]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
-[client_ext]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = clientAuth
-"""
 
 
 class DevClusterError(RuntimeError):
@@ -74,6 +60,7 @@ class ClusterInfo:
     etcd_pid: int
     apiserver_pid: int
     bin_dir: Path  # recorded so `down` still finds the processes after a version bump
+    node: bool = False
 
     @property
     def kubectl(self) -> Path:
@@ -217,61 +204,12 @@ def _wait_until(check, proc: subprocess.Popen, log: Path, what: str) -> None:
     raise DevClusterError(f"{what} not ready after {READY_TIMEOUT:.0f}s; last log lines:\n{_log_tail(log)}")
 
 
-# --- certificates, kubeconfig ----------------------------------------------------
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    if shutil.which("openssl") is None:
-        raise DevClusterError("openssl not found (Debian/Ubuntu: apt-get install openssl)")
-    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise DevClusterError(f"openssl {' '.join(args)} failed:\n{result.stderr}")
-
-
-def _make_pki(pki: Path) -> None:
-    """A CA, the apiserver's serving cert, an admin client cert and the service-account key pair."""
-    pki.mkdir(mode=0o700, parents=True)
-    (pki / "openssl.cnf").write_text(_OPENSSL_CONFIG)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "365", "-config", "openssl.cnf"]
-    signed = ["-CA", "ca.crt", "-CAkey", "ca.key"]
-    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=juliarun-dev-ca",
-             "-extensions", "ca_ext", cwd=pki)
-    _openssl("req", "-x509", *ec, *signed, "-keyout", "apiserver.key", "-out", "apiserver.crt",
-             "-subj", "/CN=kube-apiserver", "-extensions", "server_ext", cwd=pki)
-    # O=system:masters: the group that RBAC's bootstrap policy makes cluster-admin.
-    _openssl("req", "-x509", *ec, *signed, "-keyout", "admin.key", "-out", "admin.crt",
-             "-subj", "/O=system:masters/CN=juliarun-admin", "-extensions", "client_ext", cwd=pki)
-    _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "sa.key", cwd=pki)
-    _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
-
-
-def _write_kubeconfig(path: Path, server: str, pki: Path) -> None:
-    def b64(name: str) -> str:
-        return base64.b64encode((pki / name).read_bytes()).decode()
-
-    # Certificates are embedded so the file stays usable wherever it is copied.
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "juliarun-dev", "cluster": {"server": server, "certificate-authority-data": b64("ca.crt")}}],
-        "users": [{"name": "juliarun-admin", "user": {
-            "client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")}}],
-        "contexts": [{"name": "juliarun-dev", "context": {"cluster": "juliarun-dev", "user": "juliarun-admin"}}],
-        "current-context": "juliarun-dev",
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # It holds the admin key: private before the first byte is written.
-    path.touch(mode=0o600)
-    path.chmod(0o600)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-
-
 # --- public API --------------------------------------------------------------------
 
 
 def status(state_dir: Path | None = None) -> ClusterInfo | None:
     """The running cluster recorded in state_dir, or None if there is none (or it died)."""
-    state_dir = Path(state_dir or default_state_dir())
+    state_dir = Path(state_dir or default_state_dir()).absolute()
     try:
         info = ClusterInfo.from_json(_state_file(state_dir).read_text())
     except FileNotFoundError:
@@ -281,13 +219,17 @@ def status(state_dir: Path | None = None) -> ClusterInfo | None:
     return None
 
 
-def up(kubeconfig: Path | None = None, state_dir: Path | None = None) -> ClusterInfo:
-    """Start etcd and kube-apiserver in the background; return once /readyz is ok."""
-    state_dir = Path(state_dir or default_state_dir())
+def up(kubeconfig: Path | None = None, state_dir: Path | None = None, node: bool = False) -> ClusterInfo:
+    """Start etcd and kube-apiserver (and with node, a worker node) in the background; return once ready."""
+    from . import devnode
+
+    state_dir = Path(state_dir or default_state_dir()).absolute()
     running = status(state_dir)
     if running is not None:
-        if kubeconfig is not None and Path(kubeconfig) != running.kubeconfig:
+        if kubeconfig is not None and Path(kubeconfig).resolve() != running.kubeconfig:
             raise DevClusterError(f"a cluster already runs from {state_dir} with kubeconfig {running.kubeconfig}")
+        if node and not running.node:
+            raise DevClusterError(f"a cluster without a node already runs from {state_dir}; `down` it first")
         return running
     down(state_dir)  # leftovers of a cluster that died
     binaries = ensure_binaries()
@@ -295,15 +237,22 @@ def up(kubeconfig: Path | None = None, state_dir: Path | None = None) -> Cluster
     kubeconfig = Path(kubeconfig or state_dir / "kubeconfig").resolve()
     etcd = apiserver = None
     try:
+        if node:
+            devnode.prepare(state_dir)
         pki = state_dir / "pki"
-        _make_pki(pki)
+        devpki.make_pki(pki)
         etcd, etcd_url = _start_etcd(binaries["etcd"], state_dir)
-        apiserver, server = _start_apiserver(binaries["kube-apiserver"], state_dir, pki, etcd_url)
-        _write_kubeconfig(kubeconfig, server, pki)
-        info = ClusterInfo(server, kubeconfig, state_dir, etcd.pid, apiserver.pid, binaries["kubectl"].parent)
+        apiserver, server = _start_apiserver(binaries["kube-apiserver"], state_dir, pki, etcd_url,
+                                             devnode.apiserver_flags(pki) if node else [])
+        devpki.write_kubeconfig(kubeconfig, server, pki)
+        info = ClusterInfo(server, kubeconfig, state_dir, etcd.pid, apiserver.pid, binaries["kubectl"].parent, node)
         _state_file(state_dir).write_text(info.to_json())
+        if node:
+            devnode.start(state_dir, pki, server)
         return info
     except BaseException:
+        if node:
+            devnode.stop(state_dir)
         for proc, exe in ((apiserver, binaries["kube-apiserver"]), (etcd, binaries["etcd"])):
             if proc is not None:
                 _stop(proc.pid, exe)
@@ -331,9 +280,10 @@ def _start_etcd(exe: Path, state_dir: Path) -> tuple[subprocess.Popen, str]:
     return proc, client
 
 
-def _start_apiserver(exe: Path, state_dir: Path, pki: Path, etcd_url: str) -> tuple[subprocess.Popen, str]:
+def _start_apiserver(exe: Path, state_dir: Path, pki: Path, etcd_url: str,
+                     node_flags: list[str]) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    server = f"https://127.0.0.1:{port}"
+    server = f"https://{NODE_IP if node_flags else '127.0.0.1'}:{port}"
     log = state_dir / "kube-apiserver.log"
     proc = _spawn([
         str(exe),
@@ -350,6 +300,7 @@ def _start_apiserver(exe: Path, state_dir: Path, pki: Path, etcd_url: str) -> tu
         # The `kubernetes` Endpoints may not hold a loopback address; nothing here needs it.
         "--endpoint-reconciler-type=none",
         "--allow-privileged=true",
+        *node_flags,  # later flags win
     ], log)
     ca, cert = str(pki / "ca.crt"), (str(pki / "admin.crt"), str(pki / "admin.key"))
     _wait_until(
@@ -359,13 +310,23 @@ def _start_apiserver(exe: Path, state_dir: Path, pki: Path, etcd_url: str) -> tu
     return proc, server
 
 
-def down(state_dir: Path | None = None) -> None:
-    """Stop the cluster recorded in state_dir and remove its files. Does nothing if there is none."""
-    state_dir = Path(state_dir or default_state_dir())
+def down(state_dir: Path | None = None, kubeconfig: Path | None = None) -> None:
+    """Stop the cluster recorded in state_dir and remove its files. Does nothing if there is none.
+
+    With kubeconfig, only the cluster that `up` wrote that kubeconfig for.
+    """
+    from . import devnode
+
+    state_dir = Path(state_dir or default_state_dir()).absolute()
     try:
         info = ClusterInfo.from_json(_state_file(state_dir).read_text())
     except FileNotFoundError:
         info = None
+    if kubeconfig is not None and info is not None and Path(kubeconfig).resolve() != info.kubeconfig:
+        raise DevClusterError(f"the cluster of {state_dir} wrote {info.kubeconfig}, not {kubeconfig}; "
+                              "pass the --state-dir its `up` used")
+    if (state_dir / "node").exists():
+        devnode.stop(state_dir)  # before the API server: nothing of it needs the API
     if info is not None:
         # apiserver first: it would only log errors while etcd is gone.
         _stop(info.apiserver_pid, info.bin_dir / "kube-apiserver")
@@ -380,7 +341,7 @@ def down(state_dir: Path | None = None) -> None:
 def _cmd_up(args: argparse.Namespace) -> int:
     start = time.monotonic()
     try:
-        info = up(args.kubeconfig, args.state_dir)
+        info = up(args.kubeconfig, args.state_dir, args.node)
     except DevClusterError as e:
         print(f"cluster up failed: {e}", file=sys.stderr)
         return 1
@@ -393,7 +354,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 def _cmd_down(args: argparse.Namespace) -> int:
     try:
-        down(args.state_dir)
+        down(args.state_dir, args.kubeconfig)
     except DevClusterError as e:
         print(f"cluster down failed: {e}", file=sys.stderr)
         return 1
@@ -407,6 +368,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return 1
     print(f"running: server {info.server}, kubeconfig {info.kubeconfig}, "
           f"pids etcd {info.etcd_pid} kube-apiserver {info.apiserver_pid}")
+    if info.node:
+        from . import devnode
+        print(devnode.status_line(info.state_dir))
+    return 0
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    from . import devnode
+
+    try:
+        devnode.load_image(Path(args.state_dir or default_state_dir()), args.archive)
+    except DevClusterError as e:
+        print(f"cluster load failed: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -417,11 +392,20 @@ def configure_parser(subparsers) -> None:
     state = argparse.ArgumentParser(add_help=False)
     state.add_argument("--state-dir", type=Path, default=None,
                        help=f"where pids, certificates, logs and etcd data live (default {default_state_dir()})")
-    p_up = actions.add_parser("up", parents=[state], help="start the control plane, print the kubeconfig path")
-    p_up.add_argument("--kubeconfig", type=Path, default=None,
-                      help="write the kubeconfig here (default: STATE_DIR/kubeconfig; removed by down)")
-    p_up.set_defaults(func=_cmd_up)
-    actions.add_parser("down", parents=[state], help="stop it and remove its files").set_defaults(func=_cmd_down)
+    # `down` takes what `up` takes, so the same command line with `down` stops what `up` started.
+    up_options = argparse.ArgumentParser(add_help=False, parents=[state])
+    up_options.add_argument("--kubeconfig", type=Path, default=None,
+                            help="write the kubeconfig here (default: STATE_DIR/kubeconfig; removed by down)")
+    up_options.add_argument("--node", action="store_true",
+                            help="also one worker node: containerd, kubelet, kube-proxy, scheduler, "
+                                 "controller-manager, CoreDNS (root; see docs/node.md)")
+    actions.add_parser("up", parents=[up_options], help="start the control plane, print the kubeconfig path"
+                       ).set_defaults(func=_cmd_up)
+    actions.add_parser("down", parents=[up_options], help="stop it (and its node) and remove its files"
+                       ).set_defaults(func=_cmd_down)
+    p_load = actions.add_parser("load", parents=[state], help="import an image archive into the node")
+    p_load.add_argument("archive", type=Path, help="docker-archive or OCI archive (buildah push ... docker-archive:FILE)")
+    p_load.set_defaults(func=_cmd_load)
     actions.add_parser("status", parents=[state], help="exit 0 if it runs").set_defaults(func=_cmd_status)
 
 

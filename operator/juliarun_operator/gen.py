@@ -431,6 +431,16 @@ def printer_columns() -> list[dict]:
     ]
 
 
+# Deleting the CRD deletes every JuliaRunJob (and so, through the finalizer, every JuliaRun
+# job): no uninstall or prune may do it. Helm never deletes crds/ but a chart that templates
+# them would; Argo CD neither prunes nor deletes it with the Application; Flux does not prune it.
+CRD_KEEP_ANNOTATIONS = {
+    "helm.sh/resource-policy": "keep",
+    "argocd.argoproj.io/sync-options": "Prune=false,Delete=false,ServerSideApply=true",
+    "kustomize.toolkit.fluxcd.io/prune": "disabled",
+}
+
+
 def crd() -> dict:
     schema = {
         "type": "object",
@@ -447,7 +457,7 @@ def crd() -> dict:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "metadata": {"name": f"{PLURAL}.{GROUP}", "annotations": CRD_KEEP_ANNOTATIONS},
         "spec": {
             "group": GROUP,
             "names": {

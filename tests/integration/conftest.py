@@ -1,8 +1,9 @@
 """Fixtures for tests against a real Kubernetes API server.
 
-If KUBECONFIG names an existing file (e.g. from hack/kind-up.sh), the tests
-use that cluster and leave it alone. Otherwise one local etcd + kube-apiserver
-(juliarun_operator.devcluster) is started for the session and stopped after it.
+One local etcd + kube-apiserver (juliarun_operator.devcluster) is started for the
+session and stopped after it. The tests use another cluster only when told to:
+JULIARUN_TEST_KUBECONFIG names its kubeconfig (e.g. the one hack/kind-up.sh writes).
+A KUBECONFIG in the environment is ignored, so a production context is never touched.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class ControlPlane:
     kubeconfig: Path
     server: str
     kubectl_path: Path
-    external: bool  # True when the cluster came from $KUBECONFIG, not from devcluster
+    external: bool  # True when the cluster came from $JULIARUN_TEST_KUBECONFIG, not from devcluster
     token_dir: Path  # kubeconfigs made by kubectl(as_token=...)
     env: dict[str, str] = field(init=False)
 
@@ -89,8 +90,11 @@ def _kubectl_for_external() -> Path:
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory):
     token_dir = tmp_path_factory.mktemp("tokens")
-    external = os.environ.get("KUBECONFIG")
-    if external and Path(external).is_file():
+    # Only this variable opts in to a cluster we did not start; it must name a file.
+    external = os.environ.get("JULIARUN_TEST_KUBECONFIG")
+    if external:
+        if not Path(external).is_file():
+            pytest.exit(f"JULIARUN_TEST_KUBECONFIG={external}: no such file", returncode=2)
         kubeconfig = Path(external)
         server = _current_cluster(kubeconfig)["cluster"]["server"]
         yield ControlPlane(kubeconfig, server, _kubectl_for_external(), True, token_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -230,3 +231,24 @@ def test_down_leaves_no_process_and_no_state_dir(tmp_path):
     assert not state_dir.exists()
     assert devcluster.status(state_dir) is None
     devcluster.down(state_dir)  # idempotent
+
+
+def test_down_takes_the_options_up_took(tmp_path):
+    # `cluster up --kubeconfig FILE` then the same options with `down`: it stops (it used to be
+    # refused, leaving the cluster running); another kubeconfig is refused and stops nothing.
+    state_dir, kubeconfig = tmp_path / "cli-cluster", tmp_path / "my.kubeconfig"
+    options = ["--state-dir", str(state_dir), "--kubeconfig", str(kubeconfig)]
+    juliarun = [sys.executable, "-m", "juliarun_operator.cli", "cluster"]
+    subprocess.run([*juliarun, "up", *options], check=True, capture_output=True, timeout=120)
+    try:
+        info = devcluster.status(state_dir)
+        assert info is not None and info.kubeconfig == kubeconfig
+        refused = subprocess.run([*juliarun, "down", "--state-dir", str(state_dir), "--kubeconfig",
+                                  str(tmp_path / "other")], capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 1 and "not" in refused.stderr
+        assert devcluster.status(state_dir) == info
+        subprocess.run([*juliarun, "down", *options], check=True, capture_output=True, timeout=60)
+        assert devcluster.status(state_dir) is None
+        assert not kubeconfig.exists() and not state_dir.exists()
+    finally:
+        devcluster.down(state_dir)
