@@ -384,3 +384,26 @@ def test_juliarun_without_a_compute_cluster_is_reported(stack, ns):
     finally:
         emulator.clear_faults()
     wait_for("sys ready again", lambda: kube.condition(ns, "sys", "Ready").get("status") == "True", 30)
+
+
+def test_another_namespace_cannot_reach_a_job_by_name_or_adoption(stack, control_plane):
+    """Team B knows team A's job name. Even trusted to adopt (this operator runs with
+    --adopt-namespace '*'), B cannot take it: the name is held by A's object. Nothing B does
+    reaches A's job, and B's deletion leaves it running."""
+    emulator, _, kube = stack
+    team_a = kube.namespace(f"ta-{int(time.time()) % 100000}")
+    team_b = kube.namespace(f"tb-{int(time.time()) % 100000}")
+    kube.apply(team_a, job("sim", "Webserver", runVolume="v", cfgFile="c", parallelism=1))
+    wait_for("A's job ready", lambda: kube.condition(team_a, "sim", "Ready").get("status") == "True")
+    name = kube.status(team_a, "sim")["jobName"]
+    before = emulator.counters()["jobs"][JRUN_NAMESPACE][name]
+    thief = job("grab", "Webserver", runVolume="mine", cfgFile="c", parallelism=5, jobName=name)
+    thief["metadata"]["annotations"] = {"juliarun.dev/adopt": "true"}
+    kube.apply(team_b, thief)
+    stalled = wait_for("B refused", lambda: (c := kube.condition(team_b, "grab", "Stalled")).get("status") == "True" and c)
+    assert stalled["reason"] == "Conflict" and f"held by {team_a}/sim" in stalled["message"]
+    control_plane.kubectl("delete", "jrj", "grab", "-n", team_b, "--timeout=60s")
+    after = emulator.counters()["jobs"][JRUN_NAMESPACE][name]
+    assert {op: after.get(op, 0) - before.get(op, 0) for op in ("setJobScale", "updateJob", "deleteJob", "submitJob")} \
+        == {"setJobScale": 0, "updateJob": 0, "deleteJob": 0, "submitJob": 0}
+    assert name in emulator.jobs() and kube.status(team_a, "sim")["scale"] == {"running": 1, "requested": 1}

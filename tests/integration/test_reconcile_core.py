@@ -367,3 +367,21 @@ def test_a_credentials_url_outside_the_allow_list_never_reaches_the_network(
     assert accepted == 0
     for e in kube.events(ns, "userinfo"):
         assert "u:p@" not in e["message"]
+
+
+def test_by_default_a_namespace_names_jobs_only_within_its_own_prefix(control_plane, tmp_path, processes):
+    emulator = processes(Emulator(tmp_path, "--create-delay", "0.2"))
+    processes(Operator(tmp_path, control_plane.kubeconfig, emulator))  # no --adopt-namespace
+    kube = Kube(control_plane)
+    team_a, team_b = namespace(kube, "pa"), namespace(kube, "pb")
+    kube.apply(team_a, job("sim", "Webserver", runVolume="v", cfgFile="c"))
+    wait_for("A ready", lambda: ready(kube, team_a, "sim"), 60)
+    name = kube.status(team_a, "sim")["jobName"]
+    thief = job("grab", "Webserver", runVolume="v", cfgFile="c", jobName=name)
+    thief["metadata"]["annotations"] = {"juliarun.dev/adopt": "true"}
+    kube.apply(team_b, thief)
+    wait_for(
+        "refused",
+        lambda: f"must start with {team_b}-" in kube.condition(team_b, "grab", "Stalled").get("message", ""),
+    )
+    assert emulator.calls("submitJob", name) == 1
