@@ -28,18 +28,35 @@ import time
 import aiohttp
 
 QUERY = {"jruntok": base64.b64encode(b"bench").decode(), "jrunns": "bench"}
-TYPES = [("JuliaBatch", {"run_volume": "v", "start_script": "run.jl"}),
-         ("JuliaParBatch", {"run_volume": "v", "start_script": "run.jl", "nworkers": "4"}),
-         ("Notebook", {"run_volume": "v"}),
-         ("MessageQ", {"run_volume": "v", "cfg_file": "mq.conf"})]
+TYPES = [
+    ("JuliaBatch", {"run_volume": "v", "start_script": "run.jl"}),
+    ("JuliaParBatch", {"run_volume": "v", "start_script": "run.jl", "nworkers": "4"}),
+    ("Notebook", {"run_volume": "v"}),
+    ("MessageQ", {"run_volume": "v", "cfg_file": "mq.conf"}),
+]
 
 
 def start_server() -> tuple[subprocess.Popen, str]:
     # run-time 0: batch jobs keep running, so every job still has state to compute.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "juliarun_operator.emulator", "--port", "0", "--no-access-log",
-         "--create-delay", "1", "--worker-delay", "0.5", "--run-time", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        [
+            sys.executable,
+            "-m",
+            "juliarun_operator.emulator",
+            "--port",
+            "0",
+            "--no-access-log",
+            "--create-delay",
+            "1",
+            "--worker-delay",
+            "0.5",
+            "--run-time",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     line = proc.stdout.readline()
     if "listening on" not in line:
         proc.kill()
@@ -94,7 +111,7 @@ async def bench(args) -> dict:
         async with aiohttp.ClientSession(connector=connector) as session:
             submit_rate = await submit_all(session, url, args.jobs, args.concurrency)
             await asyncio.sleep(2.0)  # let every job be created and its workers start
-            rng = random.Random(1)
+            rng = random.Random(1)  # noqa: S311 (seeded choice of jobs to poll, not secrets)
 
             def status():
                 i = rng.randrange(args.jobs)
@@ -102,8 +119,9 @@ async def bench(args) -> dict:
                 return call(session, url, f"/getJobStatus/{job_type}/", name=f"job-{i}")
 
             status_rate = await rate(session, url, args.seconds, args.concurrency, status)
-            system_rate = await rate(session, url, args.seconds, args.concurrency,
-                                     lambda: call(session, url, "/getSystemStatus/"))
+            system_rate = await rate(
+                session, url, args.seconds, args.concurrency, lambda: call(session, url, "/getSystemStatus/")
+            )
             latencies, size = [], 0
             for _ in range(args.all_info_calls):
                 start = time.perf_counter()
@@ -114,7 +132,9 @@ async def bench(args) -> dict:
         proc.wait(timeout=10)
     latencies.sort()
     return {
-        "submit_rate": submit_rate, "status_rate": status_rate, "system_rate": system_rate,
+        "submit_rate": submit_rate,
+        "status_rate": status_rate,
+        "system_rate": system_rate,
         "all_p50_ms": 1000 * statistics.median(latencies),
         "all_p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
         "all_bytes": size,
@@ -153,13 +173,17 @@ def main() -> int:
     r = asyncio.run(bench(args))
     compute_p50, compute_p99 = server_compute_ms(args.jobs, args.all_info_calls)
     load = os.getloadavg()[0]
-    print(f"python {platform.python_version()}, aiohttp {aiohttp.__version__}, "
-          f"{os.cpu_count()} cores, {args.jobs} jobs, {args.concurrency} concurrent client tasks")
+    print(
+        f"python {platform.python_version()}, aiohttp {aiohttp.__version__}, "
+        f"{os.cpu_count()} cores, {args.jobs} jobs, {args.concurrency} concurrent client tasks"
+    )
     print(f"submitJob:              {r['submit_rate']:8.0f} requests/s")
     print(f"getJobStatus (random):  {r['status_rate']:8.0f} requests/s")
     print(f"getSystemStatus:        {r['system_rate']:8.0f} requests/s")
-    print(f"getAllJobInfo:          p50 {r['all_p50_ms']:.1f} ms, p99 {r['all_p99_ms']:.1f} ms "
-          f"({args.all_info_calls} calls, {r['all_bytes'] / 1e6:.2f} MB each)")
+    print(
+        f"getAllJobInfo:          p50 {r['all_p50_ms']:.1f} ms, p99 {r['all_p99_ms']:.1f} ms "
+        f"({args.all_info_calls} calls, {r['all_bytes'] / 1e6:.2f} MB each)"
+    )
     print(f"  of which server state + JSON: p50 {compute_p50:.1f} ms, p99 {compute_p99:.1f} ms")
     print(f"load average (1 min) at the end: {load:.2f}")
     return 0

@@ -15,15 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import kubernetes
+from run import status_for
 
 from juliarun_operator.juliarun import Client, Context, Job, JobInfo, RetryPolicy
-from run import status_for
 
 GROUP, VERSION, PLURAL = "juliarun.dev", "v1alpha1", "juliarunjobs"
 
@@ -63,8 +62,9 @@ def main() -> None:
         job = Job(body["spec"]["type"], body["status"]["jobName"])
         c = client()
         try:
-            info = JobInfo(job.name, job.type, c.get_job_status(job), c.get_job_scale(job),
-                           c.get_job_endpoint(job))
+            info = JobInfo(
+                job.name, job.type, c.get_job_status(job), c.get_job_scale(job), c.get_job_endpoint(job)
+            )
         except Exception:
             with lock:
                 counts["errors"] += 1
@@ -73,7 +73,8 @@ def main() -> None:
         wrote = 0
         if fields:
             objects[name] = custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, args.namespace, PLURAL, name, {"status": fields})
+                GROUP, VERSION, args.namespace, PLURAL, name, {"status": fields}
+            )
             wrote = 1
         with lock:
             counts["calls"] += 3
@@ -87,13 +88,26 @@ def main() -> None:
         before = dict(counts)
         list(pool.map(poll, list(objects)))
         took = time.monotonic() - started
-        per_interval.append({"seconds": round(took, 2),
-                             "calls": counts["calls"] - before["calls"],
-                             "writes": counts["writes"] - before["writes"]})
+        per_interval.append(
+            {
+                "seconds": round(took, 2),
+                "calls": counts["calls"] - before["calls"],
+                "writes": counts["writes"] - before["writes"],
+            }
+        )
         # A timer fires every interval; a round that overruns starts the next at once.
         time.sleep(max(0.0, args.interval - took))
-    print(json.dumps({"objects": len(objects), "intervals": per_interval, "errors": counts["errors"],
-                      "cpu_seconds": round(cpu_seconds() - cpu0, 2)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "objects": len(objects),
+                "intervals": per_interval,
+                "errors": counts["errors"],
+                "cpu_seconds": round(cpu_seconds() - cpu0, 2),
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

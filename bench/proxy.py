@@ -18,8 +18,11 @@ import time
 import aiohttp
 from aiohttp import web
 
-UPSTREAM, SESSION, LOG = web.AppKey("upstream", str), web.AppKey("session", aiohttp.ClientSession), \
-    web.AppKey("log", list)
+UPSTREAM, SESSION, LOG = (
+    web.AppKey("upstream", str),
+    web.AppKey("session", aiohttp.ClientSession),
+    web.AppKey("log", list),
+)
 
 
 async def forward(request: web.Request) -> web.StreamResponse:
@@ -29,8 +32,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
     url = request.app[UPSTREAM] + request.path_qs
     async with request.app[SESSION].get(url) as upstream:
         body = await upstream.read()
-        return web.Response(body=body, status=upstream.status,
-                            content_type=upstream.content_type)
+        return web.Response(body=body, status=upstream.status, content_type=upstream.content_type)
 
 
 async def get_log(request: web.Request) -> web.Response:

@@ -60,8 +60,12 @@ def log(msg: str) -> None:
 
 
 def job(name: str, parallelism: int = 1) -> dict:
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "JuliaRunJob", "metadata": {"name": name},
-            "spec": {"type": "Webserver", "runVolume": "v", "cfgFile": "c", "parallelism": parallelism}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "JuliaRunJob",
+        "metadata": {"name": name},
+        "spec": {"type": "Webserver", "runVolume": "v", "cfgFile": "c", "parallelism": parallelism},
+    }
 
 
 def names(n: int) -> list[str]:
@@ -87,8 +91,9 @@ def memory_mb(pid: int) -> dict:
 
 def start_listening(args: list[str], logfile: Path, env: dict | None = None) -> tuple[subprocess.Popen, str]:
     """A server that prints 'listening on URL' first; its stderr goes to logfile."""
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=logfile.open("w"), text=True,
-                            env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=logfile.open("w"), text=True, env=env, start_new_session=True
+    )
     line = proc.stdout.readline()
     if "listening on" not in line:
         proc.kill()
@@ -113,7 +118,7 @@ def wait_for(what: str, check, timeout: float = 60.0, interval: float = 0.2):
             result = check()
             if result:
                 return result
-        except Exception:
+        except Exception:  # noqa: S110 (a not-yet-ready server or object: keep polling)
             pass
         time.sleep(interval)
     raise SystemExit(f"timed out waiting for {what}")
@@ -133,8 +138,12 @@ class Cluster:
         self.core = kubernetes.client.CoreV1Api(self.api)
 
     def kubectl(self, *args: str) -> str:
-        return subprocess.run([str(self.info.kubectl), "--kubeconfig", str(self.info.kubeconfig), *args],
-                              check=True, capture_output=True, text=True).stdout
+        return subprocess.run(
+            [str(self.info.kubectl), "--kubeconfig", str(self.info.kubeconfig), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
 
     def namespace(self, name: str) -> str:
         self.core.create_namespace({"metadata": {"name": name}})
@@ -143,14 +152,21 @@ class Cluster:
     def writes(self) -> dict[str, int]:
         """The API server's own count of writes to juliarunjobs and events, by verb/subresource."""
         out: dict[str, int] = {}
-        pattern = re.compile(r'^apiserver_request_total\{(.*)\} (\S+)$')
+        pattern = re.compile(r"^apiserver_request_total\{(.*)\} (\S+)$")
         for line in self.kubectl("get", "--raw", "/metrics").splitlines():
             m = pattern.match(line)
             if not m:
                 continue
             labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
-            if labels.get("resource") not in ("juliarunjobs", "events") or \
-                    labels.get("verb") not in ("PATCH", "PUT", "POST", "DELETE", "APPLY", "CREATE", "UPDATE"):
+            if labels.get("resource") not in ("juliarunjobs", "events") or labels.get("verb") not in (
+                "PATCH",
+                "PUT",
+                "POST",
+                "DELETE",
+                "APPLY",
+                "CREATE",
+                "UPDATE",
+            ):
                 continue
             key = f"{labels['resource']}/{labels.get('subresource') or '-'}/{labels['verb']}"
             out[key] = out.get(key, 0) + int(float(m.group(2)))
@@ -158,10 +174,12 @@ class Cluster:
 
     def create_all(self, ns: str, items: list[str], then=None) -> float:
         """Create the objects with a thread pool; `then(name)` runs after each create."""
+
         def one(name: str) -> None:
             self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, job(name))
             if then:
                 then(name)
+
         started = time.monotonic()
         with ThreadPoolExecutor(CREATE_WORKERS) as pool:
             list(pool.map(one, items))
@@ -175,7 +193,8 @@ def delta(after: dict, before: dict) -> dict:
 def is_ready(obj: dict) -> bool:
     status = obj.get("status") or {}
     return status.get("phase") == "Running" and any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+    )
 
 
 class ReadyWatch(threading.Thread):
@@ -201,8 +220,14 @@ class ReadyWatch(threading.Thread):
             rv = listing["metadata"]["resourceVersion"]
             try:
                 for event in kubernetes.watch.Watch().stream(
-                        custom.list_namespaced_custom_object, GROUP, VERSION, self.ns, PLURAL,
-                        resource_version=rv, timeout_seconds=60):
+                    custom.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self.ns,
+                    PLURAL,
+                    resource_version=rv,
+                    timeout_seconds=60,
+                ):
                     if self.halt.is_set():
                         return
                     if event["type"] in ("ADDED", "MODIFIED"):
@@ -229,8 +254,13 @@ def status_for(body: dict, info: JobInfo) -> dict | None:
     (None: nothing to write)."""
     obj = d.ObjectState.of(body)
     memory = d.Memory(name=info.name, submit=d.Outcome.LANDED)
-    facts = d.Facts(now=time.time(), memory=memory, params=job_params(obj.spec, obj.namespace),
-                    snapshot={info.name: info}, snapshot_time=time.time())
+    facts = d.Facts(
+        now=time.time(),
+        memory=memory,
+        params=job_params(obj.spec, obj.namespace),
+        snapshot={info.name: info},
+        snapshot_time=time.time(),
+    )
     writes = [a.value for a in d.reconcile(obj, facts).actions if a.kind is d.Kind.WRITE_STATUS]
     return writes[0] if writes else None
 
@@ -238,8 +268,16 @@ def status_for(body: dict, info: JobInfo) -> dict | None:
 def final_status(ns: str, name: str) -> dict:
     """The status the operator ends with for a Webserver at scale 1 (its own pure function)."""
     info = JobInfo(name, "Webserver", JobStatus(False, 0, 1, True, False), JobScale(1, 1), ["http://x/"])
-    body = {"metadata": {"namespace": ns, "name": name, "uid": name, "generation": 1,
-                         "finalizers": [d.FINALIZER]}, "spec": job(name)["spec"]}
+    body = {
+        "metadata": {
+            "namespace": ns,
+            "name": name,
+            "uid": name,
+            "generation": 1,
+            "finalizers": [d.FINALIZER],
+        },
+        "spec": job(name)["spec"],
+    }
     return status_for(body, info) or {}
 
 
@@ -248,13 +286,15 @@ def floor(cluster: Cluster, n: int) -> dict:
 
     def write_status(name: str) -> None:
         cluster.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, ns, PLURAL, name, {"status": final_status(ns, name)})
+            GROUP, VERSION, ns, PLURAL, name, {"status": final_status(ns, name)}
+        )
 
     w0 = cluster.writes()
     seconds = cluster.create_all(ns, names(n), then=write_status)
     writes = delta(cluster.writes(), w0)
-    ready = sum(is_ready(o) for o in cluster.custom.list_namespaced_custom_object(
-        GROUP, VERSION, ns, PLURAL)["items"])
+    ready = sum(
+        is_ready(o) for o in cluster.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+    )
     # No finalizers here: gone at once; keeps the store as small for the operator's run.
     cluster.custom.delete_collection_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
     return {"seconds": round(seconds, 2), "ready": ready, "apiserver_writes": writes}
@@ -271,13 +311,33 @@ class Env:
             self.cluster.kubectl("apply", "-f", str(crd))
         wait_for("the CRD", lambda: self.cluster.kubectl("get", "crd", f"{PLURAL}.{GROUP}"), 30)
         self.emulator, self.emu_url = start_listening(
-            [sys.executable, "-m", "juliarun_operator.emulator", "--port", "0", "--no-access-log",
-             "--create-delay", "0", "--worker-delay", "0", "--run-time", "0"], workdir / "emulator.log")
+            [
+                sys.executable,
+                "-m",
+                "juliarun_operator.emulator",
+                "--port",
+                "0",
+                "--no-access-log",
+                "--create-delay",
+                "0",
+                "--worker-delay",
+                "0",
+                "--run-time",
+                "0",
+            ],
+            workdir / "emulator.log",
+        )
         self.proxy, self.proxy_url = start_listening(
             [sys.executable, str(ROOT / "bench" / "proxy.py"), "--upstream", self.emu_url, "--port", "0"],
-            workdir / "proxy.log")
-        self.env = {**os.environ, "KUBECONFIG": str(self.info.kubeconfig), "JULIARUN_URL": self.proxy_url,
-                    "JULIARUN_TOKEN": TOKEN, "JULIARUN_NAMESPACE": JRUN_NS}
+            workdir / "proxy.log",
+        )
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(self.info.kubeconfig),
+            "JULIARUN_URL": self.proxy_url,
+            "JULIARUN_TOKEN": TOKEN,
+            "JULIARUN_NAMESPACE": JRUN_NS,
+        }
 
     def emulator_ops(self) -> dict:
         return requests.get(f"{self.emu_url}/_emulator/counters", timeout=30).json()["operations"]
@@ -293,17 +353,34 @@ class OperatorProc:
         self.port = devcluster._free_port()
         self.logfile = env.workdir / f"operator-{ns}.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "juliarun_operator.cli", "operator", "--standalone",
-             "--sync-interval", str(env.interval), "--metrics-port", str(self.port),
-             "--workers", str(max_workers), "--watch-namespace", ns],
-            stdout=self.logfile.open("w"), stderr=subprocess.STDOUT, env=env.env, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "juliarun_operator.cli",
+                "operator",
+                "--standalone",
+                "--sync-interval",
+                str(env.interval),
+                "--metrics-port",
+                str(self.port),
+                "--workers",
+                str(max_workers),
+                "--watch-namespace",
+                ns,
+            ],
+            stdout=self.logfile.open("w"),
+            stderr=subprocess.STDOUT,
+            env=env.env,
+            start_new_session=True,
+        )
         wait_for("the operator", lambda: requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).ok)
 
     def metrics(self) -> dict[str, float]:
         out = {}
         for line in requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=30).text.splitlines():
-            if line.startswith(("juliarun_calls_total", "juliarun_status_writes_total",
-                                "juliarun_reconciles_total")):
+            if line.startswith(
+                ("juliarun_calls_total", "juliarun_status_writes_total", "juliarun_reconciles_total")
+            ):
                 key, value = line.rsplit(" ", 1)
                 out[key] = float(value)
         return out
@@ -332,8 +409,11 @@ def converge(env: Env, op: OperatorProc, ns: str, n: int, timeout: float) -> dic
     last = max(watch.ready.values()) if watch.ready else time.monotonic()
     result = {
         "seconds": round(last - t0, 2) if done == n else None,
-        "ready": done, "timed_out": done < n,
-        "all_submitted_s": round(max(watch.submitted.values()) - t0, 2) if len(watch.submitted) == n else None,
+        "ready": done,
+        "timed_out": done < n,
+        "all_submitted_s": round(max(watch.submitted.values()) - t0, 2)
+        if len(watch.submitted) == n
+        else None,
         "half_ready_s": round(sorted(watch.ready.values())[n // 2 - 1] - t0, 2) if done >= n // 2 else None,
         "operator_cpu_s": round(op.cpu() - cpu0, 1),
         "apiserver_writes": delta(cluster.writes(), w0),
@@ -355,8 +435,11 @@ def steady(env: Env, op: OperatorProc | None, intervals: int) -> dict:
     return {
         "intervals": intervals,
         "juliarun_calls_per_interval": per(delta(e1, e0)),
-        "status_writes_per_interval": round((m1.get("juliarun_status_writes_total", 0)
-                                             - m0.get("juliarun_status_writes_total", 0)) / intervals, 2),
+        "status_writes_per_interval": round(
+            (m1.get("juliarun_status_writes_total", 0) - m0.get("juliarun_status_writes_total", 0))
+            / intervals,
+            2,
+        ),
         "apiserver_writes_per_interval": per(delta(w1, w0)),
         "operator_cpu_s_per_interval": round((op.cpu() - cpu0) / intervals, 3),
         "emulator_cpu_s_per_interval": round((cpu_seconds(env.emulator.pid) - ecpu0) / intervals, 3),
@@ -366,13 +449,16 @@ def steady(env: Env, op: OperatorProc | None, intervals: int) -> dict:
 def scale_latency(env: Env, ns: str, count: int) -> dict:
     cluster = env.cluster
     # JuliaRun knows the job by status.jobName (namespace-name-hash), not the object's name.
-    job_names = {o["metadata"]["name"]: o["status"]["jobName"] for o in cluster.custom.list_namespaced_custom_object(
-        GROUP, VERSION, ns, PLURAL)["items"]}
+    job_names = {
+        o["metadata"]["name"]: o["status"]["jobName"]
+        for o in cluster.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+    }
     requests.post(f"{env.proxy_url}/_proxy/clear", timeout=10)
     patched: dict[str, float] = {}
     for name in names(count):
         cluster.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, ns, PLURAL, name, {"spec": {"parallelism": 2}})
+            GROUP, VERSION, ns, PLURAL, name, {"spec": {"parallelism": 2}}
+        )
         patched[job_names[name]] = time.time()  # the change is committed once the PATCH has returned
         time.sleep(0.05)  # one by one, as people and pipelines change objects
 
@@ -390,8 +476,13 @@ def scale_latency(env: Env, ns: str, count: int) -> dict:
         seen = {name: t for t, _, name in reversed(seen)}
     lat = sorted(seen[n] - patched[n] for n in patched if n in seen)
     pick = lambda q: round(1000 * lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else None  # noqa: E731
-    return {"objects": count, "arrived": len(lat), "p50_ms": pick(0.5), "p99_ms": pick(0.99),
-            "max_ms": round(1000 * lat[-1], 1) if lat else None}
+    return {
+        "objects": count,
+        "arrived": len(lat),
+        "p50_ms": pick(0.5),
+        "p99_ms": pick(0.99),
+        "max_ms": round(1000 * lat[-1], 1) if lat else None,
+    }
 
 
 def per_object(env: Env, ns: str, intervals: int) -> dict:
@@ -399,14 +490,30 @@ def per_object(env: Env, ns: str, intervals: int) -> dict:
     w0, e0, ecpu0 = cluster.writes(), env.emulator_ops(), cpu_seconds(env.emulator.pid)
     started = time.monotonic()
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "per_object_poller.py"), "--namespace", ns,
-         "--interval", str(env.interval), "--intervals", str(intervals), "--workers", "16"],
-        env=env.env, capture_output=True, text=True, check=True).stdout
+        [
+            sys.executable,
+            str(ROOT / "bench" / "per_object_poller.py"),
+            "--namespace",
+            ns,
+            "--interval",
+            str(env.interval),
+            "--intervals",
+            str(intervals),
+            "--workers",
+            "16",
+        ],
+        env=env.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     wall = time.monotonic() - started
     report = json.loads(out.strip().splitlines()[-1])
     rounds = report["intervals"][1:] or report["intervals"]  # the first round may write a change
     return {
-        "objects": report["objects"], "rounds": report["intervals"], "errors": report["errors"],
+        "objects": report["objects"],
+        "rounds": report["intervals"],
+        "errors": report["errors"],
         "juliarun_calls_per_interval": round(sum(r["calls"] for r in rounds) / len(rounds), 1),
         "round_seconds_max": max(r["seconds"] for r in rounds),
         "status_writes_per_interval": round(sum(r["writes"] for r in rounds) / len(rounds), 2),
@@ -428,11 +535,11 @@ def run_size(env: Env, n: int, args) -> dict:
         conv = converge(env, op, ns, n, args.timeout)
         watch = conv.pop("watch")
         result["convergence"] = conv
-        result["ratio_to_floor"] = round(conv["seconds"] / result["floor"]["seconds"], 2) \
-            if conv["seconds"] else None
+        result["ratio_to_floor"] = (
+            round(conv["seconds"] / result["floor"]["seconds"], 2) if conv["seconds"] else None
+        )
         log(f"N={n}: convergence {conv['seconds']} s ({conv['ready']}/{n} ready)")
-        result["operator_metrics_after_convergence"] = {
-            k: v for k, v in op.metrics().items() if v}
+        result["operator_metrics_after_convergence"] = {k: v for k, v in op.metrics().items() if v}
         if conv["timed_out"]:
             return result
         result["steady"] = steady(env, op, args.steady_intervals)
@@ -457,10 +564,15 @@ def run_size(env: Env, n: int, args) -> dict:
 
 def machine() -> dict:
     mem = Path("/proc/meminfo").read_text().split("\n")[0].split()[1]
-    return {"nproc": os.cpu_count(), "mem_gib": round(int(mem) / 2**20, 1),
-            "python": platform.python_version(), "kopf": kopf.__version__ if hasattr(kopf, "__version__")
-            else "?", "kubernetes_client": kubernetes.__version__,
-            "control_plane": devcluster.read_versions(), "loadavg_start": os.getloadavg()}
+    return {
+        "nproc": os.cpu_count(),
+        "mem_gib": round(int(mem) / 2**20, 1),
+        "python": platform.python_version(),
+        "kopf": kopf.__version__ if hasattr(kopf, "__version__") else "?",
+        "kubernetes_client": kubernetes.__version__,
+        "control_plane": devcluster.read_versions(),
+        "loadavg_start": os.getloadavg(),
+    }
 
 
 def main() -> int:
@@ -487,8 +599,9 @@ def main() -> int:
     env = Env(workdir, args.interval)
     try:
         report["machine"]["kube_apiserver"] = env.cluster.kubectl("version", "-o", "json")
-        report["machine"]["kube_apiserver"] = json.loads(
-            report["machine"]["kube_apiserver"])["serverVersion"]["gitVersion"]
+        report["machine"]["kube_apiserver"] = json.loads(report["machine"]["kube_apiserver"])[
+            "serverVersion"
+        ]["gitVersion"]
         for n in sizes:
             report["sizes"].append(run_size(env, n, args))
             report["machine"]["loadavg_end"] = os.getloadavg()

@@ -12,6 +12,7 @@ JuliaRun server would, before the operator sees it.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ import yaml
 
 from .juliarun import jobtypes as jt
 from .juliarun.encoding import JOB_NAME_RE, KEY_RE, MAX_PORT, QUANTITY_RE
+
+# A piece of OpenAPI schema or Kubernetes object, as it will be written out as YAML.
+Schema = dict[str, Any]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = "crds/juliarun.dev_juliarunjobs.yaml"
@@ -45,6 +49,7 @@ MAX_BACKOFF_LIMIT = 100  # each attempt is a JuliaRun job that deletion must fin
 
 
 # --- parameters as CRD fields ----------------------------------------------------------
+
 
 def crd_params() -> list[jt.Param]:
     """The parameters that become spec fields, in table order."""
@@ -94,56 +99,78 @@ def param_usage(param: jt.Param) -> str:
     return " ".join(parts)
 
 
-def _pattern(regex) -> str:
+def _pattern(regex: re.Pattern[str]) -> str:
     return regex.pattern
 
 
-def _port_schema() -> dict:
+def _port_schema() -> Schema:
     port = {"type": "integer", "minimum": 1, "maximum": MAX_PORT}
     return {
         "type": "object",
         "required": ["name", "containerPort", "servicePort"],
         "properties": {
-            "name": {"type": "string", "pattern": _pattern(KEY_RE), "maxLength": jt.MAX_KEY,
-                     "description": "Name of the port."},
+            "name": {
+                "type": "string",
+                "pattern": _pattern(KEY_RE),
+                "maxLength": jt.MAX_KEY,
+                "description": "Name of the port.",
+            },
             "containerPort": {**port, "description": "Port the container listens on."},
             "servicePort": {**port, "description": "Port the job's service exposes."},
         },
     }
 
 
-def _env_schema() -> dict:
+def _env_schema() -> Schema:
     return {
         "type": "object",
         "required": ["name", "value"],
         "properties": {
-            "name": {"type": "string", "pattern": _pattern(KEY_RE), "maxLength": jt.MAX_KEY,
-                     "description": "Variable name."},
+            "name": {
+                "type": "string",
+                "pattern": _pattern(KEY_RE),
+                "maxLength": jt.MAX_KEY,
+                "description": "Variable name.",
+            },
             "value": {"type": "string", "maxLength": jt.MAX_ITEM, "description": "Variable value."},
         },
     }
 
 
-def _keyed_list(item: dict) -> dict:
+def _keyed_list(item: Schema) -> Schema:
     # A map list merges by name under server-side apply and refuses duplicate names,
     # as JuliaRun's name -> value dictionaries require.
-    return {"type": "array", "items": item, "maxItems": jt.MAX_ITEMS,
-            "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+    return {
+        "type": "array",
+        "items": item,
+        "maxItems": jt.MAX_ITEMS,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name"],
+    }
 
 
-def _secret_ref_schema() -> dict:
+def _secret_ref_schema() -> Schema:
     return {
         "type": "object",
         "required": ["name", "key"],
         "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": jt.MAX_KEY, "description": "Name of the Secret."},
-            "key": {"type": "string", "minLength": 1, "maxLength": jt.MAX_KEY,
-                    "description": "Key of the Secret's data that holds the value."},
+            "name": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": jt.MAX_KEY,
+                "description": "Name of the Secret.",
+            },
+            "key": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": jt.MAX_KEY,
+                "description": "Key of the Secret's data that holds the value.",
+            },
         },
     }
 
 
-def kind_schema(param: jt.Param) -> dict:
+def kind_schema(param: jt.Param) -> Schema:
     """The OpenAPI schema of a parameter's value, by its kind."""
     kind = param.kind
     if kind == jt.STRING:
@@ -160,10 +187,18 @@ def kind_schema(param: jt.Param) -> dict:
         return {"type": "string", "enum": list(param.choices)}
     if kind == jt.STRING_LIST:
         if param.name in SET_LISTS:
-            return {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": jt.MAX_ITEM},
-                    "maxItems": jt.MAX_ITEMS, "x-kubernetes-list-type": "set"}
-        return {"type": "array", "items": {"type": "string", "maxLength": jt.MAX_ITEM},
-                "maxItems": jt.MAX_ITEMS, "x-kubernetes-list-type": "atomic"}
+            return {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": jt.MAX_ITEM},
+                "maxItems": jt.MAX_ITEMS,
+                "x-kubernetes-list-type": "set",
+            }
+        return {
+            "type": "array",
+            "items": {"type": "string", "maxLength": jt.MAX_ITEM},
+            "maxItems": jt.MAX_ITEMS,
+            "x-kubernetes-list-type": "atomic",
+        }
     if kind == jt.PORTS:
         return _keyed_list(_port_schema())
     if kind == jt.ENV:
@@ -177,13 +212,17 @@ def field_text(param: jt.Param) -> str:
     """What the field means. The table describes values as they travel to JuliaRun; some
     kinds have a different shape in the CRD, so their text says so."""
     if param.kind == jt.PORTS:
-        return ("Network ports to expose, each with the port the container listens on "
-                "and the port its service offers.")
+        return (
+            "Network ports to expose, each with the port the container listens on "
+            "and the port its service offers."
+        )
     if param.kind == jt.ENV:
         return param.description.replace(": name -> value", "").rstrip(".") + ", as name/value pairs."
     if param.kind == jt.SECRET:
-        return (param.description + " A key of a Secret in the job's namespace holds it; "
-                "the spec never holds the value.")
+        return (
+            param.description + " A key of a Secret in the job's namespace holds it; "
+            "the spec never holds the value."
+        )
     return param.description
 
 
@@ -191,13 +230,14 @@ def param_description(param: jt.Param) -> str:
     return f"{field_text(param)} {param_usage(param)} (JuliaRun parameter {param.name}.)"
 
 
-def param_property(param: jt.Param) -> dict:
+def param_property(param: jt.Param) -> Schema:
     return {**kind_schema(param), "description": param_description(param)}
 
 
 # --- spec --------------------------------------------------------------------------------
 
-def fixed_spec_properties() -> dict[str, dict]:
+
+def fixed_spec_properties() -> dict[str, Schema]:
     """The spec fields that are about the resource rather than a JuliaRun parameter."""
     return {
         "type": {
@@ -206,77 +246,87 @@ def fixed_spec_properties() -> dict[str, dict]:
             # Bounds the CEL cost estimate of the `self.type in [...]` rules.
             "maxLength": max(map(len, jt.JOB_TYPES)),
             "description": "JuliaRun job type; immutable. "
-                           + " ".join(f"{t.name}: {t.description}" for t in jt.JOB_TYPES.values()),
+            + " ".join(f"{t.name}: {t.description}" for t in jt.JOB_TYPES.values()),
         },
         "jobName": {
             "type": "string",
             "pattern": _pattern(JOB_NAME_RE),
             "maxLength": 63,
             "description": "Name of the job in JuliaRun; immutable. When unset the operator "
-                           "derives one from the namespace and name of this resource.",
+            "derives one from the namespace and name of this resource.",
         },
         "parallelism": {
             "type": "integer",
             "minimum": 0,
             "maximum": MAX_PARALLELISM,
             "description": "Desired workers: JuliaParBatch workers, JuliaParBatchWorkers units, "
-                           "Notebook workers, Webserver and Generic containers. "
-                           f"Job {_types_phrase(SCALABLE_TYPES)}. The scale subresource sets it.",
+            "Notebook workers, Webserver and Generic containers. "
+            f"Job {_types_phrase(SCALABLE_TYPES)}. The scale subresource sets it.",
         },
         "deletionPolicy": {
             "type": "string",
             "enum": ["Delete", "Orphan"],
             "default": "Delete",
             "description": "What deleting this resource does to the JuliaRun job: Delete deletes it, "
-                           "Orphan leaves it running.",
+            "Orphan leaves it running.",
         },
         **batch_spec_properties(),
         "credentialsRef": {
             "type": "object",
             "required": ["name"],
-            "properties": {"name": {"type": "string", "minLength": 1, "maxLength": jt.MAX_KEY,
-                                    "description": "Name of the Secret."}},
+            "properties": {
+                "name": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": jt.MAX_KEY,
+                    "description": "Name of the Secret.",
+                }
+            },
             "description": "A Secret in this namespace with the JuliaRun connection: keys url, token, "
-                           "namespace (the JuliaRun namespace) and optionally ca.crt. When unset the "
-                           "operator's default connection is used.",
+            "namespace (the JuliaRun namespace) and optionally ca.crt. When unset the "
+            "operator's default connection is used.",
         },
     }
 
 
-def batch_spec_properties() -> dict[str, dict]:
+def batch_spec_properties() -> dict[str, Schema]:
     """What batch/v1 Job users expect: the same names, meanings and (where set) defaults."""
     only = f"Only for {_types_phrase(BATCH_TYPES)}."
     return {
         "ttlSecondsAfterFinished": {
-            "type": "integer", "minimum": 0,
+            "type": "integer",
+            "minimum": 0,
             "description": "Seconds after the job ends (condition Complete or Failed) at which this "
-                           "resource is deleted, and with it the JuliaRun job under deletionPolicy "
-                           "Delete. Unset: kept until deleted. " + only,
+            "resource is deleted, and with it the JuliaRun job under deletionPolicy "
+            "Delete. Unset: kept until deleted. " + only,
         },
         "activeDeadlineSeconds": {
-            "type": "integer", "minimum": 1,
+            "type": "integer",
+            "minimum": 1,
             "description": "Seconds the job may be active, counted from status.startTime across "
-                           "attempts; a job still running then is deleted in JuliaRun and this "
-                           "resource ends Failed with reason DeadlineExceeded. The clock is reset "
-                           "on resume after suspend. " + only,
+            "attempts; a job still running then is deleted in JuliaRun and this "
+            "resource ends Failed with reason DeadlineExceeded. The clock is reset "
+            "on resume after suspend. " + only,
         },
         "backoffLimit": {
-            "type": "integer", "minimum": 0, "maximum": MAX_BACKOFF_LIMIT,
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_BACKOFF_LIMIT,
             "description": "Failed attempts to retry: a job that fails is submitted again as a new "
-                           "attempt (its own JuliaRun job, named <jobName>-<attempt>) until this many "
-                           "have failed after the first. Default 0 (no retry, as KubeRay's RayJob). "
-                           "Failures to reach JuliaRun are not attempts. " + only,
+            "attempt (its own JuliaRun job, named <jobName>-<attempt>) until this many "
+            "have failed after the first. Default 0 (no retry, as KubeRay's RayJob). "
+            "Failures to reach JuliaRun are not attempts. " + only,
         },
         "suspend": {
             "type": "boolean",
             "description": "true holds the job back: not yet submitted, it is not submitted; running, "
-                           "its JuliaRun job is deleted (phase Suspended). false again submits it as a "
-                           "new attempt. Default false. " + only,
+            "its JuliaRun job is deleted (phase Suspended). false again submits it as a "
+            "new attempt. Default false. " + only,
         },
     }
 
 
-def _rule(rule: str, message: str, field: str, reason: str | None = None) -> dict:
+def _rule(rule: str, message: str, field: str, reason: str | None = None) -> Schema:
     # fieldPath makes the API server report the error against the field itself.
     out = {"rule": rule, "message": message, "fieldPath": f".{field}"}
     if reason:
@@ -288,37 +338,51 @@ def _cel_list(names: list[str]) -> str:
     return "[" + ", ".join(f"'{n}'" for n in names) + "]"
 
 
-def spec_rules() -> list[dict]:
+def spec_rules() -> list[Schema]:
     """CEL rules on spec. Only has() and `in` on literal lists, to keep their cost low."""
     rules = [
         _rule("self.type == oldSelf.type", "spec.type is immutable", "type"),
-        _rule("has(self.jobName) == has(oldSelf.jobName)"
-              " && (!has(self.jobName) || self.jobName == oldSelf.jobName)",
-              "spec.jobName is immutable", "jobName"),
+        _rule(
+            "has(self.jobName) == has(oldSelf.jobName)"
+            " && (!has(self.jobName) || self.jobName == oldSelf.jobName)",
+            "spec.jobName is immutable",
+            "jobName",
+        ),
     ]
     for t in jt.JOB_TYPES.values():
         for name in t.required():
             field = jt.PARAMETERS[name].field
-            rules.append(_rule(f"self.type != '{t.name}' || has(self.{field})",
-                               f"spec.{field} is required for type {t.name}", field, "FieldValueRequired"))
+            rules.append(
+                _rule(
+                    f"self.type != '{t.name}' || has(self.{field})",
+                    f"spec.{field} is required for type {t.name}",
+                    field,
+                    "FieldValueRequired",
+                )
+            )
     restricted = [(p.field, types_taking(p)) for p in crd_params()]
     restricted.append(("parallelism", SCALABLE_TYPES))
     restricted += [(field, BATCH_TYPES) for field in batch_spec_properties()]
     for field, taking in restricted:
         if len(taking) < len(jt.JOB_TYPES):  # a field every type takes needs no rule
-            rules.append(_rule(f"!has(self.{field}) || self.type in {_cel_list(taking)}",
-                               f"spec.{field} applies only to {_types_phrase(taking)}",
-                               field, "FieldValueForbidden"))
+            rules.append(
+                _rule(
+                    f"!has(self.{field}) || self.type in {_cel_list(taking)}",
+                    f"spec.{field} applies only to {_types_phrase(taking)}",
+                    field,
+                    "FieldValueForbidden",
+                )
+            )
     return rules
 
 
-def spec_schema() -> dict:
+def spec_schema() -> Schema:
     properties = fixed_spec_properties()
     properties.update({p.field: param_property(p) for p in crd_params()})
     return {
         "type": "object",
         "description": "The JuliaRun job: its type and parameters. Parameters a type does not take "
-                       "are refused; unset optional parameters get JuliaRun's default for the type.",
+        "are refused; unset optional parameters get JuliaRun's default for the type.",
         "required": ["type"],
         "properties": properties,
         "x-kubernetes-validations": spec_rules(),
@@ -327,68 +391,107 @@ def spec_schema() -> dict:
 
 # --- status ------------------------------------------------------------------------------
 
-def _condition_schema() -> dict:
+
+def _condition_schema() -> Schema:
     return {
         "type": "object",
         "required": ["type", "status"],
         "properties": {
             "type": {"type": "string", "description": "Type of the condition."},
-            "status": {"type": "string", "enum": ["True", "False", "Unknown"], "description": "Status of the condition."},
+            "status": {
+                "type": "string",
+                "enum": ["True", "False", "Unknown"],
+                "description": "Status of the condition.",
+            },
             "reason": {"type": "string", "description": "Machine-readable reason for the last transition."},
             "message": {"type": "string", "description": "Human-readable detail of the last transition."},
-            "lastTransitionTime": {"type": "string", "format": "date-time",
-                                   "description": "When the status last changed."},
-            "observedGeneration": {"type": "integer", "format": "int64",
-                                   "description": "The spec generation the condition was set for."},
+            "lastTransitionTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the status last changed.",
+            },
+            "observedGeneration": {
+                "type": "integer",
+                "format": "int64",
+                "description": "The spec generation the condition was set for.",
+            },
         },
     }
 
 
-def status_schema() -> dict:
+def status_schema() -> Schema:
     # Every field the operator writes is declared, so the API server prunes none of them.
     return {
         "type": "object",
         "description": "What the operator last observed of the JuliaRun job.",
         "properties": {
-            "observedGeneration": {"type": "integer", "format": "int64",
-                                   "description": "The spec generation last acted on."},
+            "observedGeneration": {
+                "type": "integer",
+                "format": "int64",
+                "description": "The spec generation last acted on.",
+            },
             "jobName": {"type": "string", "description": "Name of the job in JuliaRun."},
             "phase": {"type": "string", "enum": PHASES, "description": "Summary of the job's state."},
             "submitted": {"type": "boolean", "description": "The job was submitted to JuliaRun."},
-            "parametersHash": {"type": "string",
-                               "description": "Digest of the parameters last sent to JuliaRun; "
-                                              "a spec whose digest differs is sent again with updateJob."},
-            "connection": {"type": "string",
-                           "description": "The JuliaRun connection the job was submitted through: "
-                                          "default, or Secret/<name> (spec.credentialsRef); it cannot "
-                                          "change once the job exists."},
-            "startTime": {"type": "string", "format": "date-time",
-                          "description": "When the job began to run (reset on resume after suspend); "
-                                         "activeDeadlineSeconds counts from here."},
-            "completionTime": {"type": "string", "format": "date-time",
-                               "description": "When the job completed successfully."},
-            "attempts": {"type": "integer",
-                         "description": "Attempts begun: the current one's number. Attempt n > 1 runs "
-                                        "as JuliaRun job <name>-n."},
+            "parametersHash": {
+                "type": "string",
+                "description": "Digest of the parameters last sent to JuliaRun; "
+                "a spec whose digest differs is sent again with updateJob.",
+            },
+            "connection": {
+                "type": "string",
+                "description": "The JuliaRun connection the job was submitted through: "
+                "default, or Secret/<name> (spec.credentialsRef); it cannot "
+                "change once the job exists.",
+            },
+            "startTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the job began to run (reset on resume after suspend); "
+                "activeDeadlineSeconds counts from here.",
+            },
+            "completionTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the job completed successfully.",
+            },
+            "attempts": {
+                "type": "integer",
+                "description": "Attempts begun: the current one's number. Attempt n > 1 runs "
+                "as JuliaRun job <name>-n.",
+            },
             "failed": {"type": "integer", "description": "Attempts that failed."},
             "pastAttempts": {
-                "type": "array", "maxItems": 20,
+                "type": "array",
+                "maxItems": 20,
                 "description": "The attempts before the current one (the last 20): how each ended.",
-                "items": {"type": "object", "properties": {
-                    "attempt": {"type": "integer", "description": "Its number."},
-                    "jobName": {"type": "string", "description": "Its JuliaRun job."},
-                    "result": {"type": "string", "enum": ["Failed", "Suspended"],
-                               "description": "How it ended."},
-                    "message": {"type": "string", "description": "Why."},
-                    "endTime": {"type": "string", "format": "date-time", "description": "When."},
-                }},
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "attempt": {"type": "integer", "description": "Its number."},
+                        "jobName": {"type": "string", "description": "Its JuliaRun job."},
+                        "result": {
+                            "type": "string",
+                            "enum": ["Failed", "Suspended"],
+                            "description": "How it ended.",
+                        },
+                        "message": {"type": "string", "description": "Why."},
+                        "endTime": {"type": "string", "format": "date-time", "description": "When."},
+                    },
+                },
             },
             "succeeded": {"type": "integer", "description": "1 once an attempt has succeeded."},
-            "lastLogs": {"type": "string", "maxLength": 4096,
-                         "description": "The last log lines of the latest attempt that ended."},
-            "submitTime": {"type": "string", "format": "date-time",
-                           "description": "When the operator last sent submitJob; a retry waits "
-                                          "for that request to land or time out before deciding again."},
+            "lastLogs": {
+                "type": "string",
+                "maxLength": 4096,
+                "description": "The last log lines of the latest attempt that ended.",
+            },
+            "submitTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the operator last sent submitJob; a retry waits "
+                "for that request to land or time out before deciding again.",
+            },
             "created": {"type": "boolean", "description": "JuliaRun has created the job."},
             "completed": {"type": "boolean", "description": "The job has finished."},
             "workersStarted": {"type": "integer", "description": "Workers (or units) started."},
@@ -402,11 +505,17 @@ def status_schema() -> dict:
                 },
             },
             "workers": {"type": "string", "description": "Workers as running/requested."},
-            "endpoints": {"type": "array", "items": {"type": "string"},
-                          "description": "Addresses at which the job's ports are reachable."},
+            "endpoints": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Addresses at which the job's ports are reachable.",
+            },
             "message": {"type": "string", "description": "Detail of the phase, e.g. the last error."},
-            "lastSyncTime": {"type": "string", "format": "date-time",
-                             "description": "When the operator last read the job from JuliaRun."},
+            "lastSyncTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the operator last read the job from JuliaRun.",
+            },
             "conditions": {
                 "type": "array",
                 "description": "Conditions of the job.",
@@ -420,7 +529,8 @@ def status_schema() -> dict:
 
 # --- the CRD -----------------------------------------------------------------------------
 
-def printer_columns() -> list[dict]:
+
+def printer_columns() -> list[Schema]:
     return [
         {"name": "Type", "type": "string", "jsonPath": ".spec.type"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
@@ -441,7 +551,7 @@ CRD_KEEP_ANNOTATIONS = {
 }
 
 
-def crd() -> dict:
+def crd() -> Schema:
     schema = {
         "type": "object",
         "description": "A JuliaRun job run through the Kubernetes API.",
@@ -461,29 +571,39 @@ def crd() -> dict:
         "spec": {
             "group": GROUP,
             "names": {
-                "kind": KIND, "listKind": f"{KIND}List", "plural": PLURAL, "singular": SINGULAR,
-                "shortNames": ["jrj"], "categories": ["juliarun"],
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": ["jrj"],
+                "categories": ["juliarun"],
             },
             "scope": "Namespaced",
-            "versions": [{
-                "name": VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {
-                    "status": {},
-                    "scale": {"specReplicasPath": ".spec.parallelism",
-                              "statusReplicasPath": ".status.scale.running"},
-                },
-                "additionalPrinterColumns": printer_columns(),
-                "schema": {"openAPIV3Schema": schema},
-            }],
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.parallelism",
+                            "statusReplicasPath": ".status.scale.running",
+                        },
+                    },
+                    "additionalPrinterColumns": printer_columns(),
+                    "schema": {"openAPIV3Schema": schema},
+                }
+            ],
         },
     }
 
 
 def _header(comment: str) -> str:
-    return (f"{comment} Generated by `make generate` (python -m juliarun_operator.gen) from "
-            f"operator/juliarun_operator/juliarun/jobtypes.py. Do not edit.\n")
+    return (
+        f"{comment} Generated by `make generate` (python -m juliarun_operator.gen) from "
+        f"operator/juliarun_operator/juliarun/jobtypes.py. Do not edit.\n"
+    )
 
 
 def render_crd() -> str:
@@ -492,12 +612,13 @@ def render_crd() -> str:
 
 # --- docs --------------------------------------------------------------------------------
 
+
 def _md(text: str) -> str:
     """Text safe in a Markdown table cell: no column breaks, no HTML tags (/mnt/<name>)."""
     return text.replace("|", "\\|").replace("<", "\\<")
 
 
-def schema_type(schema: dict) -> str:
+def schema_type(schema: Schema) -> str:
     """A short human rendering of a property's schema for the reference table."""
     if "enum" in schema:
         return " \\| ".join(f"`{v}`" for v in schema["enum"])
@@ -512,7 +633,8 @@ def schema_type(schema: dict) -> str:
     bounds = [f"{k[:3]} {schema[k]}" for k in ("minimum", "maximum") if k in schema]
     if "maxLength" in schema:
         bounds.append(f"at most {schema['maxLength']} characters")
-    return schema["type"] + (f" ({', '.join(bounds)})" if bounds else "")
+    kind: str = schema["type"]
+    return kind + (f" ({', '.join(bounds)})" if bounds else "")
 
 
 def _param_row(t: jt.JobType, name: str) -> str:
@@ -529,13 +651,22 @@ def _param_row(t: jt.JobType, name: str) -> str:
 
 
 def _job_type_section(t: jt.JobType) -> list[str]:
-    traits = ["scalable (spec.parallelism)" if t.scalable else "not scalable",
-              "runs to completion" if t.completes else "runs until deleted"]
-    lines = [f"## {t.name}", "", t.description, "", f"{traits[0].capitalize()}; {traits[1]}.", "",
-             "| CRD field | JuliaRun parameter | Required / default | Description |",
-             "|---|---|---|---|"]
+    traits = [
+        "scalable (spec.parallelism)" if t.scalable else "not scalable",
+        "runs to completion" if t.completes else "runs until deleted",
+    ]
+    lines = [
+        f"## {t.name}",
+        "",
+        t.description,
+        "",
+        f"{traits[0].capitalize()}; {traits[1]}.",
+        "",
+        "| CRD field | JuliaRun parameter | Required / default | Description |",
+        "|---|---|---|---|",
+    ]
     lines += [_param_row(t, name) for name in t.params]
-    return lines + [""]
+    return [*lines, ""]
 
 
 def render_docs() -> str:
@@ -567,8 +698,10 @@ def render_docs() -> str:
 # Files shipped in more than one place (the chart and kustomize cannot reach crds/):
 # source -> copies, kept identical by `make generate` and checked like generated files.
 COPIES = {
-    CRD_PATH: ["charts/juliarun-operator/crds/juliarun.dev_juliarunjobs.yaml",
-               "deploy/crds/juliarun.dev_juliarunjobs.yaml"],
+    CRD_PATH: [
+        "charts/juliarun-operator/crds/juliarun.dev_juliarunjobs.yaml",
+        "deploy/crds/juliarun.dev_juliarunjobs.yaml",
+    ],
     "gitops/argocd/health.lua": ["charts/juliarun-operator/files/argocd-health.lua"],
 }
 
@@ -578,7 +711,7 @@ def generated() -> dict[str, str]:
     files = {CRD_PATH: render_crd(), DOCS_PATH: render_docs()}
     for source, copies in COPIES.items():
         content = files.get(source) or (REPO_ROOT / source).read_text()
-        files.update({copy: content for copy in copies})
+        files.update(dict.fromkeys(copies, content))
     return files
 
 
@@ -604,12 +737,19 @@ def write(root: Path = REPO_ROOT) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m juliarun_operator.gen", description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file is stale")
+    parser = argparse.ArgumentParser(
+        prog="python -m juliarun_operator.gen", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if a generated file is stale"
+    )
     args = parser.parse_args(argv)
     if not (REPO_ROOT / "pyproject.toml").is_file():  # an installed package: no files to generate
-        print("error: the generator writes into a source checkout of juliarun-operator: "
-              "run `make generate` in a clone", file=sys.stderr)
+        print(
+            "error: the generator writes into a source checkout of juliarun-operator: "
+            "run `make generate` in a clone",
+            file=sys.stderr,
+        )
         return 1
     if args.check:
         paths = stale()

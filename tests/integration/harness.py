@@ -13,8 +13,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 import yaml
@@ -55,8 +56,9 @@ class Process:
 
     def start(self) -> None:
         out = self.log.open("a")
-        self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, env=self.env,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.args, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+        )
         out.close()
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -82,7 +84,9 @@ class Emulator(Process):
 
     def start(self) -> None:
         super().start()
-        wait_for("the JuliaRun server", lambda: requests.get(f"{self.url}/_emulator/healthz", timeout=1).ok, 30)
+        wait_for(
+            "the JuliaRun server", lambda: requests.get(f"{self.url}/_emulator/healthz", timeout=1).ok, 30
+        )
 
     def counters(self) -> dict:
         return requests.get(f"{self.url}/_emulator/counters", timeout=5).json()
@@ -101,26 +105,48 @@ class Emulator(Process):
 
     def jobs(self) -> dict[str, str]:
         from juliarun_operator.juliarun import Client, Context
+
         return Client(Context(url=self.url, token=TOKEN, namespace=JRUN_NAMESPACE)).list_jobs()
 
 
 class Operator(Process):
-    def __init__(self, workdir: Path, kubeconfig: Path, emulator: Emulator, *flags: str,
-                 log_name: str = "operator.log"):
+    def __init__(
+        self, workdir: Path, kubeconfig: Path, emulator: Emulator, *flags: str, log_name: str = "operator.log"
+    ):
         self.metrics_port = free_port()
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig), "JULIARUN_URL": emulator.url,
-               "JULIARUN_TOKEN": TOKEN, "JULIARUN_NAMESPACE": JRUN_NAMESPACE, "JULIARUN_TIMEOUT": "2",
-               "JULIARUN_TENANT_ALLOWED_HOSTS": "127.0.0.1"}
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "JULIARUN_URL": emulator.url,
+            "JULIARUN_TOKEN": TOKEN,
+            "JULIARUN_NAMESPACE": JRUN_NAMESPACE,
+            "JULIARUN_TIMEOUT": "2",
+            "JULIARUN_TENANT_ALLOWED_HOSTS": "127.0.0.1",
+        }
         # Standalone unless the flags set up the Lease.
         peering = [] if any(f.startswith("--lease") for f in flags) else ["--standalone"]
-        args = [*JULIARUN, "operator", *peering, "--sync-interval", "1",
-                "--health-interval", "2", "--metrics-port", str(self.metrics_port), "--verbose", *flags]
+        args = [
+            *JULIARUN,
+            "operator",
+            *peering,
+            "--sync-interval",
+            "1",
+            "--health-interval",
+            "2",
+            "--metrics-port",
+            str(self.metrics_port),
+            "--verbose",
+            *flags,
+        ]
         super().__init__(args, workdir / log_name, env)
 
     def start(self) -> None:
         super().start()
-        wait_for("the operator's health endpoint",
-                 lambda: requests.get(f"http://127.0.0.1:{self.metrics_port}/healthz", timeout=1).ok, 60)
+        wait_for(
+            "the operator's health endpoint",
+            lambda: requests.get(f"http://127.0.0.1:{self.metrics_port}/healthz", timeout=1).ok,
+            60,
+        )
 
     def metrics(self) -> str:
         return requests.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
@@ -153,6 +179,7 @@ class Kube:
     def job_name(self, namespace: str, name: str) -> str:
         """The default JuliaRun name of an object: it hashes the object's UID."""
         from juliarun_operator.reconcile.naming import default_job_name
+
         obj = self.get(namespace, name)
         assert obj, f"no JuliaRunJob {namespace}/{name}"
         return default_job_name(namespace, name, obj["metadata"]["uid"])
@@ -167,5 +194,9 @@ class Kube:
 
 
 def job(name: str, job_type: str, **spec: Any) -> dict:
-    return {"apiVersion": "juliarun.dev/v1alpha1", "kind": "JuliaRunJob",
-            "metadata": {"name": name}, "spec": {"type": job_type, **spec}}
+    return {
+        "apiVersion": "juliarun.dev/v1alpha1",
+        "kind": "JuliaRunJob",
+        "metadata": {"name": name},
+        "spec": {"type": job_type, **spec},
+    }

@@ -25,8 +25,6 @@ import pytest
 import requests
 import yaml
 
-from juliarun_operator import devcluster
-
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,8 +38,13 @@ HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
 
 def run_helm(helm: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     # A private HOME-like cache/config keeps helm from touching the user's ~/.config/helm.
-    env = {**os.environ, "HELM_CACHE_HOME": "/tmp/juliarun-helm/cache",
-           "HELM_CONFIG_HOME": "/tmp/juliarun-helm/config", "HELM_DATA_HOME": "/tmp/juliarun-helm/data"}
+    env = {
+        **os.environ,
+        # S108: a throwaway helm cache of public charts; nothing secret is kept there.
+        "HELM_CACHE_HOME": "/tmp/juliarun-helm/cache",  # noqa: S108
+        "HELM_CONFIG_HOME": "/tmp/juliarun-helm/config",  # noqa: S108
+        "HELM_DATA_HOME": "/tmp/juliarun-helm/data",  # noqa: S108
+    }
     result = subprocess.run([str(helm), *args], capture_output=True, text=True, env=env, timeout=120)
     if check and result.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr}")
@@ -57,8 +60,9 @@ def packaged(helm: Path) -> Path:
     return tgz
 
 
-def render(helm: Path, *sets: str, release: str = "jro", namespace: str = "juliarun-system",
-           crds: bool = False) -> str:
+def render(
+    helm: Path, *sets: str, release: str = "jro", namespace: str = "juliarun-system", crds: bool = False
+) -> str:
     args = ["template", release, str(packaged(helm)), "--namespace", namespace]
     if crds:
         args.append("--include-crds")
@@ -81,8 +85,9 @@ def unique_ns(prefix: str) -> str:
 
 def create_namespace(control_plane, name: str, labels: dict[str, str] | None = None) -> None:
     meta = {"name": name, "labels": labels or {}}
-    control_plane.kubectl("apply", "-f", "-", input=json.dumps(
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}))
+    control_plane.kubectl(
+        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": meta})
+    )
 
 
 # --- files in step -------------------------------------------------------------------
@@ -94,14 +99,16 @@ def test_crd_copies_match_repo(copy_dir):
     originals = sorted(p.name for p in (REPO / "crds").glob("*.yaml"))
     assert sorted(p.name for p in copy_dir.glob("*.yaml")) == originals
     for name in originals:
-        assert (copy_dir / name).read_bytes() == (REPO / "crds" / name).read_bytes(), \
+        assert (copy_dir / name).read_bytes() == (REPO / "crds" / name).read_bytes(), (
             f"{copy_dir / name} differs from crds/{name}: copy it again (cp crds/*.yaml {copy_dir}/)"
+        )
 
 
 def test_argocd_health_copy_matches():
     chart_copy = CHART / "files" / "argocd-health.lua"
-    assert chart_copy.read_bytes() == (REPO / "gitops" / "argocd" / "health.lua").read_bytes(), \
+    assert chart_copy.read_bytes() == (REPO / "gitops" / "argocd" / "health.lua").read_bytes(), (
         "cp gitops/argocd/health.lua charts/juliarun-operator/files/argocd-health.lua"
+    )
 
 
 def _normalized(obj: dict) -> dict:
@@ -135,12 +142,24 @@ VARIANTS = {
     "defaults": [],
     "namespaced": ["watchNamespaces={team-a,team-b}"],
     "replicas2": ["replicas=2"],
-    "everything": ["replicas=2", "watchNamespaces={team-a}", "metrics.serviceMonitor.enabled=true",
-                   "argocdHealthCheck.enabled=true", "juliarun.url=https://juliarun.example:443",
-                   "juliarun.tokenSecret.name=jr-token", "juliarun.ca.configMapName=jr-ca",
-                   "logFormat=json", "syncInterval=2.5", "leaderElection.leaseName=jr"],
-    "security": ["rbac.secretNamespaces={team-a}", "tenancy.allowedHosts={jr.example.com,*.jr.internal}",
-                 "juliarun.allowInsecureHttp=true", "juliarun.serviceAccountToken.expirationSeconds=600"],
+    "everything": [
+        "replicas=2",
+        "watchNamespaces={team-a}",
+        "metrics.serviceMonitor.enabled=true",
+        "argocdHealthCheck.enabled=true",
+        "juliarun.url=https://juliarun.example:443",
+        "juliarun.tokenSecret.name=jr-token",
+        "juliarun.ca.configMapName=jr-ca",
+        "logFormat=json",
+        "syncInterval=2.5",
+        "leaderElection.leaseName=jr",
+    ],
+    "security": [
+        "rbac.secretNamespaces={team-a}",
+        "tenancy.allowedHosts={jr.example.com,*.jr.internal}",
+        "juliarun.allowInsecureHttp=true",
+        "juliarun.serviceAccountToken.expirationSeconds=600",
+    ],
 }
 
 
@@ -188,23 +207,34 @@ def test_render_replicas_share_a_lease(helm):
 
 
 def test_render_watch_namespaces_binds_per_namespace(helm):
-    objs = objects(render(helm, "watchNamespaces={team-a,team-b}", "replicas=2",
-                          "metrics.serviceMonitor.enabled=true"))
+    objs = objects(
+        render(helm, "watchNamespaces={team-a,team-b}", "replicas=2", "metrics.serviceMonitor.enabled=true")
+    )
     env = _env(_workload(objs)["spec"]["template"]["spec"]["containers"][0])
     assert env["WATCH_NAMESPACES"] == "team-a,team-b"
     bindings = [b for b in by_kind(objs, "RoleBinding") if b["roleRef"]["kind"] == "ClusterRole"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     # The namespaced role (with Secrets) is bound only there; cluster-wide only the -cluster role.
-    assert [b["roleRef"]["name"] for b in by_kind(objs, "ClusterRoleBinding")] == ["jro-juliarun-operator-cluster"]
-    assert [b["metadata"]["name"] for b in by_kind(objs, "RoleBinding") if b["roleRef"]["kind"] == "Role"] \
-        == ["jro-juliarun-operator-lease"]
+    assert [b["roleRef"]["name"] for b in by_kind(objs, "ClusterRoleBinding")] == [
+        "jro-juliarun-operator-cluster"
+    ]
+    assert [
+        b["metadata"]["name"] for b in by_kind(objs, "RoleBinding") if b["roleRef"]["kind"] == "Role"
+    ] == ["jro-juliarun-operator-lease"]
     assert len(by_kind(objs, "ServiceMonitor")) == 1
 
 
 def test_render_connection_values(helm):
-    objs = objects(render(helm, "juliarun.url=https://jr.example", "juliarun.namespace=jobs",
-                          "juliarun.tokenSecret.name=jr-token", "juliarun.tokenSecret.key=tok",
-                          "juliarun.ca.secretName=jr-ca"))
+    objs = objects(
+        render(
+            helm,
+            "juliarun.url=https://jr.example",
+            "juliarun.namespace=jobs",
+            "juliarun.tokenSecret.name=jr-token",
+            "juliarun.tokenSecret.key=tok",
+            "juliarun.ca.secretName=jr-ca",
+        )
+    )
     pod = _workload(objs)["spec"]["template"]["spec"]
     env = _env(pod["containers"][0])
     assert env["JULIARUN_URL"] == "https://jr.example" and env["JULIARUN_NAMESPACE"] == "jobs"
@@ -238,8 +268,17 @@ def test_schema_refuses_bad_values(helm, sets, named):
 
 
 def test_template_refuses_two_ca_sources(helm):
-    result = run_helm(helm, "template", "jro", str(packaged(helm)), "--set", "juliarun.ca.secretName=a",
-                      "--set", "juliarun.ca.configMapName=b", check=False)
+    result = run_helm(
+        helm,
+        "template",
+        "jro",
+        str(packaged(helm)),
+        "--set",
+        "juliarun.ca.secretName=a",
+        "--set",
+        "juliarun.ca.configMapName=b",
+        check=False,
+    )
     assert result.returncode != 0 and "set secretName or configMapName, not both" in result.stderr
 
 
@@ -263,19 +302,23 @@ def test_chart_server_dry_run(control_plane, helm, crds_installed, sets):
 
 def test_kustomize_server_dry_run(control_plane, crds_installed):
     manifest = control_plane.kubectl("kustomize", str(DEPLOY)).stdout
-    # The namespace is created for real (dry-run cannot put objects into a namespace it only pretends to create).
+    # The namespace is created for real (dry-run cannot put objects into a namespace it only
+    # pretends to create).
     create_namespace(control_plane, "juliarun-system", {"pod-security.kubernetes.io/enforce": "restricted"})
-    without_crds = "---\n".join(yaml.safe_dump(o) for o in objects(manifest)
-                                if o["kind"] != "CustomResourceDefinition")
+    without_crds = "---\n".join(
+        yaml.safe_dump(o) for o in objects(manifest) if o["kind"] != "CustomResourceDefinition"
+    )
     result = control_plane.kubectl("apply", "--dry-run=server", "-f", "-", input=without_crds)
     assert "deployment.apps/juliarun-operator created (server dry run)" in result.stdout
 
 
-RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
-              "pod-security.kubernetes.io/enforce-version": "latest",
-              # Enforcement applies to Pods; warn makes the apiserver also judge pod templates.
-              "pod-security.kubernetes.io/warn": "restricted",
-              "pod-security.kubernetes.io/warn-version": "latest"}
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+    # Enforcement applies to Pods; warn makes the apiserver also judge pod templates.
+    "pod-security.kubernetes.io/warn": "restricted",
+    "pod-security.kubernetes.io/warn-version": "latest",
+}
 
 
 @pytest.mark.parametrize("source", ["chart", "chart-replicas2", "deploy"])
@@ -288,21 +331,33 @@ def test_pod_meets_restricted_standard(control_plane, helm, crds_installed, sour
     namespace = unique_ns("jr-psa")
     create_namespace(control_plane, namespace, RESTRICTED)
     if source == "deploy":
-        objs = [o for o in objects(control_plane.kubectl("kustomize", str(DEPLOY)).stdout)
-                if o["kind"] in ("ServiceAccount", "Deployment")]
+        objs = [
+            o
+            for o in objects(control_plane.kubectl("kustomize", str(DEPLOY)).stdout)
+            if o["kind"] in ("ServiceAccount", "Deployment")
+        ]
     else:
         sets = ["replicas=2"] if source == "chart-replicas2" else []
-        objs = [o for o in objects(render(helm, *sets, namespace=namespace, release="psa"))
-                if o["kind"] in ("ServiceAccount", "Deployment")]
+        objs = [
+            o
+            for o in objects(render(helm, *sets, namespace=namespace, release="psa"))
+            if o["kind"] in ("ServiceAccount", "Deployment")
+        ]
     for o in objs:
         o["metadata"]["namespace"] = namespace
     result = control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
     assert "Warning" not in result.stderr and "violate" not in result.stderr, result.stderr
     workload = _workload(objs)
-    pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": "operator-pod", "namespace": namespace,
-                        "labels": workload["spec"]["template"]["metadata"]["labels"]},
-           "spec": workload["spec"]["template"]["spec"]}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "operator-pod",
+            "namespace": namespace,
+            "labels": workload["spec"]["template"]["metadata"]["labels"],
+        },
+        "spec": workload["spec"]["template"]["spec"],
+    }
     result = control_plane.kubectl("apply", "-f", "-", input=json.dumps(pod), check=False)
     assert result.returncode == 0 and "Warning" not in result.stderr, result.stderr
     # The control: the same Pod as root is refused, so enforcement really is on.
@@ -323,12 +378,20 @@ def _token_kubeconfig(control_plane, token: str, path: Path) -> Path:
     config = yaml.safe_load(control_plane.kubeconfig.read_text())
     context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
     cluster = next(c for c in config["clusters"] if c["name"] == context["cluster"])
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "clusters": [cluster],
-        "users": [{"name": "operator", "user": {"token": token}}],
-        "contexts": [{"name": "operator", "context": {"cluster": cluster["name"], "user": "operator"}}],
-        "current-context": "operator",
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [cluster],
+                "users": [{"name": "operator", "user": {"token": token}}],
+                "contexts": [
+                    {"name": "operator", "context": {"cluster": cluster["name"], "user": "operator"}}
+                ],
+                "current-context": "operator",
+            }
+        )
+    )
     path.chmod(0o600)
     return path
 
@@ -339,8 +402,9 @@ class Process:
     def __init__(self, args: list[str], log: Path, env: dict[str, str]):
         self.log = log
         self._out = log.open("w")
-        self.proc = subprocess.Popen(args, stdout=self._out, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            args, stdout=self._out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
 
     def output(self) -> str:
         return self.log.read_text()
@@ -373,15 +437,31 @@ def operator_release(control_plane, helm, crds_installed):
     for ns in (release_ns, watched, other):
         create_namespace(control_plane, ns)
     release = f"rbac{uuid.uuid4().hex[:4]}"
-    objs = [o for o in objects(render(helm, f"watchNamespaces={{{watched}}}", f"rbac.secretNamespaces={{{watched}}}",
-                                      namespace=release_ns, release=release))
-            if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")]
+    objs = [
+        o
+        for o in objects(
+            render(
+                helm,
+                f"watchNamespaces={{{watched}}}",
+                f"rbac.secretNamespaces={{{watched}}}",
+                namespace=release_ns,
+                release=release,
+            )
+        )
+        if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+    ]
     control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
     (sa,) = by_kind(objs, "ServiceAccount")
-    yield {"namespace": release_ns, "watched": watched, "other": other,
-           "sa": sa["metadata"]["name"], "user": f"system:serviceaccount:{release_ns}:{sa['metadata']['name']}"}
-    control_plane.kubectl("delete", "--ignore-not-found", "--wait=false", "-f", "-", input=yaml.safe_dump_all(objs),
-                          check=False)
+    yield {
+        "namespace": release_ns,
+        "watched": watched,
+        "other": other,
+        "sa": sa["metadata"]["name"],
+        "user": f"system:serviceaccount:{release_ns}:{sa['metadata']['name']}",
+    }
+    control_plane.kubectl(
+        "delete", "--ignore-not-found", "--wait=false", "-f", "-", input=yaml.safe_dump_all(objs), check=False
+    )
     control_plane.kubectl("delete", "namespace", release_ns, other, "--wait=false", check=False)
 
 
@@ -389,6 +469,7 @@ def _listening_port(emulator: Process) -> int:
     def port():
         m = re.search(r"listening on http://[^:]+:(\d+)", emulator.output())
         return int(m.group(1)) if m else None
+
     return _wait(port, 30, "the emulator to listen")
 
 
@@ -396,21 +477,46 @@ def test_operator_runs_a_job_with_chart_rbac(control_plane, operator_release, k8
     from kubernetes import client
 
     rel = operator_release
-    token = control_plane.kubectl("create", "token", rel["sa"], "-n", rel["namespace"],
-                                  "--duration=1h").stdout.strip()
+    token = control_plane.kubectl(
+        "create", "token", rel["sa"], "-n", rel["namespace"], "--duration=1h"
+    ).stdout.strip()
     kubeconfig = _token_kubeconfig(control_plane, token, tmp_path / "operator.kubeconfig")
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("JULIARUN_", "KUBECONFIG"))}
-    emulator = Process([str(JULIARUN), "emulator", "--port", "0", "--host", "127.0.0.1", "--run-time", "2",
-                        "--create-delay", "0.2", "--worker-delay", "0.1"], tmp_path / "emulator.log", base_env)
+    emulator = Process(
+        [
+            str(JULIARUN),
+            "emulator",
+            "--port",
+            "0",
+            "--host",
+            "127.0.0.1",
+            "--run-time",
+            "2",
+            "--create-delay",
+            "0.2",
+            "--worker-delay",
+            "0.1",
+        ],
+        tmp_path / "emulator.log",
+        base_env,
+    )
     operator = None
     try:
         port = _listening_port(emulator)
         url = f"http://127.0.0.1:{port}"
         operator = Process(
-            [str(JULIARUN), "operator", "--standalone", "--metrics-port", "0"], tmp_path / "operator.log",
-            {**base_env, "KUBECONFIG": str(kubeconfig), "JULIARUN_URL": url, "JULIARUN_TOKEN": "test-token",
-             "JULIARUN_NAMESPACE": "juliarun", "JULIARUN_SYNC_INTERVAL": "0.5",
-             "WATCH_NAMESPACES": rel["watched"]})
+            [str(JULIARUN), "operator", "--standalone", "--metrics-port", "0"],
+            tmp_path / "operator.log",
+            {
+                **base_env,
+                "KUBECONFIG": str(kubeconfig),
+                "JULIARUN_URL": url,
+                "JULIARUN_TOKEN": "test-token",
+                "JULIARUN_NAMESPACE": "juliarun",
+                "JULIARUN_SYNC_INTERVAL": "0.5",
+                "WATCH_NAMESPACES": rel["watched"],
+            },
+        )
         # An object older than the acting process waits out the landing window of a submit an
         # earlier process may have sent (reconcile/decide.py): create it once this one acts.
         _wait(lambda: "acting:" in operator.output(), 60, "the operator to act")
@@ -424,8 +530,9 @@ def test_operator_runs_a_job_with_chart_rbac(control_plane, operator_release, k8
 
         def phase_is(wanted: str):
             assert operator.proc.poll() is None, f"operator exited:\n{operator.output()}"
-            obj = api.get_namespaced_custom_object("juliarun.dev", "v1alpha1", rel["watched"],
-                                                   "juliarunjobs", "rbac-hello")
+            obj = api.get_namespaced_custom_object(
+                "juliarun.dev", "v1alpha1", rel["watched"], "juliarunjobs", "rbac-hello"
+            )
             phase = (obj.get("status") or {}).get("phase")
             last_status[:] = [obj.get("status")]
             if phase and (not seen or seen[-1] != phase):
@@ -466,32 +573,36 @@ def _can_i(control_plane, user: str, *args: str) -> bool:
 def test_rbac_allows_what_the_operator_needs(control_plane, operator_release):
     rel = operator_release
     user, watched = rel["user"], rel["watched"]
-    for args in (["patch", "juliarunjobs.juliarun.dev", "--subresource=status", "-n", watched],
-                 ["update", "juliarunjobs.juliarun.dev", "--subresource=finalizers", "-n", watched],
-                 ["watch", "juliarunjobs.juliarun.dev", "-n", watched],
-                 ["create", "events", "-n", watched],
-                 ["delete", "juliarunjobs.juliarun.dev", "-n", watched],  # ttlSecondsAfterFinished
-                 ["get", "secrets", "-n", watched],
-                 ["watch", "customresourcedefinitions.apiextensions.k8s.io"],
-                 ["list", "namespaces"]):
+    for args in (
+        ["patch", "juliarunjobs.juliarun.dev", "--subresource=status", "-n", watched],
+        ["update", "juliarunjobs.juliarun.dev", "--subresource=finalizers", "-n", watched],
+        ["watch", "juliarunjobs.juliarun.dev", "-n", watched],
+        ["create", "events", "-n", watched],
+        ["delete", "juliarunjobs.juliarun.dev", "-n", watched],  # ttlSecondsAfterFinished
+        ["get", "secrets", "-n", watched],
+        ["watch", "customresourcedefinitions.apiextensions.k8s.io"],
+        ["list", "namespaces"],
+    ):
         assert _can_i(control_plane, user, *args), f"{user} cannot {' '.join(args)}"
 
 
 def test_rbac_refuses_what_the_operator_does_not_need(control_plane, operator_release):
     rel = operator_release
     user = rel["user"]
-    for args in (["get", "secrets", "-n", rel["other"]],
-                 ["list", "secrets", "-n", rel["watched"]],
-                 ["list", "juliarunjobs.juliarun.dev", "-n", rel["other"]],
-                 ["list", "juliarunjobs.juliarun.dev", "--all-namespaces"],
-                 ["create", "customresourcedefinitions.apiextensions.k8s.io"],
-                 ["patch", "customresourcedefinitions.apiextensions.k8s.io"],
-                 ["create", "roles.rbac.authorization.k8s.io", "-n", rel["watched"]],
-                 ["create", "rolebindings.rbac.authorization.k8s.io", "-n", rel["watched"]],
-                 ["create", "clusterroles.rbac.authorization.k8s.io"],
-                 ["create", "clusterrolebindings.rbac.authorization.k8s.io"],
-                 ["delete", "juliarunjobs.juliarun.dev", "-n", rel["other"]],
-                 ["create", "pods", "-n", rel["watched"]]):
+    for args in (
+        ["get", "secrets", "-n", rel["other"]],
+        ["list", "secrets", "-n", rel["watched"]],
+        ["list", "juliarunjobs.juliarun.dev", "-n", rel["other"]],
+        ["list", "juliarunjobs.juliarun.dev", "--all-namespaces"],
+        ["create", "customresourcedefinitions.apiextensions.k8s.io"],
+        ["patch", "customresourcedefinitions.apiextensions.k8s.io"],
+        ["create", "roles.rbac.authorization.k8s.io", "-n", rel["watched"]],
+        ["create", "rolebindings.rbac.authorization.k8s.io", "-n", rel["watched"]],
+        ["create", "clusterroles.rbac.authorization.k8s.io"],
+        ["create", "clusterrolebindings.rbac.authorization.k8s.io"],
+        ["delete", "juliarunjobs.juliarun.dev", "-n", rel["other"]],
+        ["create", "pods", "-n", rel["watched"]],
+    ):
         assert not _can_i(control_plane, user, *args), f"{user} can {' '.join(args)}"
 
 
@@ -501,17 +612,24 @@ def test_rbac_clusterwide_defaults(control_plane, helm, crds_installed):
     release_ns = unique_ns("jr-cw")
     create_namespace(control_plane, release_ns)
     release = f"cw{uuid.uuid4().hex[:4]}"
-    objs = [o for o in objects(render(helm, namespace=release_ns, release=release))
-            if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")]
+    objs = [
+        o
+        for o in objects(render(helm, namespace=release_ns, release=release))
+        if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+    ]
     control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
     try:
         user = f"system:serviceaccount:{release_ns}:{release}-juliarun-operator"
         assert _can_i(control_plane, user, "list", "juliarunjobs.juliarun.dev", "--all-namespaces")
         assert not _can_i(control_plane, user, "get", "secrets", "-n", "kube-system")
         assert not _can_i(control_plane, user, "list", "secrets", "-n", "kube-system")
-        assert not _can_i(control_plane, user, "update", "leases.coordination.k8s.io", "-n", release_ns)  # standalone
+        assert not _can_i(
+            control_plane, user, "update", "leases.coordination.k8s.io", "-n", release_ns
+        )  # standalone
     finally:
-        control_plane.kubectl("delete", "--wait=false", "-f", "-", input=yaml.safe_dump_all(objs), check=False)
+        control_plane.kubectl(
+            "delete", "--wait=false", "-f", "-", input=yaml.safe_dump_all(objs), check=False
+        )
         control_plane.kubectl("delete", "namespace", release_ns, "--wait=false", check=False)
 
 
@@ -539,7 +657,9 @@ def test_every_value_is_documented_and_in_the_schema():
             node = node["properties"][part]
 
 
-def test_two_replicas_with_chart_rbac_share_the_lease(control_plane, helm, crds_installed, k8s_api_client, tmp_path):
+def test_two_replicas_with_chart_rbac_share_the_lease(
+    control_plane, helm, crds_installed, k8s_api_client, tmp_path
+):
     """Two operators as the Deployment runs them: one holds the chart's Lease and acts, the other
     stands by and takes over when the first stops. RBAC from the chart, token of its ServiceAccount."""
     from kubernetes import client
@@ -547,36 +667,76 @@ def test_two_replicas_with_chart_rbac_share_the_lease(control_plane, helm, crds_
     release_ns, watched = unique_ns("jr-peer"), unique_ns("jr-peerwork")
     for ns in (release_ns, watched):
         create_namespace(control_plane, ns)
-    objs = [o for o in objects(render(helm, "replicas=2", f"watchNamespaces={{{watched}}}",
-                                      namespace=release_ns, release="peer"))
-            if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")]
+    objs = [
+        o
+        for o in objects(
+            render(helm, "replicas=2", f"watchNamespaces={{{watched}}}", namespace=release_ns, release="peer")
+        )
+        if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+    ]
     control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
     (sa,) = by_kind(objs, "ServiceAccount")
-    env = _env(_workload(objects(render(helm, "replicas=2", namespace=release_ns, release="peer")))
-               ["spec"]["template"]["spec"]["containers"][0])
-    token = control_plane.kubectl("create", "token", sa["metadata"]["name"], "-n", release_ns,
-                                  "--duration=1h").stdout.strip()
+    env = _env(
+        _workload(objects(render(helm, "replicas=2", namespace=release_ns, release="peer")))["spec"][
+            "template"
+        ]["spec"]["containers"][0]
+    )
+    token = control_plane.kubectl(
+        "create", "token", sa["metadata"]["name"], "-n", release_ns, "--duration=1h"
+    ).stdout.strip()
     kubeconfig = _token_kubeconfig(control_plane, token, tmp_path / "operator.kubeconfig")
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("JULIARUN_", "KUBECONFIG"))}
-    emulator = Process([str(JULIARUN), "emulator", "--port", "0", "--host", "127.0.0.1", "--run-time", "30",
-                        "--create-delay", "0.2", "--worker-delay", "0.1"], tmp_path / "emulator.log", base_env)
+    emulator = Process(
+        [
+            str(JULIARUN),
+            "emulator",
+            "--port",
+            "0",
+            "--host",
+            "127.0.0.1",
+            "--run-time",
+            "30",
+            "--create-delay",
+            "0.2",
+            "--worker-delay",
+            "0.1",
+        ],
+        tmp_path / "emulator.log",
+        base_env,
+    )
     operators: dict[int, Process] = {}
     api = client.CustomObjectsApi(k8s_api_client)
     try:
         url = f"http://127.0.0.1:{_listening_port(emulator)}"
         for replica in (0, 1):
             operators[replica] = Process(
-                [str(JULIARUN), "operator", "--metrics-port", "0"], tmp_path / f"operator-{replica}.log",
-                {**base_env, "KUBECONFIG": str(kubeconfig), "JULIARUN_URL": url, "JULIARUN_TOKEN": "t",
-                 "JULIARUN_NAMESPACE": "juliarun", "JULIARUN_SYNC_INTERVAL": "0.5", "WATCH_NAMESPACES": watched,
-                 "LEASE_NAME": env["LEASE_NAME"], "LEASE_NAMESPACE": release_ns, "LEASE_DURATION": "5",
-                 "POD_NAME": f"peer-{replica}"})
+                [str(JULIARUN), "operator", "--metrics-port", "0"],
+                tmp_path / f"operator-{replica}.log",
+                {
+                    **base_env,
+                    "KUBECONFIG": str(kubeconfig),
+                    "JULIARUN_URL": url,
+                    "JULIARUN_TOKEN": "t",
+                    "JULIARUN_NAMESPACE": "juliarun",
+                    "JULIARUN_SYNC_INTERVAL": "0.5",
+                    "WATCH_NAMESPACES": watched,
+                    "LEASE_NAME": env["LEASE_NAME"],
+                    "LEASE_NAMESPACE": release_ns,
+                    "LEASE_DURATION": "5",
+                    "POD_NAME": f"peer-{replica}",
+                },
+            )
             if replica == 0:
-                _wait(lambda: "acting: this replica" in operators[0].output(), 60, "replica 0 to take the Lease")
+                _wait(
+                    lambda: "acting: this replica" in operators[0].output(), 60, "replica 0 to take the Lease"
+                )
 
         def holder() -> str:
-            lease = json.loads(control_plane.kubectl("get", "lease", env["LEASE_NAME"], "-n", release_ns,
-                                                     "-o", "json").stdout)
+            lease = json.loads(
+                control_plane.kubectl(
+                    "get", "lease", env["LEASE_NAME"], "-n", release_ns, "-o", "json"
+                ).stdout
+            )
             return lease["spec"].get("holderIdentity") or ""
 
         assert holder().startswith("peer-0_")
@@ -585,9 +745,19 @@ def test_two_replicas_with_chart_rbac_share_the_lease(control_plane, helm, crds_
             job = yaml.safe_load((REPO / "examples" / "julia-batch.yaml").read_text())
             job["metadata"] = {"name": name, "namespace": watched}
             api.create_namespaced_custom_object("juliarun.dev", "v1alpha1", watched, "juliarunjobs", job)
-            return _wait(lambda: (api.get_namespaced_custom_object(
-                "juliarun.dev", "v1alpha1", watched, "juliarunjobs", name).get("status") or {}).get("phase")
-                in ("Running", "Completed"), 60, f"{name} to run")
+            return _wait(
+                lambda: (
+                    (
+                        api.get_namespaced_custom_object(
+                            "juliarun.dev", "v1alpha1", watched, "juliarunjobs", name
+                        ).get("status")
+                        or {}
+                    ).get("phase")
+                    in ("Running", "Completed")
+                ),
+                60,
+                f"{name} to run",
+            )
 
         submit_and_run("peer-one")
         assert "acting: this replica" not in operators[1].output()
@@ -605,6 +775,12 @@ def test_two_replicas_with_chart_rbac_share_the_lease(control_plane, helm, crds_
         for op in operators.values():
             op.stop()
         emulator.stop()
-        control_plane.kubectl("delete", "--wait=false", "-f", "-", input=yaml.safe_dump_all(
-            [o for o in objs if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]), check=False)
+        control_plane.kubectl(
+            "delete",
+            "--wait=false",
+            "-f",
+            "-",
+            input=yaml.safe_dump_all([o for o in objs if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]),
+            check=False,
+        )
         control_plane.kubectl("delete", "namespace", release_ns, "--wait=false", check=False)

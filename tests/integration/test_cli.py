@@ -33,8 +33,7 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "juliarun"
 @pytest.fixture
 def server(monkeypatch):
     """An emulator that accepts only TOKEN in NAMESPACE, and the environment to reach it."""
-    config = EmulatorConfig(create_delay=0.05, worker_delay=0.05, run_time=0,
-                            auth={NAMESPACE: [TOKEN]})
+    config = EmulatorConfig(create_delay=0.05, worker_delay=0.05, run_time=0, auth={NAMESPACE: [TOKEN]})
     with running_emulator(config) as handle:
         for name in ("JULIARUN_TOKEN_FILE", "JULIARUN_CA_FILE", "JULIARUN_INSECURE"):
             monkeypatch.delenv(name, raising=False)
@@ -47,11 +46,13 @@ def server(monkeypatch):
 @pytest.fixture
 def juliarun(capsys):
     """Run main(argv): (exit code, stdout, stderr), having checked no secret was printed."""
+
     def run(*argv: str) -> tuple[int, str, str]:
         code = cli.main(list(argv))
         out, err = capsys.readouterr()
         assert_no_secret(out + err)
         return code, out, err
+
     return run
 
 
@@ -87,10 +88,19 @@ def state_of(juliarun, name: str) -> str:
 
 # --- a job's life -----------------------------------------------------------------------
 
+
 def test_a_job_through_its_life(server, juliarun):
     assert juliarun("system")[0] == 0
-    submit(juliarun, "JuliaParBatch", "sim", *JUJU, "nworkers=1", "cpu=0.5",
-           "additional_volumes=[data, scratch]", "ports={http: [8080, 80]}")
+    submit(
+        juliarun,
+        "JuliaParBatch",
+        "sim",
+        *JUJU,
+        "nworkers=1",
+        "cpu=0.5",
+        "additional_volumes=[data, scratch]",
+        "ports={http: [8080, 80]}",
+    )
     wait_until(lambda: state_of(juliarun, "sim") == "Running")
 
     code, out, _ = juliarun("scale", "sim", "3", "--wait", "--timeout", "5")
@@ -121,13 +131,32 @@ def test_a_job_through_its_life(server, juliarun):
 
 
 def test_parameters_reach_juliarun_with_their_kinds(server, juliarun):
-    submit(juliarun, "JuliaBatch", "kinds", "run_volume=jobs", "start_script=yes", "image=1.0",
-           "cpu=0.5", "external=true", "memory=4Gi", "envvars={DEBUG: 1}",
-           "additional_volumes=[data, scratch]", "ports={http: [8080, 80]}")
+    submit(
+        juliarun,
+        "JuliaBatch",
+        "kinds",
+        "run_volume=jobs",
+        "start_script=yes",
+        "image=1.0",
+        "cpu=0.5",
+        "external=true",
+        "memory=4Gi",
+        "envvars={DEBUG: 1}",
+        "additional_volumes=[data, scratch]",
+        "ports={http: [8080, 80]}",
+    )
     params = server.state.jobs[NAMESPACE]["kinds"].params
-    assert params == {"run_volume": "jobs", "start_script": "yes", "image": "1.0", "cpu": 0.5,
-                      "external": True, "memory": "4Gi", "envvars": {"DEBUG": "1"},
-                      "additional_volumes": ["data", "scratch"], "ports": {"http": (8080, 80)}}
+    assert params == {
+        "run_volume": "jobs",
+        "start_script": "yes",
+        "image": "1.0",
+        "cpu": 0.5,
+        "external": True,
+        "memory": "4Gi",
+        "envvars": {"DEBUG": "1"},
+        "additional_volumes": ["data", "scratch"],
+        "ports": {"http": (8080, 80)},
+    }
 
 
 def test_status_goes_from_scheduled_to_running(monkeypatch, juliarun):
@@ -144,6 +173,7 @@ def test_status_goes_from_scheduled_to_running(monkeypatch, juliarun):
 
 
 # --- output formats ---------------------------------------------------------------------
+
 
 def test_every_data_command_in_every_format(server, juliarun):
     submit(juliarun, "Notebook", "nb", "run_volume=jobs")
@@ -162,8 +192,16 @@ def test_every_data_command_in_every_format(server, juliarun):
         assert code == 0 and out.strip()
 
     status = json.loads(juliarun("status", "nb", "-o", "json")[1])
-    assert status == {"name": "nb", "type": "Notebook", "state": "Running", "completed": False,
-                      "workers_succeeded": 0, "workers_started": 0, "created": True, "notebook": True}
+    assert status == {
+        "name": "nb",
+        "type": "Notebook",
+        "state": "Running",
+        "completed": False,
+        "workers_succeeded": 0,
+        "workers_started": 0,
+        "created": True,
+        "notebook": True,
+    }
     assert yaml.safe_load(juliarun("status", "nb", "-o", "yaml")[1]) == status
 
     (info,) = yaml.safe_load(juliarun("jobs", "--all", "-o", "yaml")[1])
@@ -176,6 +214,7 @@ def test_every_data_command_in_every_format(server, juliarun):
 
 
 # --- type lookup ------------------------------------------------------------------------
+
 
 def test_the_type_is_looked_up_by_name_unless_given(server, juliarun):
     def list_calls() -> int:
@@ -199,16 +238,20 @@ def test_the_type_is_looked_up_by_name_unless_given(server, juliarun):
 
 # --- errors -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv, fragments", [
-    (["submit", "JuliaBatch", "p", *JUJU, "colour=red"], ["does not take parameter 'colour'"]),
-    (["submit", "JuliaBatch", "p", "run_volume=jobs"], ["needs parameter 'start_script'"]),
-    (["submit", "JuliaBatch", "p", *JUJU, "cpu=lots"], ["parameter cpu: expected a non-negative number"]),
-    (["submit", "JuliaBatch", "p", *JUJU, "memory=lots"], ["parameter memory"]),
-    (["submit", "JuliaBatch", "p", *JUJU, "ports={http: [80"], ["parameter ports: cannot read"]),
-    (["submit", "JuliaBatch", "Bad_Name", *JUJU], ["invalid job name 'Bad_Name'"]),
-    (["update", "p", "nworkers"], ["expected PARAM=VALUE, got 'nworkers'"]),
-    (["update", "p"], ["nothing to update"]),
-])
+
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["submit", "JuliaBatch", "p", *JUJU, "colour=red"], ["does not take parameter 'colour'"]),
+        (["submit", "JuliaBatch", "p", "run_volume=jobs"], ["needs parameter 'start_script'"]),
+        (["submit", "JuliaBatch", "p", *JUJU, "cpu=lots"], ["parameter cpu: expected a non-negative number"]),
+        (["submit", "JuliaBatch", "p", *JUJU, "memory=lots"], ["parameter memory"]),
+        (["submit", "JuliaBatch", "p", *JUJU, "ports={http: [80"], ["parameter ports: cannot read"]),
+        (["submit", "JuliaBatch", "Bad_Name", *JUJU], ["invalid job name 'Bad_Name'"]),
+        (["update", "p", "nworkers"], ["expected PARAM=VALUE, got 'nworkers'"]),
+        (["update", "p"], ["nothing to update"]),
+    ],
+)
 def test_parameter_errors_send_nothing(server, juliarun, argv, fragments):
     before = server.counters()
     code, out, err = juliarun(*argv)
@@ -288,9 +331,9 @@ def test_an_unreadable_token_file_is_one_line(juliarun, tmp_path):
 
 # --- the console script -----------------------------------------------------------------
 
+
 def run_script(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(CONSOLE_SCRIPT), *argv], capture_output=True, text=True,
-                            env=env, timeout=60)
+    result = subprocess.run([str(CONSOLE_SCRIPT), *argv], capture_output=True, text=True, env=env, timeout=60)
     assert_no_secret(result.stdout + result.stderr)
     return result
 
@@ -316,6 +359,11 @@ def test_the_console_script_with_options_before_and_after(server, tmp_path):
 
 
 def test_python_dash_m_runs_the_cli(server):
-    result = subprocess.run([sys.executable, "-m", "juliarun_operator.cli", "system", "-o", "json"],
-                            capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    result = subprocess.run(
+        [sys.executable, "-m", "juliarun_operator.cli", "system", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ.copy(),
+    )
     assert result.returncode == 0 and json.loads(result.stdout)["ready"] is True

@@ -8,12 +8,26 @@ import time
 import pytest
 
 from juliarun_operator.emulator import EmulatorConfig, running_emulator
-from juliarun_operator.juliarun import (ApiError, Client, Context, HTTPError, InvalidResponse, Job,
-                                        JobScale, ParameterError, RetryPolicy, TransportError,
-                                        current_job)
+from juliarun_operator.juliarun import (
+    ApiError,
+    Client,
+    Context,
+    HTTPError,
+    InvalidResponse,
+    Job,
+    JobScale,
+    ParameterError,
+    RetryPolicy,
+    TransportError,
+    current_job,
+)
 from juliarun_operator.juliarun import jobtypes as jt
-from juliarun_operator.juliarun.errors import (CODE_INVALID_PARAMETER, CODE_JOB_EXISTS,
-                                               CODE_NO_SUCH_JOB, CODE_UNAUTHORIZED)
+from juliarun_operator.juliarun.errors import (
+    CODE_INVALID_PARAMETER,
+    CODE_JOB_EXISTS,
+    CODE_NO_SUCH_JOB,
+    CODE_UNAUTHORIZED,
+)
 
 pytestmark = pytest.mark.integration
 TOKEN = "client-test-token"
@@ -23,8 +37,9 @@ NO_RETRY = RetryPolicy(attempts=1)
 @pytest.fixture(scope="module")
 def server():
     # Seeded fault dice: a test that rolls them has the same outcome every run.
-    config = EmulatorConfig(create_delay=0.05, worker_delay=0.02, run_time=0.6,
-                            auth={"team": [TOKEN]}, seed=20261126)
+    config = EmulatorConfig(
+        create_delay=0.05, worker_delay=0.02, run_time=0.6, auth={"team": [TOKEN]}, seed=20261126
+    )
     with running_emulator(config) as handle:
         yield handle
 
@@ -36,8 +51,14 @@ def jr(server):
 
 
 def minimal_params(spec: jt.JobType) -> dict:
-    values = {"run_volume": "vol", "start_script": "run.jl", "builder_script": "build.jl",
-              "cfg_file": "server.conf", "pkg_bundle": "bundle", "image": "alpine"}
+    values = {
+        "run_volume": "vol",
+        "start_script": "run.jl",
+        "builder_script": "build.jl",
+        "cfg_file": "server.conf",
+        "pkg_bundle": "bundle",
+        "image": "alpine",
+    }
     return {name: values[name] for name in spec.required()}
 
 
@@ -119,12 +140,15 @@ def test_parameter_errors_send_nothing(server, jr):
     assert server.counters()["operations"].get("submitJob", 0) == before
 
 
-@pytest.mark.parametrize("fault, error", [
-    ({"listJobs": {"http_5xx_rate": 1}}, HTTPError),
-    ({"listJobs": {"malformed_rate": 1}}, InvalidResponse),
-    ({"listJobs": {"drop_rate": 1}}, TransportError),
-    ({"listJobs": {"hang_rate": 1, "hang_seconds": 10}}, TransportError),
-])
+@pytest.mark.parametrize(
+    "fault, error",
+    [
+        ({"listJobs": {"http_5xx_rate": 1}}, HTTPError),
+        ({"listJobs": {"malformed_rate": 1}}, InvalidResponse),
+        ({"listJobs": {"drop_rate": 1}}, TransportError),
+        ({"listJobs": {"hang_rate": 1, "hang_seconds": 10}}, TransportError),
+    ],
+)
 def test_every_error_class_from_server_faults(server, jr, fault, error):
     server.set_faults(fault)
     with pytest.raises(error):
@@ -133,8 +157,10 @@ def test_every_error_class_from_server_faults(server, jr, fault, error):
 
 def test_reads_retry_through_transient_faults(server):
     server.set_faults({"listJobs": {"http_5xx_rate": 0.5}})
-    patient = Client(Context(url=server.url, token=TOKEN, namespace="team"),
-                     retry=RetryPolicy(attempts=10, base=0.001, cap=0.01))
+    patient = Client(
+        Context(url=server.url, token=TOKEN, namespace="team"),
+        retry=RetryPolicy(attempts=10, base=0.001, cap=0.01),
+    )
     for _ in range(10):
         patient.list_jobs()
     server.set_faults({})

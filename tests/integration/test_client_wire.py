@@ -14,8 +14,18 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from juliarun_operator.juliarun import (
-    ApiError, Client, Context, HTTPError, InvalidResponse, Job, JobScale, JobStatus,
-    ParameterError, RetryPolicy, TransportError)
+    ApiError,
+    Client,
+    Context,
+    HTTPError,
+    InvalidResponse,
+    Job,
+    JobScale,
+    JobStatus,
+    ParameterError,
+    RetryPolicy,
+    TransportError,
+)
 
 TOKEN = "s3cr3t-token-value"
 TOKEN_B64 = base64.b64encode(TOKEN.encode()).decode()
@@ -66,8 +76,7 @@ def server():
 
 @pytest.fixture
 def client(server):
-    return Client(Context(url=server.url, token=TOKEN, namespace="team-a", read_timeout=2),
-                  retry=FAST_RETRY)
+    return Client(Context(url=server.url, token=TOKEN, namespace="team-a", read_timeout=2), retry=FAST_RETRY)
 
 
 def answer(server, data, code=0, status=200):
@@ -78,32 +87,63 @@ AUTH = f"jruntok={TOKEN_B64.replace('=', '%3D')}&jrunns=team-a"
 JOB = Job("JuliaParBatch", "sim-1")
 
 
-@pytest.mark.parametrize("call, data, line", [
-    (lambda c: c.get_system_status(), True, f"/getSystemStatus/?{AUTH}"),
-    (lambda c: c.list_jobs(), {}, f"/listJobs/?{AUTH}"),
-    (lambda c: c.get_all_job_info(), {}, f"/getAllJobInfo/?{AUTH}"),
-    (lambda c: c.get_job_status(JOB), [False, 0, 0, True, False],
-     f"/getJobStatus/JuliaParBatch/?{AUTH}&name=sim-1"),
-    (lambda c: c.get_job_scale(JOB), [1, 2], f"/getJobScale/JuliaParBatch/?{AUTH}&name=sim-1"),
-    (lambda c: c.set_job_scale(JOB, 4), True,
-     f"/setJobScale/JuliaParBatch/?{AUTH}&name=sim-1&parallelism=4"),
-    (lambda c: c.get_job_endpoint(JOB), [], f"/getJobEndpoint/JuliaParBatch/?{AUTH}&name=sim-1"),
-    (lambda c: c.delete_job(JOB), True, f"/deleteJob/JuliaParBatch/?{AUTH}&name=sim-1&force=false"),
-    (lambda c: c.delete_job(JOB, force=True), True,
-     f"/deleteJob/JuliaParBatch/?{AUTH}&name=sim-1&force=true"),
-    (lambda c: c.tail_job(JOB), "", f"/tailJob/JuliaParBatch/?{AUTH}&name=sim-1&count=50"),
-    (lambda c: c.tail_job(JOB, stream="stderr", count=5), "",
-     f"/tailJob/JuliaParBatch/?{AUTH}&name=sim-1&count=5&stream=stderr"),
-    (lambda c: c.get_encoded_url(JOB, 8080), "http://r/x",
-     f"/getEncodedURL/JuliaParBatch/?{AUTH}&name=sim-1&port=8080"),
-    (lambda c: c.submit_job(JOB, run_volume="vol", start_script="run.jl", nworkers=2, cpu=0.5,
-                            ports={"web": (8080, 80)}, additional_volumes=["a", "b"]), None,
-     f"/submitJob/JuliaParBatch/?{AUTH}&name=sim-1&run_volume=vol&start_script=run.jl"
-     "&nworkers=2&cpu=0.5&ports=Dict%28%22web%22+%3D%3E+%288080%2C+80%29%29"
-     "&additional_volumes=%5B%22a%22%2C+%22b%22%5D"),
-    (lambda c: c.update_job(JOB, cpu=1, external=True), None,
-     f"/updateJob/JuliaParBatch/?{AUTH}&name=sim-1&cpu=1.0&external=true"),
-])
+@pytest.mark.parametrize(
+    "call, data, line",
+    [
+        (lambda c: c.get_system_status(), True, f"/getSystemStatus/?{AUTH}"),
+        (lambda c: c.list_jobs(), {}, f"/listJobs/?{AUTH}"),
+        (lambda c: c.get_all_job_info(), {}, f"/getAllJobInfo/?{AUTH}"),
+        (
+            lambda c: c.get_job_status(JOB),
+            [False, 0, 0, True, False],
+            f"/getJobStatus/JuliaParBatch/?{AUTH}&name=sim-1",
+        ),
+        (lambda c: c.get_job_scale(JOB), [1, 2], f"/getJobScale/JuliaParBatch/?{AUTH}&name=sim-1"),
+        (
+            lambda c: c.set_job_scale(JOB, 4),
+            True,
+            f"/setJobScale/JuliaParBatch/?{AUTH}&name=sim-1&parallelism=4",
+        ),
+        (lambda c: c.get_job_endpoint(JOB), [], f"/getJobEndpoint/JuliaParBatch/?{AUTH}&name=sim-1"),
+        (lambda c: c.delete_job(JOB), True, f"/deleteJob/JuliaParBatch/?{AUTH}&name=sim-1&force=false"),
+        (
+            lambda c: c.delete_job(JOB, force=True),
+            True,
+            f"/deleteJob/JuliaParBatch/?{AUTH}&name=sim-1&force=true",
+        ),
+        (lambda c: c.tail_job(JOB), "", f"/tailJob/JuliaParBatch/?{AUTH}&name=sim-1&count=50"),
+        (
+            lambda c: c.tail_job(JOB, stream="stderr", count=5),
+            "",
+            f"/tailJob/JuliaParBatch/?{AUTH}&name=sim-1&count=5&stream=stderr",
+        ),
+        (
+            lambda c: c.get_encoded_url(JOB, 8080),
+            "http://r/x",
+            f"/getEncodedURL/JuliaParBatch/?{AUTH}&name=sim-1&port=8080",
+        ),
+        (
+            lambda c: c.submit_job(
+                JOB,
+                run_volume="vol",
+                start_script="run.jl",
+                nworkers=2,
+                cpu=0.5,
+                ports={"web": (8080, 80)},
+                additional_volumes=["a", "b"],
+            ),
+            None,
+            f"/submitJob/JuliaParBatch/?{AUTH}&name=sim-1&run_volume=vol&start_script=run.jl"
+            "&nworkers=2&cpu=0.5&ports=Dict%28%22web%22+%3D%3E+%288080%2C+80%29%29"
+            "&additional_volumes=%5B%22a%22%2C+%22b%22%5D",
+        ),
+        (
+            lambda c: c.update_job(JOB, cpu=1, external=True),
+            None,
+            f"/updateJob/JuliaParBatch/?{AUTH}&name=sim-1&cpu=1.0&external=true",
+        ),
+    ],
+)
 def test_request_line_of_every_call(server, client, call, data, line):
     answer(server, data)
     call(client)
@@ -112,12 +152,22 @@ def test_request_line_of_every_call(server, client, call, data, line):
 
 def test_results_are_typed(server, client):
     answer(server, [True, 3, 4, True, False])
-    assert client.get_job_status(JOB) == JobStatus(completed=True, workers_succeeded=3,
-                                                   workers_started=4, created=True, notebook=False)
+    assert client.get_job_status(JOB) == JobStatus(
+        completed=True, workers_succeeded=3, workers_started=4, created=True, notebook=False
+    )
     answer(server, [2, 4])
     assert client.get_job_scale(JOB) == JobScale(running=2, requested=4)
-    answer(server, {"sim-1": {"type": "JuliaParBatch", "status": [False, 0, 2, True, False],
-                              "scale": [2, 2], "endpoint": ["10.0.0.1:80"]}})
+    answer(
+        server,
+        {
+            "sim-1": {
+                "type": "JuliaParBatch",
+                "status": [False, 0, 2, True, False],
+                "scale": [2, 2],
+                "endpoint": ["10.0.0.1:80"],
+            }
+        },
+    )
     info = client.get_all_job_info()["sim-1"]
     assert (info.type, info.scale.running, info.endpoints) == ("JuliaParBatch", 2, ["10.0.0.1:80"])
 
@@ -142,7 +192,11 @@ def test_api_error_carries_code_and_reason(server, client):
     answer(server, "no such job: sim-1", code=4)
     with pytest.raises(ApiError) as err:
         client.get_job_status(JOB)
-    assert (err.value.code, err.value.reason, err.value.operation) == (4, "no such job: sim-1", "getJobStatus")
+    assert (err.value.code, err.value.reason, err.value.operation) == (
+        4,
+        "no such job: sim-1",
+        "getJobStatus",
+    )
 
 
 def test_reads_retry_5xx_then_give_up_with_status_and_body(server, client):
@@ -177,10 +231,15 @@ def test_client_errors_are_not_retried(server, client):
     assert len(server.lines) == 1
 
 
-@pytest.mark.parametrize("body, problem", [
-    ("<html>oops</html>", "envelope"), (json.dumps({"data": 1}), "envelope"),
-    (json.dumps({"code": "0", "data": 1}), "code"), (json.dumps({"code": 0, "data": [1]}), "unexpected"),
-])
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        ("<html>oops</html>", "envelope"),
+        (json.dumps({"data": 1}), "envelope"),
+        (json.dumps({"code": "0", "data": 1}), "code"),
+        (json.dumps({"code": 0, "data": [1]}), "unexpected"),
+    ],
+)
 def test_invalid_responses(server, client, body, problem):
     server.default = (200, body)
     with pytest.raises(InvalidResponse, match=problem):

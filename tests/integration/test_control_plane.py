@@ -29,29 +29,43 @@ CRD = {
         "group": GROUP,
         "scope": "Namespaced",
         "names": {"plural": PLURAL, "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-        "versions": [{
-            "name": VERSION, "served": True, "storage": True,
-            "subresources": {
-                "status": {},
-                "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"},
-            },
-            "schema": {"openAPIV3Schema": {
-                "type": "object",
-                "properties": {
-                    "spec": {"type": "object", "properties": {
-                        "size": {
-                            "type": "string",
-                            "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "size is immutable"}],
-                        },
-                        "replicas": {"type": "integer", "minimum": 0},
-                    }},
-                    "status": {"type": "object", "properties": {
-                        "phase": {"type": "string"},
-                        "replicas": {"type": "integer"},
-                    }},
+        "versions": [
+            {
+                "name": VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {
+                    "status": {},
+                    "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"},
                 },
-            }},
-        }],
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "properties": {
+                                    "size": {
+                                        "type": "string",
+                                        "x-kubernetes-validations": [
+                                            {"rule": "self == oldSelf", "message": "size is immutable"}
+                                        ],
+                                    },
+                                    "replicas": {"type": "integer", "minimum": 0},
+                                },
+                            },
+                            "status": {
+                                "type": "object",
+                                "properties": {
+                                    "phase": {"type": "string"},
+                                    "replicas": {"type": "integer"},
+                                },
+                            },
+                        },
+                    }
+                },
+            }
+        ],
     },
 }
 
@@ -92,8 +106,12 @@ def make_widget(control_plane, namespace, widget_crd):
     def make(size: str = "small", replicas: int = 1, finalizers: list[str] | None = None) -> str:
         name = f"w-{uuid.uuid4().hex[:8]}"
         metadata = {"name": name, "namespace": namespace, "finalizers": finalizers or []}
-        obj = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Widget", "metadata": metadata,
-               "spec": {"size": size, "replicas": replicas}}
+        obj = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Widget",
+            "metadata": metadata,
+            "spec": {"size": size, "replicas": replicas},
+        }
         control_plane.kubectl("create", "-f", "-", input=json.dumps(obj))
         return name
 
@@ -107,15 +125,20 @@ def get_widget(control_plane, namespace: str, name: str) -> dict:
 def test_binaries_report_pinned_versions(control_plane):
     versions = devcluster.read_versions()
     binaries = devcluster.ensure_binaries()
-    kubectl = subprocess.run([binaries["kubectl"], "version", "--client", "-o", "json"],
-                             capture_output=True, text=True, check=True)
+    kubectl = subprocess.run(
+        [binaries["kubectl"], "version", "--client", "-o", "json"], capture_output=True, text=True, check=True
+    )
     assert json.loads(kubectl.stdout)["clientVersion"]["gitVersion"] == versions["KUBERNETES_VERSION"]
     if not control_plane.external:
         server = json.loads(control_plane.kubectl("version", "-o", "json").stdout)["serverVersion"]
         assert server["gitVersion"] == versions["KUBERNETES_VERSION"]
         assert (server["major"], server["minor"]) == ("1", versions["KUBERNETES_VERSION"].split(".")[1])
-    helm = subprocess.run([binaries["helm"], "version", "--template", "{{.Version}}"],
-                          capture_output=True, text=True, check=True)
+    helm = subprocess.run(
+        [binaries["helm"], "version", "--template", "{{.Version}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert helm.stdout.strip() == versions["HELM_VERSION"]
     etcd = subprocess.run([binaries["etcd"], "--version"], capture_output=True, text=True, check=True)
     assert f"etcd Version: {versions['ETCD_VERSION'].lstrip('v')}" in etcd.stdout
@@ -128,8 +151,15 @@ def test_watch_sees_created_object(control_plane, k8s_api_client, namespace, wid
     rv = api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["metadata"]["resourceVersion"]
     name = make_widget()
     w = watch.Watch()
-    events = w.stream(api.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
-                      resource_version=rv, timeout_seconds=30)
+    events = w.stream(
+        api.list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        resource_version=rv,
+        timeout_seconds=30,
+    )
     seen = next((e for e in events if e["object"]["metadata"]["name"] == name), None)
     w.stop()
     assert seen is not None, "watch ended without the event"
@@ -143,7 +173,9 @@ def test_status_only_changes_through_status_subresource(control_plane, namespace
     control_plane.kubectl("patch", RESOURCE, name, "-n", namespace, "--type=merge", "-p", patch)
     assert "status" not in get_widget(control_plane, namespace, name)
 
-    control_plane.kubectl("patch", RESOURCE, name, "-n", namespace, "--subresource=status", "--type=merge", "-p", patch)
+    control_plane.kubectl(
+        "patch", RESOURCE, name, "-n", namespace, "--subresource=status", "--type=merge", "-p", patch
+    )
     assert get_widget(control_plane, namespace, name)["status"] == {"phase": "Ready", "replicas": 1}
 
 
@@ -151,16 +183,28 @@ def test_scale_subresource_sets_spec_replicas(control_plane, namespace, make_wid
     name = make_widget(replicas=1)
     control_plane.kubectl("scale", RESOURCE, name, "-n", namespace, "--replicas=4")
     assert get_widget(control_plane, namespace, name)["spec"]["replicas"] == 4
-    scale = json.loads(control_plane.kubectl(
-        "get", RESOURCE, name, "-n", namespace, "--subresource=scale", "-o", "json").stdout)
+    scale = json.loads(
+        control_plane.kubectl(
+            "get", RESOURCE, name, "-n", namespace, "--subresource=scale", "-o", "json"
+        ).stdout
+    )
     assert scale["kind"] == "Scale"
     assert scale["spec"]["replicas"] == 4
 
 
 def test_cel_rule_refuses_bad_update(control_plane, namespace, make_widget):
     name = make_widget(size="small")
-    result = control_plane.kubectl("patch", RESOURCE, name, "-n", namespace, "--type=merge",
-                                   "-p", '{"spec": {"size": "large"}}', check=False)
+    result = control_plane.kubectl(
+        "patch",
+        RESOURCE,
+        name,
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec": {"size": "large"}}',
+        check=False,
+    )
     assert result.returncode != 0
     assert "size is immutable" in result.stderr
     assert get_widget(control_plane, namespace, name)["spec"]["size"] == "small"
@@ -174,8 +218,9 @@ def test_finalizer_holds_deletion_until_removed(control_plane, namespace, make_w
     assert "deletionTimestamp" in held["metadata"]
     assert held["metadata"]["finalizers"] == ["test.juliarun.dev/hold"]
 
-    control_plane.kubectl("patch", RESOURCE, name, "-n", namespace, "--type=merge",
-                          "-p", '{"metadata": {"finalizers": null}}')
+    control_plane.kubectl(
+        "patch", RESOURCE, name, "-n", namespace, "--type=merge", "-p", '{"metadata": {"finalizers": null}}'
+    )
     control_plane.kubectl("wait", "--for=delete", f"{RESOURCE}/{name}", "-n", namespace, "--timeout=30s")
     gone = control_plane.kubectl("get", RESOURCE, name, "-n", namespace, check=False)
     assert gone.returncode != 0
@@ -186,24 +231,46 @@ def test_service_account_token_is_authorized_by_rbac(control_plane, namespace, w
     make_widget()
     kubectl = control_plane.kubectl
     kubectl("create", "serviceaccount", "reader", "-n", namespace)
-    kubectl("create", "role", "widget-reader", "--verb=get,list,watch", f"--resource={RESOURCE}", "-n", namespace)
-    kubectl("create", "rolebinding", "reader", "--role=widget-reader", f"--serviceaccount={namespace}:reader",
-            "-n", namespace)
+    kubectl(
+        "create", "role", "widget-reader", "--verb=get,list,watch", f"--resource={RESOURCE}", "-n", namespace
+    )
+    kubectl(
+        "create",
+        "rolebinding",
+        "reader",
+        "--role=widget-reader",
+        f"--serviceaccount={namespace}:reader",
+        "-n",
+        namespace,
+    )
     token = kubectl("create", "token", "reader", "-n", namespace, "--duration=10m").stdout.strip()
 
     whoami = kubectl("auth", "whoami", "-o", "json", as_token=token)
-    assert json.loads(whoami.stdout)["status"]["userInfo"]["username"] == f"system:serviceaccount:{namespace}:reader"
+    assert (
+        json.loads(whoami.stdout)["status"]["userInfo"]["username"]
+        == f"system:serviceaccount:{namespace}:reader"
+    )
     # The authorizer learns of new RBAC objects through a watch: wait for it.
-    eventually(lambda: kubectl("auth", "can-i", "list", RESOURCE, "-n", namespace,
-                               as_token=token, check=False).stdout.strip() == "yes")
+    eventually(
+        lambda: (
+            kubectl(
+                "auth", "can-i", "list", RESOURCE, "-n", namespace, as_token=token, check=False
+            ).stdout.strip()
+            == "yes"
+        )
+    )
 
     allowed = kubectl("get", RESOURCE, "-n", namespace, "-o", "name", as_token=token)
     assert allowed.stdout.strip()
     denied = kubectl("get", "configmaps", "-n", namespace, as_token=token, check=False)
     assert denied.returncode != 0
     assert "forbidden" in denied.stderr.lower()
-    assert kubectl("auth", "can-i", "delete", RESOURCE, "-n", namespace,
-                   as_token=token, check=False).stdout.strip() == "no"
+    assert (
+        kubectl(
+            "auth", "can-i", "delete", RESOURCE, "-n", namespace, as_token=token, check=False
+        ).stdout.strip()
+        == "no"
+    )
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -243,8 +310,12 @@ def test_down_takes_the_options_up_took(tmp_path):
     try:
         info = devcluster.status(state_dir)
         assert info is not None and info.kubeconfig == kubeconfig
-        refused = subprocess.run([*juliarun, "down", "--state-dir", str(state_dir), "--kubeconfig",
-                                  str(tmp_path / "other")], capture_output=True, text=True, timeout=60)
+        refused = subprocess.run(
+            [*juliarun, "down", "--state-dir", str(state_dir), "--kubeconfig", str(tmp_path / "other")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert refused.returncode == 1 and "not" in refused.stderr
         assert devcluster.status(state_dir) == info
         subprocess.run([*juliarun, "down", *options], check=True, capture_output=True, timeout=60)

@@ -28,6 +28,7 @@ EMULATOR_FLAGS = ("--create-delay", "0.3", "--worker-delay", "0.1", "--seed", "7
 
 # --- helpers ---------------------------------------------------------------------------------
 
+
 def apply_crds(cp) -> None:
     for crd in sorted((ROOT / "crds").glob("*.yaml")):
         cp.kubectl("apply", "-f", str(crd))
@@ -64,6 +65,7 @@ def ready(obj: dict) -> bool:
 
 def converged(cp, ns: str, wanted: dict[str, int]):
     """A check for wait_for: exactly the `wanted` objects exist, each submitted, Ready, at scale."""
+
     def check():
         objs = objects(cp, ns)
         if set(objs) != set(wanted):
@@ -72,12 +74,16 @@ def converged(cp, ns: str, wanted: dict[str, int]):
         lagging = []
         for name, p in wanted.items():
             status = objs[name].get("status") or {}
-            if not (status.get("submitted") and ready(objs[name])
-                    and status.get("scale") == {"running": p, "requested": p}):
+            if not (
+                status.get("submitted")
+                and ready(objs[name])
+                and status.get("scale") == {"running": p, "requested": p}
+            ):
                 lagging.append((name, status.get("phase"), status.get("scale"), p))
         if lagging:
             return AssertionError(f"{len(lagging)} not converged, e.g. {lagging[:3]}")
         return objs
+
     return check
 
 
@@ -96,8 +102,10 @@ def check_juliarun_matches(emulator: Emulator, objs: dict[str, dict]) -> None:
     """JuliaRun holds exactly the live objects' jobs, each of the right type."""
     jobs = emulator.jobs()
     expected = {o["status"]["jobName"] for o in objs.values()}
-    assert set(jobs) == expected, (f"JuliaRun has {len(set(jobs) - expected)} jobs of no live object "
-                                   f"{sorted(set(jobs) - expected)[:5]}, lacks {sorted(expected - set(jobs))[:5]}")
+    assert set(jobs) == expected, (
+        f"JuliaRun has {len(set(jobs) - expected)} jobs of no live object "
+        f"{sorted(set(jobs) - expected)[:5]}, lacks {sorted(expected - set(jobs))[:5]}"
+    )
     assert set(jobs.values()) <= {"Webserver"}
     for name, obj in objs.items():
         meta = obj["metadata"]
@@ -141,7 +149,7 @@ def test_churn_with_random_sigkills(stack, control_plane):
     emulator, operator, kube = stack
     cp = control_plane
     ns = fresh_namespace(kube, "churn")
-    rng = random.Random(CHURN_SEED)
+    rng = random.Random(CHURN_SEED)  # noqa: S311 (seeded test choices, not secrets)
     live: dict[str, int] = {}
     deleted: set[str] = set()
     started = time.monotonic()
@@ -196,8 +204,10 @@ def test_churn_with_random_sigkills(stack, control_plane):
     churned = time.monotonic() - started
     objs = wait_for("churned objects to converge", converged(cp, ns, live), 150, 2.0)
     took = time.monotonic() - started
-    print(f"\nchurn: {CHURN_OBJECTS} objects, {len(deleted)} deleted, {kills + 1} SIGKILLs "
-          f"({down_steps} with a change made while down); churn {churned:.0f} s, converged at {took:.0f} s")
+    print(
+        f"\nchurn: {CHURN_OBJECTS} objects, {len(deleted)} deleted, {kills + 1} SIGKILLs "
+        f"({down_steps} with a change made while down); churn {churned:.0f} s, converged at {took:.0f} s"
+    )
 
     check_juliarun_matches(emulator, objs)
     counts = submit_counts(emulator)
@@ -213,8 +223,9 @@ def test_churn_with_random_sigkills(stack, control_plane):
 
 # --- 2. JuliaRun failing, then healed -----------------------------------------------------------
 
-FAULTS = {"*": {"error_rate": 0.3, "hang_rate": 0.05, "hang_seconds": 30,
-                "malformed_rate": 0.05, "drop_rate": 0.05}}
+FAULTS = {
+    "*": {"error_rate": 0.3, "hang_rate": 0.05, "hang_seconds": 30, "malformed_rate": 0.05, "drop_rate": 0.05}
+}
 FAULT_WINDOW = 20.0
 # See the docstring of the test for where this comes from.
 MAX_CALL_RATE = 10.0
@@ -244,7 +255,7 @@ def test_juliarun_faults_then_healed(stack, control_plane):
     emulator, operator, kube = stack
     cp = control_plane
     ns = fresh_namespace(kube, "faults")
-    rng = random.Random(4242)
+    rng = random.Random(4242)  # noqa: S311 (seeded test choices, not secrets)
     wanted = {f"f{i:02d}": rng.randint(1, 3) for i in range(25)}
     apply_many(cp, ns, [web(n, p) for n, p in wanted.items()])
     wait_for("first 25 converged", converged(cp, ns, wanted), 90, 1.0)
@@ -271,18 +282,29 @@ def test_juliarun_faults_then_healed(stack, control_plane):
     finally:
         emulator.clear_faults()
     rate = (calls_after - calls_before) / elapsed
-    by_op = {op: ops_after[op] - ops_before.get(op, 0) for op in ops_after if ops_after[op] != ops_before.get(op, 0)}
+    by_op = {
+        op: ops_after[op] - ops_before.get(op, 0)
+        for op in ops_after
+        if ops_after[op] != ops_before.get(op, 0)
+    }
     print(f"\nfaults: {calls_after - calls_before} JuliaRun calls in {elapsed:.1f} s = {rate:.2f}/s; {by_op}")
     assert rate <= MAX_CALL_RATE, f"{rate:.1f} calls/s while JuliaRun fails: {by_op}"
-    unavailable = [n for n, o in objs.items() if any(
-        c["type"] == "Ready" and c.get("reason") == "JuliaRunUnavailable"
-        for c in (o.get("status") or {}).get("conditions") or [])]
+    unavailable = [
+        n
+        for n, o in objs.items()
+        if any(
+            c["type"] == "Ready" and c.get("reason") == "JuliaRunUnavailable"
+            for c in (o.get("status") or {}).get("conditions") or []
+        )
+    ]
 
     healed = time.monotonic()
     # Hung requests (30 s) may still be held by JuliaRun: allow for them to end.
     objs = wait_for("all 50 converged after the faults", converged(cp, ns, wanted), 120, 1.0)
-    print(f"faults: converged {time.monotonic() - healed:.1f} s after healing; "
-          f"{len(unavailable)} objects showed JuliaRunUnavailable during the faults")
+    print(
+        f"faults: converged {time.monotonic() - healed:.1f} s after healing; "
+        f"{len(unavailable)} objects showed JuliaRunUnavailable during the faults"
+    )
     # A request hung at the very end of the window is answered (and applied) up to
     # hang_seconds later: look again once every one of them has ended.
     time.sleep(max(0.0, FAULTS["*"]["hang_seconds"] + 1 - (time.monotonic() - healed)))
@@ -293,12 +315,15 @@ def test_juliarun_faults_then_healed(stack, control_plane):
         assert counts[name] == 1, f"{name} submitted {counts[name]} times"
     for obj in objs.values():
         assert counts.get(obj["status"]["jobName"], 0) >= 1
-    print(f"faults: submitJob requests per later job name: "
-          f"{sorted(c for n, c in counts.items() if n not in before_counts)}")
+    print(
+        f"faults: submitJob requests per later job name: "
+        f"{sorted(c for n, c in counts.items() if n not in before_counts)}"
+    )
     assert operator.proc.poll() is None
 
 
 # --- 3. the API server restarting under a running operator ------------------------------------
+
 
 def _cmdline(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
@@ -322,14 +347,28 @@ def start_control_plane(state_dir: Path, etcd_args: list[str], api_args: list[st
     etcd_url = next(a.split("=", 1)[1] for a in etcd_args if a.startswith("--listen-client-urls="))
     etcd_log, api_log = state_dir / "etcd.log", state_dir / "kube-apiserver.log"
     etcd = devcluster._spawn(etcd_args, etcd_log)
-    devcluster._wait_until(lambda: requests.get(f"{etcd_url}/health", timeout=1).json().get("health") == "true",
-                           etcd, etcd_log, "etcd")
+    devcluster._wait_until(
+        lambda: requests.get(f"{etcd_url}/health", timeout=1).json().get("health") == "true",
+        etcd,
+        etcd_log,
+        "etcd",
+    )
     apiserver = devcluster._spawn(api_args, api_log)
     pki = state_dir / "pki"
     devcluster._wait_until(
-        lambda: requests.get(f"{info.server}/readyz", verify=str(pki / "ca.crt"),
-                             cert=(str(pki / "admin.crt"), str(pki / "admin.key")), timeout=2).status_code == 200,
-        apiserver, api_log, "kube-apiserver")
+        lambda: (
+            requests.get(
+                f"{info.server}/readyz",
+                verify=str(pki / "ca.crt"),
+                cert=(str(pki / "admin.crt"), str(pki / "admin.key")),
+                timeout=2,
+            ).status_code
+            == 200
+        ),
+        apiserver,
+        api_log,
+        "kube-apiserver",
+    )
     info.etcd_pid, info.apiserver_pid = etcd.pid, apiserver.pid
     (state_dir / "cluster.json").write_text(info.to_json())
 
@@ -341,8 +380,12 @@ def own_control_plane(tmp_path_factory):
     state_dir = tmp_path_factory.mktemp("restart-cluster")
     info = devcluster.up(state_dir=state_dir / "cluster")
     try:
-        yield ControlPlane(info.kubeconfig, info.server, info.kubectl, False,
-                           tmp_path_factory.mktemp("restart-tokens")), state_dir / "cluster"
+        yield (
+            ControlPlane(
+                info.kubeconfig, info.server, info.kubectl, False, tmp_path_factory.mktemp("restart-tokens")
+            ),
+            state_dir / "cluster",
+        )
     finally:
         devcluster.down(state_dir / "cluster")
 
@@ -399,11 +442,12 @@ def test_apiserver_restart_under_running_operator(own_control_plane, tmp_path):
 
 # --- a submit that JuliaRun applies after the client gave up on it ---------------------------
 
+
 def test_a_late_landing_submit_after_deletion_leaves_no_job(stack, control_plane):
     """submitJob held by JuliaRun for 12 s (past the operator's 2 s time-out and its 5 s wait)
     and applied then; the object is deleted while the submit is in flight. JuliaRun must not
     be left with a job that no object owns."""
-    emulator, operator, kube = stack
+    emulator, _operator, kube = stack
     ns = fresh_namespace(kube, "late")
     emulator.set_faults({"submitJob": {"hang_rate": 1.0, "hang_seconds": 12}})
     try:
@@ -416,4 +460,6 @@ def test_a_late_landing_submit_after_deletion_leaves_no_job(stack, control_plane
         emulator.clear_faults()
     time.sleep(14)  # every held submit has been applied by now
     leaked = name in emulator.jobs()
-    assert not leaked, f"JuliaRun job {name} outlived its object (submitJob requests: {emulator.calls('submitJob', name)})"
+    assert not leaked, (
+        f"JuliaRun job {name} outlived its object (submitJob requests: {emulator.calls('submitJob', name)})"
+    )

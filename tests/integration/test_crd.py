@@ -30,10 +30,14 @@ def example_spec(type_name: str) -> dict:
 
 
 def manifest(spec: dict, name: str | None = None) -> str:
-    return json.dumps({
-        "apiVersion": f"{gen.GROUP}/{gen.VERSION}", "kind": gen.KIND,
-        "metadata": {"name": name or f"t-{uuid.uuid4().hex[:8]}"}, "spec": spec,
-    })
+    return json.dumps(
+        {
+            "apiVersion": f"{gen.GROUP}/{gen.VERSION}",
+            "kind": gen.KIND,
+            "metadata": {"name": name or f"t-{uuid.uuid4().hex[:8]}"},
+            "spec": spec,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +64,9 @@ def refused(control_plane, namespace: str, spec: dict) -> str:
 
 
 def patch_refused(control_plane, namespace: str, name: str, patch: dict) -> str:
-    result = control_plane.kubectl("patch", RESOURCE, name, "-n", namespace, "--type=merge",
-                                   "-p", json.dumps(patch), check=False)
+    result = control_plane.kubectl(
+        "patch", RESOURCE, name, "-n", namespace, "--type=merge", "-p", json.dumps(patch), check=False
+    )
     assert result.returncode != 0, f"patch accepted: {patch}"
     return result.stderr
 
@@ -75,7 +80,9 @@ def test_example_is_accepted(control_plane, namespace, path):
     control_plane.kubectl("apply", "-n", namespace, "-f", str(path))
     for doc in yaml.safe_load_all(path.read_text()):
         if doc["kind"] == gen.KIND:
-            assert get(control_plane, namespace, doc["metadata"]["name"])["spec"]["type"] == doc["spec"]["type"]
+            assert (
+                get(control_plane, namespace, doc["metadata"]["name"])["spec"]["type"] == doc["spec"]["type"]
+            )
 
 
 REQUIRED_CASES = [(t.name, jt.PARAMETERS[n].field) for t in jt.JOB_TYPES.values() for n in t.required()]
@@ -93,33 +100,66 @@ def _with(type_name: str, **fields) -> dict:
 
 
 BAD_SPECS = [
-    ("param-not-for-type", _with("JuliaBatch", builderScript="b.jl"),
-     ["spec.builderScript", "applies only to type PkgBuilder"]),
-    ("password-not-for-batch", _with("JuliaBatch", passwordSecretRef={"name": "s", "key": "k"}),
-     ["spec.passwordSecretRef", "applies only to type Notebook"]),
-    ("parallelism-not-scalable", _with("MessageQ", parallelism=2),
-     ["spec.parallelism", "applies only to types"]),
+    (
+        "param-not-for-type",
+        _with("JuliaBatch", builderScript="b.jl"),
+        ["spec.builderScript", "applies only to type PkgBuilder"],
+    ),
+    (
+        "password-not-for-batch",
+        _with("JuliaBatch", passwordSecretRef={"name": "s", "key": "k"}),
+        ["spec.passwordSecretRef", "applies only to type Notebook"],
+    ),
+    (
+        "parallelism-not-scalable",
+        _with("MessageQ", parallelism=2),
+        ["spec.parallelism", "applies only to types"],
+    ),
     ("bad-type", _with("JuliaBatch", type="Batch"), ["spec.type", "Unsupported value"]),
     ("bad-enum", _with("JuliaParBatch", restart="Sometimes"), ["spec.restart", "Unsupported value"]),
     ("bad-quantity", _with("JuliaBatch", memory="lots"), ["spec.memory"]),
     ("negative-cpu", _with("JuliaBatch", cpu=-1), ["spec.cpu"]),
-    ("port-out-of-range", _with("Webserver", ports=[{"name": "http", "containerPort": 70000, "servicePort": 80}]),
-     ["spec.ports[0].containerPort"]),
-    ("duplicate-port-name", _with("Webserver", ports=[{"name": "http", "containerPort": 80, "servicePort": 80},
-                                                      {"name": "http", "containerPort": 81, "servicePort": 81}]),
-     ["spec.ports[1]", "Duplicate value"]),
+    (
+        "port-out-of-range",
+        _with("Webserver", ports=[{"name": "http", "containerPort": 70000, "servicePort": 80}]),
+        ["spec.ports[0].containerPort"],
+    ),
+    (
+        "duplicate-port-name",
+        _with(
+            "Webserver",
+            ports=[
+                {"name": "http", "containerPort": 80, "servicePort": 80},
+                {"name": "http", "containerPort": 81, "servicePort": 81},
+            ],
+        ),
+        ["spec.ports[1]", "Duplicate value"],
+    ),
     ("bad-env-name", _with("JuliaBatch", envVars=[{"name": "1X", "value": "v"}]), ["spec.envVars[0].name"]),
     ("bad-job-name", _with("JuliaBatch", jobName="Not_A_Label"), ["spec.jobName"]),
     ("too-parallel", _with("Generic", parallelism=10001), ["spec.parallelism"]),
-    ("password-without-key", _with("Notebook", passwordSecretRef={"name": "s"}), ["spec.passwordSecretRef.key"]),
+    (
+        "password-without-key",
+        _with("Notebook", passwordSecretRef={"name": "s"}),
+        ["spec.passwordSecretRef.key"],
+    ),
     # Strings and lists are bounded: every parameter travels in one request line (8,190
     # bytes), and an aiohttp server echoes an over-long one, token included, in its error.
-    ("9k-start-script", _with("JuliaBatch", startScript="x" * 9000),
-     ["spec.startScript", "Too long: may not be more than 4096"]),
-    ("long-env-value", _with("JuliaBatch", envVars=[{"name": "X", "value": "v" * 2000}]),
-     ["spec.envVars[0].value", "Too long"]),
-    ("too-many-volumes", _with("JuliaBatch", additionalVolumes=[f"v{i}" for i in range(65)]),
-     ["spec.additionalVolumes", "Too many"]),
+    (
+        "9k-start-script",
+        _with("JuliaBatch", startScript="x" * 9000),
+        ["spec.startScript", "Too long: may not be more than 4096"],
+    ),
+    (
+        "long-env-value",
+        _with("JuliaBatch", envVars=[{"name": "X", "value": "v" * 2000}]),
+        ["spec.envVars[0].value", "Too long"],
+    ),
+    (
+        "too-many-volumes",
+        _with("JuliaBatch", additionalVolumes=[f"v{i}" for i in range(65)]),
+        ["spec.additionalVolumes", "Too many"],
+    ),
 ]
 
 
@@ -142,21 +182,26 @@ def test_a_9k_start_script_is_refused_at_apply(control_plane, namespace, tmp_pat
 
 def test_type_and_job_name_are_immutable(control_plane, namespace):
     named = f"im-{uuid.uuid4().hex[:6]}"
-    control_plane.kubectl("create", "-n", namespace, "-f", "-",
-                          input=manifest(_with("JuliaBatch", jobName="fixed-name"), named))
-    assert "spec.type is immutable" in patch_refused(control_plane, namespace, named,
-                                                     {"spec": {"type": "JuliaParBatch"}})
+    control_plane.kubectl(
+        "create", "-n", namespace, "-f", "-", input=manifest(_with("JuliaBatch", jobName="fixed-name"), named)
+    )
+    assert "spec.type is immutable" in patch_refused(
+        control_plane, namespace, named, {"spec": {"type": "JuliaParBatch"}}
+    )
     for job_name in ("other-name", None):  # changed, removed
-        assert "spec.jobName is immutable" in patch_refused(control_plane, namespace, named,
-                                                            {"spec": {"jobName": job_name}})
+        assert "spec.jobName is immutable" in patch_refused(
+            control_plane, namespace, named, {"spec": {"jobName": job_name}}
+        )
 
     unnamed = f"im-{uuid.uuid4().hex[:6]}"
     control_plane.kubectl("create", "-n", namespace, "-f", "-", input=manifest(_with("JuliaBatch"), unnamed))
-    assert "spec.jobName is immutable" in patch_refused(control_plane, namespace, unnamed,
-                                                        {"spec": {"jobName": "late"}})
+    assert "spec.jobName is immutable" in patch_refused(
+        control_plane, namespace, unnamed, {"spec": {"jobName": "late"}}
+    )
     # Other fields stay editable.
-    control_plane.kubectl("patch", RESOURCE, unnamed, "-n", namespace, "--type=merge",
-                          "-p", json.dumps({"spec": {"cpu": 2}}))
+    control_plane.kubectl(
+        "patch", RESOURCE, unnamed, "-n", namespace, "--type=merge", "-p", json.dumps({"spec": {"cpu": 2}})
+    )
 
 
 def test_scale_subresource_drives_parallelism(control_plane, namespace):
@@ -175,23 +220,51 @@ def test_status_keeps_every_field_and_feeds_the_columns(control_plane, namespace
     name = f"st-{uuid.uuid4().hex[:6]}"
     control_plane.kubectl("create", "-n", namespace, "-f", "-", input=manifest(_with("Webserver"), name))
     status = {
-        "observedGeneration": 1, "jobName": "st", "phase": "Running", "submitted": True,
-        "created": True, "completed": False, "workersStarted": 2, "workersSucceeded": 0,
-        "scale": {"running": 2, "requested": 2}, "workers": "2/2",
-        "endpoints": ["http://10.0.0.5:80"], "message": "running",
+        "observedGeneration": 1,
+        "jobName": "st",
+        "phase": "Running",
+        "submitted": True,
+        "created": True,
+        "completed": False,
+        "workersStarted": 2,
+        "workersSucceeded": 0,
+        "scale": {"running": 2, "requested": 2},
+        "workers": "2/2",
+        "endpoints": ["http://10.0.0.5:80"],
+        "message": "running",
         "lastSyncTime": "2024-01-01T00:00:00Z",
-        "conditions": [{"type": "Ready", "status": "True", "reason": "Running", "message": "ok",
-                        "lastTransitionTime": "2024-01-01T00:00:00Z", "observedGeneration": 1}],
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Running",
+                "message": "ok",
+                "lastTransitionTime": "2024-01-01T00:00:00Z",
+                "observedGeneration": 1,
+            }
+        ],
     }
-    control_plane.kubectl("patch", RESOURCE, name, "-n", namespace, "--subresource=status",
-                          "--type=merge", "-p", json.dumps({"status": status}))
+    control_plane.kubectl(
+        "patch",
+        RESOURCE,
+        name,
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
     assert get(control_plane, namespace, name)["status"] == status
 
     table = control_plane.kubectl("get", RESOURCE, name, "-n", namespace).stdout.split()
     assert table[:6] == ["NAME", "TYPE", "PHASE", "WORKERS", "ENDPOINT", "AGE"]
     assert table[6:11] == [name, "Webserver", "Running", "2/2", "http://10.0.0.5:80"]
-    scale = json.loads(control_plane.kubectl("get", RESOURCE, name, "-n", namespace,
-                                             "--subresource=scale", "-o", "json").stdout)
+    scale = json.loads(
+        control_plane.kubectl(
+            "get", RESOURCE, name, "-n", namespace, "--subresource=scale", "-o", "json"
+        ).stdout
+    )
     assert scale["status"]["replicas"] == 2
 
 

@@ -9,19 +9,24 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
 from juliarun_operator.emulator import EmulatorConfig, configure_parser, running_emulator
-from juliarun_operator.juliarun.errors import (CODE_INJECTED_FAULT, CODE_INVALID_PARAMETER,
-                                               CODE_JOB_EXISTS, CODE_NO_SUCH_JOB,
-                                               CODE_UNAUTHORIZED)
+from juliarun_operator.juliarun.errors import (
+    CODE_INJECTED_FAULT,
+    CODE_INVALID_PARAMETER,
+    CODE_JOB_EXISTS,
+    CODE_NO_SUCH_JOB,
+    CODE_UNAUTHORIZED,
+)
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "s3cret-token"
-FAST = dict(create_delay=0.05, worker_delay=0.05, run_time=0.5, log_interval=0.1)
+FAST = {"create_delay": 0.05, "worker_delay": 0.05, "run_time": 0.5, "log_interval": 0.1}
 BATCH = {"run_volume": "vol", "start_script": "run.jl"}
 
 
@@ -77,6 +82,7 @@ def wait_for(predicate, timeout=5.0):
 
 
 # --- every operation ----------------------------------------------------------------
+
 
 def test_batch_job_walks_through_its_lifecycle(api):
     assert api.ok("getSystemStatus") is True
@@ -140,6 +146,7 @@ def test_tail_honours_count_and_stream(api):
 
 # --- errors -------------------------------------------------------------------------
 
+
 def test_job_errors_have_codes_and_reasons(api):
     api.ok("submitJob", "JuliaBatch", name="b", **BATCH)
     code, reason = api.call("getJobStatus", "JuliaBatch", name="missing")
@@ -178,7 +185,9 @@ def test_unknown_operation_paths_are_404(api):
 
 def test_missing_or_bad_token_is_refused(emulator):
     assert Api(emulator.url, token="").call("listJobs")[0] == CODE_UNAUTHORIZED
-    response = requests.get(emulator.url + "/listJobs/", params={"jruntok": "%%%", "jrunns": "team"})
+    response = requests.get(
+        emulator.url + "/listJobs/", params={"jruntok": "%%%", "jrunns": "team"}, timeout=10
+    )
     assert response.json()["code"] == CODE_UNAUTHORIZED
     code, reason = Api(emulator.url, namespace="").call("listJobs")
     assert code == CODE_INVALID_PARAMETER and "jrunns" in reason
@@ -218,6 +227,7 @@ def test_namespaces_are_isolated(emulator):
 
 # --- the state file -----------------------------------------------------------------
 
+
 def test_jobs_survive_a_restart_with_a_state_file(tmp_path):
     path = str(tmp_path / "state.json")
     with running_emulator(fast(state_file=path, run_time=0)) as emu:
@@ -227,8 +237,12 @@ def test_jobs_survive_a_restart_with_a_state_file(tmp_path):
         wait_for(lambda: api.ok("getJobScale", "JuliaParBatch", name="keep") == [2, 2])
         api.ok("deleteJob", "Notebook", name="nb", force="true")
         # Written in the background, debounced: no restart needed to see it.
-        wait_for(lambda: os.path.exists(path)
-                 and [j["name"] for j in json.load(open(path))["jobs"]] == ["keep"])
+        wait_for(
+            lambda: (
+                os.path.exists(path)
+                and [j["name"] for j in json.loads(Path(path).read_text())["jobs"]] == ["keep"]
+            )
+        )
         api.ok("submitJob", "Notebook", name="late", run_volume="vol")  # saved at shutdown
     with running_emulator(fast(state_file=path, run_time=0)) as emu:
         api = Api(emu.url)
@@ -239,6 +253,7 @@ def test_jobs_survive_a_restart_with_a_state_file(tmp_path):
 
 
 # --- faults -------------------------------------------------------------------------
+
 
 def test_error_fault_gives_code_99_and_does_nothing(emulator, api):
     emulator.set_faults({"submitJob": {"error_rate": 1}})
@@ -308,6 +323,7 @@ def test_seeded_faults_are_reproducible():
 
 # --- counters and the admin paths ---------------------------------------------------
 
+
 def test_counters_count_operations_and_job_calls_and_reset(emulator, api):
     api.ok("submitJob", "JuliaBatch", name="b", **BATCH)
     api.ok("getJobStatus", "JuliaBatch", name="b")
@@ -315,36 +331,37 @@ def test_counters_count_operations_and_job_calls_and_reset(emulator, api):
     Api(emulator.url, namespace="other").ok("listJobs")
     emulator.set_faults({"getJobStatus": {"http_5xx_rate": 1}})
     api.raw("/getJobStatus/JuliaBatch/", name="b")  # failed requests count too
-    counters = requests.get(emulator.url + "/_emulator/counters").json()
+    counters = requests.get(emulator.url + "/_emulator/counters", timeout=10).json()
     assert counters["operations"] == {"submitJob": 1, "getJobStatus": 3, "listJobs": 1}
     assert counters["jobs"] == {"team": {"b": {"submitJob": 1, "getJobStatus": 3}}}
     assert emulator.counters() == counters
-    reset = requests.post(emulator.url + "/_emulator/counters/reset")
+    reset = requests.post(emulator.url + "/_emulator/counters/reset", timeout=10)
     assert reset.json() == {"operations": {}, "jobs": {}}
-    assert requests.get(emulator.url + "/_emulator/counters").json()["operations"] == {}
+    assert requests.get(emulator.url + "/_emulator/counters", timeout=10).json()["operations"] == {}
 
 
 def test_admin_faults_get_put_delete(emulator, api):
     admin = emulator.url + "/_emulator/faults"
-    assert requests.get(admin).json() == {}
+    assert requests.get(admin, timeout=10).json() == {}
     config = {"*": {"latency": 0.01}, "listJobs": {"error_rate": 1}, "system_status": False}
-    assert requests.put(admin, json=config).json() == config
-    assert requests.get(admin).json() == config
+    assert requests.put(admin, json=config, timeout=10).json() == config
+    assert requests.get(admin, timeout=10).json() == config
     assert api.call("listJobs")[0] == CODE_INJECTED_FAULT
     for bad in ({"listJob": {}}, {"*": {"explode_rate": 1}}, {"*": {"error_rate": 2}}, [1]):
-        response = requests.put(admin, json=bad)
+        response = requests.put(admin, json=bad, timeout=10)
         assert response.status_code == 400 and response.json()["error"]
-    assert requests.get(admin).json() == config  # a bad PUT changes nothing
-    assert requests.delete(admin).json() == {}
+    assert requests.get(admin, timeout=10).json() == config  # a bad PUT changes nothing
+    assert requests.delete(admin, timeout=10).json() == {}
     assert api.ok("listJobs") == {}
 
 
 def test_healthz_counts_jobs(emulator, api):
     api.ok("submitJob", "JuliaBatch", name="b", **BATCH)
-    assert requests.get(emulator.url + "/_emulator/healthz").json() == {"ok": True, "jobs": 1}
+    assert requests.get(emulator.url + "/_emulator/healthz", timeout=10).json() == {"ok": True, "jobs": 1}
 
 
 # --- the command line ---------------------------------------------------------------
+
 
 def parse(*argv):
     parser = argparse.ArgumentParser()
@@ -354,14 +371,31 @@ def parse(*argv):
 
 def test_subcommand_flags():
     from juliarun_operator.emulator.run import config_from_args
-    args = parse("--port", "0", "--create-delay", "0", "--fault", "*:latency=0.5",
-                 "--fault", "getJobStatus:error_rate=0.25", "--fault", "system_status=false",
-                 "--seed", "3", "--run-time", "0")
+
+    args = parse(
+        "--port",
+        "0",
+        "--create-delay",
+        "0",
+        "--fault",
+        "*:latency=0.5",
+        "--fault",
+        "getJobStatus:error_rate=0.25",
+        "--fault",
+        "system_status=false",
+        "--seed",
+        "3",
+        "--run-time",
+        "0",
+    )
     config = config_from_args(args)
     assert callable(args.func)
     assert (config.port, config.create_delay, config.run_time, config.seed) == (0, 0.0, 0.0, 3)
-    assert config.faults == {"*": {"latency": 0.5}, "getJobStatus": {"error_rate": 0.25},
-                             "system_status": False}
+    assert config.faults == {
+        "*": {"latency": 0.5},
+        "getJobStatus": {"error_rate": 0.25},
+        "system_status": False,
+    }
     assert parse().host == "127.0.0.1" and parse().port == 8080
 
 
@@ -375,9 +409,21 @@ def test_module_runs_until_sigterm(tmp_path):
     auth = tmp_path / "auth.yaml"
     auth.write_text(f"team:\n  - {TOKEN}\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "juliarun_operator.emulator", "--port", "0", "--auth", str(auth),
-         "--state", str(tmp_path / "state.json")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "juliarun_operator.emulator",
+            "--port",
+            "0",
+            "--auth",
+            str(auth),
+            "--state",
+            str(tmp_path / "state.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert "listening on http://127.0.0.1:" in line
@@ -397,7 +443,6 @@ def test_module_runs_until_sigterm(tmp_path):
 def test_corrupt_state_file_stops_start_up_and_is_left_alone(tmp_path):
     path = tmp_path / "state.json"
     path.write_text('{"format": 1, "jobs": [')
-    with pytest.raises(ValueError, match="state.json"):
-        with running_emulator(fast(state_file=str(path))):
-            pass
+    with pytest.raises(ValueError, match=r"state\.json"), running_emulator(fast(state_file=str(path))):
+        pass
     assert path.read_text() == '{"format": 1, "jobs": ['

@@ -27,21 +27,38 @@ LUA_INSTALL = "apt-get install -y lua5.4"
 def _conditions(ready: tuple, reconciling: tuple, stalled: tuple, generation: int = 2) -> list[dict]:
     def cond(ctype, spec):
         status, reason, message = spec
-        return {"type": ctype, "status": status, "reason": reason, "message": message,
-                "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"}
+        return {
+            "type": ctype,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "observedGeneration": generation,
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }
+
     return [cond("Ready", ready), cond("Reconciling", reconciling), cond("Stalled", stalled)]
 
 
 def _batch_condition(ctype: str, status: str, reason: str, message: str, generation: int = 2) -> dict:
-    return {"type": ctype, "status": status, "reason": reason, "message": message,
-            "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    return {
+        "type": ctype,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
 
 
-def _job(name: str, phase: str | None, conditions: list[dict] | None, generation: int = 2,
-         observed: int | None = 2) -> dict:
-    obj = {"apiVersion": "juliarun.dev/v1alpha1", "kind": "JuliaRunJob",
-           "metadata": {"name": name, "namespace": "team-a", "generation": generation},
-           "spec": {"type": "JuliaBatch", "runVolume": "jobs", "startScript": "hello.jl"}}
+def _job(
+    name: str, phase: str | None, conditions: list[dict] | None, generation: int = 2, observed: int | None = 2
+) -> dict:
+    obj = {
+        "apiVersion": "juliarun.dev/v1alpha1",
+        "kind": "JuliaRunJob",
+        "metadata": {"name": name, "namespace": "team-a", "generation": generation},
+        "spec": {"type": "JuliaBatch", "runVolume": "jobs", "startScript": "hello.jl"},
+    }
     if phase is not None:
         obj["status"] = {"phase": phase, "conditions": conditions or []}
         if observed is not None:
@@ -53,68 +70,177 @@ def _job(name: str, phase: str | None, conditions: list[dict] | None, generation
 # reads a Ready condition that is not True as InProgress, so a paused job (Ready
 # Unknown) keeps a Flux Kustomization with `wait: true` waiting (docs/install.md).
 SAMPLES = {
-    "at-scale": (_job("at-scale", "Running", _conditions(("True", "AtScale", ""), ("False", "AtScale", ""),
-                                                           ("False", "AtScale", ""))),
-                 "Healthy", "Current"),
-    "completed": (_job("completed", "Completed", _conditions(("True", "Completed", ""),
-                                                             ("False", "Completed", ""),
-                                                             ("False", "Completed", ""))),
-                  "Healthy", "Current"),
-    "scaling": (_job("scaling", "Running", _conditions(("False", "Scaling", "1/2 workers"),
-                                                       ("True", "Scaling", "1/2 workers"),
-                                                       ("False", "Scaling", ""))),
-                "Progressing", "InProgress"),
-    "submitting": (_job("submitting", "Pending", _conditions(("False", "Submitting", "submitting"),
-                                                             ("True", "Submitting", "submitting"),
-                                                             ("False", "Submitting", ""))),
-                   "Progressing", "InProgress"),
-    "juliarun-unavailable": (_job("juliarun-unavailable", "Running",
-                                  _conditions(("Unknown", "JuliaRunUnavailable", "connection refused"),
-                                              ("True", "WaitingForJuliaRun", "connection refused"),
-                                              ("False", "Retrying", ""))),
-                             "Progressing", "InProgress"),
+    "at-scale": (
+        _job(
+            "at-scale",
+            "Running",
+            _conditions(("True", "AtScale", ""), ("False", "AtScale", ""), ("False", "AtScale", "")),
+        ),
+        "Healthy",
+        "Current",
+    ),
+    "completed": (
+        _job(
+            "completed",
+            "Completed",
+            _conditions(("True", "Completed", ""), ("False", "Completed", ""), ("False", "Completed", "")),
+        ),
+        "Healthy",
+        "Current",
+    ),
+    "scaling": (
+        _job(
+            "scaling",
+            "Running",
+            _conditions(
+                ("False", "Scaling", "1/2 workers"),
+                ("True", "Scaling", "1/2 workers"),
+                ("False", "Scaling", ""),
+            ),
+        ),
+        "Progressing",
+        "InProgress",
+    ),
+    "submitting": (
+        _job(
+            "submitting",
+            "Pending",
+            _conditions(
+                ("False", "Submitting", "submitting"),
+                ("True", "Submitting", "submitting"),
+                ("False", "Submitting", ""),
+            ),
+        ),
+        "Progressing",
+        "InProgress",
+    ),
+    "juliarun-unavailable": (
+        _job(
+            "juliarun-unavailable",
+            "Running",
+            _conditions(
+                ("Unknown", "JuliaRunUnavailable", "connection refused"),
+                ("True", "WaitingForJuliaRun", "connection refused"),
+                ("False", "Retrying", ""),
+            ),
+        ),
+        "Progressing",
+        "InProgress",
+    ),
     # Ready says True, but for the previous generation: the operator has not caught up.
-    "stale-generation": (_job("stale-generation", "Running",
-                              _conditions(("True", "AtScale", ""), ("False", "AtScale", ""),
-                                          ("False", "AtScale", "")), generation=3, observed=2),
-                         "Progressing", "InProgress"),
-    "job-failed": (_job("job-failed", "Failed", _conditions(("False", "JobFailed", "exit code 1"),
-                                                            ("False", "JobFailed", ""),
-                                                            ("True", "JobFailed", "exit code 1"))),
-                   "Degraded", "Failed"),
-    "invalid-spec": (_job("invalid-spec", "Pending", _conditions(("False", "InvalidSpec", "spec.cpu: too big"),
-                                                                 ("False", "InvalidSpec", ""),
-                                                                 ("True", "InvalidSpec", "spec.cpu: too big"))),
-                     "Degraded", "Failed"),
-    "paused": (_job("paused", "Paused", _conditions(("Unknown", "Paused", "paused"), ("False", "Paused", ""),
-                                                    ("False", "Paused", ""))),
-               "Suspended", "InProgress"),
+    "stale-generation": (
+        _job(
+            "stale-generation",
+            "Running",
+            _conditions(("True", "AtScale", ""), ("False", "AtScale", ""), ("False", "AtScale", "")),
+            generation=3,
+            observed=2,
+        ),
+        "Progressing",
+        "InProgress",
+    ),
+    "job-failed": (
+        _job(
+            "job-failed",
+            "Failed",
+            _conditions(
+                ("False", "JobFailed", "exit code 1"),
+                ("False", "JobFailed", ""),
+                ("True", "JobFailed", "exit code 1"),
+            ),
+        ),
+        "Degraded",
+        "Failed",
+    ),
+    "invalid-spec": (
+        _job(
+            "invalid-spec",
+            "Pending",
+            _conditions(
+                ("False", "InvalidSpec", "spec.cpu: too big"),
+                ("False", "InvalidSpec", ""),
+                ("True", "InvalidSpec", "spec.cpu: too big"),
+            ),
+        ),
+        "Degraded",
+        "Failed",
+    ),
+    "paused": (
+        _job(
+            "paused",
+            "Paused",
+            _conditions(("Unknown", "Paused", "paused"), ("False", "Paused", ""), ("False", "Paused", "")),
+        ),
+        "Suspended",
+        "InProgress",
+    ),
     # Batch jobs: Job's conditions next to the kstatus ones, as the operator writes them.
-    "complete": (_job("complete", "Completed",
-                      _conditions(("True", "Completed", "job completed"), ("False", "Completed", ""),
-                                  ("False", "Healthy", ""))
-                      + [_batch_condition("Complete", "True", "Completed", "job completed")]),
-                 "Healthy", "Current"),
-    "backoff-limit-exceeded": (_job("backoff-limit-exceeded", "Failed",
-                                    _conditions(("False", "BackoffLimitExceeded", "attempt 3 failed"),
-                                                ("False", "BackoffLimitExceeded", ""),
-                                                ("True", "BackoffLimitExceeded", "attempt 3 failed"))
-                                    + [_batch_condition("Failed", "True", "BackoffLimitExceeded",
-                                                        "attempt 3 failed")]),
-                               "Degraded", "Failed"),
-    "deadline-exceeded": (_job("deadline-exceeded", "Failed",
-                               _conditions(("False", "DeadlineExceeded", "active too long"),
-                                           ("False", "DeadlineExceeded", ""),
-                                           ("True", "DeadlineExceeded", "active too long"))
-                               + [_batch_condition("Failed", "True", "DeadlineExceeded", "active too long")]),
-                          "Degraded", "Failed"),
+    "complete": (
+        _job(
+            "complete",
+            "Completed",
+            [
+                *_conditions(
+                    ("True", "Completed", "job completed"),
+                    ("False", "Completed", ""),
+                    ("False", "Healthy", ""),
+                ),
+                _batch_condition("Complete", "True", "Completed", "job completed"),
+            ],
+        ),
+        "Healthy",
+        "Current",
+    ),
+    "backoff-limit-exceeded": (
+        _job(
+            "backoff-limit-exceeded",
+            "Failed",
+            [
+                *_conditions(
+                    ("False", "BackoffLimitExceeded", "attempt 3 failed"),
+                    ("False", "BackoffLimitExceeded", ""),
+                    ("True", "BackoffLimitExceeded", "attempt 3 failed"),
+                ),
+                _batch_condition("Failed", "True", "BackoffLimitExceeded", "attempt 3 failed"),
+            ],
+        ),
+        "Degraded",
+        "Failed",
+    ),
+    "deadline-exceeded": (
+        _job(
+            "deadline-exceeded",
+            "Failed",
+            [
+                *_conditions(
+                    ("False", "DeadlineExceeded", "active too long"),
+                    ("False", "DeadlineExceeded", ""),
+                    ("True", "DeadlineExceeded", "active too long"),
+                ),
+                _batch_condition("Failed", "True", "DeadlineExceeded", "active too long"),
+            ],
+        ),
+        "Degraded",
+        "Failed",
+    ),
     # Suspended: not done, not failing. kstatus reads the Ready condition that is False as
     # InProgress, as it does for a paused job.
-    "suspended": (_job("suspended", "Suspended",
-                       _conditions(("False", "Suspended", "suspended"), ("False", "Suspended", ""),
-                                   ("False", "Suspended", ""))
-                       + [_batch_condition("Suspended", "True", "Suspended", "suspended")]),
-                  "Suspended", "InProgress"),
+    "suspended": (
+        _job(
+            "suspended",
+            "Suspended",
+            [
+                *_conditions(
+                    ("False", "Suspended", "suspended"),
+                    ("False", "Suspended", ""),
+                    ("False", "Suspended", ""),
+                ),
+                _batch_condition("Suspended", "True", "Suspended", "suspended"),
+            ],
+        ),
+        "Suspended",
+        "InProgress",
+    ),
     # Not yet seen by the operator: Argo CD waits; kstatus has nothing to go on and says Current.
     "no-status": (_job("no-status", None, None), "Progressing", None),
 }
@@ -136,8 +262,11 @@ def lua_literal(value) -> str:
         return "{" + ", ".join(lua_literal(v) for v in value) + "}"
     if isinstance(value, dict):
         # None means absent, as a missing JSON field is nil in Argo CD's conversion.
-        return "{" + ", ".join(f"[{lua_literal(k)}] = {lua_literal(v)}"
-                               for k, v in value.items() if v is not None) + "}"
+        return (
+            "{"
+            + ", ".join(f"[{lua_literal(k)}] = {lua_literal(v)}" for k, v in value.items() if v is not None)
+            + "}"
+        )
     raise TypeError(f"no Lua literal for {type(value).__name__}")
 
 
@@ -145,17 +274,22 @@ def lua_literal(value) -> str:
 def lua() -> str:
     path = shutil.which("lua5.4")
     if not path:
-        pytest.fail(f"lua5.4 not found: the Argo CD health check needs a Lua interpreter to test; "
-                    f"install it with `{LUA_INSTALL}` (Debian/Ubuntu)", pytrace=False)
+        pytest.fail(
+            f"lua5.4 not found: the Argo CD health check needs a Lua interpreter to test; "
+            f"install it with `{LUA_INSTALL}` (Debian/Ubuntu)",
+            pytrace=False,
+        )
     return path
 
 
 def argocd_health(lua: str, obj: dict, tmp_path: Path) -> tuple[str, str]:
     # Like Argo CD: `obj` is a global, the script's chunk returns {status, message}.
     driver = tmp_path / "driver.lua"
-    driver.write_text(f"obj = {lua_literal(obj)}\n"
-                      f"local hs = dofile({lua_literal(str(HEALTH_LUA))})\n"
-                      'io.write(hs.status, "\\t", hs.message or "", "\\n")\n')
+    driver.write_text(
+        f"obj = {lua_literal(obj)}\n"
+        f"local hs = dofile({lua_literal(str(HEALTH_LUA))})\n"
+        'io.write(hs.status, "\\t", hs.message or "", "\\n")\n'
+    )
     result = subprocess.run([lua, str(driver)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     status, _, message = result.stdout.rstrip("\n").partition("\t")
@@ -165,8 +299,10 @@ def argocd_health(lua: str, obj: dict, tmp_path: Path) -> tuple[str, str]:
 def test_lua_literal_round_trip(lua, tmp_path):
     data = {"a": [1, "two", {"x": 'q"uote\\ and\nnewline'}], "b": True, "c": None}
     driver = tmp_path / "rt.lua"
-    driver.write_text(f"local t = {lua_literal(data)}\n"
-                      "io.write(t.a[1], '|', t.a[2], '|', t.a[3].x, '|', tostring(t.b), '|', tostring(t.c))\n")
+    driver.write_text(
+        f"local t = {lua_literal(data)}\n"
+        "io.write(t.a[1], '|', t.a[2], '|', t.a[3].x, '|', tostring(t.b), '|', tostring(t.c))\n"
+    )
     out = subprocess.run([lua, str(driver)], capture_output=True, text=True, check=True).stdout
     assert out == '1|two|q"uote\\ and\nnewline|true|nil'
 
@@ -192,25 +328,34 @@ ACTIONS = REPO / "gitops" / "argocd" / "actions"
 def run_lua(lua: str, obj: dict, script: Path, tmp_path: Path, show: str) -> str:
     """Run an Argo CD action script (discovery or action) on `obj`; `show` prints its result."""
     driver = tmp_path / "action-driver.lua"
-    driver.write_text(f"obj = {lua_literal(obj)}\n"
-                      f"local result = dofile({lua_literal(str(script))})\n{show}\n")
+    driver.write_text(
+        f"obj = {lua_literal(obj)}\nlocal result = dofile({lua_literal(str(script))})\n{show}\n"
+    )
     result = subprocess.run([lua, str(driver)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
 def offered(lua: str, obj: dict, tmp_path: Path) -> set[str]:
-    out = run_lua(lua, obj, ACTIONS / "discovery.lua", tmp_path,
-                  'for name, a in pairs(result) do if not a["disabled"] then io.write(name, "\\n") end end')
+    out = run_lua(
+        lua,
+        obj,
+        ACTIONS / "discovery.lua",
+        tmp_path,
+        'for name, a in pairs(result) do if not a["disabled"] then io.write(name, "\\n") end end',
+    )
     return set(out.split())
 
 
-@pytest.mark.parametrize("name, suspend, wanted", [
-    ("at-scale", None, {"suspend"}),       # a running batch job
-    ("suspended", True, {"resume"}),
-    ("complete", None, set()),             # ended: nothing to suspend
-    ("backoff-limit-exceeded", None, set()),
-])
+@pytest.mark.parametrize(
+    "name, suspend, wanted",
+    [
+        ("at-scale", None, {"suspend"}),  # a running batch job
+        ("suspended", True, {"resume"}),
+        ("complete", None, set()),  # ended: nothing to suspend
+        ("backoff-limit-exceeded", None, set()),
+    ],
+)
 def test_argocd_actions_offered(lua, tmp_path, name, suspend, wanted):
     obj = copy.deepcopy(SAMPLES[name][0])
     if suspend is not None:
@@ -227,8 +372,13 @@ def test_argocd_actions_not_offered_on_services(lua, tmp_path):
 @pytest.mark.parametrize("action, value", [("suspend", "true"), ("resume", "false")])
 def test_argocd_actions_set_spec_suspend(lua, tmp_path, action, value):
     obj = copy.deepcopy(SAMPLES["at-scale"][0])
-    out = run_lua(lua, obj, ACTIONS / f"{action}.lua", tmp_path,
-                  'io.write(tostring(result.spec.suspend), "|", result.spec.startScript)')
+    out = run_lua(
+        lua,
+        obj,
+        ACTIONS / f"{action}.lua",
+        tmp_path,
+        'io.write(tostring(result.spec.suspend), "|", result.spec.startScript)',
+    )
     assert out == f"{value}|hello.jl"  # the rest of the object is left as it was
 
 
@@ -237,7 +387,8 @@ def test_argocd_cm_patch_carries_the_current_actions():
     actions = yaml.safe_load(cm["data"]["resource.customizations.actions.juliarun.dev_JuliaRunJob"])
     assert actions["discovery.lua"] == (ACTIONS / "discovery.lua").read_text()
     assert {d["name"]: d["action.lua"] for d in actions["definitions"]} == {
-        n: (ACTIONS / f"{n}.lua").read_text() for n in ("suspend", "resume")}
+        n: (ACTIONS / f"{n}.lua").read_text() for n in ("suspend", "resume")
+    }
 
 
 def test_chart_ships_the_same_health_check():
@@ -245,8 +396,9 @@ def test_chart_ships_the_same_health_check():
     assert text == HEALTH_LUA.read_text()
     cm = yaml.safe_load((REPO / "gitops" / "argocd" / "argocd-cm-patch.yaml").read_text())
     key = "resource.customizations.health.juliarun.dev_JuliaRunJob"
-    assert cm["data"][key].strip() == HEALTH_LUA.read_text().strip(), \
+    assert cm["data"][key].strip() == HEALTH_LUA.read_text().strip(), (
         "gitops/argocd/argocd-cm-patch.yaml does not carry the current health.lua"
+    )
 
 
 # --- Flux and friends: kstatus ------------------------------------------------------------
@@ -255,8 +407,9 @@ def test_chart_ships_the_same_health_check():
 @pytest.fixture(scope="session")
 def kstatus() -> Path:
     """hack/kstatus built through the Go module proxy (cached by source hash)."""
-    result = subprocess.run(["bash", str(REPO / "hack" / "kstatus" / "build.sh")],
-                            stdout=subprocess.PIPE, text=True, timeout=900)
+    result = subprocess.run(
+        ["bash", str(REPO / "hack" / "kstatus" / "build.sh")], stdout=subprocess.PIPE, text=True, timeout=900
+    )
     assert result.returncode == 0, "hack/kstatus/build.sh failed (see its output above)"
     return Path(result.stdout.strip().splitlines()[-1])
 

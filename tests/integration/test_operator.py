@@ -17,7 +17,7 @@ import yaml
 
 from juliarun_operator.juliarun import jobtypes as jt
 
-from harness import (JRUN_NAMESPACE, TOKEN, TOKEN_B64, Emulator, Kube, Operator, job, wait_for)
+from harness import JRUN_NAMESPACE, TOKEN, TOKEN_B64, Emulator, Kube, Operator, job, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,8 +31,9 @@ def stack(control_plane, tmp_path_factory):
     for crd in sorted((ROOT / "crds").glob("*.yaml")):
         control_plane.kubectl("apply", "-f", str(crd))
     control_plane.kubectl("wait", "--for=condition=Established", "crd/juliarunjobs.juliarun.dev")
-    emulator = Emulator(workdir, "--create-delay", "0.3", "--worker-delay", "0.1",
-                        "--run-time", str(RUN_TIME), "--seed", "7")
+    emulator = Emulator(
+        workdir, "--create-delay", "0.3", "--worker-delay", "0.1", "--run-time", str(RUN_TIME), "--seed", "7"
+    )
     emulator.start()
     operator = Operator(workdir, control_plane.kubeconfig, emulator, "--adopt-namespace", "*")
     operator.start()
@@ -82,12 +83,19 @@ def test_every_job_type_runs_its_life_from_apply_to_delete(stack, ns, control_pl
             assert kube.condition(ns, name, "Reconciling")["status"] == "False"
             wanted = doc["spec"].get("parallelism")
             if wanted is not None:
-                wait_for(f"{name} at scale", lambda: kube.status(ns, name)["scale"] == {"running": wanted, "requested": wanted})
+                wait_for(
+                    f"{name} at scale",
+                    lambda name=name, wanted=wanted: (
+                        kube.status(ns, name)["scale"] == {"running": wanted, "requested": wanted}
+                    ),
+                )
             if doc["spec"]["type"] in ("Notebook", "Webserver", "MessageQ"):
                 assert status["endpoints"], f"{name} exposes ports but has no endpoint"
         else:
-            events = wait_for(f"{name} completion event", lambda: [
-                e for e in kube.events(ns, name) if e["reason"] == "Completed"])
+            events = wait_for(
+                f"{name} completion event",
+                lambda name=name: [e for e in kube.events(ns, name) if e["reason"] == "Completed"],
+            )
             assert "last log lines" in events[0]["message"]
         assert emulator.jobs()[status["jobName"]] == spec_type
     names = {kube.job_name(ns, d["metadata"]["name"]) for d in jobs}
@@ -100,9 +108,16 @@ def test_kubectl_scale_reaches_juliarun_and_status(stack, ns, control_plane):
     kube.apply(ns, job("web", "Webserver", runVolume="www", cfgFile="nginx.conf", parallelism=1))
     wait_for("web at scale 1", lambda: kube.condition(ns, "web", "Ready").get("reason") == "AtScale")
     control_plane.kubectl("scale", "jrj/web", "-n", ns, "--replicas=3")
-    wait_for("web at scale 3", lambda: kube.status(ns, "web").get("scale") == {"running": 3, "requested": 3}
-             and kube.condition(ns, "web", "Ready").get("status") == "True")
-    scale = json.loads(control_plane.kubectl("get", "jrj/web", "-n", ns, "--subresource=scale", "-o", "json").stdout)
+    wait_for(
+        "web at scale 3",
+        lambda: (
+            kube.status(ns, "web").get("scale") == {"running": 3, "requested": 3}
+            and kube.condition(ns, "web", "Ready").get("status") == "True"
+        ),
+    )
+    scale = json.loads(
+        control_plane.kubectl("get", "jrj/web", "-n", ns, "--subresource=scale", "-o", "json").stdout
+    )
     assert scale["spec"]["replicas"] == 3 and scale["status"]["replicas"] == 3
     name = kube.status(ns, "web")["jobName"]
     assert emulator.calls("setJobScale", name) == 1  # the event, not a poll, made the call
@@ -120,8 +135,11 @@ def test_spec_change_goes_through_update_job(stack, ns):
 
 def test_orphan_policy_leaves_the_job_and_delete_policy_removes_it(stack, ns, control_plane):
     emulator, _, kube = stack
-    kube.apply(ns, job("keep", "Webserver", runVolume="v", cfgFile="c", deletionPolicy="Orphan"),
-               job("drop", "Webserver", runVolume="v", cfgFile="c"))
+    kube.apply(
+        ns,
+        job("keep", "Webserver", runVolume="v", cfgFile="c", deletionPolicy="Orphan"),
+        job("drop", "Webserver", runVolume="v", cfgFile="c"),
+    )
     for name in ("keep", "drop"):
         wait_for(f"{name} running", phase_is(kube, ns, name, "Running"))
     keep, drop = kube.status(ns, "keep")["jobName"], kube.status(ns, "drop")["jobName"]
@@ -134,31 +152,57 @@ def test_orphan_policy_leaves_the_job_and_delete_policy_removes_it(stack, ns, co
 def secret_reads(control_plane) -> int:
     """GETs of Secrets, as the API server counts them."""
     metrics = control_plane.kubectl("get", "--raw", "/metrics").stdout
-    return sum(int(float(line.rsplit(" ", 1)[1])) for line in metrics.splitlines()
-               if line.startswith("apiserver_request_total{")
-               and 'resource="secrets"' in line and 'verb="GET"' in line)
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in metrics.splitlines()
+        if line.startswith("apiserver_request_total{")
+        and 'resource="secrets"' in line
+        and 'verb="GET"' in line
+    )
 
 
 def test_credentials_secret_routes_the_job_to_its_own_connection(stack, ns, control_plane):
     emulator, operator, kube = stack
     from juliarun_operator.juliarun import Client, Context
+
     team_token = "team-b-s3cr3t-7171"
-    spec = dict(runVolume="v", cfgFile="c", parallelism=2, credentialsRef={"name": "jr-team-b"})
+    spec = {"runVolume": "v", "cfgFile": "c", "parallelism": 2, "credentialsRef": {"name": "jr-team-b"}}
     kube.apply(ns, job("routed", "Webserver", **spec))
     name = kube.job_name(ns, "routed")
     # Without its Secret nothing is sent anywhere, and the object says what is missing.
-    wait_for("missing Secret reported", lambda: any(
-        f"Secret {ns}/jr-team-b not found" in e["message"] for e in kube.events(ns, "routed")), 30)
+    wait_for(
+        "missing Secret reported",
+        lambda: any(f"Secret {ns}/jr-team-b not found" in e["message"] for e in kube.events(ns, "routed")),
+        30,
+    )
     assert not any(name in calls for calls in emulator.counters()["jobs"].values())
-    control_plane.kubectl("create", "secret", "generic", "jr-team-b", "-n", ns, f"--from-literal=url={emulator.url}",
-                          f"--from-literal=token={team_token}", "--from-literal=namespace=team-b")
+    control_plane.kubectl(
+        "create",
+        "secret",
+        "generic",
+        "jr-team-b",
+        "-n",
+        ns,
+        f"--from-literal=url={emulator.url}",
+        f"--from-literal=token={team_token}",
+        "--from-literal=namespace=team-b",
+    )
     # Not marked for the operator: not used (a tenant who cannot read Secrets cannot lend one).
-    wait_for("unmarked Secret reported", lambda: any(
-        "not marked for the operator" in e["message"] for e in kube.events(ns, "routed")), 30)
+    wait_for(
+        "unmarked Secret reported",
+        lambda: any("not marked for the operator" in e["message"] for e in kube.events(ns, "routed")),
+        30,
+    )
     assert not any(name in calls for calls in emulator.counters()["jobs"].values())
     control_plane.kubectl("label", "secret", "jr-team-b", "-n", ns, "juliarun.dev/credentials=true")
-    wait_for("routed at scale", lambda: kube.status(ns, "routed").get("scale") == {"running": 2, "requested": 2}
-             and kube.condition(ns, "routed", "Ready").get("status") == "True", 60)
+    wait_for(
+        "routed at scale",
+        lambda: (
+            kube.status(ns, "routed").get("scale") == {"running": 2, "requested": 2}
+            and kube.condition(ns, "routed", "Ready").get("status") == "True"
+        ),
+        60,
+    )
     team_b = Client(Context(url=emulator.url, token=team_token, namespace="team-b"))
     assert team_b.list_jobs() == {name: "Webserver"}
     assert name not in emulator.jobs()  # not in the operator's default JuliaRun namespace
@@ -175,12 +219,16 @@ def test_credentials_secret_routes_the_job_to_its_own_connection(stack, ns, cont
 def test_existing_job_is_a_conflict_until_adopted(stack, ns, control_plane):
     emulator, _, kube = stack
     from juliarun_operator.juliarun import Client, Context, Job
+
     # A default name hashes the object's UID, so only a chosen name can be taken before.
     name = f"{ns}-taken"
     Client(Context(url=emulator.url, token=TOKEN, namespace=JRUN_NAMESPACE)).submit_job(
-        Job("Webserver", name), run_volume="v", cfg_file="c")
+        Job("Webserver", name), run_volume="v", cfg_file="c"
+    )
     kube.apply(ns, job("taken", "Webserver", runVolume="v", cfgFile="c", jobName=name))
-    stalled = wait_for("conflict", lambda: (c := kube.condition(ns, "taken", "Stalled")).get("reason") == "Conflict" and c)
+    stalled = wait_for(
+        "conflict", lambda: (c := kube.condition(ns, "taken", "Stalled")).get("reason") == "Conflict" and c
+    )
     assert stalled["status"] == "True" and name in stalled["message"]
     assert emulator.calls("submitJob", name) == 1  # ours, above: the operator looked before sending
     assert "jobName" not in kube.status(ns, "taken")  # not ours: nothing to delete with the object
@@ -204,7 +252,11 @@ def test_pause_stops_calls_and_unpause_applies_pending_changes(stack, ns, contro
     time.sleep(3)  # three sync intervals: a paused object gets no JuliaRun call at all
     assert emulator.counters()["jobs"][JRUN_NAMESPACE][name] == before
     control_plane.kubectl("annotate", "jrj/p", "-n", ns, "juliarun.dev/paused-")
-    wait_for("scaled after unpause", lambda: kube.status(ns, "p").get("scale") == {"running": 2, "requested": 2}, 60)
+    wait_for(
+        "scaled after unpause",
+        lambda: kube.status(ns, "p").get("scale") == {"running": 2, "requested": 2},
+        60,
+    )
 
 
 def test_operator_killed_after_submit_submits_once(stack, ns):
@@ -219,24 +271,34 @@ def test_operator_killed_after_submit_submits_once(stack, ns):
         emulator.clear_faults()
     operator.start()
     # The job is there to see: found, not waited for (no landing window for a visible job).
-    wait_for("crash ready after restart", lambda: kube.condition(ns, "crash", "Ready").get("status") == "True", 15)
+    wait_for(
+        "crash ready after restart", lambda: kube.condition(ns, "crash", "Ready").get("status") == "True", 15
+    )
     assert emulator.calls("submitJob", name) == 1
     assert kube.status(ns, "crash")["jobName"] == name
 
 
-@pytest.mark.parametrize("faults", [
-    {"*": {"error_rate": 1.0}},
-    {"*": {"http_5xx_rate": 1.0}},
-    {"*": {"malformed_rate": 1.0}},
-    {"*": {"hang_rate": 1.0, "hang_seconds": 30}},
-], ids=["errors", "5xx", "malformed", "hangs"])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"*": {"error_rate": 1.0}},
+        {"*": {"http_5xx_rate": 1.0}},
+        {"*": {"malformed_rate": 1.0}},
+        {"*": {"hang_rate": 1.0, "hang_seconds": 30}},
+    ],
+    ids=["errors", "5xx", "malformed", "hangs"],
+)
 def test_juliarun_failing_is_reported_bounded_and_recovered(stack, ns, faults):
     emulator, operator, kube = stack
     kube.apply(ns, job("w", "Webserver", runVolume="v", cfgFile="c", parallelism=1))
     wait_for("w ready", lambda: kube.condition(ns, "w", "Ready").get("status") == "True")
     emulator.set_faults(faults)
     try:
-        wait_for("unavailable condition", lambda: kube.condition(ns, "w", "Ready").get("reason") == "JuliaRunUnavailable", 30)
+        wait_for(
+            "unavailable condition",
+            lambda: kube.condition(ns, "w", "Ready").get("reason") == "JuliaRunUnavailable",
+            30,
+        )
         kube.apply(ns, job("w", "Webserver", runVolume="v", cfgFile="c", parallelism=2))
         start_calls, started = sum(emulator.counters()["operations"].values()), time.monotonic()
         time.sleep(5)
@@ -246,8 +308,14 @@ def test_juliarun_failing_is_reported_bounded_and_recovered(stack, ns, faults):
         assert operator.proc.poll() is None
     finally:
         emulator.clear_faults()
-    wait_for("recovered at the new scale", lambda: kube.status(ns, "w").get("scale") == {"running": 2, "requested": 2}
-             and kube.condition(ns, "w", "Ready").get("status") == "True", 90)
+    wait_for(
+        "recovered at the new scale",
+        lambda: (
+            kube.status(ns, "w").get("scale") == {"running": 2, "requested": 2}
+            and kube.condition(ns, "w", "Ready").get("status") == "True"
+        ),
+        90,
+    )
 
 
 def test_juliarun_down_then_back(stack, ns):
@@ -256,7 +324,11 @@ def test_juliarun_down_then_back(stack, ns):
     wait_for("d ready", lambda: kube.condition(ns, "d", "Ready").get("status") == "True")
     emulator.kill(signal.SIGTERM)
     try:
-        wait_for("down reported", lambda: kube.condition(ns, "d", "Ready").get("reason") == "JuliaRunUnavailable", 30)
+        wait_for(
+            "down reported",
+            lambda: kube.condition(ns, "d", "Ready").get("reason") == "JuliaRunUnavailable",
+            30,
+        )
         assert requests.get(f"http://127.0.0.1:{operator.metrics_port}/readyz", timeout=5).status_code == 503
     finally:
         emulator.start()  # same port, same state file: the jobs are still there
@@ -267,7 +339,9 @@ def test_invalid_spec_the_api_server_cannot_see_is_stalled_not_retried(stack, ns
     emulator, _, kube = stack
     secretless = job("nb", "Notebook", runVolume="v", passwordSecretRef={"name": "missing", "key": "pw"})
     kube.apply(ns, secretless)
-    stalled = wait_for("stalled", lambda: (c := kube.condition(ns, "nb", "Stalled")).get("status") == "True" and c)
+    stalled = wait_for(
+        "stalled", lambda: (c := kube.condition(ns, "nb", "Stalled")).get("status") == "True" and c
+    )
     assert stalled["reason"] == "InvalidSpec" and "passwordSecretRef" in stalled["message"]
     assert emulator.calls("submitJob", kube.job_name(ns, "nb")) == 0
     control_plane.kubectl("create", "secret", "generic", "pw", "-n", ns, "--from-literal=pw=hunter2")
@@ -298,16 +372,24 @@ def test_logs_through_the_resource_and_the_kubectl_plugin(stack, ns, control_pla
     emulator, _, kube = stack
     kube.apply(ns, job("talk", "Webserver", runVolume="v", cfgFile="c"))
     wait_for("talk running", phase_is(kube, ns, "talk", "Running"))
-    env = {**control_plane.env, "JULIARUN_URL": emulator.url, "JULIARUN_TOKEN": TOKEN,
-           "JULIARUN_NAMESPACE": JRUN_NAMESPACE}
+    env = {
+        **control_plane.env,
+        "JULIARUN_URL": emulator.url,
+        "JULIARUN_TOKEN": TOKEN,
+        "JULIARUN_NAMESPACE": JRUN_NAMESPACE,
+    }
     plugin = Path(sys.executable).with_name("kubectl-juliarun")
-    for args in ([str(plugin), "logs", "talk", "-n", ns, "--count", "3"],
-                 [sys.executable, "-m", "juliarun_operator.cli", "logs", "--resource", "talk", "-k", ns, "-c", "3"]):
+    for args in (
+        [str(plugin), "logs", "talk", "-n", ns, "--count", "3"],
+        [sys.executable, "-m", "juliarun_operator.cli", "logs", "--resource", "talk", "-k", ns, "-c", "3"],
+    ):
         out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert 0 < len(out.stdout.splitlines()) <= 3
         assert TOKEN not in out.stdout + out.stderr
-    missing = subprocess.run([str(plugin), "logs", "nothing", "-n", ns], env=env, capture_output=True, text=True)
+    missing = subprocess.run(
+        [str(plugin), "logs", "nothing", "-n", ns], env=env, capture_output=True, text=True
+    )
     assert missing.returncode == 1 and "nothing" in missing.stderr and "404" in missing.stderr
 
 
@@ -361,11 +443,16 @@ def test_deletion_waits_for_juliarun_and_keeps_the_finalizer(stack, ns, control_
 def test_a_job_deleted_behind_the_operators_back_is_reported(stack, ns):
     emulator, _, kube = stack
     from juliarun_operator.juliarun import Client, Context, Job
+
     kube.apply(ns, job("lost", "Webserver", runVolume="v", cfgFile="c"))
     wait_for("lost running", phase_is(kube, ns, "lost", "Running"))
     name = kube.status(ns, "lost")["jobName"]
-    Client(Context(url=emulator.url, token=TOKEN, namespace=JRUN_NAMESPACE)).delete_job(Job("Webserver", name), force=True)
-    stalled = wait_for("JobMissing", lambda: (c := kube.condition(ns, "lost", "Stalled")).get("reason") == "JobMissing" and c)
+    Client(Context(url=emulator.url, token=TOKEN, namespace=JRUN_NAMESPACE)).delete_job(
+        Job("Webserver", name), force=True
+    )
+    stalled = wait_for(
+        "JobMissing", lambda: (c := kube.condition(ns, "lost", "Stalled")).get("reason") == "JobMissing" and c
+    )
     assert name in stalled["message"]
     time.sleep(2)
     assert emulator.calls("submitJob", name) == 1  # reported, never resubmitted
@@ -377,7 +464,11 @@ def test_juliarun_without_a_compute_cluster_is_reported(stack, ns):
     wait_for("sys ready", lambda: kube.condition(ns, "sys", "Ready").get("status") == "True")
     emulator.set_faults({"system_status": False})
     try:
-        ready = wait_for("system down reported", lambda: (c := kube.condition(ns, "sys", "Ready")).get("status") == "Unknown" and c, 30)
+        ready = wait_for(
+            "system down reported",
+            lambda: (c := kube.condition(ns, "sys", "Ready")).get("status") == "Unknown" and c,
+            30,
+        )
         assert "compute cluster" in ready["message"]
         readyz = requests.get(f"http://127.0.0.1:{operator.metrics_port}/readyz", timeout=5)
         assert readyz.status_code == 503

@@ -42,8 +42,9 @@ def token_forms(value: str) -> list[str]:
     raw = value.encode()
     std, safe = base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()
     bases = {value, std, std.rstrip("="), safe, safe.rstrip("=")}
-    return sorted({f for b in bases for f in (b, quote_plus(b), quote(b, safe=""),
-                                             quote(b, safe="").lower())})
+    return sorted(
+        {f for b in bases for f in (b, quote_plus(b), quote(b, safe=""), quote(b, safe="").lower())}
+    )
 
 
 def assert_no_secret(text: str, *secrets: str) -> None:
@@ -95,6 +96,7 @@ def servers():
     def make(**kwargs) -> Recorder:
         made.append(Recorder(**kwargs))
         return made[-1]
+
     yield make
     for s in made:
         s.stop()
@@ -102,11 +104,13 @@ def servers():
 
 # --- redirects ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_a_redirect_is_an_error_and_is_not_followed(servers, status):
     elsewhere = servers()
-    origin = servers(status=status, headers={
-        "Location": f"{elsewhere.url}/listJobs/?jruntok=stolen&jrunns=x#frag"})
+    origin = servers(
+        status=status, headers={"Location": f"{elsewhere.url}/listJobs/?jruntok=stolen&jrunns=x#frag"}
+    )
     client = Client(Context(url=origin.url, token=TOKEN, namespace="team"), retry=ONE)
     with pytest.raises(Redirected) as err:
         client.list_jobs()
@@ -125,6 +129,7 @@ def test_a_relative_redirect_names_the_full_place(servers):
 
 # --- proxies -----------------------------------------------------------------------------------
 
+
 def test_environment_proxy_is_ignored_unless_asked(servers, monkeypatch):
     """A proxy sees the whole URL, token included: it is used only when asked for."""
     target, proxy = servers(), servers()
@@ -135,21 +140,30 @@ def test_environment_proxy_is_ignored_unless_asked(servers, monkeypatch):
     Client(Context(url=target.url, token=TOKEN, namespace="team"), retry=ONE).list_jobs()
     assert len(target.requests) == 1 and proxy.requests == []
     # The control: asked to, requests does send it through the proxy.
-    asked = Context.from_env({"JULIARUN_URL": target.url, "JULIARUN_TOKEN": TOKEN,
-                              "JULIARUN_NAMESPACE": "team", "JULIARUN_USE_ENV_PROXY": "true"})
+    asked = Context.from_env(
+        {
+            "JULIARUN_URL": target.url,
+            "JULIARUN_TOKEN": TOKEN,
+            "JULIARUN_NAMESPACE": "team",
+            "JULIARUN_USE_ENV_PROXY": "true",
+        }
+    )
     Client(asked, retry=ONE).list_jobs()
     assert len(proxy.requests) == 1 and proxy.requests[0].startswith(f"GET {target.url}/listJobs/?")
 
 
 # --- error bodies that echo the request ------------------------------------------------------
 
+
 @pytest.mark.parametrize("status", [400, 502])
 def test_an_echoed_request_line_leaves_no_secret_in_the_error(status, caplog):
     """The emulator's echo fault puts the whole request line (jruntok and passwd in it) in
     the error page; the client's exception, and the log, keep none of it."""
     with running_emulator(EmulatorConfig(faults={"*": {"echo_rate": 1, "echo_status": status}})) as emu:
-        client = Client(Context(url=emu.url, token=TOKEN, namespace="team"),
-                        retry=RetryPolicy(attempts=2, base=0.01, cap=0.01))
+        client = Client(
+            Context(url=emu.url, token=TOKEN, namespace="team"),
+            retry=RetryPolicy(attempts=2, base=0.01, cap=0.01),
+        )
         with caplog.at_level(logging.DEBUG), pytest.raises(HTTPError) as err:
             client.submit_job(Job("Notebook", "nb"), run_volume="home", passwd=PASSWORD)
     exc = err.value
@@ -158,12 +172,16 @@ def test_an_echoed_request_line_leaves_no_secret_in_the_error(status, caplog):
         assert_no_secret(text, TOKEN, PASSWORD)
     # The control: the body really did carry the token (percent-encoded) before scrubbing.
     with running_emulator(EmulatorConfig(faults={"*": {"echo_rate": 1}})) as emu:
-        raw = requests.get(f"{emu.url}/listJobs/", params={
-            "jruntok": base64.b64encode(TOKEN.encode()).decode(), "jrunns": "team"}, timeout=5)
+        raw = requests.get(
+            f"{emu.url}/listJobs/",
+            params={"jruntok": base64.b64encode(TOKEN.encode()).decode(), "jrunns": "team"},
+            timeout=5,
+        )
     assert raw.status_code == 400 and quote_plus(base64.b64encode(TOKEN.encode()).decode()) in raw.text
 
 
 # --- the request-line limit of a real aiohttp server -------------------------------------------
+
 
 def test_the_client_limit_is_the_limit_of_an_aiohttp_server():
     """At the limit the server reads the request; past it the client refuses before sending.
@@ -172,8 +190,10 @@ def test_the_client_limit_is_the_limit_of_an_aiohttp_server():
     with running_emulator(EmulatorConfig()) as emu:
         client = Client(Context(url=emu.url, token=TOKEN, namespace="team"), retry=ONE)
         encoded_token = quote_plus(base64.b64encode(TOKEN.encode()).decode())
-        base = len(f"GET /submitJob/JuliaBatch/?jruntok={encoded_token}"
-                   f"&jrunns=team&name=limit&run_volume=v&start_script= HTTP/1.1")
+        base = len(
+            f"GET /submitJob/JuliaBatch/?jruntok={encoded_token}"
+            f"&jrunns=team&name=limit&run_volume=v&start_script= HTTP/1.1"
+        )
         fits = "s" * (MAX_REQUEST_LINE - base)
         client.submit_job(Job("JuliaBatch", "limit"), run_volume="v", start_script=fits)  # no HTTPError
         assert emu.state.jobs["team"]["limit"].params["start_script"] == fits
@@ -185,15 +205,25 @@ def test_the_client_limit_is_the_limit_of_an_aiohttp_server():
         # The control: sent anyway with a target over 8,190 bytes, aiohttp refuses it and
         # echoes the request line, token included, in its error page.
         def raw(script: str) -> requests.Response:
-            return requests.get(f"{emu.url}/submitJob/JuliaBatch/", timeout=5, params={
-                "jruntok": base64.b64encode(TOKEN.encode()).decode(), "jrunns": "team",
-                "name": "limiv", "run_volume": "v", "start_script": script})
+            return requests.get(
+                f"{emu.url}/submitJob/JuliaBatch/",
+                timeout=5,
+                params={
+                    "jruntok": base64.b64encode(TOKEN.encode()).decode(),
+                    "jrunns": "team",
+                    "name": "limiv",
+                    "run_volume": "v",
+                    "start_script": script,
+                },
+            )
+
         assert raw(fits + "s" * 13).status_code == 200
         over = raw(fits + "s" * 14)
         assert over.status_code == 400 and f"jruntok={encoded_token[:20]}" in over.text
 
 
 # --- our server: no valid token, nothing counted or stored -----------------------------------
+
 
 def test_calls_without_a_valid_token_leave_counters_and_memory_as_they_were():
     config = EmulatorConfig(auth={"team": [TOKEN]})
@@ -203,8 +233,11 @@ def test_calls_without_a_valid_token_leave_counters_and_memory_as_they_were():
         def burst(n: int, offset: int) -> None:
             for i in range(offset, offset + n):
                 token = ["", "%%%", base64.b64encode(f"wrong-{i}".encode()).decode()][i % 3]
-                r = session.get(f"{emu.url}/getJobStatus/JuliaBatch/", timeout=5, params={
-                    "jruntok": token, "jrunns": f"namespace-{i:05d}", "name": f"job-{i:05d}"})
+                r = session.get(
+                    f"{emu.url}/getJobStatus/JuliaBatch/",
+                    timeout=5,
+                    params={"jruntok": token, "jrunns": f"namespace-{i:05d}", "name": f"job-{i:05d}"},
+                )
                 assert r.json()["code"] == CODE_UNAUTHORIZED
 
         before = emu.counters()
@@ -230,8 +263,17 @@ def test_a_valid_token_is_still_counted():
         assert emu.counters()["operations"] == {"listJobs": 1}
 
 
-@pytest.mark.parametrize("host,warned", [("0.0.0.0", True), ("::", True), ("10.1.2.3", True),
-                                         ("127.0.0.1", False), ("localhost", False), ("::1", False)])
+@pytest.mark.parametrize(
+    "host,warned",
+    [
+        ("0.0.0.0", True),  # noqa: S104 (the test is that binding all interfaces warns)
+        ("::", True),
+        ("10.1.2.3", True),
+        ("127.0.0.1", False),
+        ("localhost", False),
+        ("::1", False),
+    ],
+)
 def test_listening_beyond_loopback_warns_about_the_admin_paths(host, warned, caplog):
     app = create_app(EmulatorConfig(host=host, auth={}))
     app.freeze()
@@ -243,7 +285,10 @@ def test_listening_beyond_loopback_warns_about_the_admin_paths(host, warned, cap
 
 def test_echo_fault_flags_are_checked():
     from juliarun_operator.emulator import faults as fl
-    assert fl.normalise({"*": {"echo_rate": 1, "echo_status": 502}}) == {"*": {"echo_rate": 1.0, "echo_status": 502.0}}
+
+    assert fl.normalise({"*": {"echo_rate": 1, "echo_status": 502}}) == {
+        "*": {"echo_rate": 1.0, "echo_status": 502.0}
+    }
     for bad in ({"*": {"echo_status": 200}}, {"*": {"echo_status": 404.5}}):
         with pytest.raises(ValueError, match="echo_status"):
             fl.normalise(bad)

@@ -8,35 +8,40 @@ from juliarun_operator import cli
 from juliarun_operator.juliarun import ParameterError
 from juliarun_operator.output import cell, flow_yaml, format_table, render
 
-
 # --- PARAM=VALUE ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("pair, expected", [
-    ("image=1.0", {"image": "1.0"}),  # YAML would read a float
-    ("start_script=yes", {"start_script": "yes"}),  # YAML 1.1 would read True
-    ("run_volume=null", {"run_volume": "null"}),
-    ("memory=4Gi", {"memory": "4Gi"}),
-    ("restart=Never", {"restart": "Never"}),
-    ("passwd=123456", {"passwd": "123456"}),
-    ("shell=a=b.sh", {"shell": "a=b.sh"}),  # only the first '=' separates
-    ("start_script=", {"start_script": ""}),
-    ("start_script=[x]", {"start_script": "[x]"}),  # text, not a list
-])
+
+@pytest.mark.parametrize(
+    "pair, expected",
+    [
+        ("image=1.0", {"image": "1.0"}),  # YAML would read a float
+        ("start_script=yes", {"start_script": "yes"}),  # YAML 1.1 would read True
+        ("run_volume=null", {"run_volume": "null"}),
+        ("memory=4Gi", {"memory": "4Gi"}),
+        ("restart=Never", {"restart": "Never"}),
+        ("passwd=123456", {"passwd": "123456"}),
+        ("shell=a=b.sh", {"shell": "a=b.sh"}),  # only the first '=' separates
+        ("start_script=", {"start_script": ""}),
+        ("start_script=[x]", {"start_script": "[x]"}),  # text, not a list
+    ],
+)
 def test_text_parameters_keep_the_raw_text(pair, expected):
     assert cli.parse_params([pair]) == expected
 
 
-@pytest.mark.parametrize("pair, expected", [
-    ("cpu=0.5", {"cpu": 0.5}),
-    ("cpu=2", {"cpu": 2}),
-    ("nworkers=4", {"nworkers": 4}),
-    ("external=true", {"external": True}),
-    ("external=false", {"external": False}),
-    ("additional_volumes=[data, scratch]", {"additional_volumes": ["data", "scratch"]}),
-    ("ports={http: [8080, 80]}", {"ports": {"http": [8080, 80]}}),
-    ("ports={nb: [8888, 8888], api: [9000, 90]}",
-     {"ports": {"nb": [8888, 8888], "api": [9000, 90]}}),
-])
+@pytest.mark.parametrize(
+    "pair, expected",
+    [
+        ("cpu=0.5", {"cpu": 0.5}),
+        ("cpu=2", {"cpu": 2}),
+        ("nworkers=4", {"nworkers": 4}),
+        ("external=true", {"external": True}),
+        ("external=false", {"external": False}),
+        ("additional_volumes=[data, scratch]", {"additional_volumes": ["data", "scratch"]}),
+        ("ports={http: [8080, 80]}", {"ports": {"http": [8080, 80]}}),
+        ("ports={nb: [8888, 8888], api: [9000, 90]}", {"ports": {"nb": [8888, 8888], "api": [9000, 90]}}),
+    ],
+)
 def test_other_parameters_are_yaml_flow(pair, expected):
     assert cli.parse_params([pair]) == expected
 
@@ -51,12 +56,15 @@ def test_unknown_parameter_passes_through_for_the_client_to_refuse():
     assert cli.parse_params(["colour={red"]) == {"colour": "{red"}
 
 
-@pytest.mark.parametrize("pair, name", [
-    ("ports={http: [8080, 80]", "ports"),
-    ("additional_volumes=[a, b", "additional_volumes"),
-    ("envvars={A: 1", "envvars"),
-    ("cpu=[", "cpu"),
-])
+@pytest.mark.parametrize(
+    "pair, name",
+    [
+        ("ports={http: [8080, 80]", "ports"),
+        ("additional_volumes=[a, b", "additional_volumes"),
+        ("envvars={A: 1", "envvars"),
+        ("cpu=[", "cpu"),
+    ],
+)
 def test_bad_yaml_names_the_parameter(pair, name):
     with pytest.raises(ParameterError) as info:
         cli.parse_params([pair])
@@ -66,11 +74,14 @@ def test_bad_yaml_names_the_parameter(pair, name):
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("pairs, text", [
-    (["cpu"], "expected PARAM=VALUE, got 'cpu'"),
-    (["=1"], "expected PARAM=VALUE, got '=1'"),
-    (["cpu=1", "cpu=2"], "parameter cpu given more than once"),
-])
+@pytest.mark.parametrize(
+    "pairs, text",
+    [
+        (["cpu"], "expected PARAM=VALUE, got 'cpu'"),
+        (["=1"], "expected PARAM=VALUE, got '=1'"),
+        (["cpu=1", "cpu=2"], "parameter cpu given more than once"),
+    ],
+)
 def test_malformed_pairs(pairs, text):
     with pytest.raises(ParameterError, match=text):
         cli.parse_params(pairs)
@@ -78,8 +89,10 @@ def test_malformed_pairs(pairs, text):
 
 def test_the_client_refuses_what_the_cli_passes_on():
     from juliarun_operator.juliarun.encoding import encode_params
-    params = cli.parse_params(["run_volume=jobs", "start_script=1.0", "cpu=0.5",
-                               "ports={http: [8080, 80]}", "envvars={N: 2}"])
+
+    params = cli.parse_params(
+        ["run_volume=jobs", "start_script=1.0", "cpu=0.5", "ports={http: [8080, 80]}", "envvars={N: 2}"]
+    )
     wire = encode_params("JuliaParBatch", params)
     assert wire["start_script"] == "1.0"
     assert wire["envvars"] == 'Dict("N" => "2")'
@@ -88,6 +101,7 @@ def test_the_client_refuses_what_the_cli_passes_on():
 
 
 # --- the parser -------------------------------------------------------------------------
+
 
 def parse(*argv: str):
     return cli.build_parser().parse_args(list(argv))
@@ -123,51 +137,87 @@ def test_context_from_options_wins_over_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("JULIARUN_TOKEN_FILE", raising=False)
     monkeypatch.setenv("JULIARUN_TOKEN", "from-env")
     monkeypatch.setenv("JULIARUN_NAMESPACE", "env-ns")
-    context = cli.context_from_args(parse("--url", "http://opt:2", "jobs", "--token-file", str(token),
-                                          "-n", "opt-ns", "--insecure"))
+    context = cli.context_from_args(
+        parse("--url", "http://opt:2", "jobs", "--token-file", str(token), "-n", "opt-ns", "--insecure")
+    )
     assert (context.url, context.token, context.namespace, context.verify) == (
-        "http://opt:2", "from-file", "opt-ns", False)
+        "http://opt:2",
+        "from-file",
+        "opt-ns",
+        False,
+    )
     context = cli.context_from_args(parse("jobs", "--ca-file", "/ca.pem"))
     assert (context.url, context.token, context.namespace, context.verify) == (
-        "http://env:1", "from-env", "env-ns", "/ca.pem")
+        "http://env:1",
+        "from-env",
+        "env-ns",
+        "/ca.pem",
+    )
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["submit", "JuliaBatch", "j", "a=1", "b=2"], {"job_type": "JuliaBatch", "name": "j", "params": ["a=1", "b=2"]}),
-    (["update", "j", "cpu=1", "--type", "Notebook"], {"name": "j", "params": ["cpu=1"], "type": "Notebook"}),
-    (["status", "j"], {"name": "j", "type": None, "output": "table"}),
-    (["scale", "j"], {"count": None, "wait": False}),
-    (["scale", "j", "3", "--wait", "--timeout", "5"], {"count": 3, "wait": True, "timeout": 5.0}),
-    (["logs", "j", "--count", "7", "--stream", "stderr"], {"count": 7, "stream": "stderr"}),
-    (["logs", "j"], {"count": 50, "stream": None}),
-    (["delete", "j", "--force"], {"force": True}),
-    (["url", "j", "8888"], {"port": 8888}),
-    (["jobs", "--all", "-o", "json"], {"all": True, "output": "json"}),
-    (["types", "Notebook", "-o", "yaml"], {"job_type": "Notebook", "output": "yaml"}),
-    (["system"], {"output": "table"}),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (
+            ["submit", "JuliaBatch", "j", "a=1", "b=2"],
+            {"job_type": "JuliaBatch", "name": "j", "params": ["a=1", "b=2"]},
+        ),
+        (
+            ["update", "j", "cpu=1", "--type", "Notebook"],
+            {"name": "j", "params": ["cpu=1"], "type": "Notebook"},
+        ),
+        (["status", "j"], {"name": "j", "type": None, "output": "table"}),
+        (["scale", "j"], {"count": None, "wait": False}),
+        (["scale", "j", "3", "--wait", "--timeout", "5"], {"count": 3, "wait": True, "timeout": 5.0}),
+        (["logs", "j", "--count", "7", "--stream", "stderr"], {"count": 7, "stream": "stderr"}),
+        (["logs", "j"], {"count": 50, "stream": None}),
+        (["delete", "j", "--force"], {"force": True}),
+        (["url", "j", "8888"], {"port": 8888}),
+        (["jobs", "--all", "-o", "json"], {"all": True, "output": "json"}),
+        (["types", "Notebook", "-o", "yaml"], {"job_type": "Notebook", "output": "yaml"}),
+        (["system"], {"output": "table"}),
+    ],
+)
 def test_subcommand_arguments(argv, expected):
     args = vars(parse(*argv))
     assert {k: args[k] for k in expected} == expected
 
 
-@pytest.mark.parametrize("argv", [
-    ["submit", "NoSuchType", "j"],
-    ["status"],
-    ["scale", "j", "many"],
-    ["jobs", "-o", "xml"],
-    ["logs", "j", "--stream", "both"],
-    ["jobs", "--ca-file", "x", "--insecure"],
-    ["nonsense"],
-    [],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["submit", "NoSuchType", "j"],
+        ["status"],
+        ["scale", "j", "many"],
+        ["jobs", "-o", "xml"],
+        ["logs", "j", "--stream", "both"],
+        ["jobs", "--ca-file", "x", "--insecure"],
+        ["nonsense"],
+        [],
+    ],
+)
 def test_usage_errors_exit_2(argv, capsys):
     assert cli.main(argv) == 2
     assert "error:" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["system", "jobs", "submit", "update", "status", "scale",
-                                     "endpoint", "logs", "delete", "url", "types", "cluster"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "system",
+        "jobs",
+        "submit",
+        "update",
+        "status",
+        "scale",
+        "endpoint",
+        "logs",
+        "delete",
+        "url",
+        "types",
+        "cluster",
+    ],
+)
 def test_every_subcommand_has_help(command, capsys):
     assert cli.main([command, "--help"]) == 0
     out = capsys.readouterr().out
@@ -195,6 +245,7 @@ def test_parameter_error_is_one_line_exit_1_before_any_request(capsys):
 
 
 # --- rendering --------------------------------------------------------------------------
+
 
 def test_table_columns_are_aligned_without_trailing_blanks():
     text = format_table(["NAME", "TYPE"], [["a", "JuliaBatch"], ["longer-name", "Notebook"]])

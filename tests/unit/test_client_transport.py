@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import suppress
 from urllib.parse import urlsplit
 
 import pytest
@@ -47,8 +48,10 @@ class NoNetwork(requests.Session):
 
 # --- plain http -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("url", ["http://juliarunremote-svc.juliarun:80", "http://10.0.0.7",
-                                 "http://juliarun.example.com/base/"])
+
+@pytest.mark.parametrize(
+    "url", ["http://juliarunremote-svc.juliarun:80", "http://10.0.0.7", "http://juliarun.example.com/base/"]
+)
 def test_plain_http_to_another_host_is_refused_before_sending(url):
     session = NoNetwork()
     client = Client(Context(url=url, token=TOKEN), session=session, retry=ONE)
@@ -65,8 +68,16 @@ def test_other_schemes_and_hostless_urls_are_refused(url):
     assert session.sent == []
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://127.9.9.9", "http://localhost:1",
-                                 "http://[::1]:8080", "https://jr.example"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080",
+        "http://127.9.9.9",
+        "http://localhost:1",
+        "http://[::1]:8080",
+        "https://jr.example",
+    ],
+)
 def test_https_and_loopback_are_allowed(url):
     session = NoNetwork()
     with pytest.raises(TransportError):  # it got as far as the (fake) network
@@ -76,8 +87,13 @@ def test_https_and_loopback_are_allowed(url):
 
 def test_allowed_plain_http_is_sent_and_warned_about(caplog):
     session = NoNetwork()
-    context = Context.from_env({"JULIARUN_URL": "http://jr.internal:80", "JULIARUN_TOKEN": TOKEN,
-                                "JULIARUN_ALLOW_INSECURE_HTTP": "true"})
+    context = Context.from_env(
+        {
+            "JULIARUN_URL": "http://jr.internal:80",
+            "JULIARUN_TOKEN": TOKEN,
+            "JULIARUN_ALLOW_INSECURE_HTTP": "true",
+        }
+    )
     with caplog.at_level(logging.WARNING, logger="juliarun_operator.juliarun.client"):
         client = Client(context, session=session, retry=ONE)
     assert "over plain http" in caplog.text and "http://jr.internal:80" in caplog.text
@@ -94,14 +110,17 @@ def test_loopback_detection_needs_no_dns():
 
 # --- proxies ----------------------------------------------------------------------------------
 
+
 def test_environment_proxies_are_ignored_unless_asked():
     assert Client(Context(url="https://jr.example", token=TOKEN)).session.trust_env is False
-    asked = Context.from_env({"JULIARUN_URL": "https://jr.example", "JULIARUN_TOKEN": TOKEN,
-                              "JULIARUN_USE_ENV_PROXY": "true"})
+    asked = Context.from_env(
+        {"JULIARUN_URL": "https://jr.example", "JULIARUN_TOKEN": TOKEN, "JULIARUN_USE_ENV_PROXY": "true"}
+    )
     assert asked.use_env_proxy and Client(asked).session.trust_env is True
 
 
 # --- request size -----------------------------------------------------------------------------
+
 
 def line_length(url: str) -> int:
     parts = urlsplit(url)
@@ -110,21 +129,25 @@ def line_length(url: str) -> int:
 
 def submit_with_script_of(length: int) -> NoNetwork:
     session = NoNetwork()
-    client = Client(Context(url="http://127.0.0.1:9", token=TOKEN, namespace="team-a"), session=session, retry=ONE)
-    try:
+    client = Client(
+        Context(url="http://127.0.0.1:9", token=TOKEN, namespace="team-a"), session=session, retry=ONE
+    )
+    with suppress(TransportError):  # NoNetwork refuses every request; only what was sent matters
         client.submit_job(JOB, run_volume="v", start_script="s" * length)
-    except TransportError:
-        pass
     return session
 
 
 def test_a_request_over_the_limit_is_refused_naming_the_parameter():
     session = NoNetwork()
-    client = Client(Context(url="http://127.0.0.1:9", token=TOKEN, namespace="team-a"), session=session, retry=ONE)
+    client = Client(
+        Context(url="http://127.0.0.1:9", token=TOKEN, namespace="team-a"), session=session, retry=ONE
+    )
     with pytest.raises(RequestTooLarge) as err:
         client.submit_job(JOB, run_volume="v", start_script="println(1)\n" * 900)
     assert err.value.param == "start_script" and err.value.size > MAX_REQUEST_LINE
-    assert "parameter start_script (startScript in a JuliaRunJob)" in str(err.value) and "8,190" in str(err.value)
+    assert "parameter start_script (startScript in a JuliaRunJob)" in str(err.value) and "8,190" in str(
+        err.value
+    )
     assert session.sent == []
 
 
@@ -134,8 +157,9 @@ def test_the_limit_is_exact():
     fits = 100 + MAX_REQUEST_LINE - line_length(probe.sent[0])
     assert line_length(submit_with_script_of(fits).sent[0]) == MAX_REQUEST_LINE
     with pytest.raises(RequestTooLarge):
-        Client(Context(url="http://127.0.0.1:9", token=TOKEN, namespace="team-a"),
-               session=NoNetwork(), retry=ONE).submit_job(JOB, run_volume="v", start_script="s" * (fits + 1))
+        Client(
+            Context(url="http://127.0.0.1:9", token=TOKEN, namespace="team-a"), session=NoNetwork(), retry=ONE
+        ).submit_job(JOB, run_volume="v", start_script="s" * (fits + 1))
 
 
 def test_a_huge_token_is_named_as_the_token():
@@ -150,22 +174,32 @@ def test_a_huge_token_is_named_as_the_token():
 def test_the_size_counted_is_the_size_sent(script, namespace):
     """The length the client checks is the length requests puts on the wire, whatever the text."""
     session = NoNetwork()
-    client = Client(Context(url="http://127.0.0.1:9/base/", token=TOKEN, namespace=namespace,
-                            max_request_line=line_length("http://x/?") + 10_000), session=session, retry=ONE)
-    try:
+    client = Client(
+        Context(
+            url="http://127.0.0.1:9/base/",
+            token=TOKEN,
+            namespace=namespace,
+            max_request_line=line_length("http://x/?") + 10_000,
+        ),
+        session=session,
+        retry=ONE,
+    )
+    with suppress(TransportError):
         client.submit_job(JOB, run_volume="v", start_script=script)
-    except TransportError:
-        pass
     (url,) = session.sent
     sent = line_length(url)
-    tight = Client(Context(url="http://127.0.0.1:9/base/", token=TOKEN, namespace=namespace,
-                           max_request_line=sent - 1), session=NoNetwork(), retry=ONE)
+    tight = Client(
+        Context(url="http://127.0.0.1:9/base/", token=TOKEN, namespace=namespace, max_request_line=sent - 1),
+        session=NoNetwork(),
+        retry=ONE,
+    )
     with pytest.raises(RequestTooLarge) as err:
         tight.submit_job(JOB, run_volume="v", start_script=script)
     assert err.value.size == sent
 
 
 # --- URL credentials ---------------------------------------------------------------------------
+
 
 def test_url_credentials_are_never_printed():
     context = Context(url="https://alice:pa55w0rd-x@jr.example:8443/base?x=1", token=TOKEN)
@@ -188,6 +222,7 @@ def test_public_url():
 
 # --- the token file -----------------------------------------------------------------------------
 
+
 def test_token_file_is_read_again_when_it_changes(tmp_path):
     path = tmp_path / "token"
     path.write_text("first-token-aaaa\n")
@@ -206,9 +241,13 @@ def test_token_file_rotated_as_kubelet_does(tmp_path):
         (tmp_path / f"..v{n}" / "token").write_text(token)
     (tmp_path / "..data").symlink_to("..v1")
     (tmp_path / "token").symlink_to("..data/token")
-    client = Client(Context.from_env({"JULIARUN_URL": "http://127.0.0.1:9",
-                                      "JULIARUN_TOKEN_FILE": str(tmp_path / "token")}),
-                    session=NoNetwork(), retry=ONE)
+    client = Client(
+        Context.from_env(
+            {"JULIARUN_URL": "http://127.0.0.1:9", "JULIARUN_TOKEN_FILE": str(tmp_path / "token")}
+        ),
+        session=NoNetwork(),
+        retry=ONE,
+    )
     assert client.current_token() == "rotated-token-one"
     (tmp_path / "..data_tmp").symlink_to("..v2")
     os.replace(tmp_path / "..data_tmp", tmp_path / "..data")

@@ -4,8 +4,7 @@ import pytest
 
 from juliarun_operator.emulator.state import MAX_HISTORY, Cluster, Refused, Timing
 from juliarun_operator.juliarun.encoding import check_params
-from juliarun_operator.juliarun.errors import (CODE_INVALID_PARAMETER, CODE_JOB_EXISTS,
-                                               CODE_NO_SUCH_JOB)
+from juliarun_operator.juliarun.errors import CODE_INVALID_PARAMETER, CODE_JOB_EXISTS, CODE_NO_SUCH_JOB
 
 NS = "team"
 
@@ -198,8 +197,12 @@ def test_all_job_info_matches_single_job_calls(cluster, clock):
     submit(cluster, "nb", "Notebook")
     clock.advance(1.7)
     info = cluster.all_job_info(NS)
-    assert info["p"] == {"type": "JuliaParBatch", "status": cluster.status(NS, "p", "JuliaParBatch"),
-                         "scale": cluster.scale(NS, "p", "JuliaParBatch"), "endpoint": []}
+    assert info["p"] == {
+        "type": "JuliaParBatch",
+        "status": cluster.status(NS, "p", "JuliaParBatch"),
+        "scale": cluster.scale(NS, "p", "JuliaParBatch"),
+        "endpoint": [],
+    }
     assert info["nb"]["endpoint"] == cluster.endpoints(NS, "nb", "Notebook")
 
 
@@ -213,8 +216,12 @@ def test_tail_tells_the_lifecycle_in_order(cluster, clock):
     lines = texts(cluster.tail(NS, "p", "JuliaParBatch", 50))
     assert lines[0].endswith("scheduled") and lines[1].startswith("[ Info: job created")
     assert "[ Info: worker 1 started" in lines and "[ Info: worker 2 started" in lines
-    assert [l for l in lines if l.startswith("progress")] == [
-        "progress: 20%", "progress: 40%", "progress: 60%", "progress: 80%"]
+    assert [line for line in lines if line.startswith("progress")] == [
+        "progress: 20%",
+        "progress: 40%",
+        "progress: 60%",
+        "progress: 80%",
+    ]
     assert lines[-1] == "job finished: 2 succeeded"
     stamps = [line.split(" ", 1)[0] for line in cluster.tail(NS, "p", "JuliaParBatch", 50).split("\n")]
     assert stamps == sorted(stamps)
@@ -228,7 +235,9 @@ def test_tail_honours_count_and_stream(cluster, clock):
     out = texts(cluster.tail(NS, "p", "JuliaParBatch", 50, "stdout"))
     err = texts(cluster.tail(NS, "p", "JuliaParBatch", 50, "stderr"))
     assert out and err and sorted(out + err) == sorted(every)
-    assert all(not l.startswith("[ Info") for l in out) and all(l.startswith("[ Info") for l in err)
+    assert all(not line.startswith("[ Info") for line in out) and all(
+        line.startswith("[ Info") for line in err
+    )
     assert cluster.tail(NS, "p", "JuliaParBatch", 0) == ""
 
 
@@ -251,6 +260,7 @@ def test_history_of_scale_changes_is_capped(cluster, clock):
 
 def test_state_round_trips_through_json(cluster, clock):
     import json
+
     submit(cluster, "p", "JuliaParBatch", nworkers=3, ports={"x": (1, 2)})
     clock.advance(1.6)
     cluster.set_scale(NS, "p", "JuliaParBatch", 5)
@@ -261,11 +271,14 @@ def test_state_round_trips_through_json(cluster, clock):
     assert restored.tail(NS, "p", "JuliaParBatch", 50) == cluster.tail(NS, "p", "JuliaParBatch", 50)
 
 
-@pytest.mark.parametrize("data", [
-    {"format": 99, "jobs": []},
-    {"format": 1, "jobs": [{"name": "x"}]},
-    [],
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"format": 99, "jobs": []},
+        {"format": 1, "jobs": [{"name": "x"}]},
+        [],
+    ],
+)
 def test_invalid_state_is_refused_and_keeps_the_jobs(cluster, data):
     submit(cluster, "b", "JuliaBatch")
     with pytest.raises(ValueError):

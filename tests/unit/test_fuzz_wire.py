@@ -25,8 +25,7 @@ from hypothesis import strategies as st
 
 from juliarun_operator.juliarun import Client, Context, Job
 from juliarun_operator.juliarun import jobtypes as jt
-from juliarun_operator.juliarun.encoding import (
-    check_job_name, check_params, decode_params, encode_params)
+from juliarun_operator.juliarun.encoding import check_job_name, check_params, decode_params, encode_params
 from juliarun_operator.juliarun.errors import ParameterError
 from juliarun_operator.reconcile.mapping import FIELD_TO_PARAM, job_params
 from juliarun_operator.reconcile.naming import default_job_name
@@ -42,16 +41,23 @@ NASTY = "&=#%?+;/ \"'\\$\n\r\t\x01\x1b\x7f\x85\u2028\ufeff{}[]()=>,:é中😀"
 nasty_text = st.text(alphabet=st.sampled_from(NASTY), max_size=12)
 # NUL (refused in plain strings; kept, escaped, inside lists and maps) comes from st.text
 # now and then, and from the explicit examples.
-any_text = st.one_of(st.text(max_size=20), nasty_text,
-                     st.lists(st.one_of(st.text(max_size=4), nasty_text), max_size=4).map("".join))
+any_text = st.one_of(
+    st.text(max_size=20),
+    nasty_text,
+    st.lists(st.one_of(st.text(max_size=4), nasty_text), max_size=4).map("".join),
+)
 numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
-    st.floats(min_value=0, max_value=1e-300), st.floats(min_value=1e300),
-    st.integers(), st.integers(min_value=-(10 ** 30), max_value=10 ** 30), st.booleans(),
-    st.sampled_from([0, 0.0, -0.0, 5e-324, 1.7976931348623157e308, 1e6, 1e-5, 2 ** 53 + 1]),
+    st.floats(min_value=0, max_value=1e-300),
+    st.floats(min_value=1e300),
+    st.integers(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.booleans(),
+    st.sampled_from([0, 0.0, -0.0, 5e-324, 1.7976931348623157e308, 1e6, 1e-5, 2**53 + 1]),
 )
-port_numbers = st.one_of(st.integers(min_value=-2, max_value=70000),
-                         st.sampled_from([0, 1, 65535, 65536, True, False, 1.0, "80"]))
+port_numbers = st.one_of(
+    st.integers(min_value=-2, max_value=70000), st.sampled_from([0, 1, 65535, 65536, True, False, 1.0, "80"])
+)
 key_text = st.one_of(st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_.-]{0,8}\Z"), any_text)
 scalars = st.one_of(any_text, numbers, st.none())
 
@@ -64,18 +70,21 @@ def value_for(param: jt.Param) -> st.SearchStrategy:
     if kind == jt.NUMBER:
         return st.one_of(numbers, any_text)
     if kind == jt.INTEGER:
-        return st.one_of(st.integers(min_value=0, max_value=2 ** 70), numbers, any_text)
+        return st.one_of(st.integers(min_value=0, max_value=2**70), numbers, any_text)
     if kind == jt.BOOLEAN:
         return st.one_of(st.booleans(), st.booleans(), numbers, any_text)
     if kind == jt.QUANTITY:
-        return st.one_of(st.from_regex(r"\A[0-9]{1,5}(\.[0-9]{1,3})?(Ki|Mi|Gi|Ti|k|M|G)?\Z"), any_text, numbers)
+        return st.one_of(
+            st.from_regex(r"\A[0-9]{1,5}(\.[0-9]{1,3})?(Ki|Mi|Gi|Ti|k|M|G)?\Z"), any_text, numbers
+        )
     if kind == jt.ENUM:
         return st.one_of(st.sampled_from(param.choices), any_text, numbers)
     if kind == jt.STRING_LIST:
         return st.one_of(st.lists(any_text, max_size=4), st.lists(scalars, max_size=3), any_text)
     if kind == jt.PORTS:
-        entry = st.fixed_dictionaries({"name": key_text, "containerPort": port_numbers,
-                                       "servicePort": port_numbers})
+        entry = st.fixed_dictionaries(
+            {"name": key_text, "containerPort": port_numbers, "servicePort": port_numbers}
+        )
         return st.lists(entry, max_size=4, unique_by=lambda e: e["name"])
     if kind == jt.ENV:
         entry = st.fixed_dictionaries({"name": key_text, "value": st.one_of(any_text, any_text, numbers)})
@@ -94,10 +103,13 @@ def good_value_for(param: jt.Param) -> st.SearchStrategy:
     if kind == jt.STRING:
         return any_text
     if kind == jt.NUMBER:
-        return st.one_of(st.floats(min_value=0, allow_infinity=False), st.integers(0, 10 ** 30),
-                         st.sampled_from([0, 5e-324, 1.7976931348623157e308, 1e6, 1e-5, 0.1]))
+        return st.one_of(
+            st.floats(min_value=0, allow_infinity=False),
+            st.integers(0, 10**30),
+            st.sampled_from([0, 5e-324, 1.7976931348623157e308, 1e6, 1e-5, 0.1]),
+        )
     if kind == jt.INTEGER:
-        return st.integers(min_value=0, max_value=2 ** 70)
+        return st.integers(min_value=0, max_value=2**70)
     if kind == jt.BOOLEAN:
         return st.booleans()
     if kind == jt.QUANTITY:
@@ -135,21 +147,28 @@ def specs(draw):
         if name in spec_type.required() or draw(st.integers(0, 2)) == 0:
             spec[param.field] = draw(values)
     if spec_type.scalable and draw(st.booleans()):
-        spec["parallelism"] = draw(st.one_of(st.integers(min_value=0, max_value=1000),
-                                             st.integers(min_value=0, max_value=2 ** 64)))
+        spec["parallelism"] = draw(
+            st.one_of(st.integers(min_value=0, max_value=1000), st.integers(min_value=0, max_value=2**64))
+        )
     if wild and draw(st.integers(0, 4)) == 0:  # a field of another type, or no field at all
         # (not passwordSecretRef: the CRD makes it an object; see MALFORMED for a string there)
-        field = draw(st.sampled_from(sorted(set(FIELD_TO_PARAM) - {"passwordSecretRef"}) + ["bogus", "nworkers"]))
+        field = draw(
+            st.sampled_from([*sorted(set(FIELD_TO_PARAM) - {"passwordSecretRef"}), "bogus", "nworkers"])
+        )
         spec[field] = draw(any_text)
     return spec
 
 
 dns_label = st.from_regex(r"\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
-job_names = st.one_of(dns_label, st.builds(default_job_name, dns_label, dns_label, st.uuids().map(str)),
-                      st.builds(default_job_name, any_text.filter(bool), any_text.filter(bool), any_text))
+job_names = st.one_of(
+    dns_label,
+    st.builds(default_job_name, dns_label, dns_label, st.uuids().map(str)),
+    st.builds(default_job_name, any_text.filter(bool), any_text.filter(bool), any_text),
+)
 
 
 # --- the query as the client sends it -----------------------------------------------------------
+
 
 def sent_url(namespace: str, job: Job, wire: dict[str, str]) -> tuple[str, dict[str, str]]:
     client = Client(Context(url=URL, token=TOKEN, namespace=namespace))
@@ -176,28 +195,54 @@ def check_query(url: str, query: dict[str, str], namespace: str, job_name: str) 
 
 # --- properties ------------------------------------------------------------------------------
 
+
 def _read_secret(value: str):
     def read(namespace: str, name: str, key: str) -> str:
         return value
+
     return read
 
 
 @SETTINGS
 @given(spec=specs(), namespace=any_text, job_name=job_names, secret=any_text)
-@example(spec={"type": "Webserver", "runVolume": "a&jruntok=x", "cfgFile": "b#c",
-               "image": "x=1&name=evil", "envVars": [{"name": "A", "value": "1&jrunns=other"}]},
-         namespace="ns&name=other", job_name="web", secret="")
-@example(spec={"type": "Notebook", "runVolume": "v", "passwordSecretRef": {"name": "pw", "key": "pw"}},
-         namespace="ns", job_name="nb", secret="pw\x00&passwd=")
-@example(spec={"type": "Generic", "runVolume": "%00%26", "image": "i", "command": ["sh", "-c", "echo $HOME\n"],
-               "args": ['"; rm -rf /', "\\"], "cpu": 1e-7, "memory": "1.5Gi"},
-         namespace="%26", job_name="g", secret="")
+@example(
+    spec={
+        "type": "Webserver",
+        "runVolume": "a&jruntok=x",
+        "cfgFile": "b#c",
+        "image": "x=1&name=evil",
+        "envVars": [{"name": "A", "value": "1&jrunns=other"}],
+    },
+    namespace="ns&name=other",
+    job_name="web",
+    secret="",
+)
+@example(
+    spec={"type": "Notebook", "runVolume": "v", "passwordSecretRef": {"name": "pw", "key": "pw"}},
+    namespace="ns",
+    job_name="nb",
+    secret="pw\x00&passwd=",
+)
+@example(
+    spec={
+        "type": "Generic",
+        "runVolume": "%00%26",
+        "image": "i",
+        "command": ["sh", "-c", "echo $HOME\n"],
+        "args": ['"; rm -rf /', "\\"],
+        "cpu": 1e-7,
+        "memory": "1.5Gi",
+    },
+    namespace="%26",
+    job_name="g",
+    secret="",
+)
 def test_fuzzed_specs_encode_faithfully_or_are_refused_by_name(spec, namespace, job_name, secret):
     try:
         params = job_params(spec, namespace, _read_secret(secret))
     except ParameterError as exc:
         assert exc.param, f"ParameterError without a field: {exc}"
-        assert exc.param in spec or exc.param == "nworkers" and "parallelism" in spec, (exc.param, spec)
+        assert exc.param in spec or (exc.param == "nworkers" and "parallelism" in spec), (exc.param, spec)
         assert f"spec.{exc.param}" in str(exc)
         event(f"refused by the mapping: {exc.param}")
         return
@@ -223,11 +268,17 @@ def test_fuzzed_specs_encode_faithfully_or_are_refused_by_name(spec, namespace, 
 
 
 @SETTINGS
-@given(job_type=st.sampled_from(sorted(jt.JOB_TYPES)),
-       params=st.dictionaries(st.sampled_from(sorted(jt.PARAMETERS)), scalars | st.lists(scalars, max_size=3)
-                              | st.dictionaries(any_text, st.one_of(any_text, st.tuples(port_numbers, port_numbers)),
-                                                max_size=3), max_size=6),
-       partial=st.booleans())
+@given(
+    job_type=st.sampled_from(sorted(jt.JOB_TYPES)),
+    params=st.dictionaries(
+        st.sampled_from(sorted(jt.PARAMETERS)),
+        scalars
+        | st.lists(scalars, max_size=3)
+        | st.dictionaries(any_text, st.one_of(any_text, st.tuples(port_numbers, port_numbers)), max_size=3),
+        max_size=6,
+    ),
+    partial=st.booleans(),
+)
 def test_fuzzed_parameters_to_encode_params(job_type, params, partial):
     """The client's own entry point (submit_job/update_job kwargs): faithful or ParameterError."""
     try:
@@ -242,8 +293,11 @@ def test_fuzzed_parameters_to_encode_params(job_type, params, partial):
 
 
 @SETTINGS
-@given(extra=st.dictionaries(st.one_of(any_text, st.sampled_from(["jruntok", "jrunns", "name"])),
-                             any_text, max_size=5))
+@given(
+    extra=st.dictionaries(
+        st.one_of(any_text, st.sampled_from(["jruntok", "jrunns", "name"])), any_text, max_size=5
+    )
+)
 def test_no_extra_query_value_overrides_the_connections_own(extra):
     """Keys other calls add (force, count, port, ...) can never replace jruntok/jrunns/name."""
     client = Client(Context(url=URL, token=TOKEN, namespace="ns"))
@@ -272,12 +326,15 @@ def test_job_names_are_whole_dns_labels_or_refused(name):
 
 # --- found by fuzzing (fixed in encoding.py / mapping.py: fullmatch, float overflow, mapping errors) ---
 
+
 def test_validators_refuse_a_trailing_newline():
     refused = []
-    for check in (lambda: check_job_name("abc\n"),
-                  lambda: check_params("Webserver", {"run_volume": "v", "cfg_file": "c", "memory": "512Mi\n"}),
-                  lambda: check_params("Webserver", {"run_volume": "v", "cfg_file": "c", "envvars": {"A\n": "1"}}),
-                  lambda: check_params("Webserver", {"run_volume": "v", "cfg_file": "c", "ports": {"p\n": (1, 2)}})):
+    for check in (
+        lambda: check_job_name("abc\n"),
+        lambda: check_params("Webserver", {"run_volume": "v", "cfg_file": "c", "memory": "512Mi\n"}),
+        lambda: check_params("Webserver", {"run_volume": "v", "cfg_file": "c", "envvars": {"A\n": "1"}}),
+        lambda: check_params("Webserver", {"run_volume": "v", "cfg_file": "c", "ports": {"p\n": (1, 2)}}),
+    ):
         try:
             check()
         except ParameterError:
@@ -288,11 +345,14 @@ def test_validators_refuse_a_trailing_newline():
 
 
 MALFORMED = [
-    ({"type": "Webserver", "runVolume": "v", "cfgFile": "c", "cpu": 10 ** 400}, "cpu"),
+    ({"type": "Webserver", "runVolume": "v", "cfgFile": "c", "cpu": 10**400}, "cpu"),
     ({"type": "Webserver", "runVolume": "v", "cfgFile": "c", "ports": [{"name": "a"}]}, "ports"),
     ({"type": "Webserver", "runVolume": "v", "cfgFile": "c", "ports": "http"}, "ports"),
     ({"type": "Webserver", "runVolume": "v", "cfgFile": "c", "ports": 80}, "ports"),
-    ({"type": "Webserver", "runVolume": "v", "cfgFile": "c", "envVars": [{"name": ["A"], "value": "1"}]}, "envVars"),
+    (
+        {"type": "Webserver", "runVolume": "v", "cfgFile": "c", "envVars": [{"name": ["A"], "value": "1"}]},
+        "envVars",
+    ),
     ({"type": "Webserver", "runVolume": "v", "cfgFile": "c", "envVars": {"A": "1"}}, "envVars"),
     ({"type": "Webserver", "runVolume": "v", "cfgFile": "c", "parallelism": -1}, "parallelism"),
     ({"type": "Notebook", "runVolume": "v", "passwordSecretRef": "pw"}, "passwordSecretRef"),
@@ -315,6 +375,7 @@ def test_malformed_specs_are_parameter_errors(spec, field):
 
 def test_julia_float_round_trips_extremes():
     from juliarun_operator.juliarun.encoding import julia_float
+
     for value in (5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 1e16, 123456.0, 0.1 + 0.2):
         assert float(julia_float(value)) == value
     assert not math.isnan(float(julia_float(1.0)))

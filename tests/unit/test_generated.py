@@ -70,8 +70,10 @@ def test_parameter_descriptions_name_types_and_defaults():
 def test_required_parameters_have_a_rule_per_type(t):
     for name in t.required():
         field = jt.PARAMETERS[name].field
-        assert RULES[f"self.type != '{t.name}' || has(self.{field})"] == \
-            f"spec.{field} is required for type {t.name}"
+        assert (
+            RULES[f"self.type != '{t.name}' || has(self.{field})"]
+            == f"spec.{field} is required for type {t.name}"
+        )
 
 
 @pytest.mark.parametrize("param", gen.crd_params(), ids=lambda p: p.field)
@@ -86,8 +88,9 @@ def test_fields_are_refused_for_types_that_do_not_take_them(param):
 
 def test_parallelism_only_for_scalable_types():
     scalable = [t.name for t in jt.JOB_TYPES.values() if t.scalable]
-    assert RULES[f"!has(self.parallelism) || self.type in [{', '.join(repr(t) for t in scalable)}]"] == \
-        "spec.parallelism applies only to types " + ", ".join(scalable)
+    assert RULES[
+        f"!has(self.parallelism) || self.type in [{', '.join(repr(t) for t in scalable)}]"
+    ] == "spec.parallelism applies only to types " + ", ".join(scalable)
 
 
 def test_immutability_rules():
@@ -104,6 +107,7 @@ def test_cel_rules_stay_cheap():
 
 def test_every_string_and_list_of_the_spec_is_bounded():
     """A tenant's spec travels in one request line: nothing in it may be unbounded."""
+
     def walk(schema: dict, path: str):
         if schema.get("type") == "string":
             assert "maxLength" in schema or "enum" in schema, f"{path} has no maxLength"
@@ -134,13 +138,26 @@ def test_kinds_map_to_schemas():
 def test_status_declares_what_the_operator_writes():
     status = gen.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
     assert set(status["properties"]) >= {
-        "observedGeneration", "jobName", "phase", "created", "completed", "workersStarted",
-        "workersSucceeded", "scale", "workers", "endpoints", "message", "lastSyncTime",
-        "submitted", "conditions"}
+        "observedGeneration",
+        "jobName",
+        "phase",
+        "created",
+        "completed",
+        "workersStarted",
+        "workersSucceeded",
+        "scale",
+        "workers",
+        "endpoints",
+        "message",
+        "lastSyncTime",
+        "submitted",
+        "conditions",
+    }
     assert status["properties"]["conditions"]["x-kubernetes-list-map-keys"] == ["type"]
 
 
 # --- examples ----------------------------------------------------------------------------
+
 
 def kebab(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
@@ -149,8 +166,14 @@ def kebab(name: str) -> str:
 def validate(value, schema: dict, path: str) -> None:
     """A check of `value` against the subset of OpenAPI the generator emits."""
     kind = schema["type"]
-    python_type = {"string": str, "integer": int, "number": (int, float), "boolean": bool,
-                   "array": list, "object": dict}[kind]
+    python_type = {
+        "string": str,
+        "integer": int,
+        "number": (int, float),
+        "boolean": bool,
+        "array": list,
+        "object": dict,
+    }[kind]
     assert isinstance(value, python_type) and (kind == "boolean" or not isinstance(value, bool)), path
     if "enum" in schema:
         assert value in schema["enum"], path
@@ -194,8 +217,7 @@ def test_example_is_valid_for_its_type(t):
 
 
 def test_every_example_is_for_a_job_type():
-    assert sorted(p.name for p in EXAMPLES.glob("*.yaml")) == \
-        sorted(f"{kebab(t)}.yaml" for t in jt.JOB_TYPES)
+    assert sorted(p.name for p in EXAMPLES.glob("*.yaml")) == sorted(f"{kebab(t)}.yaml" for t in jt.JOB_TYPES)
 
 
 def test_notebook_password_secret_is_in_its_example():

@@ -32,8 +32,13 @@ def registry():
 def forms(value: str) -> dict[str, str]:
     raw = value.encode()
     std, safe = base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()
-    out = {"raw": value, "base64": std, "base64 unpadded": std.rstrip("="),
-           "url-safe base64": safe, "url-safe base64 unpadded": safe.rstrip("=")}
+    out = {
+        "raw": value,
+        "base64": std,
+        "base64 unpadded": std.rstrip("="),
+        "url-safe base64": safe,
+        "url-safe base64 unpadded": safe.rstrip("="),
+    }
     for name, text in list(out.items()):
         out[f"{name}, quote_plus"] = quote_plus(text)
         out[f"{name}, quote"] = quote(text, safe="")
@@ -53,7 +58,9 @@ def test_every_form_of_a_registered_token_is_scrubbed(name, form):
     text = f"upstream said: bad token {form} (from 10.0.0.1)"
     out = rd.redact(text)
     assert form not in out
-    assert "REDACTED" in out and out.startswith("upstream said: bad token ") and out.endswith("(from 10.0.0.1)")
+    assert (
+        "REDACTED" in out and out.startswith("upstream said: bad token ") and out.endswith("(from 10.0.0.1)")
+    )
 
 
 @pytest.mark.parametrize("name,form", forms(PASSWORD).items(), ids=forms(PASSWORD).keys())
@@ -85,15 +92,21 @@ def test_secret_query_values_are_scrubbed_without_registration():
 def test_a_value_cut_short_by_the_server_is_still_scrubbed():
     rd.forget_secrets()
     # aiohttp echoes the first 100 bytes of an over-long request line.
-    echo = "Got more than 8190 bytes when reading: b'GET /submitJob/JuliaBatch/?jruntok=ZXlKaGJHY2lPaUpTVXpJMU5pSXNJbXRwWkNJNklq...'."
+    echo = (
+        "Got more than 8190 bytes when reading: "
+        "b'GET /submitJob/JuliaBatch/?jruntok=ZXlKaGJHY2lPaUpTVXpJMU5pSXNJbXRwWkNJNklq...'."
+    )
     assert "ZXlKaGJH" not in rd.redact(echo)
 
 
-@pytest.mark.parametrize("url,shown", [
-    ("https://alice:s3cret@jr.example/x", "https://REDACTED@jr.example/x"),
-    ("http://tok@10.0.0.1:80", "http://REDACTED@10.0.0.1:80"),
-    ("HTTPS://u:p@h", "HTTPS://REDACTED@h"),
-])
+@pytest.mark.parametrize(
+    "url,shown",
+    [
+        ("https://alice:s3cret@jr.example/x", "https://REDACTED@jr.example/x"),
+        ("http://tok@10.0.0.1:80", "http://REDACTED@10.0.0.1:80"),
+        ("HTTPS://u:p@h", "HTTPS://REDACTED@h"),
+    ],
+)
 def test_url_userinfo_is_scrubbed(url, shown):
     assert rd.redact(f"cannot reach {url}: refused") == f"cannot reach {shown}: refused"
 
@@ -126,9 +139,13 @@ def test_cut_scrubs_before_cutting():
 
 @settings(max_examples=200, deadline=None)
 # A secret inside the marker itself ("REDA") would be found in every scrubbed output.
-@given(st.text(min_size=rd.MIN_SECRET_LENGTH, max_size=60).filter(lambda s: s.strip() == s and s
-                                                                   and s not in "REDACTED"),
-       st.text(max_size=30), st.text(max_size=30))
+@given(
+    st.text(min_size=rd.MIN_SECRET_LENGTH, max_size=60).filter(
+        lambda s: s.strip() == s and s and s not in "REDACTED"
+    ),
+    st.text(max_size=30),
+    st.text(max_size=30),
+)
 def test_any_registered_value_is_scrubbed_in_any_form(secret, before, after):
     rd.register_secret(secret)
     for name, form in forms(secret).items():
@@ -137,6 +154,7 @@ def test_any_registered_value_is_scrubbed_in_any_form(secret, before, after):
 
 
 # --- errors scrub where they are built ---------------------------------------------------------
+
 
 def echo_body() -> str:
     query = urlencode({"jruntok": base64.b64encode(TOKEN.encode()).decode(), "jrunns": "ns"})
@@ -175,6 +193,7 @@ def test_a_refused_password_is_never_printed():
 
 
 # --- logging ----------------------------------------------------------------------------------
+
 
 def capture(logger: logging.Logger, *filters: logging.Filter) -> io.StringIO:
     out = io.StringIO()

@@ -9,45 +9,51 @@ from juliarun_operator import tenancy as tn
 ALLOWED = ("juliarun.example.com", "*.jr.internal", "10.0.0.5:8443", "[fd00::1]")
 
 
-@pytest.mark.parametrize("url", [
-    "https://juliarun.example.com",
-    "https://JULIARUN.example.com/base/",
-    "https://juliarun.example.com.:443/",
-    "https://team-a.jr.internal:9000/api",
-    "https://10.0.0.5:8443",
-    "https://[fd00::1]:443/",
-    "https://[fd00:0::1]/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://juliarun.example.com",
+        "https://JULIARUN.example.com/base/",
+        "https://juliarun.example.com.:443/",
+        "https://team-a.jr.internal:9000/api",
+        "https://10.0.0.5:8443",
+        "https://[fd00::1]:443/",
+        "https://[fd00:0::1]/",
+    ],
+)
 def test_allowed_urls_pass_unchanged(url):
     assert tn.check_tenant_url(url, ALLOWED) == url
 
 
-@pytest.mark.parametrize("url,named", [
-    ("https://user:pw@juliarun.example.com", "userinfo"),
-    ("https://token@juliarun.example.com/", "userinfo"),
-    ("https://juliarun.example.com/?x=", "query"),
-    ("https://juliarun.example.com/base?", "query"),
-    ("https://juliarun.example.com/#frag", "fragment"),
-    ("https://juliarun.example.com#", "fragment"),
-    ("ftp://juliarun.example.com", "scheme"),
-    ("file:///var/run/secrets/kubernetes.io/serviceaccount/token", "scheme"),
-    ("gopher://juliarun.example.com:70/", "scheme"),
-    ("juliarun.example.com", "scheme"),
-    ("https://", "no host"),
-    ("https://kubernetes.default.svc", "allow-list"),
-    ("https://169.254.169.254/latest/meta-data", "allow-list"),
-    ("https://jr.internal", "allow-list"),  # the wildcard is for subdomains only
-    ("https://evil-jr.internal", "allow-list"),
-    ("https://juliarun.example.com.evil.io", "allow-list"),
-    ("https://10.0.0.5", "allow-list"),  # listed with port 8443 only
-    ("https://10.0.0.5:8444", "allow-list"),
-    ("http://juliarun.example.com", "plain http"),
-    ("https://juliarun.example.com\\@evil.io", "backslash"),
-    ("https://juliarun.example.com /x", "whitespace"),
-    ("https://juliarun.example.com\n", "control"),
-    ("https://[fd00::1", "not a URL"),
-    ("", "expected a URL"),
-])
+@pytest.mark.parametrize(
+    "url,named",
+    [
+        ("https://user:pw@juliarun.example.com", "userinfo"),
+        ("https://token@juliarun.example.com/", "userinfo"),
+        ("https://juliarun.example.com/?x=", "query"),
+        ("https://juliarun.example.com/base?", "query"),
+        ("https://juliarun.example.com/#frag", "fragment"),
+        ("https://juliarun.example.com#", "fragment"),
+        ("ftp://juliarun.example.com", "scheme"),
+        ("file:///var/run/secrets/kubernetes.io/serviceaccount/token", "scheme"),
+        ("gopher://juliarun.example.com:70/", "scheme"),
+        ("juliarun.example.com", "scheme"),
+        ("https://", "no host"),
+        ("https://kubernetes.default.svc", "allow-list"),
+        ("https://169.254.169.254/latest/meta-data", "allow-list"),
+        ("https://jr.internal", "allow-list"),  # the wildcard is for subdomains only
+        ("https://evil-jr.internal", "allow-list"),
+        ("https://juliarun.example.com.evil.io", "allow-list"),
+        ("https://10.0.0.5", "allow-list"),  # listed with port 8443 only
+        ("https://10.0.0.5:8444", "allow-list"),
+        ("http://juliarun.example.com", "plain http"),
+        ("https://juliarun.example.com\\@evil.io", "backslash"),
+        ("https://juliarun.example.com /x", "whitespace"),
+        ("https://juliarun.example.com\n", "control"),
+        ("https://[fd00::1", "not a URL"),
+        ("", "expected a URL"),
+    ],
+)
 def test_refused_urls_say_what_is_wrong(url, named):
     with pytest.raises(tn.TenantURLError) as err:
         tn.check_tenant_url(url, ALLOWED, key="credentialsRef url")
@@ -80,7 +86,10 @@ def test_plain_http_needs_the_administrators_opt_in_except_to_loopback():
 
 
 def test_allow_list_from_the_environment():
-    env = {tn.ALLOWED_HOSTS_ENV: " JuliaRun.example.com, *.jr.internal:443 ,[::1]:80,", tn.ALLOW_INSECURE_HTTP_ENV: "true"}
+    env = {
+        tn.ALLOWED_HOSTS_ENV: " JuliaRun.example.com, *.jr.internal:443 ,[::1]:80,",
+        tn.ALLOW_INSECURE_HTTP_ENV: "true",
+    }
     assert tn.allowed_hosts_from_env(env) == ("juliarun.example.com", "*.jr.internal:443", "[::1]:80")
     assert tn.insecure_http_allowed(env) and not tn.insecure_http_allowed({})
     assert tn.allowed_hosts_from_env({}) == ()

@@ -7,8 +7,10 @@ from .run import add_arguments, run_command
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m juliarun_operator.emulator",
-                                     description="Serve a JuliaRun-compatible API with emulated jobs.")
+    parser = argparse.ArgumentParser(
+        prog="python -m juliarun_operator.emulator",
+        description="Serve a JuliaRun-compatible API with emulated jobs.",
+    )
     add_arguments(parser)
     return run_command(parser.parse_args())
 

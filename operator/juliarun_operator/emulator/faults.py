@@ -23,8 +23,17 @@ from dataclasses import dataclass
 from typing import Any
 
 CONTEXT_OPERATIONS = ("getSystemStatus", "listJobs", "getAllJobInfo")
-JOB_OPERATIONS = ("getJobStatus", "getJobScale", "setJobScale", "getJobEndpoint", "deleteJob",
-                  "tailJob", "submitJob", "updateJob", "getEncodedURL")
+JOB_OPERATIONS = (
+    "getJobStatus",
+    "getJobScale",
+    "setJobScale",
+    "getJobEndpoint",
+    "deleteJob",
+    "tailJob",
+    "submitJob",
+    "updateJob",
+    "getEncodedURL",
+)
 OPERATIONS = CONTEXT_OPERATIONS + JOB_OPERATIONS
 
 RATES = ("error_rate", "hang_rate", "http_5xx_rate", "malformed_rate", "drop_rate", "echo_rate")
@@ -36,8 +45,13 @@ DEFAULT_ECHO_STATUS = 400
 
 # What a request gets instead of its normal answer, checked in this order.
 DROP, HTTP_5XX, ECHO, MALFORMED, ERROR = "drop", "http_5xx", "echo", "malformed", "error"
-_OUTCOMES = ((DROP, "drop_rate"), (HTTP_5XX, "http_5xx_rate"), (ECHO, "echo_rate"),
-             (MALFORMED, "malformed_rate"), (ERROR, "error_rate"))
+_OUTCOMES = (
+    (DROP, "drop_rate"),
+    (HTTP_5XX, "http_5xx_rate"),
+    (ECHO, "echo_rate"),
+    (MALFORMED, "malformed_rate"),
+    (ERROR, "error_rate"),
+)
 
 
 FAIL_MODES = ("all", "some", "crash")
@@ -51,7 +65,9 @@ def _job_rules(rules: Any) -> list[dict[str, Any]]:
         if not isinstance(rule, dict) or set(rule) - {"match", "fail", "count"}:
             raise ValueError("a jobs rule is an object with match, fail and optionally count")
         if not isinstance(rule.get("match"), str) or rule.get("fail") not in FAIL_MODES:
-            raise ValueError(f"a jobs rule needs match (a name pattern) and fail (one of {', '.join(FAIL_MODES)})")
+            raise ValueError(
+                f"a jobs rule needs match (a name pattern) and fail (one of {', '.join(FAIL_MODES)})"
+            )
         count = rule.get("count")
         if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
             raise ValueError("jobs: count must be a non-negative integer")
@@ -128,7 +144,7 @@ class Faults:
     """The current configuration and a seeded random source to apply it."""
 
     def __init__(self, config: dict[str, Any] | None = None, seed: int | None = None):
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # noqa: S311 (seeded fault injection, not secrets)
         self.set(config or {})
 
     def set(self, config: dict[str, Any]) -> None:
@@ -140,7 +156,7 @@ class Faults:
 
     @property
     def system_status(self) -> bool:
-        return self.config.get("system_status", True)
+        return bool(self.config.get("system_status", True))
 
     def decide(self, operation: str) -> Decision:
         kinds = self._by_op.get(operation)
@@ -154,8 +170,9 @@ class Faults:
             if self.rng.random() < kinds.get(rate, 0.0):
                 outcome = name
                 break
-        return Decision(kinds.get("latency", 0.0), hang, outcome,
-                        int(kinds.get("echo_status", DEFAULT_ECHO_STATUS)))
+        return Decision(
+            kinds.get("latency", 0.0), hang, outcome, int(kinds.get("echo_status", DEFAULT_ECHO_STATUS))
+        )
 
     def job_failure(self, name: str) -> dict[str, Any] | None:
         """The first job rule that fails a job of this name now, if any."""

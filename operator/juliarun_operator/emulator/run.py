@@ -9,8 +9,9 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, TypeVar
 
 import yaml
 from aiohttp import web
@@ -18,6 +19,8 @@ from aiohttp import web
 from . import faults as fl
 from .server import EMULATOR, Emulator, EmulatorConfig, create_app, make_runner
 from .state import Cluster
+
+_T = TypeVar("_T")
 
 
 class EmulatorHandle:
@@ -27,8 +30,7 @@ class EmulatorHandle:
         self.app = create_app(config)
         self._runner = make_runner(self.app, access_log)
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="juliarun-emulator",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._loop.run_forever, name="juliarun-emulator", daemon=True)
         self._host = config.host
         self.url = ""
 
@@ -40,10 +42,12 @@ class EmulatorHandle:
     def state(self) -> Cluster:
         return self.emulator.cluster
 
-    def _call(self, fn, *args: Any) -> Any:
+    def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run `fn` on the server's loop, where the state lives, and return its result."""
-        async def call():
+
+        async def call() -> _T:
             return fn(*args)
+
         return asyncio.run_coroutine_threadsafe(call(), self._loop).result()
 
     def set_faults(self, config: dict[str, Any]) -> None:
@@ -54,11 +58,14 @@ class EmulatorHandle:
 
     def start(self) -> None:
         self._thread.start()
-        async def start():
+
+        async def start() -> int:
             await self._runner.setup()
             site = web.TCPSite(self._runner, self._host, 0)
             await site.start()
-            return self._runner.addresses[0][1]
+            bound: int = self._runner.addresses[0][1]  # (host, port, ...): the port the OS chose
+            return bound
+
         port = asyncio.run_coroutine_threadsafe(start(), self._loop).result()
         self.url = f"http://{_url_host(self._host)}:{port}"
 
@@ -74,8 +81,9 @@ def _url_host(host: str) -> str:
 
 
 @contextmanager
-def running_emulator(config: EmulatorConfig | None = None, *,
-                     access_log: bool = False) -> Iterator[EmulatorHandle]:
+def running_emulator(
+    config: EmulatorConfig | None = None, *, access_log: bool = False
+) -> Iterator[EmulatorHandle]:
     """Run the emulator on a free port of `config.host` (its port is ignored) while inside.
 
     The handle gives `url`, `state` (the Cluster), `set_faults(dict)` and `counters()`.
@@ -95,12 +103,17 @@ def running_emulator(config: EmulatorConfig | None = None, *,
 
 # --- the command line ---------------------------------------------------------------
 
-def configure_parser(subparsers) -> argparse.ArgumentParser:
+
+def configure_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Add the `emulator` subcommand to an argparse subparsers object."""
     parser = subparsers.add_parser(
-        "emulator", help="run a JuliaRun-compatible server for development and tests",
+        "emulator",
+        help="run a JuliaRun-compatible server for development and tests",
         description="Serve the JuliaRun HTTP API with emulated jobs, for development and tests. "
-                    "Admin paths (faults, counters, health) are under /_emulator/.")
+        "Admin paths (faults, counters, health) are under /_emulator/.",
+    )
     add_arguments(parser)
     parser.set_defaults(func=run_command)
     return parser
@@ -109,39 +122,75 @@ def configure_parser(subparsers) -> argparse.ArgumentParser:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = EmulatorConfig()
     parser.add_argument("--host", default=defaults.host, help="address to listen on (default %(default)s)")
-    parser.add_argument("--port", type=int, default=defaults.port, help="port (default %(default)s; 0: any free)")
-    parser.add_argument("--auth", metavar="FILE",
-                        help="YAML file: namespace -> list of accepted tokens; without it any "
-                             "non-empty token is accepted")
-    parser.add_argument("--create-delay", type=float, default=defaults.create_delay, metavar="SECONDS",
-                        help="from submit to created (default %(default)s)")
-    parser.add_argument("--worker-delay", type=float, default=defaults.worker_delay, metavar="SECONDS",
-                        help="per worker started or stopped (default %(default)s)")
-    parser.add_argument("--run-time", type=float, default=defaults.run_time, metavar="SECONDS",
-                        help="batch jobs complete this long after creation; 0: run until deleted "
-                             "(default %(default)s)")
-    parser.add_argument("--log-interval", type=float, default=defaults.log_interval, metavar="SECONDS",
-                        help="heartbeat log lines of jobs that run until deleted (default %(default)s)")
-    parser.add_argument("--state", metavar="FILE",
-                        help="keep the jobs in this JSON file across restarts")
-    parser.add_argument("--fault", action="append", default=[], metavar="OP:KIND=VALUE",
-                        help="inject faults; OP is an operation or '*', KIND one of "
-                             + ", ".join(fl.KINDS) + "; or system_status=false. Repeatable.")
+    parser.add_argument(
+        "--port", type=int, default=defaults.port, help="port (default %(default)s; 0: any free)"
+    )
+    parser.add_argument(
+        "--auth",
+        metavar="FILE",
+        help="YAML file: namespace -> list of accepted tokens; without it any non-empty token is accepted",
+    )
+    parser.add_argument(
+        "--create-delay",
+        type=float,
+        default=defaults.create_delay,
+        metavar="SECONDS",
+        help="from submit to created (default %(default)s)",
+    )
+    parser.add_argument(
+        "--worker-delay",
+        type=float,
+        default=defaults.worker_delay,
+        metavar="SECONDS",
+        help="per worker started or stopped (default %(default)s)",
+    )
+    parser.add_argument(
+        "--run-time",
+        type=float,
+        default=defaults.run_time,
+        metavar="SECONDS",
+        help="batch jobs complete this long after creation; 0: run until deleted (default %(default)s)",
+    )
+    parser.add_argument(
+        "--log-interval",
+        type=float,
+        default=defaults.log_interval,
+        metavar="SECONDS",
+        help="heartbeat log lines of jobs that run until deleted (default %(default)s)",
+    )
+    parser.add_argument("--state", metavar="FILE", help="keep the jobs in this JSON file across restarts")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="OP:KIND=VALUE",
+        help="inject faults; OP is an operation or '*', KIND one of "
+        + ", ".join(fl.KINDS)
+        + "; or system_status=false. Repeatable.",
+    )
     parser.add_argument("--seed", type=int, help="seed of the fault dice")
-    parser.add_argument("--code-offset", type=int, default=0, metavar="N",
-                        help="add N to every error code (the real JuliaRun's codes are not public: "
-                             "a client that works with any N does not depend on ours)")
-    parser.add_argument("--no-access-log", action="store_true",
-                        help="do not log requests (the log never holds query strings anyway)")
+    parser.add_argument(
+        "--code-offset",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N to every error code (the real JuliaRun's codes are not public: "
+        "a client that works with any N does not depend on ours)",
+    )
+    parser.add_argument(
+        "--no-access-log",
+        action="store_true",
+        help="do not log requests (the log never holds query strings anyway)",
+    )
 
 
 def load_auth(path: str) -> dict[str, list[str]]:
     with open(path, encoding="utf-8") as f:
         data = yaml.safe_load(f)
     if not isinstance(data, dict) or not all(
-            isinstance(ns, str) and isinstance(tokens, list)
-            and all(isinstance(t, str) and t for t in tokens)
-            for ns, tokens in data.items()):
+        isinstance(ns, str) and isinstance(tokens, list) and all(isinstance(t, str) and t for t in tokens)
+        for ns, tokens in data.items()
+    ):
         raise ValueError(f"{path}: expected a map of namespace -> list of non-empty token strings")
     return data
 
@@ -154,10 +203,18 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         if getattr(args, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must not be negative")
     return EmulatorConfig(
-        host=args.host, port=args.port, auth=load_auth(args.auth) if args.auth else None,
-        create_delay=args.create_delay, worker_delay=args.worker_delay, run_time=args.run_time,
-        state_file=args.state, seed=args.seed, faults=faults, log_interval=args.log_interval,
-        code_offset=args.code_offset)
+        host=args.host,
+        port=args.port,
+        auth=load_auth(args.auth) if args.auth else None,
+        create_delay=args.create_delay,
+        worker_delay=args.worker_delay,
+        run_time=args.run_time,
+        state_file=args.state,
+        seed=args.seed,
+        faults=faults,
+        log_interval=args.log_interval,
+        code_offset=args.code_offset,
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:

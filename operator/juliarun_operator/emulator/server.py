@@ -21,10 +21,11 @@ import json
 import logging
 import os
 import tempfile
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -32,8 +33,7 @@ from aiohttp.abc import AbstractAccessLogger
 from ..juliarun import jobtypes as jt
 from ..juliarun.client import is_loopback
 from ..juliarun.encoding import check_job_name, decode_params
-from ..juliarun.errors import (CODE_INJECTED_FAULT, CODE_INVALID_PARAMETER, CODE_UNAUTHORIZED,
-                               ParameterError)
+from ..juliarun.errors import CODE_INJECTED_FAULT, CODE_INVALID_PARAMETER, CODE_UNAUTHORIZED, ParameterError
 from . import faults as fl
 from .state import STREAMS, Cluster, Refused, Timing
 
@@ -60,8 +60,9 @@ class PathAccessLogger(AbstractAccessLogger):
     """Access log without the query string (aiohttp's default `%r` would log the token)."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info("%s %s %s %s %.4fs", request.remote, request.method, request.path,
-                         response.status, time)
+        self.logger.info(
+            "%s %s %s %s %.4fs", request.remote, request.method, request.path, response.status, time
+        )
 
 
 class Emulator:
@@ -69,12 +70,14 @@ class Emulator:
 
     def __init__(self, config: EmulatorConfig, clock: Callable[[], float] | None = None):
         self.config = config
-        timing = Timing(config.create_delay, config.worker_delay, config.run_time,
-                        config.log_interval)
+        timing = Timing(config.create_delay, config.worker_delay, config.run_time, config.log_interval)
         self.cluster = Cluster(timing, clock) if clock else Cluster(timing)
         self.faults = fl.Faults(config.faults, config.seed)
-        self.auth = {ns: [t.encode() for t in tokens] for ns, tokens in config.auth.items()} \
-            if config.auth is not None else None
+        self.auth = (
+            {ns: [t.encode() for t in tokens] for ns, tokens in config.auth.items()}
+            if config.auth is not None
+            else None
+        )
         self.operations: dict[str, int] = {}
         self.job_calls: dict[str, dict[str, dict[str, int]]] = {}
         self.stopping = asyncio.Event()
@@ -156,20 +159,21 @@ EMULATOR = web.AppKey("emulator", Emulator)
 
 # --- the API ------------------------------------------------------------------------
 
+
 def _envelope(code: int, data: Any) -> web.Response:
-    return web.Response(text=json.dumps({"code": code, "data": data}),
-                        content_type="application/json")
+    return web.Response(text=json.dumps({"code": code, "data": data}), content_type="application/json")
 
 
-def _int_param(query, name: str, default: int | None = None) -> int:
+def _int_param(query: Mapping[str, str], name: str, default: int | None = None) -> int:
     text = query.get(name)
     if text is None:
         if default is None:
             raise Refused(CODE_INVALID_PARAMETER, f"missing parameter {name}")
         return default
     if not text.isdigit() or not text.isascii():
-        raise Refused(CODE_INVALID_PARAMETER,
-                      f"parameter {name}: expected a non-negative integer, got {text!r}")
+        raise Refused(
+            CODE_INVALID_PARAMETER, f"parameter {name}: expected a non-negative integer, got {text!r}"
+        )
     return int(text)
 
 
@@ -181,11 +185,15 @@ def _context_call(emu: Emulator, op: str, namespace: str) -> Any:
     return emu.cluster.all_job_info(namespace)
 
 
-def _job_call(emu: Emulator, op: str, namespace: str, job_type: str, query, host: str) -> Any:
+def _job_call(
+    emu: Emulator, op: str, namespace: str, job_type: str, query: Mapping[str, str], host: str
+) -> Any:
     cluster = emu.cluster
     if job_type not in jt.JOB_TYPES:
-        raise Refused(CODE_INVALID_PARAMETER, f"unknown job type {job_type!r}: expected one of "
-                      + ", ".join(jt.JOB_TYPES))
+        raise Refused(
+            CODE_INVALID_PARAMETER,
+            f"unknown job type {job_type!r}: expected one of " + ", ".join(jt.JOB_TYPES),
+        )
     name = query.get("name")
     if name is None:
         raise Refused(CODE_INVALID_PARAMETER, "missing parameter name")
@@ -193,8 +201,9 @@ def _job_call(emu: Emulator, op: str, namespace: str, job_type: str, query, host
         check_job_name(name)
         if op == "submitJob":
             rule = emu.faults.job_failure(name)
-            cluster.submit(namespace, name, job_type, decode_params(job_type, query),
-                           fail=rule["fail"] if rule else "")
+            cluster.submit(
+                namespace, name, job_type, decode_params(job_type, query), fail=rule["fail"] if rule else ""
+            )
             if rule:
                 emu.faults.used(rule)
             emu.changed()
@@ -225,8 +234,9 @@ def _job_call(emu: Emulator, op: str, namespace: str, job_type: str, query, host
     if op == "tailJob":
         stream = query.get("stream")
         if stream is not None and stream not in STREAMS:
-            raise Refused(CODE_INVALID_PARAMETER,
-                          f"parameter stream: expected stdout or stderr, got {stream!r}")
+            raise Refused(
+                CODE_INVALID_PARAMETER, f"parameter stream: expected stdout or stderr, got {stream!r}"
+            )
         return cluster.tail(namespace, name, job_type, _int_param(query, "count", 50), stream)
     # getEncodedURL: the job's port as reached through JuliaRun's router on this host.
     port = cluster.service_port(namespace, name, job_type, _int_param(query, "port"))
@@ -256,10 +266,9 @@ async def _api(request: web.Request) -> web.StreamResponse:
     if decision.latency:
         await asyncio.sleep(decision.latency)
     if decision.hang:
-        try:  # the hang ends early when the server stops, so shutdown is never held up
+        # the hang ends early when the server stops, so shutdown is never held up
+        with suppress(TimeoutError):
             await asyncio.wait_for(emu.stopping.wait(), decision.hang)
-        except TimeoutError:
-            pass
     if decision.outcome == fl.DROP:
         if request.transport is not None:
             request.transport.abort()
@@ -270,8 +279,10 @@ async def _api(request: web.Request) -> web.StreamResponse:
         # What aiohttp and some proxies do: the request line, token and all, in the error page.
         line = f"{request.method} {request.raw_path} HTTP/{request.version.major}.{request.version.minor}"
         phrase = HTTPStatus(decision.status).phrase
-        return web.Response(status=decision.status,
-                            text=f"{decision.status} {phrase} (injected fault): cannot handle {line!r}\n")
+        return web.Response(
+            status=decision.status,
+            text=f"{decision.status} {phrase} (injected fault): cannot handle {line!r}\n",
+        )
     if decision.outcome == fl.MALFORMED:
         return web.Response(text='{"code": 0, "data": [tru', content_type="application/json")
     if decision.outcome == fl.ERROR:
@@ -285,8 +296,9 @@ async def _api(request: web.Request) -> web.StreamResponse:
     return _answer(emu, op, namespace, job_type, query, request.host)
 
 
-def _answer(emu: Emulator, op: str, namespace: str, job_type: str | None, query,
-            host: str) -> web.Response:
+def _answer(
+    emu: Emulator, op: str, namespace: str, job_type: str | None, query: Mapping[str, str], host: str
+) -> web.Response:
     try:
         if job_type is None:
             data = _context_call(emu, op, namespace)
@@ -309,6 +321,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 # --- admin --------------------------------------------------------------------------
+
 
 async def _get_faults(request: web.Request) -> web.Response:
     return web.json_response(request.app[EMULATOR].faults.config)
@@ -347,13 +360,16 @@ async def _healthz(request: web.Request) -> web.Response:
 
 # --- the application ----------------------------------------------------------------
 
+
 def exposure_warning(host: str) -> str | None:
     """What listening on `host` exposes, or None for loopback."""
     if is_loopback(host):
         return None
-    return (f"listening on {host or 'every address'}, not loopback: the admin paths under "
-            "/_emulator/ (faults, counters) take no authentication: anyone who reaches this "
-            "address can change faults and read counters")
+    return (
+        f"listening on {host or 'every address'}, not loopback: the admin paths under "
+        "/_emulator/ (faults, counters) take no authentication: anyone who reaches this "
+        "address can change faults and read counters"
+    )
 
 
 def create_app(config: EmulatorConfig, clock: Callable[[], float] | None = None) -> web.Application:

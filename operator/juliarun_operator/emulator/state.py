@@ -31,14 +31,14 @@ from __future__ import annotations
 import hashlib
 import heapq
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from ..juliarun import jobtypes as jt
 from ..juliarun.encoding import check_job_name
-from ..juliarun.errors import (CODE_INVALID_PARAMETER, CODE_JOB_EXISTS, CODE_NO_SUCH_JOB,
-                               ParameterError)
+from ..juliarun.errors import CODE_INVALID_PARAMETER, CODE_JOB_EXISTS, CODE_NO_SUCH_JOB, ParameterError
 
 STDOUT, STDERR = "stdout", "stderr"
 STREAMS = (STDOUT, STDERR)
@@ -86,7 +86,7 @@ class Job:
     base: int  # running workers when the current approach began
     approach_from: float  # when the current approach began
     started_before: int  # workers started before the current approach
-    history: list[list] = field(default_factory=list)  # [time, stream, text], by time
+    history: list[list[Any]] = field(default_factory=list)  # [time, stream, text], by time
     fail: str = ""  # one of FAIL_MODES, or "" for a job that succeeds
     ip: str = field(init=False)
     endpoints: list[str] = field(init=False)  # while running; derived, not saved
@@ -95,7 +95,7 @@ class Job:
         self.ip = fake_pod_ip(self.namespace, self.name)
         self.refresh_endpoints()
 
-    def ports(self) -> dict:
+    def ports(self) -> dict[str, Any]:
         ports = self.params.get("ports")
         return _DEFAULT_PORTS[self.type] if ports is None else ports
 
@@ -103,19 +103,34 @@ class Job:
         self.endpoints = [f"{self.ip}:{pair[1]}" for pair in self.ports().values()]
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (
-            "namespace", "name", "type", "params", "submitted_at", "created_at",
-            "completes_at", "requested", "base", "approach_from", "started_before", "history", "fail")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "namespace",
+                "name",
+                "type",
+                "params",
+                "submitted_at",
+                "created_at",
+                "completes_at",
+                "requested",
+                "base",
+                "approach_from",
+                "started_before",
+                "history",
+                "fail",
+            )
+        }
 
 
 def fake_pod_ip(namespace: str, name: str) -> str:
     """A stable 10.x.y.z address for a job: a string to report, never connected to."""
-    a, b, c = hashlib.sha1(f"{namespace}/{name}".encode()).digest()[:3]
+    a, b, c = hashlib.sha1(f"{namespace}/{name}".encode(), usedforsecurity=False).digest()[:3]
     return f"10.{a}.{b}.{max(c, 1)}"
 
 
 def _timestamp(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class Cluster:
@@ -137,40 +152,41 @@ class Cluster:
         if job is None:
             raise Refused(CODE_NO_SUCH_JOB, f"no job named {name!r} in namespace {namespace!r}")
         if job.type != job_type:
-            raise Refused(CODE_NO_SUCH_JOB,
-                          f"job {name!r} is a {job.type} job, not a {job_type} job")
+            raise Refused(CODE_NO_SUCH_JOB, f"job {name!r} is a {job.type} job, not a {job_type} job")
         return job
 
     # --- changes --------------------------------------------------------------------
 
-    def submit(self, namespace: str, name: str, job_type: str, params: dict[str, Any],
-               fail: str = "") -> None:
+    def submit(
+        self, namespace: str, name: str, job_type: str, params: dict[str, Any], fail: str = ""
+    ) -> None:
         spec = _spec(job_type)
         _check_name(name)
         env = params.get("envvars") or {}
         fail = fail or env.get(FAIL_ENV, "")
-        if fail not in ("",) + FAIL_MODES:
-            raise Refused(CODE_INVALID_PARAMETER,
-                          f"{FAIL_ENV}={fail!r}: expected one of {', '.join(FAIL_MODES)}")
+        if fail not in ("", *FAIL_MODES):
+            raise Refused(
+                CODE_INVALID_PARAMETER, f"{FAIL_ENV}={fail!r}: expected one of {', '.join(FAIL_MODES)}"
+            )
         try:
             run_time = float(env.get(RUN_TIME_ENV, self.timing.run_time))
         except ValueError:
             raise Refused(CODE_INVALID_PARAMETER, f"{RUN_TIME_ENV}: not a number of seconds") from None
         existing = self.jobs.get(namespace, {}).get(name)
         if existing is not None:
-            raise Refused(CODE_JOB_EXISTS,
-                          f"a {existing.type} job named {name!r} already exists in namespace {namespace!r}")
+            raise Refused(
+                CODE_JOB_EXISTS,
+                f"a {existing.type} job named {name!r} already exists in namespace {namespace!r}",
+            )
         now = self.clock()
         created = now + self.timing.create_delay
-        if spec.scalable:
-            requested = params.get("nworkers", spec.defaults().get("nworkers")) or 0
-        else:
-            requested = 1
+        requested = (params.get("nworkers", spec.defaults().get("nworkers")) or 0) if spec.scalable else 1
         ends = created + run_time if spec.completes and run_time > 0 else None
         if fail == "crash" and run_time > 0:
             ends = created + run_time / 2
-        job = Job(namespace, name, job_type, dict(params), now, created, ends, requested, 0, now, 0,
-                  fail=fail)
+        job = Job(
+            namespace, name, job_type, dict(params), now, created, ends, requested, 0, now, 0, fail=fail
+        )
         job.history.append([now, STDERR, f"[ Info: {job_type} job {name} scheduled"])
         self.jobs.setdefault(namespace, {})[name] = job
         self.version += 1
@@ -199,8 +215,7 @@ class Cluster:
     def delete(self, namespace: str, name: str, job_type: str, force: bool) -> bool:
         job = self._get(namespace, name, job_type)
         if not force and not self._completed(job, self.clock()):
-            raise Refused(CODE_INVALID_PARAMETER,
-                          f"job {name!r} has not finished; delete it with force=true")
+            raise Refused(CODE_INVALID_PARAMETER, f"job {name!r} has not finished; delete it with force=true")
         del self.jobs[namespace][name]
         if not self.jobs[namespace]:
             del self.jobs[namespace]
@@ -244,7 +259,7 @@ class Cluster:
             return job.base + steps, job.started_before + steps
         return job.base - steps, job.started_before
 
-    def view(self, job: Job, now: float) -> tuple[list, list, list]:
+    def view(self, job: Job, now: float) -> tuple[list[int], list[int], list[str]]:
         """(status, scale, endpoints) of `job` at `now`, as the API reports them."""
         created = now >= job.created_at
         completed = self._completed(job, now)
@@ -265,24 +280,24 @@ class Cluster:
 
     # --- API reads ------------------------------------------------------------------
 
-    def list_jobs(self, namespace: str) -> dict[str, dict]:
+    def list_jobs(self, namespace: str) -> dict[str, dict[str, str]]:
         return {name: {"type": job.type} for name, job in self.jobs.get(namespace, {}).items()}
 
-    def all_job_info(self, namespace: str) -> dict[str, dict]:
+    def all_job_info(self, namespace: str) -> dict[str, dict[str, Any]]:
         now = self.clock()
-        info = {}
+        info: dict[str, dict[str, Any]] = {}
         for name, job in self.jobs.get(namespace, {}).items():
             status, scale, endpoints = self.view(job, now)
             info[name] = {"type": job.type, "status": status, "scale": scale, "endpoint": endpoints}
         return info
 
-    def status(self, namespace: str, name: str, job_type: str) -> list:
+    def status(self, namespace: str, name: str, job_type: str) -> list[int]:
         return self.view(self._get(namespace, name, job_type), self.clock())[0]
 
-    def scale(self, namespace: str, name: str, job_type: str) -> list:
+    def scale(self, namespace: str, name: str, job_type: str) -> list[int]:
         return self.view(self._get(namespace, name, job_type), self.clock())[1]
 
-    def endpoints(self, namespace: str, name: str, job_type: str) -> list:
+    def endpoints(self, namespace: str, name: str, job_type: str) -> list[str]:
         return self.view(self._get(namespace, name, job_type), self.clock())[2]
 
     def service_port(self, namespace: str, name: str, job_type: str, port: int) -> int:
@@ -291,26 +306,33 @@ class Cluster:
         exposed = [pair[1] for pair in job.ports().values()]
         if port not in exposed:
             shown = ", ".join(map(str, exposed)) or "none"
-            raise Refused(CODE_INVALID_PARAMETER,
-                          f"parameter port: job {name!r} does not expose port {port} (it exposes: {shown})")
+            raise Refused(
+                CODE_INVALID_PARAMETER,
+                f"parameter port: job {name!r} does not expose port {port} (it exposes: {shown})",
+            )
         return port
 
-    def tail(self, namespace: str, name: str, job_type: str, count: int,
-             stream: str | None = None) -> str:
+    def tail(self, namespace: str, name: str, job_type: str, count: int, stream: str | None = None) -> str:
         """The last `count` log lines of the job (of `stream` only, if given), at most MAX_TAIL."""
         job = self._get(namespace, name, job_type)
         count = min(count, MAX_TAIL)
         if count <= 0:
             return ""
         now = self.clock()
-        series = [job.history, self._lifecycle_lines(job, now),
-                  self._worker_lines(job, min(now, job.completes_at or now), count),
-                  self._progress_lines(job, now, count)]
-        lines = [line for line in heapq.merge(*series, key=lambda line: line[0])
-                 if stream is None or line[1] == stream]
+        series = [
+            job.history,
+            self._lifecycle_lines(job, now),
+            self._worker_lines(job, min(now, job.completes_at or now), count),
+            self._progress_lines(job, now, count),
+        ]
+        lines = [
+            line
+            for line in heapq.merge(*series, key=lambda line: line[0])
+            if stream is None or line[1] == stream
+        ]
         return "\n".join(f"{_timestamp(t)} {text}" for t, _, text in lines[-count:])
 
-    def _lifecycle_lines(self, job: Job, now: float) -> list[list]:
+    def _lifecycle_lines(self, job: Job, now: float) -> list[list[Any]]:
         lines = []
         if now >= job.created_at:
             lines.append([job.created_at, STDERR, f"[ Info: job created: pod {job.ip}"])
@@ -319,12 +341,14 @@ class Cluster:
             if job.fail == "crash":
                 lines.append([job.completes_at, STDERR, "ERROR: the job died while running"])
             elif job.fail:
-                lines.append([job.completes_at, STDERR, f"ERROR: job failed: {status[1]} of {status[2]} succeeded"])
+                lines.append(
+                    [job.completes_at, STDERR, f"ERROR: job failed: {status[1]} of {status[2]} succeeded"]
+                )
             else:
                 lines.append([job.completes_at, STDOUT, f"job finished: {status[1]} succeeded"])
         return lines
 
-    def _worker_lines(self, job: Job, until: float, count: int) -> list[list]:
+    def _worker_lines(self, job: Job, until: float, count: int) -> list[list[Any]]:
         """The last `count` worker start/stop lines of the current approach, up to `until`."""
         if not _SCALABLE[job.type]:
             return []
@@ -338,7 +362,7 @@ class Cluster:
             lines.append([start + i * delay, STDERR, f"[ Info: {text}"])
         return lines
 
-    def _progress_lines(self, job: Job, now: float, count: int) -> Iterable[list]:
+    def _progress_lines(self, job: Job, now: float, count: int) -> Iterable[list[Any]]:
         """Periodic lines: a batch job's progress in fifths, otherwise a heartbeat."""
         if job.completes_at is not None:
             interval = (job.completes_at - job.created_at) / BATCH_PROGRESS_STEPS
@@ -364,8 +388,10 @@ class Cluster:
     # --- persistence ----------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": STATE_FORMAT,
-                "jobs": [job.to_dict() for jobs in self.jobs.values() for job in jobs.values()]}
+        return {
+            "format": STATE_FORMAT,
+            "jobs": [job.to_dict() for jobs in self.jobs.values() for job in jobs.values()],
+        }
 
     def load_dict(self, data: dict[str, Any]) -> None:
         if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:

@@ -22,17 +22,28 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 
 from . import jobtypes
 from .encoding import check_job_name, encode_params
-from .errors import (ApiError, HTTPError, InsecureTransport, InvalidResponse, JuliaRunError,
-                     ParameterError, Redirected, RequestTooLarge, TransportError)
+from .errors import (
+    ApiError,
+    HTTPError,
+    InsecureTransport,
+    InvalidResponse,
+    JuliaRunError,
+    ParameterError,
+    Redirected,
+    RequestTooLarge,
+    TransportError,
+)
 from .redact import install_secret_filter, register_secret
 
 log = logging.getLogger(__name__)
@@ -50,10 +61,20 @@ TRUE_WORDS = ("1", "true", "yes")
 
 # Calls that change nothing, or set an absolute target, may be repeated after an ambiguous
 # failure; submitJob and updateJob may not (a lost answer does not mean a lost request).
-REPEATABLE = frozenset({
-    "getSystemStatus", "listJobs", "getAllJobInfo", "getJobStatus", "getJobScale",
-    "getJobEndpoint", "tailJob", "getEncodedURL", "setJobScale", "deleteJob",
-})
+REPEATABLE = frozenset(
+    {
+        "getSystemStatus",
+        "listJobs",
+        "getAllJobInfo",
+        "getJobStatus",
+        "getJobScale",
+        "getJobEndpoint",
+        "tailJob",
+        "getEncodedURL",
+        "setJobScale",
+        "deleteJob",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -100,7 +121,7 @@ class RetryPolicy:
     cap: float = 5.0
 
     def delay(self, attempt: int) -> float:
-        return random.uniform(0, min(self.cap, self.base * 2 ** attempt))
+        return random.uniform(0, min(self.cap, self.base * 2**attempt))  # noqa: S311 (retry jitter, not secrets)
 
 
 def public_url(url: str) -> str:
@@ -149,17 +170,17 @@ class Context:
 
     def __post_init__(self) -> None:
         register_secret(self.token)
-        try:
+        with suppress(ValueError):  # an unparsable URL fails later, with a clear error
             register_secret(urlsplit(self.url).password)
-        except ValueError:
-            pass
 
     def __repr__(self) -> str:
-        return (f"Context(url={public_url(self.url)!r}, namespace={self.namespace!r}, "
-                f"token_file={self.token_file!r})")
+        return (
+            f"Context(url={public_url(self.url)!r}, namespace={self.namespace!r}, "
+            f"token_file={self.token_file!r})"
+        )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Context":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Context:
         """A context from JULIARUN_* variables, falling back to the in-cluster defaults.
 
         JULIARUN_URL, JULIARUN_TOKEN (or JULIARUN_TOKEN_FILE, re-read when it changes),
@@ -179,13 +200,18 @@ class Context:
                 given["token"] = _read_text(path, required=bool(token_file))
                 if given["token"]:  # the in-cluster default rotates too
                     given["token_file"] = str(path)
-        for name, value in (("allow_insecure_http", env.get("JULIARUN_ALLOW_INSECURE_HTTP")),
-                            ("use_env_proxy", env.get("JULIARUN_USE_ENV_PROXY"))):
+        for name, value in (
+            ("allow_insecure_http", env.get("JULIARUN_ALLOW_INSECURE_HTTP")),
+            ("use_env_proxy", env.get("JULIARUN_USE_ENV_PROXY")),
+        ):
             if name not in given and value:
                 given[name] = value.lower() in TRUE_WORDS
         if "namespace" not in given:
-            given["namespace"] = env.get("JULIARUN_NAMESPACE") or _read_text(
-                DEFAULT_NAMESPACE_FILE, required=False) or "default"
+            given["namespace"] = (
+                env.get("JULIARUN_NAMESPACE")
+                or _read_text(DEFAULT_NAMESPACE_FILE, required=False)
+                or "default"
+            )
         given.setdefault("url", env.get("JULIARUN_URL") or DEFAULT_URL)
         if env.get("JULIARUN_TIMEOUT"):
             given.setdefault("connect_timeout", float(env["JULIARUN_TIMEOUT"]))
@@ -213,9 +239,11 @@ class Context:
         if not host:
             return "the JuliaRun URL has no host"
         if parts.scheme == "http" and not is_loopback(host) and not self.allow_insecure_http:
-            return (f"refusing plain http to {public_url(self.url)}: the token would cross the "
-                    "network unencrypted in the query string; use https://, or let the "
-                    "administrator allow it (JULIARUN_ALLOW_INSECURE_HTTP=true)")
+            return (
+                f"refusing plain http to {public_url(self.url)}: the token would cross the "
+                "network unencrypted in the query string; use https://, or let the "
+                "administrator allow it (JULIARUN_ALLOW_INSECURE_HTTP=true)"
+            )
         return None
 
     def insecure(self) -> bool:
@@ -284,9 +312,15 @@ def current_job(environ: Mapping[str, str] | None = None) -> Job:
 class Client:
     """One method per JuliaRun call. Thread-safe as far as requests' Session is."""
 
-    def __init__(self, context: Context, *, retry: RetryPolicy = RetryPolicy(),
-                 session: requests.Session | None = None, pool_size: int = 10,
-                 observe: Callable[[str, str, float], None] | None = None):
+    def __init__(
+        self,
+        context: Context,
+        *,
+        retry: RetryPolicy = RetryPolicy(),
+        session: requests.Session | None = None,
+        pool_size: int = 10,
+        observe: Callable[[str, str, float], None] | None = None,
+    ):
         self.context = context
         self.retry = retry
         if session is None:
@@ -302,8 +336,11 @@ class Client:
         self._token_file = TokenFile(context.token_file, context.token) if context.token_file else None
         self._refusal = context.transport_refusal()
         if self._refusal is None and context.insecure():
-            log.warning("JuliaRun at %s over plain http: the token crosses the network unencrypted "
-                        "(allowed by JULIARUN_ALLOW_INSECURE_HTTP)", public_url(context.url))
+            log.warning(
+                "JuliaRun at %s over plain http: the token crosses the network unencrypted "
+                "(allowed by JULIARUN_ALLOW_INSECURE_HTTP)",
+                public_url(context.url),
+            )
         # observe(operation, outcome, seconds) after every attempt: a hook for metrics.
         self.observe = observe
 
@@ -329,11 +366,16 @@ class Client:
     def get_all_job_info(self) -> dict[str, JobInfo]:
         data = self._call("getAllJobInfo")
         try:
-            return {name: JobInfo(name, info["type"], _status(info["status"]),
-                                  _scale(info["scale"]), list(info["endpoint"]))
-                    for name, info in data.items()}
+            return {
+                name: JobInfo(
+                    name, info["type"], _status(info["status"]), _scale(info["scale"]), list(info["endpoint"])
+                )
+                for name, info in data.items()
+            }
         except (AttributeError, KeyError, TypeError, ValueError):
-            raise InvalidResponse("getAllJobInfo", "expected {name: {type, status, scale, endpoint}}") from None
+            raise InvalidResponse(
+                "getAllJobInfo", "expected {name: {type, status, scale, endpoint}}"
+            ) from None
 
     # --- job-level calls --------------------------------------------------------------
 
@@ -345,8 +387,9 @@ class Client:
 
     def set_job_scale(self, job: Job, parallelism: int) -> bool:
         if isinstance(parallelism, bool) or not isinstance(parallelism, int) or parallelism < 0:
-            raise ParameterError(f"parallelism: expected a non-negative integer, got {parallelism!r}",
-                                 "parallelism")
+            raise ParameterError(
+                f"parallelism: expected a non-negative integer, got {parallelism!r}", "parallelism"
+            )
         return bool(self._call("setJobScale", job, {"parallelism": str(parallelism)}))
 
     def get_job_endpoint(self, job: Job) -> list[str]:
@@ -387,8 +430,9 @@ class Client:
             raise InvalidResponse("getEncodedURL", "expected a string")
         return data
 
-    def wait_for_workers(self, job: Job, count: int, *, timeout: float = 300.0,
-                         interval: float = 1.0) -> JobScale:
+    def wait_for_workers(
+        self, job: Job, count: int, *, timeout: float = 300.0, interval: float = 1.0
+    ) -> JobScale:
         """Poll the job's scale until `count` workers run; TimeoutError after `timeout` s."""
         deadline = time.monotonic() + timeout
         while True:
@@ -417,8 +461,7 @@ class Client:
             query[key] = value
         return query
 
-    def _call(self, operation: str, job: Job | None = None,
-              extra: Mapping[str, str] | None = None) -> Any:
+    def _call(self, operation: str, job: Job | None = None, extra: Mapping[str, str] | None = None) -> Any:
         if self._refusal:
             raise InsecureTransport(f"{operation}: {self._refusal}", operation)
         path = f"/{operation}/" if job is None else f"/{operation}/{job.type}/"
@@ -459,7 +502,10 @@ class Client:
         raise RequestTooLarge(
             f"{operation}: the request would be {size:,} bytes, over the {limit:,} a JuliaRun "
             f"server reads in one request line (all parameters travel in the query string); "
-            f"{what} takes {sizes[largest]:,} of them: shorten it", largest, size)
+            f"{what} takes {sizes[largest]:,} of them: shorten it",
+            largest,
+            size,
+        )
 
     def _attempt(self, operation: str, url: str, query: dict[str, str]) -> Any:
         started = time.monotonic()
@@ -477,16 +523,23 @@ class Client:
     def _send(self, operation: str, url: str, query: dict[str, str]) -> requests.Response:
         ctx = self.context
         try:
-            return self.session.get(url, params=query, verify=ctx.verify, allow_redirects=False,
-                                    timeout=(ctx.connect_timeout, ctx.read_timeout))
+            return self.session.get(
+                url,
+                params=query,
+                verify=ctx.verify,
+                allow_redirects=False,
+                timeout=(ctx.connect_timeout, ctx.read_timeout),
+            )
         except requests.Timeout:
-            error = TransportError(f"{operation}: no answer from {public_url(ctx.url)} within the time-out",
-                                   operation)
+            error = TransportError(
+                f"{operation}: no answer from {public_url(ctx.url)} within the time-out", operation
+            )
         except requests.exceptions.SSLError:
             error = TransportError(f"{operation}: TLS handshake with {public_url(ctx.url)} failed", operation)
         except requests.ConnectionError as exc:
-            error = TransportError(f"{operation}: cannot reach {public_url(ctx.url)}: {_reason(exc)}",
-                                   operation)
+            error = TransportError(
+                f"{operation}: cannot reach {public_url(ctx.url)}: {_reason(exc)}", operation
+            )
         except requests.RequestException as exc:
             error = TransportError(f"{operation}: request failed: {type(exc).__name__}", operation)
         # Raised outside the except blocks: the requests exception (which holds the URL and
@@ -497,9 +550,15 @@ class Client:
 def _reason(exc: requests.ConnectionError) -> str:
     """A short cause for a connection error, without the URL that carries the token."""
     text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "Connection reset",
-                   "Temporary failure in name resolution", "No route to host",
-                   "RemoteDisconnected", "Connection aborted"):
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "Connection reset",
+        "Temporary failure in name resolution",
+        "No route to host",
+        "RemoteDisconnected",
+        "Connection aborted",
+    ):
         if marker in text:
             return marker.lower()
     return "connection failed"
@@ -507,16 +566,20 @@ def _reason(exc: requests.ConnectionError) -> str:
 
 def _register_secret_params(params: Mapping[str, Any]) -> None:
     for name, value in params.items():
-        if name in jobtypes.PARAMETERS and jobtypes.PARAMETERS[name].kind == jobtypes.SECRET \
-                and isinstance(value, str):
+        if (
+            name in jobtypes.PARAMETERS
+            and jobtypes.PARAMETERS[name].kind == jobtypes.SECRET
+            and isinstance(value, str)
+        ):
             register_secret(value)
 
 
 def _unwrap(operation: str, response: requests.Response) -> Any:
     if 300 <= response.status_code < 400:
         location = response.headers.get("Location", "")
-        raise Redirected(operation, response.status_code,
-                         public_url(urljoin(response.url, location)) if location else "")
+        raise Redirected(
+            operation, response.status_code, public_url(urljoin(response.url, location)) if location else ""
+        )
     if not 200 <= response.status_code <= 206:
         raise HTTPError(operation, response.status_code, response.text)
     try:
@@ -541,7 +604,10 @@ def _scale(data: Any) -> JobScale:
     return JobScale(int(running), int(requested))
 
 
-def _parsed(operation: str, parse: Callable[[Any], Any], data: Any) -> Any:
+_T = TypeVar("_T")
+
+
+def _parsed(operation: str, parse: Callable[[Any], _T], data: Any) -> _T:
     try:
         return parse(data)
     except (TypeError, ValueError):

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from . import jobtypes as jt
 from .errors import ParameterError
@@ -25,8 +26,19 @@ QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 JOB_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "$": "\\$", "\n": "\\n", "\t": "\\t", "\r": "\\r",
-            "\a": "\\a", "\b": "\\b", "\f": "\\f", "\v": "\\v", "\x1b": "\\e"}
+_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "$": "\\$",
+    "\n": "\\n",
+    "\t": "\\t",
+    "\r": "\\r",
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\v": "\\v",
+    "\x1b": "\\e",
+}
 _UNESCAPES = {v[1]: k for k, v in _ESCAPES.items()}
 
 
@@ -34,16 +46,22 @@ def check_job_name(name: object) -> str:
     if not isinstance(name, str) or not JOB_NAME_RE.fullmatch(name):
         raise ParameterError(
             f"invalid job name {name!r}: lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit, at most 63 characters", "name")
+            "starting and ending with a letter or digit, at most 63 characters",
+            "name",
+        )
     return name
 
 
 # --- checking -------------------------------------------------------------------------
 
+
 def _fail(param: jt.Param, expected: str, value: object) -> ParameterError:
     if param.kind == jt.SECRET:  # a refused password is still a password: never shown
-        return ParameterError(f"parameter {param.name}: expected {expected} "
-                              f"(got a {type(value).__name__}; the value is secret)", param.name)
+        return ParameterError(
+            f"parameter {param.name}: expected {expected} "
+            f"(got a {type(value).__name__}; the value is secret)",
+            param.name,
+        )
     return ParameterError(f"parameter {param.name}: expected {expected}, got {value!r:.200}", param.name)
 
 
@@ -88,8 +106,8 @@ def check_value(param: jt.Param, value: Any) -> Any:
         return _check_ports(param, value)
     if kind == jt.ENV:
         if not isinstance(value, Mapping) or not all(
-                isinstance(k, str) and KEY_RE.fullmatch(k) and isinstance(v, str)
-                for k, v in value.items()):
+            isinstance(k, str) and KEY_RE.fullmatch(k) and isinstance(v, str) for k, v in value.items()
+        ):
             raise _fail(param, "a map of variable names to string values", value)
         return dict(value)
     raise AssertionError(f"unhandled kind {kind}")
@@ -103,9 +121,11 @@ def _check_ports(param: jt.Param, value: Any) -> dict[str, tuple[int, int]]:
     for name, pair in value.items():
         if not isinstance(name, str) or not KEY_RE.fullmatch(name):
             raise _fail(param, expected + " (port names: letters, digits, '_', '-', '.')", name)
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(
-                isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= MAX_PORT
-                for p in pair):
+        if (
+            not isinstance(pair, (list, tuple))
+            or len(pair) != 2
+            or not all(isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= MAX_PORT for p in pair)
+        ):
             raise _fail(param, f"{expected} (ports 1-{MAX_PORT})", {name: pair})
         ports[name] = (pair[0], pair[1])
     return ports
@@ -121,8 +141,9 @@ def check_params(job_type: str, params: Mapping[str, Any], *, partial: bool = Fa
     unknown = [n for n in params if n not in spec.params]
     if unknown:
         raise ParameterError(
-            f"{job_type} does not take parameter {unknown[0]!r}; it takes: "
-            + ", ".join(spec.params), unknown[0])
+            f"{job_type} does not take parameter {unknown[0]!r}; it takes: " + ", ".join(spec.params),
+            unknown[0],
+        )
     if not partial:
         missing = [n for n in spec.required() if params.get(n) is None]
         if missing:
@@ -131,6 +152,7 @@ def check_params(job_type: str, params: Mapping[str, Any], *, partial: bool = Fa
 
 
 # --- wire text ------------------------------------------------------------------------
+
 
 def julia_string_literal(text: str) -> str:
     """`text` as Julia prints a String inside a collection: quoted, escaped."""
@@ -148,13 +170,15 @@ def julia_string_literal(text: str) -> str:
 def julia_float(value: float) -> str:
     """A Float64 as Julia's `string` prints it: shortest digits, `1.0e6` past 10^6."""
     sign, digits, exponent = Decimal(repr(float(value))).normalize().as_tuple()
+    if not isinstance(exponent, int):  # "n", "N", "F": NaN and infinity have no Julia literal here
+        raise TypeError(f"not a finite number: {value!r}")
     text = "".join(map(str, digits))
     e10 = len(text) - 1 + exponent  # exponent of the leading digit
     prefix = "-" if sign else ""
     if -5 < e10 < 6:
         if e10 < 0:
             return f"{prefix}0.{'0' * (-e10 - 1)}{text}"
-        whole, frac = text[:e10 + 1].ljust(e10 + 1, "0"), text[e10 + 1:]
+        whole, frac = text[: e10 + 1].ljust(e10 + 1, "0"), text[e10 + 1 :]
         return f"{prefix}{whole}.{frac or '0'}"
     return f"{prefix}{text[0]}.{text[1:] or '0'}e{e10}"
 
@@ -170,12 +194,18 @@ def encode_value(kind: str, value: Any) -> str:
     if kind == jt.STRING_LIST:
         return "[" + ", ".join(julia_string_literal(v) for v in value) + "]"
     if kind == jt.PORTS:
-        return "Dict(" + ", ".join(
-            f"{julia_string_literal(n)} => ({c}, {s})" for n, (c, s) in value.items()) + ")"
+        return (
+            "Dict("
+            + ", ".join(f"{julia_string_literal(n)} => ({c}, {s})" for n, (c, s) in value.items())
+            + ")"
+        )
     if kind == jt.ENV:
-        return "Dict(" + ", ".join(
-            f"{julia_string_literal(k)} => {julia_string_literal(v)}" for k, v in value.items()) + ")"
-    return value  # strings, quantities, enums, secrets travel as themselves
+        return (
+            "Dict("
+            + ", ".join(f"{julia_string_literal(k)} => {julia_string_literal(v)}" for k, v in value.items())
+            + ")"
+        )
+    return str(value)  # strings, quantities, enums, secrets travel as themselves
 
 
 def encode_params(job_type: str, params: Mapping[str, Any], *, partial: bool = False) -> dict[str, str]:
@@ -185,6 +215,7 @@ def encode_params(job_type: str, params: Mapping[str, Any], *, partial: bool = F
 
 
 # --- reading wire text back (the server side) -----------------------------------------
+
 
 class _Reader:
     """A tiny reader for the Julia literals above: strings, ints, lists, tuples, Dicts."""
@@ -197,7 +228,7 @@ class _Reader:
     def _next(self) -> str:
         m = self._TOKEN.match(self.text, self.pos)
         if not m:
-            raise ValueError(f"unexpected text at {self.pos}: {self.text[self.pos:self.pos + 20]!r}")
+            raise ValueError(f"unexpected text at {self.pos}: {self.text[self.pos : self.pos + 20]!r}")
         self.pos = m.end()
         return m.group(1)
 
@@ -222,8 +253,8 @@ class _Reader:
             return int(tok)
         raise ValueError(f"unexpected {tok!r}")
 
-    def _sequence(self, close: str) -> list:
-        items: list = []
+    def _sequence(self, close: str) -> list[Any]:
+        items: list[Any] = []
         if self._peek() == close:
             self._next()
             return items
@@ -235,8 +266,8 @@ class _Reader:
             if tok != ",":
                 raise ValueError(f"expected ',' or {close!r}, got {tok!r}")
 
-    def _pair_list(self) -> list:
-        pairs = []
+    def _pair_list(self) -> list[tuple[Any, Any]]:
+        pairs: list[tuple[Any, Any]] = []
         while True:
             key = self.value()
             if self._next() != "=>":
@@ -249,8 +280,8 @@ class _Reader:
                 raise ValueError(f"expected ',' or ')', got {tok!r}")
 
     def done(self) -> None:
-        if self.text[self.pos:].strip():
-            raise ValueError(f"trailing text {self.text[self.pos:]!r}")
+        if self.text[self.pos :].strip():
+            raise ValueError(f"trailing text {self.text[self.pos :]!r}")
 
 
 def _unescape(body: str) -> str:
@@ -263,7 +294,7 @@ def _unescape(body: str) -> str:
             continue
         nxt = body[i + 1]
         if nxt == "x":
-            out.append(chr(int(body[i + 2:i + 4], 16)))
+            out.append(chr(int(body[i + 2 : i + 4], 16)))
             i += 4
         elif nxt in _UNESCAPES:
             out.append(_UNESCAPES[nxt])
@@ -293,7 +324,9 @@ def decode_value(param: jt.Param, text: str) -> Any:
         else:
             value = text
     except (ValueError, IndexError) as exc:
-        raise ParameterError(f"parameter {param.name}: cannot read {text!r:.200}: {exc}", param.name) from None
+        raise ParameterError(
+            f"parameter {param.name}: cannot read {text!r:.200}: {exc}", param.name
+        ) from None
     return check_value(param, value)
 
 

@@ -45,7 +45,9 @@ class ApiError(JuliaRunError):
         shown = cut(str(reason), MAX_SHOWN)
         super().__init__(f"{operation}: JuliaRun error {code}: {shown}", operation)
         self.code = code
-        self.reason = reason if isinstance(reason, (bool, int, float, type(None))) else cut(str(reason), MAX_BODY)
+        self.reason = (
+            reason if isinstance(reason, (bool, int, float, type(None))) else cut(str(reason), MAX_BODY)
+        )
 
 
 class HTTPError(JuliaRunError):
@@ -69,9 +71,15 @@ class Redirected(HTTPError):
     """
 
     def __init__(self, operation: str, status: int, location: str):
-        super().__init__(operation, status, "", message=(
-            f"{operation}: HTTP {status}: JuliaRun redirected to {location or '(no Location)'}; "
-            "redirects are not followed (the token would go along): set the URL it points to"))
+        super().__init__(
+            operation,
+            status,
+            "",
+            message=(
+                f"{operation}: HTTP {status}: JuliaRun redirected to {location or '(no Location)'}; "
+                "redirects are not followed (the token would go along): set the URL it points to"
+            ),
+        )
         self.location = location
 
 

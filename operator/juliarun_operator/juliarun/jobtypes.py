@@ -21,7 +21,7 @@ STRING_LIST = "string_list"
 PORTS = "ports"  # name -> (container port, service port)
 ENV = "env"  # name -> value
 ENUM = "enum"
-SECRET = "secret"  # a string on the wire; a Secret reference in the CRD
+SECRET = "secret"  # noqa: S105 (a type tag, not a password): a string on the wire; a Secret reference in the CRD
 
 RESTART_POLICIES = ("RestartAlways", "RestartOnFailure", "Never")
 
@@ -58,11 +58,19 @@ PARAMETERS: dict[str, Param] = _params(
     Param("start_script", "startScript", STRING, "Julia script the master (or each unit) starts with."),
     Param("builder_script", "builderScript", STRING, "Julia script that builds the package bundle."),
     Param("cfg_file", "cfgFile", STRING, "Configuration file the server starts with."),
-    Param("pkg_bundle", "pkgBundle", STRING, "Package bundle put on LOAD_PATH (the bundle to build, for PkgBuilder)."),
-    Param("additional_volumes", "additionalVolumes", STRING_LIST,
-          "More persistent volumes, each mounted at /mnt/<name>."),
-    Param("ports", "ports", PORTS,
-          "Network ports to expose: name -> [container port, service port]."),
+    Param(
+        "pkg_bundle",
+        "pkgBundle",
+        STRING,
+        "Package bundle put on LOAD_PATH (the bundle to build, for PkgBuilder).",
+    ),
+    Param(
+        "additional_volumes",
+        "additionalVolumes",
+        STRING_LIST,
+        "More persistent volumes, each mounted at /mnt/<name>.",
+    ),
+    Param("ports", "ports", PORTS, "Network ports to expose: name -> [container port, service port]."),
     Param("external", "external", BOOLEAN, "Expose the ports outside the cluster."),
     Param("image", "image", STRING, "Container image to run."),
     Param("cpu", "cpu", NUMBER, "CPU cores to allocate (to the master, where there are workers)."),
@@ -70,8 +78,12 @@ PARAMETERS: dict[str, Param] = _params(
     Param("memory", "memory", QUANTITY, "Memory to allocate, as a quantity such as 512Mi or 4Gi."),
     Param("shell", "shell", STRING, "Start-up shell script."),
     Param("envvars", "envVars", ENV, "Additional environment variables: name -> value."),
-    Param("nworkers", "nworkers", INTEGER,
-          "Workers (or containers) to start with; the operator sets it from spec.parallelism."),
+    Param(
+        "nworkers",
+        "nworkers",
+        INTEGER,
+        "Workers (or containers) to start with; the operator sets it from spec.parallelism.",
+    ),
     Param("worker_cpu", "workerCpu", NUMBER, "CPU cores for each worker."),
     Param("worker_gpu", "workerGpu", INTEGER, "GPUs for each worker."),
     Param("worker_memory", "workerMemory", QUANTITY, "Memory for each worker."),
@@ -111,8 +123,12 @@ def _common(**overrides: Any) -> dict[str, Any]:
 
 _JULIA = {"image": "julia", "cpu": 0.1, "gpu": 0, "memory": "512Mi"}
 _WORKERS = {
-    "worker_cpu": OPTIONAL, "worker_gpu": OPTIONAL, "worker_memory": OPTIONAL,
-    "worker_shell": OPTIONAL, "worker_start_script": OPTIONAL, "worker_envvars": OPTIONAL,
+    "worker_cpu": OPTIONAL,
+    "worker_gpu": OPTIONAL,
+    "worker_memory": OPTIONAL,
+    "worker_shell": OPTIONAL,
+    "worker_start_script": OPTIONAL,
+    "worker_envvars": OPTIONAL,
 }
 _EXPOSE = {"ports": OPTIONAL, "external": False}
 
@@ -122,63 +138,134 @@ JOB_TYPES: dict[str, JobType] = {
         JobType(
             "JuliaBatch",
             "A Julia batch job in one container: non-parallel, multi-threaded or shared-memory parallel.",
-            _common(start_script=REQUIRED, pkg_bundle=OPTIONAL, **_EXPOSE, **_JULIA,
-                    shell="master.sh", envvars=OPTIONAL),
-            scalable=False, completes=True,
+            _common(
+                start_script=REQUIRED,
+                pkg_bundle=OPTIONAL,
+                **_EXPOSE,
+                **_JULIA,
+                shell="master.sh",
+                envvars=OPTIONAL,
+            ),
+            scalable=False,
+            completes=True,
         ),
         JobType(
             "JuliaParBatch",
             "A Julia master with an array of workers for distributed-memory parallelism.",
-            _common(start_script=REQUIRED, pkg_bundle=OPTIONAL, **_EXPOSE, **_JULIA,
-                    shell="master.sh", envvars=OPTIONAL, nworkers=0, **_WORKERS,
-                    restart="RestartAlways"),
-            scalable=True, completes=True,
+            _common(
+                start_script=REQUIRED,
+                pkg_bundle=OPTIONAL,
+                **_EXPOSE,
+                **_JULIA,
+                shell="master.sh",
+                envvars=OPTIONAL,
+                nworkers=0,
+                **_WORKERS,
+                restart="RestartAlways",
+            ),
+            scalable=True,
+            completes=True,
         ),
         JobType(
             "JuliaParBatchWorkers",
             "An array of independent Julia batch units scaled as one (work queues).",
-            _common(start_script=REQUIRED, pkg_bundle=OPTIONAL, **_EXPOSE, **_JULIA,
-                    shell="worker.sh", envvars=OPTIONAL, nworkers=0, restart="RestartAlways"),
-            scalable=True, completes=True,
+            _common(
+                start_script=REQUIRED,
+                pkg_bundle=OPTIONAL,
+                **_EXPOSE,
+                **_JULIA,
+                shell="worker.sh",
+                envvars=OPTIONAL,
+                nworkers=0,
+                restart="RestartAlways",
+            ),
+            scalable=True,
+            completes=True,
         ),
         JobType(
             "Notebook",
             "An interactive Jupyter notebook with Julia kernels and optional workers.",
-            _common(pkg_bundle=OPTIONAL, ports={"nb": (8888, 8888)}, external=False, **_JULIA,
-                    shell="notebook.sh", envvars=OPTIONAL, **_WORKERS, restart="RestartAlways",
-                    passwd=OPTIONAL),
-            scalable=True, completes=False,
+            _common(
+                pkg_bundle=OPTIONAL,
+                ports={"nb": (8888, 8888)},
+                external=False,
+                **_JULIA,
+                shell="notebook.sh",
+                envvars=OPTIONAL,
+                **_WORKERS,
+                restart="RestartAlways",
+                passwd=OPTIONAL,
+            ),
+            scalable=True,
+            completes=False,
         ),
         JobType(
             "PkgBuilder",
             "Builds or updates a Julia package bundle.",
-            _common(builder_script=REQUIRED, pkg_bundle=REQUIRED, image="julia", cpu=1.0,
-                    gpu=0, memory="4Gi", shell="master.sh", envvars=OPTIONAL),
-            scalable=False, completes=True,
+            _common(
+                builder_script=REQUIRED,
+                pkg_bundle=REQUIRED,
+                image="julia",
+                cpu=1.0,
+                gpu=0,
+                memory="4Gi",
+                shell="master.sh",
+                envvars=OPTIONAL,
+            ),
+            scalable=False,
+            completes=True,
         ),
         JobType(
             "Webserver",
             "A web server for a job's API, UI or files.",
-            _common(cfg_file=REQUIRED, ports={"http": (80, 80), "https": (443, 443)},
-                    external=False, image="nginx", cpu=0.1, memory="512Mi", envvars=OPTIONAL,
-                    nworkers=OPTIONAL),
-            scalable=True, completes=False,
+            _common(
+                cfg_file=REQUIRED,
+                ports={"http": (80, 80), "https": (443, 443)},
+                external=False,
+                image="nginx",
+                cpu=0.1,
+                memory="512Mi",
+                envvars=OPTIONAL,
+                nworkers=OPTIONAL,
+            ),
+            scalable=True,
+            completes=False,
         ),
         JobType(
             "MessageQ",
             "A message queue (RabbitMQ) for communication within or across jobs.",
-            _common(cfg_file=REQUIRED,
-                    ports={"amqptls": (5671, 5671), "amqp": (5672, 5672),
-                           "mgmttls": (15672, 15671), "mgmt": (15672, 15672)},
-                    external=False, image="rabbitmq", cpu=1.0, memory="4Gi", envvars=OPTIONAL),
-            scalable=False, completes=False,
+            _common(
+                cfg_file=REQUIRED,
+                ports={
+                    "amqptls": (5671, 5671),
+                    "amqp": (5672, 5672),
+                    "mgmttls": (15672, 15671),
+                    "mgmt": (15672, 15672),
+                },
+                external=False,
+                image="rabbitmq",
+                cpu=1.0,
+                memory="4Gi",
+                envvars=OPTIONAL,
+            ),
+            scalable=False,
+            completes=False,
         ),
         JobType(
             "Generic",
             "Any command in any container image.",
-            _common(**_EXPOSE, image=REQUIRED, cpu=0.1, memory="512Mi", envvars=OPTIONAL,
-                    nworkers=OPTIONAL, command=OPTIONAL, args=OPTIONAL),
-            scalable=True, completes=True,
+            _common(
+                **_EXPOSE,
+                image=REQUIRED,
+                cpu=0.1,
+                memory="512Mi",
+                envvars=OPTIONAL,
+                nworkers=OPTIONAL,
+                command=OPTIONAL,
+                args=OPTIONAL,
+            ),
+            scalable=True,
+            completes=True,
         ),
     )
 }
@@ -189,6 +276,4 @@ def job_type(name: str) -> JobType:
     try:
         return JOB_TYPES[name]
     except KeyError:
-        raise ValueError(
-            f"unknown job type {name!r}: expected one of {', '.join(JOB_TYPES)}"
-        ) from None
+        raise ValueError(f"unknown job type {name!r}: expected one of {', '.join(JOB_TYPES)}") from None

@@ -23,6 +23,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 REDACTED = "REDACTED"
@@ -36,8 +37,7 @@ SECRET_PARAMS = ("jruntok", "passwd")
 
 # `jruntok=VALUE` or, inside a URL-encoded URL, `jruntok%3DVALUE`; VALUE ends at the next
 # parameter (`&`, `%26`), whitespace, a quote or an angle bracket.
-_PARAM_RE = re.compile(
-    r"(?i)(" + "|".join(SECRET_PARAMS) + r")(=|%3D)((?:(?!%26)[^&\s\"'<>])*)")
+_PARAM_RE = re.compile(r"(?i)(" + "|".join(SECRET_PARAMS) + r")(=|%3D)((?:(?!%26)[^&\s\"'<>])*)")
 # scheme://userinfo@ : userinfo ends before the first '/', '?', '#' or whitespace.
 _USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@]*@")
 
@@ -129,7 +129,7 @@ def _scrub_registered(text: str) -> str:
     i = last = 0
     end = len(text) - MIN_SECRET_LENGTH
     while i <= end:
-        forms = index.get(probe[i:i + MIN_SECRET_LENGTH])
+        forms = index.get(probe[i : i + MIN_SECRET_LENGTH])
         if forms:
             for form in forms:
                 if probe.startswith(form, i):
@@ -214,7 +214,7 @@ def install_secret_filter() -> None:
         previous = logging.getLogRecordFactory()
         secret_filter = SecretFilter()
 
-        def factory(*args, **kwargs) -> logging.LogRecord:
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = previous(*args, **kwargs)
             secret_filter.filter(record)
             return record
