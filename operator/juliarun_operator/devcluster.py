@@ -28,8 +28,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -45,7 +47,6 @@ SERVICE_CIDR = "10.0.0.0/24"
 NODE_IP = "10.244.0.1"
 READY_TIMEOUT = 60.0
 STOP_GRACE = 10.0
-
 
 
 class DevClusterError(RuntimeError):
@@ -84,7 +85,9 @@ def read_versions() -> dict[str, str]:
     """KEY=VALUE pairs of hack/controlplane/versions.env, the one place versions are pinned."""
     path = CONTROLPLANE_DIR / "versions.env"
     if not path.is_file():
-        raise DevClusterError(f"{path} not found: devcluster needs the juliarun-operator source tree (editable install)")
+        raise DevClusterError(
+            f"{path} not found: devcluster needs the juliarun-operator source tree (editable install)"
+        )
     pairs = {}
     for line in path.read_text().splitlines():
         line = line.strip()
@@ -110,10 +113,16 @@ def ensure_binaries() -> dict[str, Path]:
         script = CONTROLPLANE_DIR / "build.sh"
         if not script.is_file():
             raise DevClusterError(f"{script} not found: cannot build the control plane binaries")
-        print(f"building control plane binaries into {directory} (first time only, takes a while) ...", file=sys.stderr)
-        result = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True)
+        print(
+            f"building control plane binaries into {directory} (first time only, takes a while) ...",
+            file=sys.stderr,
+        )
+        # The project's own build script, by path; bash from PATH as `make` runs it.
+        result = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True)  # noqa: S603, S607
         if result.returncode != 0:
-            raise DevClusterError(f"{script} failed with exit code {result.returncode} (see its output above)")
+            raise DevClusterError(
+                f"{script} failed with exit code {result.returncode} (see its output above)"
+            )
         if Path(result.stdout.strip()) != directory:
             raise DevClusterError(f"build.sh built into {result.stdout.strip()}, expected {directory}")
     return {name: directory / name for name in BINARIES}
@@ -123,7 +132,7 @@ def ensure_binaries() -> dict[str, Path]:
 
 
 def default_state_dir() -> Path:
-    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
+    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"  # noqa: S108 (a per-user dir is made below it)
     return Path(base) / f"juliarun-cluster-{os.getuid()}"
 
 
@@ -136,7 +145,8 @@ def _free_port() -> int:
     # window only makes `up` fail, it cannot reach anyone else's server.
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _alive(pid: int, exe: Path) -> bool:
@@ -174,10 +184,10 @@ def _stop(pid: int, exe: Path) -> None:
     raise DevClusterError(f"process {pid} ({exe.name}) survived SIGKILL")
 
 
-def _spawn(args: list[str], log: Path) -> subprocess.Popen:
+def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     # A new session: the server outlives the CLI and ignores its Ctrl-C.
     with open(log, "ab") as out:
-        return subprocess.Popen(
+        return subprocess.Popen(  # noqa: S603 (the built control-plane binaries, by path)
             args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
 
@@ -189,12 +199,14 @@ def _log_tail(log: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def _wait_until(check, proc: subprocess.Popen, log: Path, what: str) -> None:
+def _wait_until(check: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
     """Poll check() until true; fail early if proc died."""
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise DevClusterError(f"{what} exited with code {proc.returncode}; last log lines:\n{_log_tail(log)}")
+            raise DevClusterError(
+                f"{what} exited with code {proc.returncode}; last log lines:\n{_log_tail(log)}"
+            )
         try:
             if check():
                 return
@@ -214,7 +226,9 @@ def status(state_dir: Path | None = None) -> ClusterInfo | None:
         info = ClusterInfo.from_json(_state_file(state_dir).read_text())
     except FileNotFoundError:
         return None
-    if _alive(info.etcd_pid, info.bin_dir / "etcd") and _alive(info.apiserver_pid, info.bin_dir / "kube-apiserver"):
+    if _alive(info.etcd_pid, info.bin_dir / "etcd") and _alive(
+        info.apiserver_pid, info.bin_dir / "kube-apiserver"
+    ):
         return info
     return None
 
@@ -227,7 +241,9 @@ def up(kubeconfig: Path | None = None, state_dir: Path | None = None, node: bool
     running = status(state_dir)
     if running is not None:
         if kubeconfig is not None and Path(kubeconfig).resolve() != running.kubeconfig:
-            raise DevClusterError(f"a cluster already runs from {state_dir} with kubeconfig {running.kubeconfig}")
+            raise DevClusterError(
+                f"a cluster already runs from {state_dir} with kubeconfig {running.kubeconfig}"
+            )
         if node and not running.node:
             raise DevClusterError(f"a cluster without a node already runs from {state_dir}; `down` it first")
         return running
@@ -242,10 +258,13 @@ def up(kubeconfig: Path | None = None, state_dir: Path | None = None, node: bool
         pki = state_dir / "pki"
         devpki.make_pki(pki)
         etcd, etcd_url = _start_etcd(binaries["etcd"], state_dir)
-        apiserver, server = _start_apiserver(binaries["kube-apiserver"], state_dir, pki, etcd_url,
-                                             devnode.apiserver_flags(pki) if node else [])
+        apiserver, server = _start_apiserver(
+            binaries["kube-apiserver"], state_dir, pki, etcd_url, devnode.apiserver_flags(pki) if node else []
+        )
         devpki.write_kubeconfig(kubeconfig, server, pki)
-        info = ClusterInfo(server, kubeconfig, state_dir, etcd.pid, apiserver.pid, binaries["kubectl"].parent, node)
+        info = ClusterInfo(
+            server, kubeconfig, state_dir, etcd.pid, apiserver.pid, binaries["kubectl"].parent, node
+        )
         _state_file(state_dir).write_text(info.to_json())
         if node:
             devnode.start(state_dir, pki, server)
@@ -262,50 +281,66 @@ def up(kubeconfig: Path | None = None, state_dir: Path | None = None, node: bool
         raise
 
 
-def _start_etcd(exe: Path, state_dir: Path) -> tuple[subprocess.Popen, str]:
+def _start_etcd(exe: Path, state_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     client, peer = f"http://127.0.0.1:{_free_port()}", f"http://127.0.0.1:{_free_port()}"
     log = state_dir / "etcd.log"
-    proc = _spawn([
-        str(exe),
-        "--name=juliarun-dev",
-        f"--data-dir={state_dir / 'etcd-data'}",
-        f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
-        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster=juliarun-dev={peer}",
-        # Throwaway data: skipping fsync makes every apiserver write much faster.
-        "--unsafe-no-fsync",
-        "--log-level=warn",
-    ], log)
-    _wait_until(lambda: requests.get(f"{client}/health", timeout=1).json().get("health") == "true", proc, log, "etcd")
+    proc = _spawn(
+        [
+            str(exe),
+            "--name=juliarun-dev",
+            f"--data-dir={state_dir / 'etcd-data'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=juliarun-dev={peer}",
+            # Throwaway data: skipping fsync makes every apiserver write much faster.
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ],
+        log,
+    )
+    _wait_until(
+        lambda: requests.get(f"{client}/health", timeout=1).json().get("health") == "true", proc, log, "etcd"
+    )
     return proc, client
 
 
-def _start_apiserver(exe: Path, state_dir: Path, pki: Path, etcd_url: str,
-                     node_flags: list[str]) -> tuple[subprocess.Popen, str]:
+def _start_apiserver(
+    exe: Path, state_dir: Path, pki: Path, etcd_url: str, node_flags: list[str]
+) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     server = f"https://{NODE_IP if node_flags else '127.0.0.1'}:{port}"
     log = state_dir / "kube-apiserver.log"
-    proc = _spawn([
-        str(exe),
-        f"--etcd-servers={etcd_url}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
-        f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
-        f"--client-ca-file={pki / 'ca.crt'}",
-        "--authorization-mode=RBAC",
-        # TokenRequest needs an issuer and a signing key; the public half verifies the tokens.
-        f"--service-account-issuer={server}",
-        f"--service-account-key-file={pki / 'sa.pub'}",
-        f"--service-account-signing-key-file={pki / 'sa.key'}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        # The `kubernetes` Endpoints may not hold a loopback address; nothing here needs it.
-        "--endpoint-reconciler-type=none",
-        "--allow-privileged=true",
-        *node_flags,  # later flags win
-    ], log)
+    proc = _spawn(
+        [
+            str(exe),
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            "--authorization-mode=RBAC",
+            # TokenRequest needs an issuer and a signing key; the public half verifies the tokens.
+            f"--service-account-issuer={server}",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            # The `kubernetes` Endpoints may not hold a loopback address; nothing here needs it.
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true",
+            *node_flags,  # later flags win
+        ],
+        log,
+    )
     ca, cert = str(pki / "ca.crt"), (str(pki / "admin.crt"), str(pki / "admin.key"))
     _wait_until(
         lambda: requests.get(f"{server}/readyz", verify=ca, cert=cert, timeout=2).status_code == 200,
-        proc, log, "kube-apiserver",
+        proc,
+        log,
+        "kube-apiserver",
     )
     return proc, server
 
@@ -323,8 +358,10 @@ def down(state_dir: Path | None = None, kubeconfig: Path | None = None) -> None:
     except FileNotFoundError:
         info = None
     if kubeconfig is not None and info is not None and Path(kubeconfig).resolve() != info.kubeconfig:
-        raise DevClusterError(f"the cluster of {state_dir} wrote {info.kubeconfig}, not {kubeconfig}; "
-                              "pass the --state-dir its `up` used")
+        raise DevClusterError(
+            f"the cluster of {state_dir} wrote {info.kubeconfig}, not {kubeconfig}; "
+            "pass the --state-dir its `up` used"
+        )
     if (state_dir / "node").exists():
         devnode.stop(state_dir)  # before the API server: nothing of it needs the API
     if info is not None:
@@ -366,10 +403,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if info is None:
         print("not running")
         return 1
-    print(f"running: server {info.server}, kubeconfig {info.kubeconfig}, "
-          f"pids etcd {info.etcd_pid} kube-apiserver {info.apiserver_pid}")
+    print(
+        f"running: server {info.server}, kubeconfig {info.kubeconfig}, "
+        f"pids etcd {info.etcd_pid} kube-apiserver {info.apiserver_pid}"
+    )
     if info.node:
         from . import devnode
+
         print(devnode.status_line(info.state_dir))
     return 0
 
@@ -385,26 +425,41 @@ def _cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
-def configure_parser(subparsers) -> None:
+def configure_parser(subparsers: Any) -> None:
     """Add `cluster up|down|status` to an argparse subparsers object."""
     cluster = subparsers.add_parser("cluster", help="a local etcd + kube-apiserver (no nodes, no pods)")
     actions = cluster.add_subparsers(dest="cluster_command", required=True)
     state = argparse.ArgumentParser(add_help=False)
-    state.add_argument("--state-dir", type=Path, default=None,
-                       help=f"where pids, certificates, logs and etcd data live (default {default_state_dir()})")
+    state.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help=f"where pids, certificates, logs and etcd data live (default {default_state_dir()})",
+    )
     # `down` takes what `up` takes, so the same command line with `down` stops what `up` started.
     up_options = argparse.ArgumentParser(add_help=False, parents=[state])
-    up_options.add_argument("--kubeconfig", type=Path, default=None,
-                            help="write the kubeconfig here (default: STATE_DIR/kubeconfig; removed by down)")
-    up_options.add_argument("--node", action="store_true",
-                            help="also one worker node: containerd, kubelet, kube-proxy, scheduler, "
-                                 "controller-manager, CoreDNS (root; see docs/node.md)")
-    actions.add_parser("up", parents=[up_options], help="start the control plane, print the kubeconfig path"
-                       ).set_defaults(func=_cmd_up)
-    actions.add_parser("down", parents=[up_options], help="stop it (and its node) and remove its files"
-                       ).set_defaults(func=_cmd_down)
+    up_options.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=None,
+        help="write the kubeconfig here (default: STATE_DIR/kubeconfig; removed by down)",
+    )
+    up_options.add_argument(
+        "--node",
+        action="store_true",
+        help="also one worker node: containerd, kubelet, kube-proxy, scheduler, "
+        "controller-manager, CoreDNS (root; see docs/node.md)",
+    )
+    actions.add_parser(
+        "up", parents=[up_options], help="start the control plane, print the kubeconfig path"
+    ).set_defaults(func=_cmd_up)
+    actions.add_parser(
+        "down", parents=[up_options], help="stop it (and its node) and remove its files"
+    ).set_defaults(func=_cmd_down)
     p_load = actions.add_parser("load", parents=[state], help="import an image archive into the node")
-    p_load.add_argument("archive", type=Path, help="docker-archive or OCI archive (buildah push ... docker-archive:FILE)")
+    p_load.add_argument(
+        "archive", type=Path, help="docker-archive or OCI archive (buildah push ... docker-archive:FILE)"
+    )
     p_load.set_defaults(func=_cmd_load)
     actions.add_parser("status", parents=[state], help="exit 0 if it runs").set_defaults(func=_cmd_status)
 
@@ -413,7 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m juliarun_operator.devcluster")
     configure_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["cluster", *(argv if argv is not None else sys.argv[1:])])
-    return args.func(args)
+    result: int = args.func(args)
+    return result
 
 
 if __name__ == "__main__":
