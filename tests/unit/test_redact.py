@@ -9,7 +9,7 @@ import logging
 from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from juliarun_operator.juliarun import redact as rd
@@ -146,6 +146,7 @@ def test_cut_scrubs_before_cutting():
     st.text(max_size=30),
     st.text(max_size=30),
 )
+@example(secret="i\x8000", before="%", after="")  # base64 "acKAMDA=" after a '%': "%ac" is no escape
 def test_any_registered_value_is_scrubbed_in_any_form(secret, before, after):
     rd.register_secret(secret)
     for name, form in forms(secret).items():

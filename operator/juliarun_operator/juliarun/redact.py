@@ -129,10 +129,12 @@ def _scrub_registered(text: str) -> str:
     i = last = 0
     end = len(text) - MIN_SECRET_LENGTH
     while i <= end:
-        forms = index.get(probe[i : i + MIN_SECRET_LENGTH])
+        # The text as it is too: a '%' before base64 ("%ac...") is no escape of ours.
+        at, upper = text[i : i + MIN_SECRET_LENGTH], probe[i : i + MIN_SECRET_LENGTH]
+        forms = index.get(upper, ()) + (index.get(at, ()) if at != upper else ())
         if forms:
             for form in forms:
-                if probe.startswith(form, i):
+                if probe.startswith(form, i) or text.startswith(form, i):
                     out += (text[last:i], REDACTED)
                     i = last = i + len(form)
                     break

@@ -1,0 +1,145 @@
+"""The decision's vocabulary: what it reads (an object, the facts around it, this process's
+memory of what it sent) and what it returns (a plan of actions). Plain data, no I/O."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from ..juliarun.client import JobInfo
+from . import status as st
+from .naming import default_job_name
+
+FINALIZER = "juliarun.dev/finalizer"
+PAUSE_ANNOTATION = "juliarun.dev/paused"
+ADOPT_ANNOTATION = "juliarun.dev/adopt"
+DEFAULT_CONNECTION = "default"
+REFUSAL_BACKOFF = (2.0, 120.0)  # seconds before a refused request is sent again: first, cap
+SNAPSHOT_WAIT = 1.0  # seconds between looks while an object waits for JuliaRun to move
+
+
+class Outcome(enum.Enum):
+    """What became of a submitJob this process sent."""
+
+    LANDED = "landed"  # JuliaRun answered yes
+    UNKNOWN = "unknown"  # no answer: it may still land, within the landing window
+    REFUSED = "refused"  # JuliaRun answered no: it did not land
+
+
+@dataclass
+class Memory:
+    """What this process sent for one object."""
+
+    name: str | None = None
+    submit: Outcome | None = None
+    submit_at: float = 0.0
+    refusal: str = ""
+    refused_generation: int = -1
+    refusals: int = 0  # refusals in a row, of submits and updates: they pace the retries
+    refused_at: float = 0.0
+    params: dict[str, Any] | None = None  # the parameters JuliaRun last accepted
+    scale: int | None = None
+    scale_at: float = 0.0
+    update_refusal: str = ""
+    update_refused_generation: int = -1
+    deleted_jobs: set[str] = field(default_factory=set)  # deleteJob answered yes for these
+    logs_posted: str = ""  # the job whose last log lines were posted
+    last_logs: str = ""  # and those lines, for a status write after the job is deleted
+    added_finalizer: bool = False  # this process found the object without it: nothing sent before
+
+
+@dataclass(frozen=True)
+class ObjectState:
+    """What the decision needs of a JuliaRunJob."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    finalizers: tuple[str, ...] = ()
+    deleting: bool = False
+    created: float = 0.0  # creationTimestamp, seconds since the epoch
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> ObjectState:
+        meta = body.get("metadata") or {}
+        created = meta.get("creationTimestamp")
+        return cls(
+            meta.get("namespace", ""),
+            meta.get("name", ""),
+            meta.get("uid", ""),
+            meta.get("generation") or 0,
+            body.get("spec") or {},
+            body.get("status") or {},
+            meta.get("annotations") or {},
+            tuple(meta.get("finalizers") or ()),
+            bool(meta.get("deletionTimestamp")),
+            st.parse_time(created) if created else 0.0,
+        )
+
+    @property
+    def paused(self) -> bool:
+        return self.annotations.get(PAUSE_ANNOTATION, "").lower() == "true"
+
+    @property
+    def adopt(self) -> bool:
+        return self.annotations.get(ADOPT_ANNOTATION, "").lower() == "true"
+
+    @property
+    def default_name(self) -> str:
+        return default_job_name(self.namespace, self.name, self.uid)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything outside the object that the decision reads."""
+
+    now: float
+    memory: Memory
+    connection: str = DEFAULT_CONNECTION  # the connection spec and administrator choose now
+    params: Mapping[str, Any] | None = None  # the checked parameters, None if `invalid`
+    invalid: str = ""  # why the spec cannot be sent
+    unavailable: str = ""  # why JuliaRun (or the credentials to reach it) cannot be used now
+    snapshot: Mapping[str, JobInfo] | None = None
+    snapshot_time: float = 0.0
+    landing: float = 60.0  # seconds a sent submitJob may take to land (time-outs and window)
+    acting_since: float = 0.0  # when this process began to act (an earlier one may have sent)
+    adopt_allowed: bool = False  # the administrator lets this namespace adopt this name
+    trusted: bool = False  # the administrator lets this namespace name jobs outside its prefix
+    claimed_by: str = ""  # another object that holds this name, if any
+    no_credentials: bool = False  # the connection's Secret is missing or unreadable
+
+
+class Kind(enum.Enum):
+    ADD_FINALIZER = "add-finalizer"
+    REMOVE_FINALIZER = "remove-finalizer"
+    WRITE_STATUS = "write-status"
+    SUBMIT = "submit"
+    SET_SCALE = "set-scale"
+    UPDATE = "update"
+    DELETE = "delete"
+    DELETE_OBJECT = "delete-object"  # the JuliaRunJob itself (ttlSecondsAfterFinished); value: its UID
+    POST_LOGS = "post-logs"
+    EVENT = "event"
+
+
+class Action(NamedTuple):
+    kind: Kind
+    job: str = ""  # the JuliaRun job name
+    value: Any = None  # status fields, parameters, a scale, an Event's type or a phase
+    reason: str = ""  # of an Event
+    message: str = ""
+
+
+class Plan(NamedTuple):
+    """Actions in order (each only if the ones before succeeded), and when to look again."""
+
+    actions: tuple[Action, ...] = ()
+    job: str | None = None  # the job name this object holds or will hold
+    wait_snapshot: bool = False  # look again at the next snapshot (soon)
+    requeue_after: float | None = None
