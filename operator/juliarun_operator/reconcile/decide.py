@@ -138,28 +138,10 @@ def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[
                 f"JuliaRun job {name} already exists and was not created for this object; "
                 f"set spec.jobName to another name, or annotate {ADOPT_ANNOTATION}=true to adopt it"
             )
-        return Plan(
-            start
-            + _status(
-                obj,
-                f,
-                st.stalled("Conflict", message),
-                warn=True,
-                extra={"jobName": None, "submitTime": None},
-            )
-        )
+        return _conflict(obj, f, start, message)
     if info.type != obj.spec.get("type"):
         message = f"JuliaRun job {name} is a {info.type}, not a {obj.spec.get('type')}"
-        return Plan(
-            start
-            + _status(
-                obj,
-                f,
-                st.stalled("Conflict", message),
-                warn=True,
-                extra={"jobName": None, "submitTime": None},
-            )
-        )
+        return _conflict(obj, f, start, message)
     m, params = f.memory, f.params or {}
     actions: list[Action] = []
     job_type = jt.JOB_TYPES.get(obj.spec.get("type", ""))
@@ -231,6 +213,12 @@ def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[
         wait_snapshot=busy,
         requeue_after=refusal_wait(m, f.now) if spec_stall else None,
     )
+
+
+def _conflict(obj: ObjectState, f: Facts, start: tuple[Action, ...], message: str) -> Plan:
+    """The name is not this object's: stalled, and the name is not recorded as ours."""
+    extra = {"jobName": None, "submitTime": None}
+    return Plan(start + _status(obj, f, st.stalled("Conflict", message), warn=True, extra=extra))
 
 
 def _absent(obj: ObjectState, f: Facts, name: str, start: tuple[Action, ...]) -> Plan:
