@@ -23,7 +23,8 @@ from typing import Any
 
 from ..juliarun import jobtypes as jt
 from ..juliarun.client import JobInfo
-from . import decide as d  # each uses the other's names only when called: the cycle is safe
+from . import model as d
+from . import rules  # each uses the other's names only when called: the cycle is safe
 from . import status as st
 from .naming import HASH_LEN, MAX_NAME
 
@@ -160,7 +161,7 @@ def hold(
     if info is not None and info.status.completed:
         return None  # it ended on its own: that result stands
     if info is not None and name not in m.deleted_jobs:
-        if not d._ours(obj, f, name):
+        if not rules.ours(obj, f, name):
             return None  # a conflict, shown as such
         logs = (
             (d.Action(d.Kind.POST_LOGS, name, "DeadlineExceeded"),) if over and m.logs_posted != name else ()
@@ -169,7 +170,7 @@ def hold(
     # Nothing of this attempt runs in JuliaRun, or JuliaRun has been told to delete it.
     if info is None and m.name == name and m.submit is d.Outcome.LANDED and f.snapshot_time < m.submit_at:
         return d.Plan(start, job=name, wait_snapshot=True)
-    wait = d._landing_wait(obj, f, name) if info is None else 0.0  # a submit that lands is deleted then
+    wait = rules.landing_wait(obj, f, name) if info is None else 0.0  # a submit that lands is deleted then
     submitted = (
         bool(obj.status.get("submitted"))
         or name in m.deleted_jobs
@@ -186,7 +187,7 @@ def hold(
         if m.logs_posted == name and m.last_logs:
             end["lastLogs"] = m.last_logs
         return d.Plan(
-            start + d._status(obj, f, st.failed("DeadlineExceeded", message), warn=True, extra=end),
+            start + rules.status_write(obj, f, st.failed("DeadlineExceeded", message), warn=True, extra=end),
             job=name,
         )
     message = (
@@ -198,7 +199,7 @@ def hold(
     if submitted:
         extra.update(jobName=name, submitted=True)
     return d.Plan(
-        start + d._status(obj, f, st.suspended(message), extra=extra),
+        start + rules.status_write(obj, f, st.suspended(message), extra=extra),
         job=name,
         requeue_after=wait if wait > 0 else None,
     )
@@ -242,8 +243,10 @@ def begin(
 ) -> d.Plan:
     """A new attempt: recorded in status (with the last attempt's logs), then submitted."""
     name = fields["jobName"]
-    write = d._status(obj, f, st.submitting(name), extra=fields, force=True)
-    return d.Plan(start + logs + write + (event,) + d._submit(obj, f, name), job=name, wait_snapshot=True)
+    write = rules.status_write(obj, f, st.submitting(name), extra=fields, force=True)
+    return d.Plan(
+        start + logs + write + (event,) + rules.submit_actions(obj, f, name), job=name, wait_snapshot=True
+    )
 
 
 def ended(
@@ -282,7 +285,9 @@ def ended(
     if obj.spec.get("suspend"):  # never a retry while suspended: the next attempt waits
         fields.update(submitTime=None, startTime=None)
         message = f"suspended: attempt {n} failed; resuming submits attempt {n + 1}"
-        return conditions, d.Plan(logs + d._status(obj, f, st.suspended(message), extra=fields), job=new)
+        return conditions, d.Plan(
+            logs + rules.status_write(obj, f, st.suspended(message), extra=fields), job=new
+        )
     event = d.Action(
         d.Kind.EVENT,
         new,

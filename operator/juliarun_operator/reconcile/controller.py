@@ -1,9 +1,9 @@
-"""Carries out what `decide.reconcile` decides, one object at a time, and records it.
+"""Runs the decision, one object at a time: the work queue, the workers, the facts.
 
 Events only say which object to look at: the watch feeds `track`, which keeps the latest
 body of every object and queues its key; workers take keys, gather the facts (the
-connection's snapshot, the checked parameters), ask `decide.reconcile` and perform its
-actions. One object's failure (its Secret, its status write, JuliaRun's answer to it) is
+connection's snapshot, the checked parameters), ask `decide.reconcile` and hand its plan to
+`execute.Executor`, which performs the actions. One object's failure (its Secret, its status write, JuliaRun's answer to it) is
 that object's alone: it is queued again after its own backoff.
 """
 
@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..juliarun import Job, JuliaRunError, ParameterError
+from ..juliarun import ParameterError
 from ..juliarun.client import public_url
-from ..juliarun.errors import ApiError
 from . import decide as d
-from .connections import Backoff, Connection, Connections, Unavailable
+from .connections import Backoff, Connection, Connections
+from .execute import Executor
 from .kube import ApiException, Kube
 from .mapping import job_params
 from .metrics import Metrics
@@ -67,6 +67,7 @@ class Controller:
         self.acting = False
         self.acting_since = 0.0
         self.last_done = time.monotonic()
+        self.executor = Executor(self)
 
     # --- the registry, fed by the watch -----------------------------------------------------
 
@@ -160,7 +161,7 @@ class Controller:
             plan = d.reconcile(obj, facts)
             if plan.job:
                 self.registry.route(plan.job, key, conn)
-            again = self._execute(key, body, obj, memory, conn, plan)
+            again = self.executor.execute(key, body, obj, memory, conn, plan)
             if not again:
                 if plan.wait_snapshot and conn is not None:
                     conn.wait_for_snapshot(key, d.SNAPSHOT_WAIT)
@@ -221,165 +222,6 @@ class Controller:
             adopt_allowed=trusted and not claimed_by,
             trusted=trusted,
         )
-
-    def _execute(
-        self,
-        key: Key,
-        body: Body,
-        obj: d.ObjectState,
-        memory: d.Memory,
-        conn: Connection | None,
-        plan: d.Plan,
-    ) -> bool:
-        """Perform the plan's actions in order; True to decide again at once."""
-        last_logs: str | None = None  # posted by POST_LOGS, kept by the status write after it
-        for action in plan.actions:
-            kind = action.kind
-            if kind is d.Kind.WRITE_STATUS and last_logs is not None:
-                action = action._replace(value={**action.value, "lastLogs": last_logs})
-            if kind is d.Kind.ADD_FINALIZER or kind is d.Kind.REMOVE_FINALIZER:
-                adding = kind is d.Kind.ADD_FINALIZER
-                # A removal's answer is not kept: the object may be gone (and forgotten) already.
-                written = self._write(
-                    "finalizer", self.kube.set_finalizer, body, d.FINALIZER, adding, keep=adding
-                )
-                body = written if adding else body
-                memory.added_finalizer = memory.added_finalizer or adding
-            elif kind is d.Kind.WRITE_STATUS:
-                body = self._write("status", self.kube.patch_status, obj.namespace, obj.name, action.value)
-                self.metrics.status_written()
-            elif kind is d.Kind.EVENT:
-                self.kube.event(body, action.value, action.reason, action.message, time.time())
-            elif kind is d.Kind.POST_LOGS:
-                last_logs = self._post_logs(body, obj, conn, action.job, action.value)
-                memory.logs_posted, memory.last_logs = action.job, last_logs
-            elif kind is d.Kind.DELETE_OBJECT:  # batch: ttlSecondsAfterFinished ran out
-                log.info("%s/%s: deleting: ttlSecondsAfterFinished has passed", obj.namespace, obj.name)
-                self.kube.delete_object(obj.namespace, obj.name, action.value)
-            elif conn is None:  # decide asks JuliaRun only where it knows the connection
-                raise RuntimeError(f"{kind.value} without a JuliaRun connection")
-            else:
-                if not self._call(key, obj, memory, conn, action):
-                    return False
-                if kind is d.Kind.DELETE:
-                    return True
-        return False
-
-    def _write(self, what: str, fn: Callable[..., Body], *args: Any, keep: bool = True) -> Body:
-        """A write to Kubernetes; its answer, newer than what the registry holds, is kept."""
-        try:
-            written = fn(*args)
-        except ApiException as exc:
-            if what == "status":
-                self.metrics.status_write_failed()
-            self.metrics.kube_error(what, exc.status)
-            raise
-        if keep:
-            self.registry.remember(written)
-        return written
-
-    def _call(
-        self, key: Key, obj: d.ObjectState, memory: d.Memory, conn: Connection, action: d.Action
-    ) -> bool:
-        """One JuliaRun call; its outcome goes into `memory`. False stops the plan."""
-        job = Job(obj.spec["type"], action.job)
-        kind = action.kind
-        before = (memory.name, memory.submit, memory.submit_at)
-        try:
-            if kind is d.Kind.SUBMIT:  # possibly sent from here on, until JuliaRun answers
-                memory.name, memory.submit, memory.submit_at = action.job, d.Outcome.UNKNOWN, time.time()
-                conn.call(conn.client.submit_job, job, **action.value)
-                memory.submit, memory.params = d.Outcome.LANDED, dict(action.value)
-                memory.refusals = 0
-            elif kind is d.Kind.SET_SCALE:
-                memory.scale, memory.scale_at = action.value, time.time()
-                conn.call(conn.client.set_job_scale, job, action.value)
-            elif kind is d.Kind.UPDATE:
-                conn.call(conn.client.update_job, job, **action.value)
-                memory.params = job_params(obj.spec, obj.namespace, self.routing.secret_value)
-                memory.refusals = 0
-                self.kube.event(
-                    obj_body(obj),
-                    "Normal",
-                    "Updated",
-                    "updated " + ", ".join(sorted(action.value)),
-                    time.time(),
-                )
-            elif kind is d.Kind.DELETE:
-                conn.call(conn.client.delete_job, job, force=True)
-                memory.deleted_jobs.add(action.job)
-                self.kube.event(
-                    obj_body(obj), "Normal", "Deleted", f"deleted JuliaRun job {action.job}", time.time()
-                )
-        except ApiError as exc:  # an answer: the request reached JuliaRun and was refused
-            self._refused(key, obj, memory, conn, action, exc)
-            return False
-        except Unavailable as exc:  # the breaker kept the call here: nothing was sent
-            memory.name, memory.submit, memory.submit_at = before
-            self.queue.add_after(key, exc.delay)
-            return False
-        except JuliaRunError as exc:  # no answer: a submit may still land, so look before acting again
-            log.info("%s/%s: %s %s: %s", obj.namespace, obj.name, kind.value, action.job, exc)
-            self.queue.add_after(key, conn.breaker.retry_delay())
-            return False
-        return True
-
-    def _refused(
-        self,
-        key: Key,
-        obj: d.ObjectState,
-        memory: d.Memory,
-        conn: Connection,
-        action: d.Action,
-        exc: ApiError,
-    ) -> None:
-        reason = f"JuliaRun refused {action.kind.value} of {action.job}: {exc.reason}"
-        if action.kind is not d.Kind.DELETE:
-            memory.refusals, memory.refused_at = memory.refusals + 1, time.time()
-        if action.kind is d.Kind.SUBMIT:
-            memory.submit, memory.refusal, memory.refused_generation = (
-                d.Outcome.REFUSED,
-                reason,
-                obj.generation,
-            )
-            conn.wait_for_snapshot(key, 0.0)  # is the name taken (a conflict) or was the spec refused?
-        elif action.kind is d.Kind.DELETE:
-            failures = self.failures[key] = self.failures.get(key, 0) + 1
-            log.warning("%s/%s: %s", obj.namespace, obj.name, reason)
-            self.queue.add_after(key, self.config.backoff.delay(failures + 2))
-        else:
-            memory.update_refusal, memory.update_refused_generation = reason, obj.generation
-            self.queue.add(key)
-
-    def _post_logs(
-        self, body: Body, obj: d.ObjectState, conn: Connection | None, name: str, phase: str
-    ) -> str:
-        count = self.config.log_lines_on_completion
-        try:
-            if conn is None:
-                raise Unavailable("no connection", 0.0)
-            lines = str(conn.call(conn.client.tail_job, Job(obj.spec["type"], name), count=count))
-        except (Unavailable, JuliaRunError) as exc:
-            lines = f"(logs unavailable: {exc})"
-        etype = "Normal" if phase == "Completed" else "Warning"
-        self.kube.event(
-            body, etype, phase, f"job {name} {phase.lower()}; last log lines:\n{lines}", time.time()
-        )
-        # The lasting copy: this line outlives the object and its Event in the platform's log store.
-        log.info(
-            "%s/%s (uid %s): JuliaRun job %s ended: %s; last log lines:\n%s",
-            obj.namespace,
-            obj.name,
-            obj.uid,
-            name,
-            phase,
-            lines,
-        )
-        return lines[-4096:]  # a status field: bounded
-
-
-def obj_body(obj: d.ObjectState) -> Body:
-    return {"metadata": {"name": obj.name, "namespace": obj.namespace, "uid": obj.uid}}
 
 
 def _describe(exc: Exception) -> str:

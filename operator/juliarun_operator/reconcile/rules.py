@@ -1,0 +1,100 @@
+"""Rules the decision applies in more than one place (live objects, deletion, batch jobs):
+whose a job is, when a sent submit can no longer land, how refusals are paced, and the
+status write that records a decision. Pure, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..juliarun import jobtypes as jt
+from . import batch
+from . import status as st
+from .model import FINALIZER, REFUSAL_BACKOFF, Action, Facts, Kind, Memory, ObjectState, Outcome
+
+
+def ours(obj: ObjectState, f: Facts, name: str) -> bool:
+    """Whether a job of this name in JuliaRun is this object's."""
+    m = f.memory
+    if f.claimed_by:
+        return False
+    if m.name == name and m.submit is Outcome.REFUSED:  # so the job there is someone else's
+        return obj.adopt and f.adopt_allowed
+    if m.name == name and m.submit is not None:
+        return True
+    if obj.status.get("jobName") == name and (obj.status.get("submitted") or obj.status.get("submitTime")):
+        return True
+    return batch.derived(obj, name) or (obj.adopt and f.adopt_allowed)
+
+
+def submit_actions(obj: ObjectState, f: Facts, name: str) -> tuple[Action, ...]:
+    params = dict(f.params or {})
+    actions = [Action(Kind.SUBMIT, name, params)]
+    job_type = jt.job_type(obj.spec["type"])
+    wanted = obj.spec.get("parallelism")
+    if wanted is not None and job_type.scalable and params.get("nworkers") != wanted:
+        actions.append(Action(Kind.SET_SCALE, name, wanted))  # types that take no nworkers
+    return tuple(actions)
+
+
+def landing_wait(obj: ObjectState, f: Facts, name: str) -> float:
+    """Seconds until no earlier submitJob of `name` can still land (0: none can)."""
+    m = f.memory
+    if m.name == name and m.submit is Outcome.UNKNOWN:
+        return m.submit_at + f.landing - f.now
+    if m.name == name:
+        return 0.0  # this process knows what it sent
+    if obj.status.get("jobName") == name and obj.status.get("submitTime"):
+        return st.parse_time(obj.status["submitTime"]) + f.landing - f.now
+    # creationTimestamp has whole seconds: an object stamped in this process's first second
+    # was created after it began to act.
+    # The finalizer goes on before any submit: without it, nothing was ever sent.
+    if (
+        name == obj.default_name
+        and obj.created + 1 < f.acting_since
+        and FINALIZER in obj.finalizers
+        and not m.added_finalizer
+    ):
+        return f.acting_since + f.landing - f.now  # a process before this one may have sent it
+    return 0.0
+
+
+def refusal_wait(m: Memory, now: float) -> float:
+    """Seconds until a refused request of this generation may be sent again. Whether a
+    refusal is final cannot be read from a code we do not know, so it is retried, ever
+    more slowly, and shown as Stalled meanwhile; a new generation retries at once."""
+    first, cap = REFUSAL_BACKOFF
+    return m.refused_at + min(cap, first * 2.0 ** max(0, m.refusals - 1)) - now
+
+
+def spec_stall(obj: ObjectState, f: Facts) -> tuple[str, str] | None:
+    """A refusal of this generation's spec that is not yet due for another try."""
+    m = f.memory
+    if refusal_wait(m, f.now) <= 0:
+        return None
+    if m.refused_generation == obj.generation:
+        return "SubmitRefused", m.refusal
+    if m.update_refused_generation == obj.generation:
+        return "UpdateRefused", m.update_refusal
+    return None
+
+
+def status_write(
+    obj: ObjectState,
+    f: Facts,
+    c: st.Conditions,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    warn: bool = False,
+    force: bool = False,
+) -> tuple[Action, ...]:
+    """A status write, if it changes anything; with `warn`, a Warning Event when it is new."""
+    fields = {**st.fields(obj.status, obj.generation, st.iso(f.now), c), **(extra or {})}
+    if not force and not st.changed(obj.status, fields):
+        return ()
+    fields["lastSyncTime"] = st.iso(f.now)
+    write = Action(Kind.WRITE_STATUS, value=fields)
+    old = st.condition(obj.status, st.READY)
+    if warn and (old.get("reason"), old.get("message")) != (c.ready.reason, c.ready.message):
+        return (write, Action(Kind.EVENT, value="Warning", reason=c.ready.reason, message=c.ready.message))
+    return (write,)
