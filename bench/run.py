@@ -42,6 +42,7 @@ from pathlib import Path
 import kopf
 import kubernetes
 import requests
+import yaml
 
 from juliarun_operator import devcluster
 from juliarun_operator.juliarun import JobInfo, JobScale, JobStatus
@@ -148,6 +149,32 @@ class Cluster:
     def namespace(self, name: str) -> str:
         self.core.create_namespace({"metadata": {"name": name}})
         return name
+
+    def finalizer_policy(self, ns: str) -> None:
+        """deploy/finalizer-policy.yaml, its binding limited to `ns` (as the chart binds it to
+        watchNamespaces): the API server puts the finalizer on at creation. The floor's
+        namespace is left out, so the floor pays nothing for it."""
+        policy, binding = yaml.safe_load_all((ROOT / "deploy" / "finalizer-policy.yaml").read_text())
+        binding["metadata"]["name"] += f"-{ns}"
+        binding["spec"]["matchResources"] = {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}
+        }
+        self.kubectl_apply(policy, binding)
+        probe = ["create", "--dry-run=server", "-n", ns, "-f", "-", "-o", "jsonpath={.metadata.finalizers}"]
+        body = json.dumps(job("probe"))
+        wait_for("the finalizer policy", lambda: d.FINALIZER in self.kubectl_input(body, *probe))
+
+    def kubectl_apply(self, *docs: dict) -> None:
+        self.kubectl_input("\n---\n".join(yaml.safe_dump(doc) for doc in docs), "apply", "-f", "-")
+
+    def kubectl_input(self, text: str, *args: str) -> str:
+        return subprocess.run(
+            [str(self.info.kubectl), "--kubeconfig", str(self.info.kubeconfig), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            input=text,
+        ).stdout
 
     def writes(self) -> dict[str, int]:
         """The API server's own count of writes to juliarunjobs and events, by verb/subresource."""
@@ -530,6 +557,8 @@ def run_size(env: Env, n: int, args) -> dict:
     result: dict = {"n": n, "floor": floor(env.cluster, n)}
     log(f"N={n}: floor {result['floor']['seconds']} s; starting the operator")
     ns = env.cluster.namespace(f"op-{n}")
+    if args.finalizer_policy == "on":
+        env.cluster.finalizer_policy(ns)
     op = OperatorProc(env, ns, args.max_workers)
     try:
         conv = converge(env, op, ns, n, args.timeout)
@@ -544,7 +573,7 @@ def run_size(env: Env, n: int, args) -> dict:
             return result
         result["steady"] = steady(env, op, args.steady_intervals)
         log(f"N={n}: steady {result['steady']}")
-        if n == args.scale_at:
+        if n in args.scale_at:
             result["scale_latency"] = scale_latency(env, ns, min(args.scale_objects, n))
             log(f"N={n}: scale latency {result['scale_latency']}")
             time.sleep(2 * env.interval)  # the syncer reports the new scale
@@ -582,7 +611,15 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=5.0, help="sync interval, seconds")
     parser.add_argument("--steady-intervals", type=int, default=5)
     parser.add_argument("--scale-objects", type=int, default=200)
-    parser.add_argument("--scale-at", type=int, default=None, help="N at which to measure scale latency")
+    parser.add_argument(
+        "--scale-at", default=None, help="sizes at which to measure scale latency (default: each >= 1,000)"
+    )
+    parser.add_argument(
+        "--finalizer-policy",
+        choices=["on", "off"],
+        default="on",
+        help="the API server puts the finalizer on at creation (deploy/finalizer-policy.yaml)",
+    )
     parser.add_argument("--max-workers", type=int, default=48, help="the operator's --workers")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up convergence after this")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
@@ -592,7 +629,9 @@ def main() -> int:
         args.out = args.out.with_name("results-quick.json")
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.scale_at is None:
-        args.scale_at = min([s for s in sizes if s >= 1000] or sizes)
+        args.scale_at = [s for s in sizes if s >= 1000] or sizes
+    else:
+        args.scale_at = [int(s) for s in args.scale_at.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="juliarun-bench-"))
     log(f"logs in {workdir}")
     report = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}, "sizes": []}

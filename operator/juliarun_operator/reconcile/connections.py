@@ -96,10 +96,11 @@ class Connection:
         backoff: Backoff = Backoff(),
         observe: Observe | None = None,
         ca_file: str | None = None,
+        pool_size: int = 16,
     ):
         self.context = context
         # The operator retries at its own level; one attempt per call keeps rates countable.
-        self.client = Client(context, retry=RetryPolicy(attempts=1), observe=observe, pool_size=16)
+        self.client = Client(context, retry=RetryPolicy(attempts=1), observe=observe, pool_size=pool_size)
         self.breaker = Breaker(backoff)
         self.ca_file = ca_file
         self.snapshot: dict[str, JobInfo] | None = None
@@ -202,9 +203,12 @@ class Connections:
         backoff: Backoff = Backoff(),
         observe: Observe | None = None,
         idle: float = 300.0,
+        pool_size: int = 16,
     ):
-        self._backoff, self._observe = backoff, observe
-        self.default = Connection(default, backoff=backoff, observe=observe)
+        # pool_size: as many connections as workers may call at once; a smaller pool opens
+        # and drops a connection per call beyond it.
+        self._backoff, self._observe, self._pool_size = backoff, observe, pool_size
+        self.default = Connection(default, backoff=backoff, observe=observe, pool_size=pool_size)
         self._by_key: dict[tuple[str, str, str, str], Connection] = {}
         self._lock = threading.Lock()
         self.idle = idle
@@ -230,7 +234,13 @@ class Connections:
                     connect_timeout=base.connect_timeout,
                     read_timeout=base.read_timeout,
                 )
-                conn = Connection(context, backoff=self._backoff, observe=self._observe, ca_file=ca_file)
+                conn = Connection(
+                    context,
+                    backoff=self._backoff,
+                    observe=self._observe,
+                    ca_file=ca_file,
+                    pool_size=self._pool_size,
+                )
                 self._by_key[credentials.key()] = conn
             conn.last_used = time.monotonic()
             return conn

@@ -3,8 +3,9 @@
 Events only say which object to look at: the watch feeds `track`, which keeps the latest
 body of every object and queues its key; workers take keys, gather the facts (the
 connection's snapshot, the checked parameters), ask `decide.reconcile` and hand its plan to
-`execute.Executor`, which performs the actions. One object's failure (its Secret, its status write, JuliaRun's answer to it) is
-that object's alone: it is queued again after its own backoff.
+`execute.Executor`, which performs the actions. One object's failure (its Secret, its
+status write, JuliaRun's answer to it) is that object's alone: it is queued again after its
+own backoff.
 """
 
 from __future__ import annotations

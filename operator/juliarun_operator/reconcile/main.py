@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from ..juliarun import Context, JuliaRunError
     from .connections import Backoff, Connections
     from .controller import Config, Controller
+    from .kopfstorage import NoDiffBase
     from .kube import Kube
     from .leader import LeaseElector
     from .metrics import Metrics, serve
@@ -162,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
     kopf.configure(
         verbose=args.verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL
     )
+    if not args.verbose:  # kopf logs each watch event's handler at INFO: a line per event, no news
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # The connection flags `juliarun` takes before or after `operator` (as for every command).
     overrides: dict[str, Any] = {
         "url": getattr(args, "url", None),
@@ -175,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 1
     metrics = Metrics()
-    connections = Connections(default, backoff=Backoff(), observe=metrics.observe_call)
+    connections = Connections(default, backoff=Backoff(), observe=metrics.observe_call, pool_size=workers + 2)
     kube = Kube(kubeconfig, pool_size=workers + 8, on_write=metrics.kube_written)
     controller = Controller(
         Config(
@@ -202,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
     @kopf.on.startup()
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # our own Events say what happened, once
+        settings.persistence.diffbase_storage = NoDiffBase()  # kopf only watches: nothing to diff
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.batching.idle_timeout = 0.5  # per-object kopf workers: only a callback each

@@ -1,0 +1,145 @@
+"""The finalizer policy (deploy/finalizer-policy.yaml), installed as docs/install.md shows:
+the API server puts the operator's finalizer on at creation, so the operator writes only
+the status; deletion still deletes the JuliaRun job; and an object created while no
+operator acted waits the landing window before its first submit, as the docs say."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import Emulator, Kube, Operator, job, wait_for
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+FINALIZER = "juliarun.dev/finalizer"
+
+
+def documented_command() -> list[str]:
+    """The one command docs/install.md gives for the policy, as written."""
+    text = (ROOT / "docs" / "install.md").read_text()
+    (line,) = [
+        ln.strip() for ln in text.splitlines() if ln.strip().startswith("kubectl apply -f deploy/finalizer")
+    ]
+    return shlex.split(line)
+
+
+def metric(text: str, name: str) -> float:
+    return sum(float(m) for m in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+
+def ready(kube: Kube, ns: str, name: str) -> bool:
+    return kube.condition(ns, name, "Ready").get("status") == "True"
+
+
+@pytest.fixture
+def policy(control_plane):
+    """The policy, applied by the documented command from the repository's root; removed at
+    the end, so that other tests' objects are created without it."""
+    command = documented_command()
+    assert command[0] == "kubectl"
+    subprocess.run(
+        [str(control_plane.kubectl_path), f"--kubeconfig={control_plane.kubeconfig}", *command[1:]],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    yield
+    control_plane.kubectl("delete", "-f", str(ROOT / "deploy" / "finalizer-policy.yaml"), "--wait=true")
+
+
+@pytest.fixture
+def stack(control_plane, tmp_path):
+    for crd in sorted((ROOT / "crds").glob("*.yaml")):
+        control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    control_plane.kubectl("wait", "--for=condition=Established", "crd/juliarunjobs.juliarun.dev")
+    started: list = []
+
+    def start(process):
+        process.start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in reversed(started):
+        process.kill(signal.SIGTERM)
+
+
+def finalizers_at_creation(kube: Kube, ns: str) -> list[str]:
+    """What a server-side dry-run create returns: the object as admission leaves it."""
+    probe = job("probe", "JuliaBatch", runVolume="v", startScript="a.jl")
+    out = kube.cp.kubectl(
+        *("create", "--dry-run=server", "-n", ns, "-f", "-", "-o", "jsonpath={.metadata.finalizers}"),
+        input=json.dumps(probe),
+    )
+    return json.loads(out.stdout) if out.stdout else []
+
+
+def test_the_api_server_adds_the_finalizer_and_the_operator_writes_only_status(
+    control_plane, tmp_path, stack, policy
+):
+    kube = Kube(control_plane)
+    ns = kube.namespace(f"policy-{int(time.time()) % 100000}")
+    wait_for("the policy in effect", lambda: FINALIZER in finalizers_at_creation(kube, ns), 30)
+    # No delays: JuliaRun shows each job at its scale at once, so one status write says it all.
+    emulator = stack(Emulator(tmp_path, "--create-delay", "0", "--worker-delay", "0"))
+    operator = stack(Operator(tmp_path, control_plane.kubeconfig, emulator, "--watch-namespace", ns))
+    names = [f"p{i}" for i in range(10)]
+    kube.apply(ns, *[job(n, "Webserver", runVolume="v", cfgFile="c", parallelism=1) for n in names])
+    wait_for("10 ready", lambda: all(ready(kube, ns, n) for n in names), 60)
+    text = operator.metrics()
+    # The operator wrote no finalizer (it came with the create): its only writes are the
+    # status, one per object.
+    assert metric(text, "juliarun_kube_writes_total") == metric(text, "juliarun_status_writes_total")
+    assert metric(text, "juliarun_status_writes_total") == len(names)
+    assert all(FINALIZER in (kube.get(ns, n) or {})["metadata"]["finalizers"] for n in names)
+    assert emulator.calls("submitJob") == len(names)
+    # Deleting still deletes the JuliaRun job, then lets the object go.
+    jobs = {kube.status(ns, n)["jobName"] for n in names}
+    control_plane.kubectl("delete", "jrj", "--all", "-n", ns, "--wait=false")
+    wait_for("objects gone", lambda: all(kube.get(ns, n) is None for n in names), 60)
+    assert emulator.calls("deleteJob") == len(jobs)
+
+
+def test_an_object_created_while_no_operator_acts_waits_the_landing_window(
+    control_plane, tmp_path, stack, policy
+):
+    kube = Kube(control_plane)
+    ns = kube.namespace(f"policy-gap-{int(time.time()) % 100000}")
+    wait_for("the policy in effect", lambda: FINALIZER in finalizers_at_creation(kube, ns), 30)
+    emulator = stack(Emulator(tmp_path))
+    # Created before any operator: it carries the finalizer, so it may have been submitted.
+    kube.apply(ns, job("gap", "Webserver", runVolume="v", cfgFile="c", parallelism=1))
+    created = time.time()
+    # creationTimestamp has whole seconds: the operator must start in a later second.
+    wait_for("a second after the create", lambda: time.time() > created + 1.05, 5)
+    stack(
+        Operator(
+            tmp_path,
+            control_plane.kubeconfig,
+            emulator,
+            "--watch-namespace",
+            ns,
+            "--submit-landing-window",
+            "3",
+        )
+    )
+    wait_for(
+        "waiting for an earlier submit",
+        lambda: kube.condition(ns, "gap", "Ready").get("reason") == "WaitingForEarlierSubmit",
+        30,
+    )
+    assert emulator.calls("submitJob") == 0
+    # JULIARUN_TIMEOUT 2 s (the harness): the window is 2 + 2 + 1 + 3 s; then one submit.
+    wait_for("ready after the window", lambda: ready(kube, ns, "gap"), 60)
+    assert emulator.calls("submitJob") == 1
+    control_plane.kubectl("delete", "jrj", "gap", "-n", ns, "--wait=false")
+    wait_for("gone", lambda: kube.get(ns, "gap") is None, 60)
