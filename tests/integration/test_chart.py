@@ -235,6 +235,23 @@ def test_render_watch_namespaces_binds_per_namespace(helm):
     assert len(by_kind(objs, "ServiceMonitor")) == 1
 
 
+def test_finalizer_policy_where_served_bound_to_watched_namespaces(control_plane, helm, crds_installed):
+    """Rendered only where the API server serves MutatingAdmissionPolicy, bound to the
+    watched namespaces alone, and accepted by a 1.36 API server."""
+    assert not by_kind(objects(render(helm)), "MutatingAdmissionPolicy")
+    off = objects(render(helm, "finalizerPolicy.enabled=false", api_versions=(MAP_API,)))
+    assert not by_kind(off, "MutatingAdmissionPolicy")
+    objs = objects(render(helm, "watchNamespaces={team-a,team-b}", api_versions=(MAP_API,)))
+    (policy,) = by_kind(objs, "MutatingAdmissionPolicy")
+    (binding,) = by_kind(objs, "MutatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    (selector,) = binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
+    assert selector["key"] == "kubernetes.io/metadata.name" and selector["operator"] == "In"
+    assert selector["values"] == ["team-a", "team-b"]
+    assert "juliarun.dev/finalizer" in policy["spec"]["mutations"][0]["applyConfiguration"]["expression"]
+    control_plane.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all([policy, binding]))
+
+
 def test_render_connection_values(helm):
     objs = objects(
         render(
