@@ -251,6 +251,22 @@ def test_an_object_without_our_finalizer_was_never_submitted_and_goes_at_once():
     assert d.Kind.SUBMIT in kinds(d.reconcile(obj(), facts([], memory, acting_since=NOW - 10)))
 
 
+def test_after_a_clean_handover_an_absent_name_goes_at_once():
+    """The replica before stopped with every submit answered (its Lease says so): an object
+    with the finalizer (from the admission policy, or put on by it) and no job was never sent."""
+    settled = facts([], acting_since=NOW - 10, earlier_settled=True)
+    assert d.Kind.SUBMIT in kinds(d.reconcile(obj(), settled))
+    chosen = {"jobName": "team-chosen"}
+    recorded = obj(spec=chosen, status={**chosen, "submitTime": st.iso(NOW - 20)})
+    assert d.Kind.SUBMIT in kinds(d.reconcile(recorded, settled))
+    # Recorded after this process began to act: the window of that submit holds.
+    late = obj(spec=chosen, status={**chosen, "submitTime": st.iso(NOW - 5)})
+    assert d.Kind.SUBMIT not in kinds(d.reconcile(late, settled))
+    # Without the Lease's word, the window holds for both.
+    assert d.Kind.SUBMIT not in kinds(d.reconcile(obj(), facts([], acting_since=NOW - 10)))
+    assert d.Kind.SUBMIT not in kinds(d.reconcile(recorded, facts([], acting_since=NOW - 10)))
+
+
 def test_an_object_created_after_this_process_began_is_submitted_at_once():
     assert d.Kind.SUBMIT in kinds(d.reconcile(obj(created=NOW - 1), facts([], acting_since=NOW - 10)))
     # creationTimestamp is cut to the second: the same second counts as after.

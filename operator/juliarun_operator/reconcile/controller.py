@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..juliarun import ParameterError
-from ..juliarun.client import public_url
+from ..juliarun.client import Context, public_url
 from . import decide as d
 from .connections import Backoff, Connection, Connections
 from .execute import Executor
@@ -67,6 +67,7 @@ class Controller:
         self.queue = WorkQueue()
         self.acting = False
         self.acting_since = 0.0
+        self.earlier_settled = False
         self.last_done = time.monotonic()
         self.executor = Executor(self)
 
@@ -93,12 +94,14 @@ class Controller:
 
     # --- acting ----------------------------------------------------------------------------
 
-    def set_acting(self, acting: bool) -> None:
+    def set_acting(self, acting: bool, earlier_settled: bool = False) -> None:
+        """`earlier_settled`: the process that acted before stopped with every submit answered."""
         if acting == self.acting:
             return
         if acting:
             log.info("acting: this replica now calls JuliaRun and writes status")
             self.acting_since = time.time()
+            self.earlier_settled = earlier_settled
             self.acting = True
             try:
                 self.replace_all(self.kube.list_objects(self.config.namespaces)[0])
@@ -111,6 +114,20 @@ class Controller:
             self.acting = False
             with self.lock:
                 self.memory.clear()  # what another replica does meanwhile is not in it
+
+    def landing(self, ctx: Context) -> float:
+        """Seconds a submitJob sent on `ctx` may take to land: its time-outs and the window."""
+        return ctx.connect_timeout + ctx.read_timeout + 1 + self.config.submit_landing_window
+
+    def sends_settled(self) -> bool:
+        """Whether every submitJob this process sent, and any an earlier one may have sent,
+        has been answered or can no longer land: what a clean stop tells the next replica."""
+        now, landing = time.time(), self.landing(self.connections.default.context)
+        if not self.earlier_settled and now < self.acting_since + landing:
+            return False
+        with self.lock:
+            memories = list(self.memory.values())
+        return not any(m.submit is d.Outcome.UNKNOWN and now < m.submit_at + landing for m in memories)
 
     def run_workers(self, stop: threading.Event) -> list[threading.Thread]:
         threads = [
@@ -216,8 +233,9 @@ class Controller:
             unavailable=problem,
             snapshot=conn.snapshot if conn else None,
             snapshot_time=conn.snapshot_time if conn else 0.0,
-            landing=ctx.connect_timeout + ctx.read_timeout + 1 + self.config.submit_landing_window,
+            landing=self.landing(ctx),
             acting_since=self.acting_since,
+            earlier_settled=self.earlier_settled,
             claimed_by=claimed_by,
             no_credentials=no_credentials,
             adopt_allowed=trusted and not claimed_by,

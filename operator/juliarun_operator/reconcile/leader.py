@@ -4,6 +4,10 @@ that stops releases the Lease, so another takes over at once; one that dies is t
 when its Lease has not been renewed for its duration, as measured by the waiting replica's
 own clock (no trust in other clocks).
 
+A replica that stops cleanly says in the Lease whether every submitJob it sent was answered
+(`SETTLED_ANNOTATION`); the next holder then need not wait out the landing window for jobs
+JuliaRun does not show. Taking the Lease clears the word, so a crash never leaves it behind.
+
 The official client's `leaderelection` package is not used: it exits the process on bad
 settings, works on the global default client, and never releases the Lease on shutdown.
 """
@@ -21,6 +25,7 @@ import kubernetes
 from .kube import TIMEOUT, ApiException
 
 log = logging.getLogger("juliarun_operator.leader")
+SETTLED_ANNOTATION = "juliarun.dev/sends-settled"
 
 
 class LeaseElector:
@@ -41,6 +46,7 @@ class LeaseElector:
         self._observed: tuple[str | None, object] = (None, None)  # (holder, renewTime) last seen
         self._observed_at = 0.0  # monotonic time that record was first seen
         self._renewed = 0.0
+        self.inherited_settled = False  # the holder before us stopped with every submit answered
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -54,9 +60,13 @@ class LeaseElector:
                 holding = self.holding and time.monotonic() - self._renewed < self.duration * 2 / 3
             self._set(holding)
             stop.wait(self.duration / 3 if holding else 2.0)
+
+    def release(self, settled: bool) -> None:
+        """Stop acting and hand the Lease back, once this process sends nothing more;
+        `settled`: every submitJob it sent was answered."""
         if self.holding:
             self._set(False)
-            self._release()
+            self._release(settled)
 
     def _set(self, holding: bool) -> None:
         if holding != self.holding:
@@ -90,6 +100,7 @@ class LeaseElector:
                 raise
             log.info("took Lease %s/%s (created it)", self.namespace, self.name)
             self._renewed = time.monotonic()
+            self.inherited_settled = False  # a process without the Lease may have acted before
             return True
         spec = lease.spec or kubernetes.client.V1LeaseSpec()
         lease.spec = spec
@@ -101,6 +112,13 @@ class LeaseElector:
         if spec.holder_identity and not mine and not expired:
             return False
         if not mine:
+            meta = lease.metadata = lease.metadata or kubernetes.client.V1ObjectMeta()
+            annotations = meta.annotations or {}
+            # Only a released Lease carries the word of its last holder; an expired one, none.
+            word = annotations.get(SETTLED_ANNOTATION)
+            self.inherited_settled = not spec.holder_identity and word == "true"
+            if SETTLED_ANNOTATION in annotations:
+                meta.annotations = {k: v for k, v in annotations.items() if k != SETTLED_ANNOTATION}
             spec.acquire_time = self._now()
             spec.lease_transitions = (spec.lease_transitions or 0) + 1
             log.info(
@@ -120,13 +138,16 @@ class LeaseElector:
         self._renewed = time.monotonic()
         return True
 
-    def _release(self) -> None:
+    def _release(self, settled: bool) -> None:
         """Hand the Lease back, so that another replica need not wait for it to expire."""
         try:
             lease = self.api.read_namespaced_lease(self.name, self.namespace, _request_timeout=TIMEOUT)
             if lease.spec and lease.spec.holder_identity == self.identity:
                 lease.spec.holder_identity = None
                 lease.spec.renew_time = None
+                if settled:
+                    meta = lease.metadata = lease.metadata or kubernetes.client.V1ObjectMeta()
+                    meta.annotations = {**(meta.annotations or {}), SETTLED_ANNOTATION: "true"}
                 self.api.replace_namespaced_lease(self.name, self.namespace, lease, _request_timeout=TIMEOUT)
                 log.info("released Lease %s/%s", self.namespace, self.name)
         except Exception as exc:

@@ -201,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     threads: list[threading.Thread] = []
     servers = []
+    electors: list[LeaseElector] = []
 
     @kopf.on.startup()
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -221,9 +222,10 @@ def run(args: argparse.Namespace) -> int:
                 args.lease_name or env_str("LEASE_NAME") or "juliarun-operator",
                 args.lease_namespace or env_str("LEASE_NAMESPACE") or _pod_namespace(),
                 identity,
-                controller.set_acting,
+                lambda acting: controller.set_acting(acting, elector.inherited_settled),
                 lease_duration,
             )
+            electors.append(elector)
             threads.append(_thread("juliarun-lease", elector.run, stop))
         if metrics_port:
             servers.append(serve(metrics, metrics_port, poller.health, poller.ready))
@@ -234,6 +236,8 @@ def run(args: argparse.Namespace) -> int:
         controller.queue.close()
         for t in threads:
             t.join(timeout=5)
+        for elector in electors:  # after the workers: nothing is sent any more
+            elector.release(controller.sends_settled())
         for server in servers:
             server.shutdown()
 

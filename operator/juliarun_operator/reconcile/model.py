@@ -109,6 +109,9 @@ class Facts:
     snapshot_time: float = 0.0
     landing: float = 60.0  # seconds a sent submitJob may take to land (time-outs and window)
     acting_since: float = 0.0  # when this process began to act (an earlier one may have sent)
+    # The replica that acted before this one stopped with every submit answered (its Lease
+    # says so): a name it may have sent and that JuliaRun does not show was never sent.
+    earlier_settled: bool = False
     adopt_allowed: bool = False  # the administrator lets this namespace adopt this name
     trusted: bool = False  # the administrator lets this namespace name jobs outside its prefix
     claimed_by: str = ""  # another object that holds this name, if any

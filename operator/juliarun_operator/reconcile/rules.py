@@ -45,7 +45,10 @@ def landing_wait(obj: ObjectState, f: Facts, name: str) -> float:
     if m.name == name:
         return 0.0  # this process knows what it sent
     if obj.status.get("jobName") == name and obj.status.get("submitTime"):
-        return st.parse_time(obj.status["submitTime"]) + f.landing - f.now
+        sent = st.parse_time(obj.status["submitTime"])
+        if f.earlier_settled and sent < f.acting_since:
+            return 0.0  # sent by an earlier process, whose every submit was answered
+        return sent + f.landing - f.now
     # creationTimestamp has whole seconds: an object stamped in this process's first second
     # was created after it began to act.
     # The finalizer goes on before any submit: without it, nothing was ever sent.
@@ -54,6 +57,7 @@ def landing_wait(obj: ObjectState, f: Facts, name: str) -> float:
         and obj.created + 1 < f.acting_since
         and FINALIZER in obj.finalizers
         and not m.added_finalizer
+        and not f.earlier_settled
     ):
         return f.acting_since + f.landing - f.now  # a process before this one may have sent it
     return 0.0
