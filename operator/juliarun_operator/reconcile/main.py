@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -234,9 +235,11 @@ def run(args: argparse.Namespace) -> int:
     def cleanup(**_: Any) -> None:
         stop.set()
         controller.queue.close()
+        deadline = time.monotonic() + 5  # in all: the Lease must go back before the grace period ends
         for t in threads:
-            t.join(timeout=5)
-        for elector in electors:  # after the workers: nothing is sent any more
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        # After the workers: a call still under way leaves its submit unanswered, not settled.
+        for elector in electors:
             elector.release(controller.sends_settled())
         for server in servers:
             server.shutdown()
