@@ -130,10 +130,17 @@ def test_steady_state_does_nothing():
     assert again.actions == () and not again.wait_snapshot
 
 
-def test_a_landed_submit_waits_for_a_snapshot_taken_after_it():
-    memory = d.Memory(name=NAME, submit=d.Outcome.LANDED, submit_at=NOW)
+def test_a_landed_submit_waits_for_a_snapshot_taken_after_its_answer():
+    memory = d.Memory(name=NAME, submit=d.Outcome.LANDED, submit_at=NOW - 2, landed_at=NOW)
     plan = d.reconcile(obj(), facts([], memory, snapshot_time=NOW - 1))
     assert plan.actions == () and plan.wait_snapshot
+    # Asked for while the submit was on its way (after it was sent, before JuliaRun answered):
+    # JuliaRun may have read its jobs before this one was there. Not "deleted outside".
+    plan = d.reconcile(obj(), facts([], memory, snapshot_time=NOW - 1.5))
+    assert plan.actions == () and plan.wait_snapshot
+    # Asked for after the answer, and the job is not there: it is missing.
+    plan = d.reconcile(obj(), facts([], memory, snapshot_time=NOW + 1, now=NOW + 2))
+    assert cond(written(plan), "Stalled") == ("True", "JobMissing")
 
 
 # --- whose job is it ---------------------------------------------------------------------------

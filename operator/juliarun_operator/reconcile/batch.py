@@ -168,7 +168,7 @@ def hold(
         )
         return d.Plan(start + logs + (d.Action(d.Kind.DELETE, name),), job=name, wait_snapshot=True)
     # Nothing of this attempt runs in JuliaRun, or JuliaRun has been told to delete it.
-    if info is None and m.name == name and m.submit is d.Outcome.LANDED and f.snapshot_time < m.submit_at:
+    if info is None and m.name == name and m.submit is d.Outcome.LANDED and f.snapshot_time < m.landed_at:
         return d.Plan(start, job=name, wait_snapshot=True)
     wait = rules.landing_wait(obj, f, name) if info is None else 0.0  # a submit that lands is deleted then
     submitted = (

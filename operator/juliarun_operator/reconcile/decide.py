@@ -205,7 +205,7 @@ def _conflict(obj: ObjectState, f: Facts, start: tuple[Action, ...], message: st
 
 def _absent(obj: ObjectState, f: Facts, name: str, start: tuple[Action, ...]) -> Plan:
     m = f.memory
-    if m.name == name and m.submit is Outcome.LANDED and f.snapshot_time < m.submit_at:
+    if m.name == name and m.submit is Outcome.LANDED and f.snapshot_time < m.landed_at:
         return Plan(start, job=name, wait_snapshot=True)  # not in a snapshot taken after it yet
     if obj.status.get("submitted") or (m.name == name and m.submit is Outcome.LANDED):
         message = (

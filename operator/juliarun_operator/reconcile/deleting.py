@@ -36,7 +36,7 @@ def deleting(obj: ObjectState, f: Facts) -> Plan:
         if ours(obj, f, name):
             return Plan((Action(Kind.DELETE, name),), job=name, wait_snapshot=True)
         return Plan(done)  # not ours (a conflict): nothing of ours to delete
-    if m.name == name and m.submit is Outcome.LANDED and f.snapshot_time < m.submit_at:
+    if m.name == name and m.submit is Outcome.LANDED and f.snapshot_time < m.landed_at:
         return Plan(job=name, wait_snapshot=True)
     wait = landing_wait(obj, f, name)
     if wait > 0:  # deleting now would leak a submit that lands later

@@ -96,11 +96,16 @@ class Executor:
             if kind is d.Kind.SUBMIT:  # possibly sent from here on, until JuliaRun answers
                 memory.name, memory.submit, memory.submit_at = action.job, d.Outcome.UNKNOWN, time.time()
                 conn.call(conn.client.submit_job, job, **action.value)
-                memory.submit, memory.params = d.Outcome.LANDED, dict(action.value)
+                # A snapshot asked for before this answer may have been read before the job was there.
+                memory.submit, memory.landed_at, memory.params = (
+                    d.Outcome.LANDED,
+                    time.time(),
+                    dict(action.value),
+                )
                 memory.refusals = 0
             elif kind is d.Kind.SET_SCALE:
-                memory.scale, memory.scale_at = action.value, time.time()
                 conn.call(conn.client.set_job_scale, job, action.value)
+                memory.scale, memory.scale_at = action.value, time.time()  # answered: later looks show it
             elif kind is d.Kind.UPDATE:
                 conn.call(conn.client.update_job, job, **action.value)
                 memory.params = job_params(obj.spec, obj.namespace, self.routing.secret_value)

@@ -34,14 +34,15 @@ class Memory:
 
     name: str | None = None
     submit: Outcome | None = None
-    submit_at: float = 0.0
+    submit_at: float = 0.0  # when it was sent (the landing window counts from here)
+    landed_at: float = 0.0  # when JuliaRun answered yes: a snapshot asked for later shows the job
     refusal: str = ""
     refused_generation: int = -1
     refusals: int = 0  # refusals in a row, of submits and updates: they pace the retries
     refused_at: float = 0.0
     params: dict[str, Any] | None = None  # the parameters JuliaRun last accepted
     scale: int | None = None
-    scale_at: float = 0.0
+    scale_at: float = 0.0  # when JuliaRun answered the setJobScale
     update_refusal: str = ""
     update_refused_generation: int = -1
     deleted_jobs: set[str] = field(default_factory=set)  # deleteJob answered yes for these
