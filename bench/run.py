@@ -423,7 +423,13 @@ def converge(env: Env, op: OperatorProc, ns: str, n: int, timeout: float) -> dic
     time.sleep(1.0)  # the watch is open before the first create
     w0, e0, cpu0 = cluster.writes(), env.emulator_ops(), op.cpu()
     t0 = time.monotonic()
-    creator = threading.Thread(target=lambda: cluster.create_all(ns, names(n)), daemon=True)
+    created: list[float] = []  # when the last create returned: the pace the operator can follow at best
+
+    def create() -> None:
+        cluster.create_all(ns, names(n))
+        created.append(time.monotonic())
+
+    creator = threading.Thread(target=create, daemon=True)
     creator.start()
     timeline, next_mark = [], t0
     while len(watch.ready) < n and time.monotonic() - t0 < timeout:
@@ -442,6 +448,7 @@ def converge(env: Env, op: OperatorProc, ns: str, n: int, timeout: float) -> dic
         if len(watch.submitted) == n
         else None,
         "half_ready_s": round(sorted(watch.ready.values())[n // 2 - 1] - t0, 2) if done >= n // 2 else None,
+        "all_created_s": round(created[0] - t0, 2) if created else None,
         "operator_cpu_s": round(op.cpu() - cpu0, 1),
         "apiserver_writes": delta(cluster.writes(), w0),
         "juliarun_calls": delta(env.emulator_ops(), e0),
