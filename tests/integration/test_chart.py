@@ -236,12 +236,17 @@ def test_render_watch_namespaces_binds_per_namespace(helm):
 
 
 def test_finalizer_policy_where_served_bound_to_watched_namespaces(control_plane, helm, crds_installed):
-    """Rendered only where the API server serves MutatingAdmissionPolicy, bound to the
-    watched namespaces alone, and accepted by a 1.36 API server."""
-    assert not by_kind(objects(render(helm)), "MutatingAdmissionPolicy")
-    off = objects(render(helm, "finalizerPolicy.enabled=false", api_versions=(MAP_API,)))
-    assert not by_kind(off, "MutatingAdmissionPolicy")
-    objs = objects(render(helm, "watchNamespaces={team-a,team-b}", api_versions=(MAP_API,)))
+    """Opt-in; rendered only where the API server serves MutatingAdmissionPolicy, bound to
+    the watched namespaces alone, accepted by a 1.36 API server; deploy/finalizer-policy.yaml
+    is the same policy."""
+    on = "finalizerPolicy.enabled=true"
+    assert not by_kind(objects(render(helm, on)), "MutatingAdmissionPolicy")  # not served
+    assert not by_kind(objects(render(helm, api_versions=(MAP_API,))), "MutatingAdmissionPolicy")
+    plain = objects((DEPLOY / "finalizer-policy.yaml").read_text())
+    chart = objects(render(helm, on, release="juliarun-operator", api_versions=(MAP_API,)))
+    chart = [_normalized(o) for o in chart if o["kind"].startswith("MutatingAdmissionPolicy")]
+    assert [_normalized(o) for o in plain] == chart
+    objs = objects(render(helm, on, "watchNamespaces={team-a,team-b}", api_versions=(MAP_API,)))
     (policy,) = by_kind(objs, "MutatingAdmissionPolicy")
     (binding,) = by_kind(objs, "MutatingAdmissionPolicyBinding")
     assert binding["spec"]["policyName"] == policy["metadata"]["name"]
