@@ -77,12 +77,8 @@ SUBCOMMANDS = (
         connection=("--url", "--token-file", "--namespace"),
     ),
 )
-
-
 # A source checkout: the package's directory is operator/juliarun_operator in it.
 SOURCE_ROOT = Path(__file__).resolve().parents[3]
-
-
 SOURCE_TREE_MARKER = SOURCE_ROOT / "hack" / "controlplane" / "versions.env"
 
 

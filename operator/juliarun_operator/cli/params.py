@@ -13,8 +13,6 @@ from ..juliarun import jobtypes as jt
 # Kinds whose PARAM=VALUE text is the value itself: YAML would turn `image=1.0` or
 # `start_script=yes` into a number or a boolean.
 RAW_KINDS = frozenset({jt.STRING, jt.QUANTITY, jt.SECRET, jt.ENUM})
-
-
 # Kinds that are collections of strings: YAML's base loader keeps every scalar in them a
 # string, so `envvars={DEBUG: 1}` means "1", not 1.
 STRING_COLLECTION_KINDS = frozenset({jt.STRING_LIST, jt.ENV})

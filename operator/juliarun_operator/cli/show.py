@@ -13,11 +13,7 @@ from ..juliarun import Job, JobInfo, JobStatus
 from ..output import cell, render
 
 EXIT_ERROR = 1
-
-
 EXIT_USAGE = 2  # as argparse's usage errors
-
-
 EXIT_INTERRUPTED = 130
 
 
