@@ -31,7 +31,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from ..juliarun import jobtypes as jt
-from ..juliarun.client import is_loopback
+from ..juliarun.context import is_loopback
 from ..juliarun.encoding import check_job_name, decode_params
 from ..juliarun.errors import CODE_INJECTED_FAULT, CODE_INVALID_PARAMETER, CODE_UNAUTHORIZED, ParameterError
 from . import faults as fl
