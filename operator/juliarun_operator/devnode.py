@@ -29,6 +29,7 @@ import requests
 
 from . import devcluster as dc
 from . import devpki
+from .devcluster import processes
 from .devnode_config import BRIDGE, CNI_BIN_DIR, NODE_IP, NODE_NAME, RUNC, pause_image, write_configs
 
 BINARIES = (
@@ -215,11 +216,11 @@ def start(state_dir: Path, pki: Path, server: str) -> None:
     }
     for name in PROCESSES:
         exe = Path(shutil.which(args[name][0]) or args[name][0])
-        proc = dc._spawn([str(exe), *args[name][1:]], node / f"{name}.log")
+        proc = processes.spawn([str(exe), *args[name][1:]], node / f"{name}.log")
         record["processes"][name] = {"pid": proc.pid, "exe": str(exe)}
         _save(state_dir, record)
         if name == "containerd":
-            dc._wait_until(
+            processes.wait_until(
                 lambda: _ctr(sock, "version", check=False).returncode == 0,
                 proc,
                 node / "containerd.log",
@@ -248,9 +249,9 @@ def _wait_node_ready(server: str, pki: Path, node: Path, procs: dict[str, Any]) 
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         for name, p in procs.items():
-            if not dc._alive(p["pid"], Path(p["exe"])):
+            if not processes.alive(p["pid"], Path(p["exe"])):
                 raise dc.DevClusterError(
-                    f"{name} exited; last log lines:\n{dc._log_tail(node / f'{name}.log')}"
+                    f"{name} exited; last log lines:\n{processes.log_tail(node / f'{name}.log')}"
                 )
         try:
             if ready():
@@ -260,7 +261,7 @@ def _wait_node_ready(server: str, pki: Path, node: Path, procs: dict[str, Any]) 
         time.sleep(0.5)
     raise dc.DevClusterError(
         f"node {NODE_NAME} not Ready after {READY_TIMEOUT:.0f}s; kubelet log:\n"
-        f"{dc._log_tail(node / 'kubelet.log', 30)}"
+        f"{processes.log_tail(node / 'kubelet.log', 30)}"
     )
 
 
@@ -315,10 +316,12 @@ def stop(state_dir: Path) -> None:
 
     def stop_process(name: str) -> None:
         if name in procs:
-            dc._stop(procs[name]["pid"], Path(procs[name]["exe"]))
+            processes.stop(procs[name]["pid"], Path(procs[name]["exe"]))
 
     stop_process("kubelet")  # first, so it restarts nothing that is being removed
-    if "containerd" in procs and dc._alive(procs["containerd"]["pid"], Path(procs["containerd"]["exe"])):
+    if "containerd" in procs and processes.alive(
+        procs["containerd"]["pid"], Path(procs["containerd"]["exe"])
+    ):
         # Through CRI, so every pod's network is torn down by CNI and its netns unmounted.
         subprocess.run(  # noqa: S603 (our crictl)
             [str(binaries["crictl"]), f"--runtime-endpoint=unix://{sock}", "rmp", "--all", "--force"],
@@ -363,7 +366,7 @@ def _kill_shims(sock: Path) -> None:
         except OSError:
             continue
         if cmdline and cmdline[0].endswith(b"containerd-shim-runc-v2") and str(sock).encode() in cmdline:
-            dc._stop(int(proc.name), Path(os.readlink(proc / "exe")))
+            processes.stop(int(proc.name), Path(os.readlink(proc / "exe")))
 
 
 def _remove_kube_chains() -> None:
@@ -408,5 +411,5 @@ def status_line(state_dir: Path) -> str:
         procs = _load(state_dir)["processes"]
     except FileNotFoundError:
         return ""
-    alive = [n for n, p in procs.items() if dc._alive(p["pid"], Path(p["exe"]))]
+    alive = [n for n, p in procs.items() if processes.alive(p["pid"], Path(p["exe"]))]
     return f"node {NODE_NAME} at {NODE_IP}: {len(alive)}/{len(PROCESSES)} processes alive"
