@@ -35,7 +35,8 @@ from ..juliarun.context import is_loopback
 from ..juliarun.encoding import check_job_name, decode_params
 from ..juliarun.errors import CODE_INJECTED_FAULT, CODE_INVALID_PARAMETER, CODE_UNAUTHORIZED, ParameterError
 from . import faults as fl
-from .state import STREAMS, Cluster, Refused, Timing
+from .jobs import STREAMS, Refused, Timing
+from .state import Cluster
 
 log = logging.getLogger("juliarun_operator.emulator")
 SAVE_DELAY = 0.5  # seconds a state-file write waits so a burst of changes is written once
