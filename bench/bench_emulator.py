@@ -143,7 +143,7 @@ async def bench(args) -> dict:
 
 def server_compute_ms(jobs: int, calls: int) -> tuple[float, float]:
     """p50/p99 of what one getAllJobInfo costs the server before HTTP: state + JSON."""
-    from juliarun_operator.emulator.server import _gc_paused
+    from juliarun_operator.emulator.handlers import gc_paused
     from juliarun_operator.emulator.state import Cluster, Timing
     from juliarun_operator.juliarun.encoding import decode_params
 
@@ -156,7 +156,7 @@ def server_compute_ms(jobs: int, calls: int) -> tuple[float, float]:
     times = []
     for _ in range(calls):
         start = time.perf_counter()
-        with _gc_paused():
+        with gc_paused():
             json.dumps({"code": 0, "data": cluster.all_job_info("bench")})
         times.append(time.perf_counter() - start)
     times.sort()
