@@ -1,4 +1,4 @@
-"""The local node's configuration files (devnode.py starts the processes that read them).
+"""The local node's configuration files (devnode/ starts the processes that read them).
 
 Each setting that departs from a default says why; docs/node.md lists them with what a
 machine with a full cgroup v2 hierarchy and CAP_SYS_RESOURCE would use instead.

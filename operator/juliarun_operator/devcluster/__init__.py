@@ -3,7 +3,7 @@
 Like controller-runtime's envtest: a real etcd and kube-apiserver on loopback
 ports, with no kubelet, no controller-manager and so no pods. It is enough for
 CRDs (validation, CEL, status/scale subresources), watches, finalizers, RBAC
-and the TokenRequest API. With --node it also runs one worker node (devnode.py):
+and the TokenRequest API. With --node it also runs one worker node (devnode/):
 pods, Deployments, Services and cluster DNS.
 
 The binaries are built from source by hack/controlplane/build.sh into a
