@@ -145,7 +145,7 @@ def server_compute_ms(jobs: int, calls: int) -> tuple[float, float]:
     """p50/p99 of what one getAllJobInfo costs the server before HTTP: state + JSON."""
     from juliarun_operator.emulator.handlers import gc_paused
     from juliarun_operator.emulator.state import Cluster, Timing
-    from juliarun_operator.juliarun.encoding import decode_params
+    from juliarun_operator.juliarun.decoding import decode_params
 
     cluster = Cluster(Timing(create_delay=1, worker_delay=0.5, run_time=0))
     for i in range(jobs):

@@ -24,7 +24,8 @@ from typing import Any
 from aiohttp import web
 
 from ..juliarun import jobtypes as jt
-from ..juliarun.encoding import check_job_name, decode_params
+from ..juliarun.decoding import decode_params
+from ..juliarun.encoding import check_job_name
 from ..juliarun.errors import CODE_INJECTED_FAULT, CODE_INVALID_PARAMETER, ParameterError
 from . import faults as fl
 from .jobs import STREAMS, Refused
