@@ -1,4 +1,5 @@
-"""What `up` records about a running cluster, and where: ClusterInfo in the state dir."""
+"""The error every step of the local cluster raises, and what `up` records about a running
+cluster and where: ClusterInfo in the state dir."""
 
 from __future__ import annotations
 

@@ -18,9 +18,8 @@ from urllib.parse import urlsplit
 from .errors import JuliaRunError
 from .redact import register_secret
 
-# The client's logger: TokenFile's records keep the name they had when it lived in client.py.
+# The client's one logger, whichever of its modules logs: log settings and tests name it.
 log = logging.getLogger("juliarun_operator.juliarun.client")
-
 
 DEFAULT_URL = "http://juliarunremote-svc.juliarun:80"
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")

@@ -37,7 +37,7 @@ from .model import Job
 from .redact import register_secret
 from .responses import unwrap
 
-# The client's logger: these records keep the name they had when this lived in client.py.
+# The client's one logger, whichever of its modules logs: log settings and tests name it.
 log = logging.getLogger("juliarun_operator.juliarun.client")
 
 
