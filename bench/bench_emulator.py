@@ -143,9 +143,9 @@ async def bench(args) -> dict:
 
 def server_compute_ms(jobs: int, calls: int) -> tuple[float, float]:
     """p50/p99 of what one getAllJobInfo costs the server before HTTP: state + JSON."""
-    from juliarun_operator.emulator.server import _gc_paused
+    from juliarun_operator.emulator.handlers import gc_paused
     from juliarun_operator.emulator.state import Cluster, Timing
-    from juliarun_operator.juliarun.encoding import decode_params
+    from juliarun_operator.juliarun.decoding import decode_params
 
     cluster = Cluster(Timing(create_delay=1, worker_delay=0.5, run_time=0))
     for i in range(jobs):
@@ -156,7 +156,7 @@ def server_compute_ms(jobs: int, calls: int) -> tuple[float, float]:
     times = []
     for _ in range(calls):
         start = time.perf_counter()
-        with _gc_paused():
+        with gc_paused():
             json.dumps({"code": 0, "data": cluster.all_job_info("bench")})
         times.append(time.perf_counter() - start)
     times.sort()

@@ -377,7 +377,7 @@ class Env:
 
 class OperatorProc:
     def __init__(self, env: Env, ns: str, max_workers: int):
-        self.port = devcluster._free_port()
+        self.port = devcluster.processes.free_port()
         self.logfile = env.workdir / f"operator-{ns}.log"
         self.proc = subprocess.Popen(
             [

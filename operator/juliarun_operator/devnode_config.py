@@ -1,4 +1,4 @@
-"""The local node's configuration files (devnode.py starts the processes that read them).
+"""The local node's configuration files (devnode/ starts the processes that read them).
 
 Each setting that departs from a default says why; docs/node.md lists them with what a
 machine with a full cgroup v2 hierarchy and CAP_SYS_RESOURCE would use instead.
@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from . import devcluster as dc
+from .devcluster.processes import free_port
 
 NODE_NAME = "juliarun-node"
 BRIDGE = "juliarun0"
@@ -84,10 +85,10 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
         "address": NODE_IP,
-        "port": dc._free_port(),
+        "port": free_port(),
         "readOnlyPort": 0,
         "healthzBindAddress": "127.0.0.1",
-        "healthzPort": dc._free_port(),
+        "healthzPort": free_port(),
         "containerRuntimeEndpoint": f"unix://{sock}",
         # The API server authenticates to kubelet with the admin certificate (logs, exec).
         "authentication": {
@@ -118,8 +119,8 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
         "mode": "iptables",
         "hostnameOverride": NODE_NAME,
         "clusterCIDR": POD_CIDR,
-        "healthzBindAddress": f"127.0.0.1:{dc._free_port()}",
-        "metricsBindAddress": f"127.0.0.1:{dc._free_port()}",
+        "healthzBindAddress": f"127.0.0.1:{free_port()}",
+        "metricsBindAddress": f"127.0.0.1:{free_port()}",
         "nodePortAddresses": [f"{NODE_IP}/32"],
         # Leave the machine's sysctls alone: conntrack sizes and route_localnet.
         "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
@@ -127,7 +128,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
     }
     coredns = f""".:53 {{
     bind {NODE_IP}
-    health 127.0.0.1:{dc._free_port()}
+    health 127.0.0.1:{free_port()}
     errors
     kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
         kubeconfig {kubeconfig} juliarun-dev

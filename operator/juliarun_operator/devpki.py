@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-# 10.244.0.1: the node bridge address the API server listens on with a node (devnode.py);
+# 10.244.0.1: the node bridge address the API server listens on with a node (devnode/);
 # 10.0.0.1: the `kubernetes` Service.
 _SANS = [
     "IP:127.0.0.1",

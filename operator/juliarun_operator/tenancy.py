@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import urllib3.util
 
-from .juliarun.client import TRUE_WORDS, is_loopback, public_url
+from .juliarun.context import TRUE_WORDS, is_loopback, public_url
 
 ALLOWED_HOSTS_ENV = "JULIARUN_TENANT_ALLOWED_HOSTS"
 ALLOW_INSECURE_HTTP_ENV = "JULIARUN_ALLOW_INSECURE_HTTP"

@@ -333,8 +333,8 @@ def stop_control_plane(state_dir: Path) -> tuple[list[str], list[str]]:
     """SIGTERM kube-apiserver, then etcd; returns their command lines to start them again."""
     info = devcluster.ClusterInfo.from_json((state_dir / "cluster.json").read_text())
     etcd_args, api_args = _cmdline(info.etcd_pid), _cmdline(info.apiserver_pid)
-    devcluster._stop(info.apiserver_pid, info.bin_dir / "kube-apiserver")
-    devcluster._stop(info.etcd_pid, info.bin_dir / "etcd")
+    devcluster.processes.stop(info.apiserver_pid, info.bin_dir / "kube-apiserver")
+    devcluster.processes.stop(info.etcd_pid, info.bin_dir / "etcd")
     return etcd_args, api_args
 
 
@@ -346,16 +346,16 @@ def start_control_plane(state_dir: Path, etcd_args: list[str], api_args: list[st
     info = devcluster.ClusterInfo.from_json((state_dir / "cluster.json").read_text())
     etcd_url = next(a.split("=", 1)[1] for a in etcd_args if a.startswith("--listen-client-urls="))
     etcd_log, api_log = state_dir / "etcd.log", state_dir / "kube-apiserver.log"
-    etcd = devcluster._spawn(etcd_args, etcd_log)
-    devcluster._wait_until(
+    etcd = devcluster.processes.spawn(etcd_args, etcd_log)
+    devcluster.processes.wait_until(
         lambda: requests.get(f"{etcd_url}/health", timeout=1).json().get("health") == "true",
         etcd,
         etcd_log,
         "etcd",
     )
-    apiserver = devcluster._spawn(api_args, api_log)
+    apiserver = devcluster.processes.spawn(api_args, api_log)
     pki = state_dir / "pki"
-    devcluster._wait_until(
+    devcluster.processes.wait_until(
         lambda: (
             requests.get(
                 f"{info.server}/readyz",

@@ -83,7 +83,7 @@ def test_build_makes_a_wheel_and_an_sdist(dist):
     assert "Requires-Dist: kopf<2,>=1.44" in metadata
     with tarfile.open(dist / f"{DIST}.tar.gz") as sdist:
         members = sdist.getnames()
-    for path in ("LICENSE", "README.md", "pyproject.toml", "operator/juliarun_operator/cli.py"):
+    for path in ("LICENSE", "README.md", "pyproject.toml", "operator/juliarun_operator/cli/__init__.py"):
         assert f"{DIST}/{path}" in members
 
 

@@ -3,9 +3,9 @@
 import pytest
 
 from juliarun_operator.juliarun import jobtypes as jt
+from juliarun_operator.juliarun.decoding import decode_params
 from juliarun_operator.juliarun.encoding import (
     check_params,
-    decode_params,
     encode_params,
     julia_float,
     julia_string_literal,

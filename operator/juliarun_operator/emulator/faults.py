@@ -8,7 +8,7 @@ over "*" kind by kind. "system_status": false makes getSystemStatus answer false
 "jobs" is a list of job failure rules, the first that matches a submitted job's name wins:
     {"jobs": [{"match": "team-*", "fail": "all", "count": 1}]}
 `match` is a shell-style pattern of the job name, `fail` one of all, some, crash (see
-state.py), `count` how many submits the rule fails before it stops matching (unset: all).
+lifecycle.py), `count` how many submits the rule fails before it stops matching (unset: all).
 
 `echo_rate` answers with an error page that echoes the request line, query and token
 included, as aiohttp does for a request line over its limit and as some proxies do: the

@@ -25,7 +25,7 @@ SECRET = "secret"  # noqa: S105 (a type tag, not a password): a string on the wi
 
 RESTART_POLICIES = ("RestartAlways", "RestartOnFailure", "Never")
 
-# Size bounds of values, which the CRD enforces (gen.py). Every parameter travels in the
+# Size bounds of values, which the CRD enforces (gen/). Every parameter travels in the
 # one request line a JuliaRun server reads (aiohttp: 8,190 bytes, token included), so no
 # single value may take all of it; the client still checks the whole request before sending.
 MAX_TEXT = 4096  # characters of a text value: scripts, paths, images, shells

@@ -1,0 +1,161 @@
+"""The JuliaRunJob's spec schema: the fixed fields, the batch fields, one field per
+parameter, and the CEL rules that say which fields each job type requires or refuses."""
+
+from __future__ import annotations
+
+from ..juliarun import jobtypes as jt
+from ..juliarun.encoding import JOB_NAME_RE
+from .common import BATCH_TYPES, MAX_BACKOFF_LIMIT, MAX_PARALLELISM, SCALABLE_TYPES, Schema
+from .params import crd_params, param_property, regex_pattern, types_phrase, types_taking
+
+
+def fixed_spec_properties() -> dict[str, Schema]:
+    """The spec fields that are about the resource rather than a JuliaRun parameter."""
+    return {
+        "type": {
+            "type": "string",
+            "enum": list(jt.JOB_TYPES),
+            # Bounds the CEL cost estimate of the `self.type in [...]` rules.
+            "maxLength": max(map(len, jt.JOB_TYPES)),
+            "description": "JuliaRun job type; immutable. "
+            + " ".join(f"{t.name}: {t.description}" for t in jt.JOB_TYPES.values()),
+        },
+        "jobName": {
+            "type": "string",
+            "pattern": regex_pattern(JOB_NAME_RE),
+            "maxLength": 63,
+            "description": "Name of the job in JuliaRun; immutable. When unset the operator "
+            "derives one from the namespace and name of this resource.",
+        },
+        "parallelism": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_PARALLELISM,
+            "description": "Desired workers: JuliaParBatch workers, JuliaParBatchWorkers units, "
+            "Notebook workers, Webserver and Generic containers. "
+            f"Job {types_phrase(SCALABLE_TYPES)}. The scale subresource sets it.",
+        },
+        "deletionPolicy": {
+            "type": "string",
+            "enum": ["Delete", "Orphan"],
+            "default": "Delete",
+            "description": "What deleting this resource does to the JuliaRun job: Delete deletes it, "
+            "Orphan leaves it running.",
+        },
+        **batch_spec_properties(),
+        "credentialsRef": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": jt.MAX_KEY,
+                    "description": "Name of the Secret.",
+                }
+            },
+            "description": "A Secret in this namespace with the JuliaRun connection: keys url, token, "
+            "namespace (the JuliaRun namespace) and optionally ca.crt. When unset the "
+            "operator's default connection is used.",
+        },
+    }
+
+
+def batch_spec_properties() -> dict[str, Schema]:
+    """What batch/v1 Job users expect: the same names, meanings and (where set) defaults."""
+    only = f"Only for {types_phrase(BATCH_TYPES)}."
+    return {
+        "ttlSecondsAfterFinished": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Seconds after the job ends (condition Complete or Failed) at which this "
+            "resource is deleted, and with it the JuliaRun job under deletionPolicy "
+            "Delete. Unset: kept until deleted. " + only,
+        },
+        "activeDeadlineSeconds": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Seconds the job may be active, counted from status.startTime across "
+            "attempts; a job still running then is deleted in JuliaRun and this "
+            "resource ends Failed with reason DeadlineExceeded. The clock is reset "
+            "on resume after suspend. " + only,
+        },
+        "backoffLimit": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_BACKOFF_LIMIT,
+            "description": "Failed attempts to retry: a job that fails is submitted again as a new "
+            "attempt (its own JuliaRun job, named <jobName>-<attempt>) until this many "
+            "have failed after the first. Default 0 (no retry, as KubeRay's RayJob). "
+            "Failures to reach JuliaRun are not attempts. " + only,
+        },
+        "suspend": {
+            "type": "boolean",
+            "description": "true holds the job back: not yet submitted, it is not submitted; running, "
+            "its JuliaRun job is deleted (phase Suspended). false again submits it as a "
+            "new attempt. Default false. " + only,
+        },
+    }
+
+
+def _rule(rule: str, message: str, field: str, reason: str | None = None) -> Schema:
+    # fieldPath makes the API server report the error against the field itself.
+    out = {"rule": rule, "message": message, "fieldPath": f".{field}"}
+    if reason:
+        out["reason"] = reason
+    return out
+
+
+def _cel_list(names: list[str]) -> str:
+    return "[" + ", ".join(f"'{n}'" for n in names) + "]"
+
+
+def spec_rules() -> list[Schema]:
+    """CEL rules on spec. Only has() and `in` on literal lists, to keep their cost low."""
+    rules = [
+        _rule("self.type == oldSelf.type", "spec.type is immutable", "type"),
+        _rule(
+            "has(self.jobName) == has(oldSelf.jobName)"
+            " && (!has(self.jobName) || self.jobName == oldSelf.jobName)",
+            "spec.jobName is immutable",
+            "jobName",
+        ),
+    ]
+    for t in jt.JOB_TYPES.values():
+        for name in t.required():
+            field = jt.PARAMETERS[name].field
+            rules.append(
+                _rule(
+                    f"self.type != '{t.name}' || has(self.{field})",
+                    f"spec.{field} is required for type {t.name}",
+                    field,
+                    "FieldValueRequired",
+                )
+            )
+    restricted = [(p.field, types_taking(p)) for p in crd_params()]
+    restricted.append(("parallelism", SCALABLE_TYPES))
+    restricted += [(field, BATCH_TYPES) for field in batch_spec_properties()]
+    for field, taking in restricted:
+        if len(taking) < len(jt.JOB_TYPES):  # a field every type takes needs no rule
+            rules.append(
+                _rule(
+                    f"!has(self.{field}) || self.type in {_cel_list(taking)}",
+                    f"spec.{field} applies only to {types_phrase(taking)}",
+                    field,
+                    "FieldValueForbidden",
+                )
+            )
+    return rules
+
+
+def spec_schema() -> Schema:
+    properties = fixed_spec_properties()
+    properties.update({p.field: param_property(p) for p in crd_params()})
+    return {
+        "type": "object",
+        "description": "The JuliaRun job: its type and parameters. Parameters a type does not take "
+        "are refused; unset optional parameters get JuliaRun's default for the type.",
+        "required": ["type"],
+        "properties": properties,
+        "x-kubernetes-validations": spec_rules(),
+    }
