@@ -8,6 +8,7 @@ A KUBECONFIG in the environment is ignored, so a production context is never tou
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from juliarun_operator import devcluster
+from juliarun_operator.reconcile.decide import FINALIZER
 
 
 @dataclass
@@ -97,14 +99,32 @@ def control_plane(tmp_path_factory):
             pytest.exit(f"JULIARUN_TEST_KUBECONFIG={external}: no such file", returncode=2)
         kubeconfig = Path(external)
         server = _current_cluster(kubeconfig)["cluster"]["server"]
-        yield ControlPlane(kubeconfig, server, _kubectl_for_external(), True, token_dir)
+        cp = ControlPlane(kubeconfig, server, _kubectl_for_external(), True, token_dir)
+        yield cp
+        _no_object_left_to_finalize(cp)
         return
     state_dir = tmp_path_factory.mktemp("cluster")
     info = devcluster.up(state_dir=state_dir)
     try:
-        yield ControlPlane(info.kubeconfig, info.server, info.kubectl, False, token_dir)
+        cp = ControlPlane(info.kubeconfig, info.server, info.kubectl, False, token_dir)
+        yield cp
+        _no_object_left_to_finalize(cp)
     finally:
         devcluster.down(state_dir)
+
+
+def _no_object_left_to_finalize(cp: ControlPlane) -> None:
+    """Every test deletes its objects while its operator still runs: an object left with the
+    operator's finalizer can be deleted by nobody once that operator is gone."""
+    if cp.kubectl("get", "crd", "juliarunjobs.juliarun.dev", check=False).returncode != 0:
+        return
+    items = json.loads(cp.kubectl("get", "jrj", "-A", "-o", "json").stdout)["items"]
+    left = sorted(
+        f"{o['metadata']['namespace']}/{o['metadata']['name']}"
+        for o in items
+        if FINALIZER in (o["metadata"].get("finalizers") or [])
+    )
+    assert not left, f"{len(left)} JuliaRunJobs left with the operator's finalizer, e.g. {left[:10]}"
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,8 @@ import pytest
 import requests
 import yaml
 
+from harness import Kube
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -587,9 +589,13 @@ def test_operator_runs_a_job_with_chart_rbac(control_plane, operator_release, k8
         # (Not a bare "403": log timestamps have milliseconds.)
         assert not any(s in log for s in ("HTTP 403", "Forbidden", "Not enough permissions")), log
     finally:
-        if operator:
-            operator.stop()
-        emulator.stop()
+        try:
+            if operator:  # deleted while it runs: only the operator removes the finalizer
+                Kube(control_plane).clean_up(rel["watched"])
+        finally:
+            if operator:
+                operator.stop()
+            emulator.stop()
 
 
 def _can_i(control_plane, user: str, *args: str) -> bool:
@@ -800,9 +806,13 @@ def test_two_replicas_with_chart_rbac_share_the_lease(
         for op in operators.values():
             assert "Forbidden" not in op.output() and "forbidden" not in op.output(), op.output()
     finally:
-        for op in operators.values():
-            op.stop()
-        emulator.stop()
+        try:
+            if operators:  # deleted while they run: only the operator removes the finalizer
+                Kube(control_plane).clean_up(watched)
+        finally:
+            for op in operators.values():
+                op.stop()
+            emulator.stop()
         control_plane.kubectl(
             "delete",
             "--wait=false",

@@ -251,7 +251,7 @@ def exported(control_plane, tmp_path_factory) -> dict[str, str]:
     emulator.start()
     kube = Kube(control_plane)
     namespace = kube.namespace(f"jr-metrics-{uuid.uuid4().hex[:6]}")
-    operator = Operator(workdir, control_plane.kubeconfig, emulator, "--watch-namespace", namespace)
+    operator = Operator(workdir, control_plane.kubeconfig, emulator, watch=[namespace])
     operator.start()
     try:
         kube.apply(namespace, job("hello", "JuliaBatch", runVolume="jobs", startScript="hello.jl"))
@@ -265,8 +265,11 @@ def exported(control_plane, tmp_path_factory) -> dict[str, str]:
 
         text = wait_for("the operator's first JuliaRun calls on /metrics", calls_made, 60)
     finally:
-        operator.kill(signal.SIGTERM)
-        emulator.kill(signal.SIGTERM)
+        try:
+            kube.clean_up(namespace)
+        finally:
+            operator.kill(signal.SIGTERM)
+            emulator.kill(signal.SIGTERM)
     return dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE))
 
 

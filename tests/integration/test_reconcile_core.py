@@ -4,7 +4,6 @@ interval, and JuliaRun's call rate while it fails."""
 
 from __future__ import annotations
 
-import itertools
 import re
 import signal
 import time
@@ -12,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import JRUN_NAMESPACE, TOKEN, Emulator, Kube, Operator, job, wait_for
+from harness import JRUN_NAMESPACE, TOKEN, Emulator, Kube, Operator, job, namespace_name, started, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-_names = itertools.count()
 
 
 def apply_crds(control_plane) -> None:
@@ -26,7 +24,7 @@ def apply_crds(control_plane) -> None:
 
 
 def namespace(kube: Kube, prefix: str) -> str:
-    return kube.namespace(f"{prefix}-{next(_names)}-{int(time.time()) % 100000}")
+    return kube.namespace(namespace_name(prefix))
 
 
 def metric(text: str, name: str) -> float:
@@ -39,19 +37,11 @@ def ready(kube: Kube, ns: str, name: str) -> bool:
 
 
 @pytest.fixture
-def processes(control_plane, tmp_path):
-    """Started by each test as it needs them; all stopped at the end."""
+def processes(control_plane):
+    """Started by each test as it needs them; stopped at the end, their objects deleted first."""
     apply_crds(control_plane)
-    started: list = []
-
-    def start(process):
-        process.start()
-        started.append(process)
-        return process
-
-    yield start
-    for process in reversed(started):
-        process.kill(signal.SIGTERM)
+    with started(control_plane) as start:
+        yield start
 
 
 def test_conflict_and_refusal_with_error_codes_unlike_ours(control_plane, tmp_path, processes):
@@ -61,9 +51,9 @@ def test_conflict_and_refusal_with_error_codes_unlike_ours(control_plane, tmp_pa
     from juliarun_operator.juliarun import Client, Context, Job
 
     emulator = processes(Emulator(tmp_path, "--code-offset", "1000", "--create-delay", "0.2"))
-    operator = processes(Operator(tmp_path, control_plane.kubeconfig, emulator))
     kube = Kube(control_plane)
     ns = namespace(kube, "codes")
+    operator = processes(Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[ns]))
     stranger = Client(Context(url=emulator.url, token=TOKEN, namespace=JRUN_NAMESPACE))
 
     taken = f"{ns}-taken"
@@ -91,13 +81,16 @@ def test_conflict_and_refusal_with_error_codes_unlike_ours(control_plane, tmp_pa
 
 def test_the_standby_replica_calls_nothing_and_writes_nothing(control_plane, tmp_path, processes):
     emulator = processes(Emulator(tmp_path, "--create-delay", "0.2", "--worker-delay", "0.1"))
-    lease = f"standby-{int(time.time()) % 100000}"
-    flags = ("--lease-name", lease, "--lease-namespace", "default")
-    first = processes(Operator(tmp_path, control_plane.kubeconfig, emulator, *flags, log_name="first.log"))
-    wait_for("the first replica acting", lambda: "acting: this replica" in first.text())
-    second = processes(Operator(tmp_path, control_plane.kubeconfig, emulator, *flags, log_name="second.log"))
     kube = Kube(control_plane)
     ns = namespace(kube, "standby")
+    flags = ("--lease-name", ns, "--lease-namespace", "default")
+    first = processes(
+        Operator(tmp_path, control_plane.kubeconfig, emulator, *flags, watch=[ns], log_name="first.log")
+    )
+    wait_for("the first replica acting", lambda: "acting: this replica" in first.text())
+    second = processes(
+        Operator(tmp_path, control_plane.kubeconfig, emulator, *flags, watch=[ns], log_name="second.log")
+    )
     kube.apply(ns, *[job(f"w{i}", "Webserver", runVolume="v", cfgFile="c", parallelism=2) for i in range(10)])
     wait_for("all ready", lambda: all(ready(kube, ns, f"w{i}") for i in range(10)), 60)
     control_plane.kubectl("scale", "jrj", "--all", "-n", ns, "--replicas=3")
@@ -116,9 +109,9 @@ def test_the_standby_replica_calls_nothing_and_writes_nothing(control_plane, tmp
 
 def test_one_broken_secret_among_a_hundred_objects_is_that_objects_alone(control_plane, tmp_path, processes):
     emulator = processes(Emulator(tmp_path, "--create-delay", "0.2", "--worker-delay", "0.05"))
-    processes(Operator(tmp_path, control_plane.kubeconfig, emulator))
     kube = Kube(control_plane)
     ns = namespace(kube, "broken")
+    processes(Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[ns]))
     # A Secret whose token is not text, and one nobody marked for the operator.
     control_plane.kubectl(
         "create",
@@ -165,13 +158,20 @@ def test_one_broken_secret_among_a_hundred_objects_is_that_objects_alone(control
 
 def test_ready_soon_after_juliarun_shows_it_whatever_the_sync_interval(control_plane, tmp_path, processes):
     emulator = processes(Emulator(tmp_path, "--create-delay", "0.3", "--worker-delay", "0.1"))
-    operator = processes(
-        Operator(
-            tmp_path, control_plane.kubeconfig, emulator, "--sync-interval", "120", "--resync-interval", "2"
-        )
-    )
     kube = Kube(control_plane)
     ns = namespace(kube, "soon")
+    operator = processes(
+        Operator(
+            tmp_path,
+            control_plane.kubeconfig,
+            emulator,
+            "--sync-interval",
+            "120",
+            "--resync-interval",
+            "2",
+            watch=[ns],
+        )
+    )
     kube.apply(ns, *[job(f"s{i}", "Webserver", runVolume="v", cfgFile="c", parallelism=2) for i in range(20)])
     # Far sooner than the 120 s interval: objects that wait for JuliaRun share a look each second.
     wait_for("20 ready", lambda: all(ready(kube, ns, f"s{i}") for i in range(20)), 30)
@@ -205,9 +205,9 @@ def test_credentials_cannot_be_switched_once_submitted(control_plane, tmp_path, 
     from juliarun_operator.juliarun import Client, Context
 
     emulator = processes(Emulator(tmp_path, "--create-delay", "0.2", "--worker-delay", "0.05"))
-    processes(Operator(tmp_path, control_plane.kubeconfig, emulator))
     kube = Kube(control_plane)
     ns = namespace(kube, "switch")
+    processes(Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[ns]))
     team_token = "team-switch-s3cr3t-5151"
     control_plane.kubectl(
         "create",
@@ -248,9 +248,9 @@ def test_juliarun_call_rate_while_it_fails_is_bounded_whatever_the_number_of_obj
     control_plane, tmp_path, processes
 ):
     emulator = processes(Emulator(tmp_path, "--create-delay", "0.2", "--worker-delay", "0.05"))
-    processes(Operator(tmp_path, control_plane.kubeconfig, emulator))
     kube = Kube(control_plane)
     ns = namespace(kube, "rate")
+    processes(Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[ns]))
     kube.apply(
         ns, *[job(f"r{i:02d}", "Webserver", runVolume="v", cfgFile="c", parallelism=1) for i in range(60)]
     )
@@ -299,7 +299,14 @@ def test_the_administrator_maps_a_namespace_to_its_own_juliarun_identity(control
         "--from-literal=namespace=team-mapped",
     )
     operator = processes(
-        Operator(tmp_path, control_plane.kubeconfig, emulator, "--namespace-connection", f"{mapped}={secret}")
+        Operator(
+            tmp_path,
+            control_plane.kubeconfig,
+            emulator,
+            "--namespace-connection",
+            f"{mapped}={secret}",
+            watch=[mapped, other],
+        )
     )
     for ns in (mapped, other):
         kube.apply(ns, job("j", "Webserver", runVolume="v", cfgFile="c", parallelism=1))
@@ -327,9 +334,9 @@ def test_a_credentials_url_outside_the_allow_list_never_reaches_the_network(
     listener.settimeout(0.1)
     port = listener.getsockname()[1]
     emulator = processes(Emulator(tmp_path))
-    processes(Operator(tmp_path, control_plane.kubeconfig, emulator))
     kube = Kube(control_plane)
     ns = namespace(kube, "ssrf")
+    processes(Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[ns]))
     urls = {
         "host": f"http://localhost:{port}",
         "userinfo": f"http://u:p@127.0.0.1:{port}",
@@ -371,9 +378,11 @@ def test_a_credentials_url_outside_the_allow_list_never_reaches_the_network(
 
 def test_by_default_a_namespace_names_jobs_only_within_its_own_prefix(control_plane, tmp_path, processes):
     emulator = processes(Emulator(tmp_path, "--create-delay", "0.2"))
-    processes(Operator(tmp_path, control_plane.kubeconfig, emulator))  # no --adopt-namespace
     kube = Kube(control_plane)
     team_a, team_b = namespace(kube, "pa"), namespace(kube, "pb")
+    processes(
+        Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[team_a, team_b])
+    )  # no --adopt-namespace
     kube.apply(team_a, job("sim", "Webserver", runVolume="v", cfgFile="c"))
     wait_for("A ready", lambda: ready(kube, team_a, "sim"), 60)
     name = kube.status(team_a, "sim")["jobName"]

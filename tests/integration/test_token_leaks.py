@@ -50,7 +50,7 @@ def test_echoed_request_lines_leak_no_secret(control_plane, tmp_path):
     kube, ns, emulator = setup_stack(control_plane, tmp_path, "leak", "--run-time", "0")
     # From the first call on, every answer is an error page with the request line in it.
     emulator.set_faults({"*": {"echo_rate": 1, "echo_status": 502}})
-    operator = Operator(tmp_path, control_plane.kubeconfig, emulator)
+    operator = Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[ns])
     operator.start()
 
     def shown(status: int, *names: str) -> bool:
@@ -101,8 +101,12 @@ def test_echoed_request_lines_leak_no_secret(control_plane, tmp_path):
         for name in ("nb", "web", "batch"):
             control_plane.kubectl("delete", "jrj", name, "-n", ns, "--timeout=60s")
     finally:
-        operator.kill(signal.SIGTERM)
-        emulator.kill(signal.SIGTERM)
+        try:
+            emulator.clear_faults()
+            kube.clean_up(ns)
+        finally:
+            operator.kill(signal.SIGTERM)
+            emulator.kill(signal.SIGTERM)
 
     seen = {
         "operator log": operator.text(),
