@@ -21,6 +21,8 @@ import yaml
 from juliarun_operator import devcluster
 from juliarun_operator.reconcile.decide import FINALIZER
 
+from argocd_lua import LUA_INSTALL
+
 
 @dataclass
 class ControlPlane:
@@ -38,7 +40,7 @@ class ControlPlane:
         self, *args: str, input: str | None = None, check: bool = True, as_token: str | None = None
     ) -> subprocess.CompletedProcess:
         """Run kubectl as cluster admin, or, with as_token, as the bearer of that token."""
-        kubeconfig = self._token_kubeconfig(as_token) if as_token else self.kubeconfig
+        kubeconfig = self.token_kubeconfig(as_token) if as_token else self.kubeconfig
         result = subprocess.run(
             [str(self.kubectl_path), f"--kubeconfig={kubeconfig}", *args],
             input=input,
@@ -51,7 +53,8 @@ class ControlPlane:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
         return result
 
-    def _token_kubeconfig(self, token: str) -> Path:
+    def token_kubeconfig(self, token: str) -> Path:
+        """A kubeconfig of this cluster whose only credential is `token`."""
         # The admin kubeconfig carries a client certificate, which the apiserver
         # would authenticate before the token; so the token gets a kubeconfig
         # with the same cluster and no other credentials.
@@ -125,6 +128,19 @@ def _no_object_left_to_finalize(cp: ControlPlane) -> None:
         if FINALIZER in (o["metadata"].get("finalizers") or [])
     )
     assert not left, f"{len(left)} JuliaRunJobs left with the operator's finalizer, e.g. {left[:10]}"
+
+
+@pytest.fixture(scope="session")
+def lua() -> str:
+    """Lua 5.4, to run Argo CD's health check and actions (tests/integration/argocd_lua.py)."""
+    path = shutil.which("lua5.4")
+    if not path:
+        pytest.fail(
+            f"lua5.4 not found: the Argo CD health check needs a Lua interpreter to test; "
+            f"install it with `{LUA_INSTALL}` (Debian/Ubuntu)",
+            pytrace=False,
+        )
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ because the JuliaRun server is told to fail them (a job variable or a fault rule
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -13,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_gitops import argocd_health
 
 from juliarun_operator.emulator.state import FAIL_ENV, RUN_TIME_ENV
 from juliarun_operator.reconcile import status as st
 
+from argocd_lua import argocd_health
 from harness import JRUN_NAMESPACE, TOKEN, Emulator, Namespaces, Operator, job, running, using, wait_for
 
 pytestmark = pytest.mark.integration
@@ -263,11 +262,9 @@ def test_batch_fields_are_explained_and_checked_by_the_api_server(stack, ns, con
     assert negative.returncode != 0 and "backoffLimit" in negative.stderr
 
 
-def test_gitops_tools_read_real_finished_jobs(stack, ns, control_plane, tmp_path):
+def test_gitops_tools_read_real_finished_jobs(stack, ns, control_plane, tmp_path, lua):
     """kstatus (Flux) and the Argo CD health check on objects as the operator left them."""
     _, _, kube = stack
-    lua = shutil.which("lua5.4")
-    assert lua, "lua5.4 is needed: apt-get install -y lua5.4"
     built = subprocess.run(
         ["bash", str(ROOT / "hack" / "kstatus" / "build.sh")],
         stdout=subprocess.PIPE,
