@@ -9,14 +9,17 @@ is enough (and no more than needed).
 
 from __future__ import annotations
 
+import copy
 import json
 import signal
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
+from argocd_lua import argocd_health, offered, suspend_after
 from chart_helpers import (
     CHART,
     DEPLOY,
@@ -58,11 +61,24 @@ def test_crd_copies_match_repo(copy_dir):
         )
 
 
-def test_argocd_health_copy_matches():
-    chart_copy = CHART / "files" / "argocd-health.lua"
-    assert chart_copy.read_bytes() == (REPO / "gitops" / "argocd" / "health.lua").read_bytes(), (
-        "cp gitops/argocd/health.lua charts/juliarun-operator/files/argocd-health.lua"
+# The chart's copies of gitops/argocd's Lua (Helm reads files inside the chart only).
+ARGOCD_LUA_COPIES = {
+    "files/argocd-health.lua": "health.lua",
+    **{f"files/argocd-actions/{n}.lua": f"actions/{n}.lua" for n in ("discovery", "suspend", "resume")},
+}
+
+
+@pytest.mark.parametrize("copy", ARGOCD_LUA_COPIES)
+def test_argocd_lua_copies_match(copy):
+    original = ARGOCD_LUA_COPIES[copy]
+    assert (CHART / copy).read_bytes() == (REPO / "gitops" / "argocd" / original).read_bytes(), (
+        f"cp gitops/argocd/{original} charts/juliarun-operator/{copy}"
     )
+
+
+def test_argocd_lua_copies_are_all_the_chart_has():
+    shipped = {str(p.relative_to(CHART)) for p in (CHART / "files").rglob("*.lua")}
+    assert shipped == set(ARGOCD_LUA_COPIES)
 
 
 def _normalized(obj: dict) -> dict:
@@ -101,6 +117,7 @@ VARIANTS = {
         "watchNamespaces={team-a}",
         "metrics.serviceMonitor.enabled=true",
         "argocdHealthCheck.enabled=true",
+        "argocdActions.enabled=true",
         "juliarun.url=https://juliarun.example:443",
         "juliarun.tokenSecret.name=jr-token",
         "juliarun.ca.configMapName=jr-ca",
@@ -205,6 +222,50 @@ def test_render_connection_values(helm):
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["juliarun-token"]["secret"]["secretName"] == "jr-token"
     assert volumes["juliarun-ca"]["secret"]["secretName"] == "jr-ca"
+
+
+def argocd_scripts(helm: Path, *sets: str) -> dict[str, str]:
+    """The Lua in the chart's Argo CD ConfigMaps, by name: health, discovery and each action."""
+    data = {}
+    for cm in by_kind(objects(render(helm, *sets)), "ConfigMap"):
+        data.update(cm["data"])
+    scripts = {}
+    if health := data.get("resource.customizations.health.juliarun.dev_JuliaRunJob"):
+        scripts["health"] = health
+    if actions := data.get("resource.customizations.actions.juliarun.dev_JuliaRunJob"):
+        actions = yaml.safe_load(actions)
+        scripts["discovery"] = actions["discovery.lua"]
+        scripts.update({d["name"]: d["action.lua"] for d in actions["definitions"]})
+    return scripts
+
+
+def test_render_argocd_health_and_actions_that_run(helm, lua, tmp_path):
+    """Off by default; on, the ConfigMaps carry the keys argocd-cm takes, and the Lua in them
+    runs as Argo CD runs it: suspend offered on a running batch job and setting spec.suspend,
+    resume offered once it is suspended."""
+    assert argocd_scripts(helm) == {}
+    assert set(argocd_scripts(helm, "argocdHealthCheck.enabled=true")) == {"health"}
+    scripts = argocd_scripts(helm, "argocdHealthCheck.enabled=true", "argocdActions.enabled=true")
+    assert set(scripts) == {"health", "discovery", "suspend", "resume"}
+    paths = {}
+    for name, text in scripts.items():
+        paths[name] = tmp_path / f"{name}.lua"
+        paths[name].write_text(text)
+    running = {
+        "apiVersion": "juliarun.dev/v1alpha1",
+        "kind": "JuliaRunJob",
+        "metadata": {"name": "train", "namespace": "team-a", "generation": 1},
+        "spec": {"type": "JuliaBatch", "runVolume": "jobs", "startScript": "train.jl"},
+        "status": {"phase": "Running", "observedGeneration": 1, "conditions": []},
+    }
+    assert offered(lua, running, tmp_path, paths["discovery"]) == {"suspend"}
+    assert suspend_after(lua, running, tmp_path, paths["suspend"]) == "true|train.jl"
+    suspended = copy.deepcopy(running)
+    suspended["spec"]["suspend"] = True
+    suspended["status"]["phase"] = "Suspended"
+    assert offered(lua, suspended, tmp_path, paths["discovery"]) == {"resume"}
+    assert suspend_after(lua, suspended, tmp_path, paths["resume"]) == "false|train.jl"
+    assert argocd_health(lua, suspended, tmp_path, paths["health"])[0] == "Suspended"
 
 
 BAD_VALUES = {

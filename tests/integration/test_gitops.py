@@ -294,9 +294,8 @@ def test_argocd_cm_patch_carries_the_current_actions():
     }
 
 
-def test_chart_ships_the_same_health_check():
-    text = (REPO / "charts" / "juliarun-operator" / "files" / "argocd-health.lua").read_text()
-    assert text == HEALTH_LUA.read_text()
+def test_argocd_cm_patch_carries_the_current_health_check():
+    # (The chart's copy: tests/integration/test_chart.py.)
     cm = yaml.safe_load((REPO / "gitops" / "argocd" / "argocd-cm-patch.yaml").read_text())
     key = "resource.customizations.health.juliarun.dev_JuliaRunJob"
     assert cm["data"][key].strip() == HEALTH_LUA.read_text().strip(), (
