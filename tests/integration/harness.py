@@ -9,6 +9,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,6 +27,19 @@ TOKEN = "op-s3cr3t-token-4242"
 TOKEN_B64 = base64.b64encode(TOKEN.encode()).decode()
 JRUN_NAMESPACE = "ops"
 JULIARUN = [sys.executable, "-m", "juliarun_operator.cli"]
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+
+
+def apply_crds(control_plane) -> None:
+    """The repository's CRDs, established. Server-side: idempotent with other tests' applies."""
+    for crd in sorted(CRDS.glob("*.yaml")):
+        control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    control_plane.kubectl("wait", "--for=condition=Established", "crd/juliarunjobs.juliarun.dev")
+
+
+def metric(text: str, name: str) -> float:
+    """The sum of a metric's samples in a Prometheus text page (0 if absent)."""
+    return sum(float(m) for m in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
 
 
 def free_port() -> int:
@@ -194,6 +208,9 @@ class Kube:
             if c["type"] == ctype:
                 return c
         return {}
+
+    def ready(self, namespace: str, name: str) -> bool:
+        return self.condition(namespace, name, "Ready").get("status") == "True"
 
     def job_name(self, namespace: str, name: str) -> str:
         """The default JuliaRun name of an object: it hashes the object's UID."""

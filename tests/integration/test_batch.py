@@ -17,7 +17,18 @@ from juliarun_operator.emulator.state import FAIL_ENV, RUN_TIME_ENV
 from juliarun_operator.reconcile import status as st
 
 from argocd_lua import argocd_health
-from harness import JRUN_NAMESPACE, TOKEN, Emulator, Namespaces, Operator, job, running, using, wait_for
+from harness import (
+    JRUN_NAMESPACE,
+    TOKEN,
+    Emulator,
+    Namespaces,
+    Operator,
+    apply_crds,
+    job,
+    running,
+    using,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,9 +43,7 @@ def namespaces(request) -> Namespaces:
 @pytest.fixture(scope="module")
 def stack(control_plane, tmp_path_factory, namespaces):
     workdir = tmp_path_factory.mktemp("batch")
-    for crd in sorted((ROOT / "crds").glob("*.yaml")):
-        control_plane.kubectl("apply", "-f", str(crd))
-    control_plane.kubectl("wait", "--for=condition=Established", "crd/juliarunjobs.juliarun.dev")
+    apply_crds(control_plane)
     emulator = Emulator(workdir, "--create-delay", "0.3", "--run-time", str(RUN_TIME), "--seed", "7")
     operator = Operator(workdir, control_plane.kubeconfig, emulator, watch=namespaces.names)
     with running(control_plane, emulator, operator) as stack:

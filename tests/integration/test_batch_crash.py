@@ -16,11 +16,20 @@ import time
 
 import pytest
 import yaml
-from test_crash_safety import apply_crds
 
 from juliarun_operator.emulator.state import FAIL_ENV
 
-from harness import JRUN_NAMESPACE, Emulator, Kube, Operator, job, namespace_name, running, wait_for
+from harness import (
+    JRUN_NAMESPACE,
+    Emulator,
+    Kube,
+    Operator,
+    apply_crds,
+    job,
+    namespace_name,
+    running,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 SEED = 1212

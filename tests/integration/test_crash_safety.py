@@ -19,20 +19,23 @@ import yaml
 from juliarun_operator import devcluster
 from juliarun_operator.reconcile.naming import default_job_name
 
-from harness import JRUN_NAMESPACE, Emulator, Kube, Operator, job, namespace_name, running, wait_for
+from harness import (
+    JRUN_NAMESPACE,
+    Emulator,
+    Kube,
+    Operator,
+    apply_crds,
+    job,
+    namespace_name,
+    running,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 EMULATOR_FLAGS = ("--create-delay", "0.3", "--worker-delay", "0.1", "--seed", "7")
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def apply_crds(cp) -> None:
-    for crd in sorted((ROOT / "crds").glob("*.yaml")):
-        cp.kubectl("apply", "-f", str(crd))
-    cp.kubectl("wait", "--for=condition=Established", "crd/juliarunjobs.juliarun.dev")
 
 
 def web(name: str, parallelism: int) -> dict:

@@ -17,7 +17,7 @@ import yaml
 
 from juliarun_operator import devcluster
 
-from harness import Emulator, Kube, Operator, job, wait_for
+from harness import Emulator, Kube, Operator, apply_crds, job, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -244,9 +244,7 @@ def named_metrics(rules: dict) -> set[str]:
 def exported(control_plane, tmp_path_factory) -> dict[str, str]:
     """Metric name -> type, from the /metrics of an operator that ran a job."""
     workdir = tmp_path_factory.mktemp("monitoring")
-    for crd in sorted((REPO / "crds").glob("*.yaml")):
-        control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    control_plane.kubectl("wait", "--for=condition=Established", "crd/juliarunjobs.juliarun.dev")
+    apply_crds(control_plane)
     emulator = Emulator(workdir, "--create-delay", "0.2", "--run-time", "1")
     emulator.start()
     kube = Kube(control_plane)

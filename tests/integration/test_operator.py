@@ -23,6 +23,7 @@ from harness import (
     Emulator,
     Namespaces,
     Operator,
+    apply_crds,
     job,
     running,
     using,
@@ -44,9 +45,7 @@ def namespaces(request) -> Namespaces:
 @pytest.fixture(scope="module")
 def stack(control_plane, tmp_path_factory, namespaces):
     workdir = tmp_path_factory.mktemp("operator")
-    for crd in sorted((ROOT / "crds").glob("*.yaml")):
-        control_plane.kubectl("apply", "-f", str(crd))
-    control_plane.kubectl("wait", "--for=condition=Established", "crd/juliarunjobs.juliarun.dev")
+    apply_crds(control_plane)
     emulator = Emulator(
         workdir, "--create-delay", "0.3", "--worker-delay", "0.1", "--run-time", str(RUN_TIME), "--seed", "7"
     )
