@@ -8,6 +8,7 @@ A KUBECONFIG in the environment is ignored, so a production context is never tou
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,9 @@ import pytest
 import yaml
 
 from juliarun_operator import devcluster
+from juliarun_operator.reconcile.decide import FINALIZER
+
+from argocd_lua import LUA_INSTALL
 
 
 @dataclass
@@ -36,7 +40,7 @@ class ControlPlane:
         self, *args: str, input: str | None = None, check: bool = True, as_token: str | None = None
     ) -> subprocess.CompletedProcess:
         """Run kubectl as cluster admin, or, with as_token, as the bearer of that token."""
-        kubeconfig = self._token_kubeconfig(as_token) if as_token else self.kubeconfig
+        kubeconfig = self.token_kubeconfig(as_token) if as_token else self.kubeconfig
         result = subprocess.run(
             [str(self.kubectl_path), f"--kubeconfig={kubeconfig}", *args],
             input=input,
@@ -49,7 +53,8 @@ class ControlPlane:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
         return result
 
-    def _token_kubeconfig(self, token: str) -> Path:
+    def token_kubeconfig(self, token: str) -> Path:
+        """A kubeconfig of this cluster whose only credential is `token`."""
         # The admin kubeconfig carries a client certificate, which the apiserver
         # would authenticate before the token; so the token gets a kubeconfig
         # with the same cluster and no other credentials.
@@ -97,14 +102,45 @@ def control_plane(tmp_path_factory):
             pytest.exit(f"JULIARUN_TEST_KUBECONFIG={external}: no such file", returncode=2)
         kubeconfig = Path(external)
         server = _current_cluster(kubeconfig)["cluster"]["server"]
-        yield ControlPlane(kubeconfig, server, _kubectl_for_external(), True, token_dir)
+        cp = ControlPlane(kubeconfig, server, _kubectl_for_external(), True, token_dir)
+        yield cp
+        _no_object_left_to_finalize(cp)
         return
     state_dir = tmp_path_factory.mktemp("cluster")
     info = devcluster.up(state_dir=state_dir)
     try:
-        yield ControlPlane(info.kubeconfig, info.server, info.kubectl, False, token_dir)
+        cp = ControlPlane(info.kubeconfig, info.server, info.kubectl, False, token_dir)
+        yield cp
+        _no_object_left_to_finalize(cp)
     finally:
         devcluster.down(state_dir)
+
+
+def _no_object_left_to_finalize(cp: ControlPlane) -> None:
+    """Every test deletes its objects while its operator still runs: an object left with the
+    operator's finalizer can be deleted by nobody once that operator is gone."""
+    if cp.kubectl("get", "crd", "juliarunjobs.juliarun.dev", check=False).returncode != 0:
+        return
+    items = json.loads(cp.kubectl("get", "jrj", "-A", "-o", "json").stdout)["items"]
+    left = sorted(
+        f"{o['metadata']['namespace']}/{o['metadata']['name']}"
+        for o in items
+        if FINALIZER in (o["metadata"].get("finalizers") or [])
+    )
+    assert not left, f"{len(left)} JuliaRunJobs left with the operator's finalizer, e.g. {left[:10]}"
+
+
+@pytest.fixture(scope="session")
+def lua() -> str:
+    """Lua 5.4, to run Argo CD's health check and actions (tests/integration/argocd_lua.py)."""
+    path = shutil.which("lua5.4")
+    if not path:
+        pytest.fail(
+            f"lua5.4 not found: the Argo CD health check needs a Lua interpreter to test; "
+            f"install it with `{LUA_INSTALL}` (Debian/Ubuntu)",
+            pytrace=False,
+        )
+    return path
 
 
 @pytest.fixture(scope="session")

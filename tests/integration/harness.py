@@ -6,14 +6,17 @@ A crash test needs a process to SIGKILL, so neither runs inside the test process
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,19 @@ TOKEN = "op-s3cr3t-token-4242"
 TOKEN_B64 = base64.b64encode(TOKEN.encode()).decode()
 JRUN_NAMESPACE = "ops"
 JULIARUN = [sys.executable, "-m", "juliarun_operator.cli"]
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+
+
+def apply_crds(control_plane) -> None:
+    """The repository's CRDs, established. Server-side: idempotent with other tests' applies."""
+    for crd in sorted(CRDS.glob("*.yaml")):
+        control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    control_plane.kubectl("wait", "--for=condition=Established", "crd/juliarunjobs.juliarun.dev")
+
+
+def metric(text: str, name: str) -> float:
+    """The sum of a metric's samples in a Prometheus text page (0 if absent)."""
+    return sum(float(m) for m in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
 
 
 def free_port() -> int:
@@ -110,9 +126,25 @@ class Emulator(Process):
 
 
 class Operator(Process):
+    """The operator, watching the namespaces in `watch`.
+
+    A test's operator watches only its test's namespaces: one watching every namespace acts on
+    other tests' leftover objects (and they on it), so one failure would cascade into others.
+    watch=None (every namespace) is for a test about cluster-wide watching alone.
+    """
+
     def __init__(
-        self, workdir: Path, kubeconfig: Path, emulator: Emulator, *flags: str, log_name: str = "operator.log"
+        self,
+        workdir: Path,
+        kubeconfig: Path,
+        emulator: Emulator,
+        *flags: str,
+        watch: Sequence[str] | None,
+        log_name: str = "operator.log",
     ):
+        if watch is not None and not watch:
+            raise ValueError("watch=[] would watch every namespace: name them, or pass None")
+        self.watch = list(watch) if watch is not None else None
         self.metrics_port = free_port()
         env = {
             **os.environ,
@@ -136,6 +168,7 @@ class Operator(Process):
             "--metrics-port",
             str(self.metrics_port),
             "--verbose",
+            *[f"--watch-namespace={ns}" for ns in self.watch or ()],
             *flags,
         ]
         super().__init__(args, workdir / log_name, env)
@@ -176,6 +209,9 @@ class Kube:
                 return c
         return {}
 
+    def ready(self, namespace: str, name: str) -> bool:
+        return self.condition(namespace, name, "Ready").get("status") == "True"
+
     def job_name(self, namespace: str, name: str) -> str:
         """The default JuliaRun name of an object: it hashes the object's UID."""
         from juliarun_operator.reconcile.naming import default_job_name
@@ -188,9 +224,101 @@ class Kube:
         self.cp.kubectl("create", "namespace", name)
         return name
 
+    def clean_up(self, *namespaces: str, timeout: float = 120) -> None:
+        """Delete every JuliaRunJob in the namespaces and wait until they are gone.
+
+        Call it while their operator still runs: only the operator removes the finalizer.
+        Objects still there after `timeout` (their operator gone, or a bug) lose the finalizer
+        by hand, so no later test meets them, and this fails naming them.
+        """
+
+        def left() -> dict[str, list[str]]:
+            out = self.cp.kubectl("get", "jrj", "-A", "-o", "json").stdout
+            names: dict[str, list[str]] = {}
+            for o in json.loads(out)["items"]:
+                if o["metadata"]["namespace"] in namespaces:
+                    names.setdefault(o["metadata"]["namespace"], []).append(o["metadata"]["name"])
+            return names
+
+        for ns, names in left().items():
+            self.cp.kubectl("delete", "jrj", *names, "-n", ns, "--wait=false")
+        try:
+            wait_for("the objects' deletion", lambda: not left(), timeout, 0.5)
+        except AssertionError as timed_out:
+            stuck = left()
+            unfinalize = '{"metadata":{"finalizers":null}}'
+            for ns, names in stuck.items():
+                for name in names:
+                    self.cp.kubectl(
+                        "patch", "jrj", name, "-n", ns, "--type=merge", "-p", unfinalize, check=False
+                    )
+            raise AssertionError(
+                f"still there {timeout:g} s after deletion (finalizer removed by hand): {stuck}"
+            ) from timed_out
+
     def events(self, namespace: str, name: str) -> list[dict]:
         out = self.cp.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
         return [e for e in json.loads(out)["items"] if e["involvedObject"].get("name") == name]
+
+
+@contextlib.contextmanager
+def started(control_plane) -> Iterator[Callable[[Process], Any]]:
+    """`start(process)` for a test's processes. At the end, the objects in the namespaces its
+    operators watch are deleted while they still run (only they remove the finalizer); then
+    every process is stopped."""
+    processes: list[Process] = []
+
+    def start(process):
+        process.start()
+        processes.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        try:
+            watched = {ns for p in processes if isinstance(p, Operator) for ns in p.watch or ()}
+            Kube(control_plane).clean_up(*sorted(watched))
+        finally:
+            for process in reversed(processes):
+                process.kill(signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def running(
+    control_plane, emulator: Emulator, operator: Operator
+) -> Iterator[tuple[Emulator, Operator, Kube]]:
+    """Both started, the emulator first; at the end as `started` ends them."""
+    with started(control_plane) as start:
+        yield start(emulator), start(operator), Kube(control_plane)
+
+
+def namespace_name(prefix: str) -> str:
+    """A namespace name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+class Namespaces:
+    """Names of a test module's namespaces, chosen before its operator starts to watch them."""
+
+    def __init__(self, prefix: str, count: int):
+        tag = uuid.uuid4().hex[:5]
+        self.names = [f"{prefix}{i}-{tag}" for i in range(count)]
+        self.taken = 0
+
+    def take(self, kube: Kube) -> str:
+        """The next name, created as a namespace."""
+        if self.taken == len(self.names):
+            raise AssertionError(f"all {len(self.names)} namespaces reserved for the operator are taken")
+        self.taken += 1
+        return kube.namespace(self.names[self.taken - 1])
+
+
+def using(request, fixture: str) -> int:
+    """How many of the session's tests in the requesting module use `fixture`."""
+    return sum(
+        1 for item in request.session.items if item.module is request.module and fixture in item.fixturenames
+    )
 
 
 def job(name: str, job_type: str, **spec: Any) -> dict:

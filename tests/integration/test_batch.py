@@ -4,10 +4,7 @@ because the JuliaRun server is told to fail them (a job variable or a fault rule
 
 from __future__ import annotations
 
-import itertools
 import json
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -15,37 +12,47 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_gitops import argocd_health
 
 from juliarun_operator.emulator.state import FAIL_ENV, RUN_TIME_ENV
 from juliarun_operator.reconcile import status as st
 
-from harness import JRUN_NAMESPACE, TOKEN, Emulator, Kube, Operator, job, wait_for
+from argocd_lua import argocd_health
+from harness import (
+    JRUN_NAMESPACE,
+    TOKEN,
+    Emulator,
+    Namespaces,
+    Operator,
+    apply_crds,
+    job,
+    running,
+    using,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 RUN_TIME = 4  # seconds a batch job runs in the JuliaRun server; a "crash" dies at half of it
-_names = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def stack(control_plane, tmp_path_factory):
+def namespaces(request) -> Namespaces:
+    return Namespaces("b", using(request, "ns"))
+
+
+@pytest.fixture(scope="module")
+def stack(control_plane, tmp_path_factory, namespaces):
     workdir = tmp_path_factory.mktemp("batch")
-    for crd in sorted((ROOT / "crds").glob("*.yaml")):
-        control_plane.kubectl("apply", "-f", str(crd))
-    control_plane.kubectl("wait", "--for=condition=Established", "crd/juliarunjobs.juliarun.dev")
+    apply_crds(control_plane)
     emulator = Emulator(workdir, "--create-delay", "0.3", "--run-time", str(RUN_TIME), "--seed", "7")
-    emulator.start()
-    operator = Operator(workdir, control_plane.kubeconfig, emulator)
-    operator.start()
-    yield emulator, operator, Kube(control_plane)
-    operator.kill(signal.SIGTERM)
-    emulator.kill(signal.SIGTERM)
+    operator = Operator(workdir, control_plane.kubeconfig, emulator, watch=namespaces.names)
+    with running(control_plane, emulator, operator) as stack:
+        yield stack
 
 
 @pytest.fixture
-def ns(stack):
-    return stack[2].namespace(f"b{next(_names)}-{int(time.time()) % 100000}")
+def ns(stack, namespaces):
+    return namespaces.take(stack[2])
 
 
 def batch(name: str, fail: str = "", **spec) -> dict:
@@ -264,11 +271,9 @@ def test_batch_fields_are_explained_and_checked_by_the_api_server(stack, ns, con
     assert negative.returncode != 0 and "backoffLimit" in negative.stderr
 
 
-def test_gitops_tools_read_real_finished_jobs(stack, ns, control_plane, tmp_path):
+def test_gitops_tools_read_real_finished_jobs(stack, ns, control_plane, tmp_path, lua):
     """kstatus (Flux) and the Argo CD health check on objects as the operator left them."""
     _, _, kube = stack
-    lua = shutil.which("lua5.4")
-    assert lua, "lua5.4 is needed: apt-get install -y lua5.4"
     built = subprocess.run(
         ["bash", str(ROOT / "hack" / "kstatus" / "build.sh")],
         stdout=subprocess.PIPE,

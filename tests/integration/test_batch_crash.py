@@ -16,11 +16,20 @@ import time
 
 import pytest
 import yaml
-from test_crash_safety import apply_crds
 
 from juliarun_operator.emulator.state import FAIL_ENV
 
-from harness import JRUN_NAMESPACE, Emulator, Kube, Operator, job, wait_for
+from harness import (
+    JRUN_NAMESPACE,
+    Emulator,
+    Kube,
+    Operator,
+    apply_crds,
+    job,
+    namespace_name,
+    running,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 SEED = 1212
@@ -55,21 +64,24 @@ def finished(obj: dict) -> str:
 
 
 @pytest.fixture
-def stack(control_plane, tmp_path):
+def ns(control_plane):
+    return Kube(control_plane).namespace(namespace_name("bcrash"))
+
+
+@pytest.fixture
+def stack(control_plane, tmp_path, ns):
     apply_crds(control_plane)
     emulator = Emulator(tmp_path, "--create-delay", "0.3", "--run-time", "3", "--seed", "7")
-    emulator.start()
-    operator = Operator(tmp_path, control_plane.kubeconfig, emulator, "--submit-landing-window", "5")
-    operator.start()
-    yield emulator, operator, Kube(control_plane)
-    operator.kill(signal.SIGTERM)
-    emulator.kill(signal.SIGTERM)
+    operator = Operator(
+        tmp_path, control_plane.kubeconfig, emulator, "--submit-landing-window", "5", watch=[ns]
+    )
+    with running(control_plane, emulator, operator) as stack:
+        yield stack
 
 
-def test_retries_and_ttls_under_sigkill_churn(stack, control_plane):
-    emulator, operator, kube = stack
+def test_retries_and_ttls_under_sigkill_churn(stack, ns, control_plane):
+    emulator, operator, _ = stack
     cp = control_plane
-    ns = kube.namespace(f"bcrash-{int(time.time() * 1000) % 10_000_000}")
     rng = random.Random(SEED)  # noqa: S311 (seeded test moments, not secrets)
     kinds: dict[str, str] = {}
     for wave in range(WAVES):

@@ -9,15 +9,9 @@ is enough (and no more than needed).
 
 from __future__ import annotations
 
-import functools
+import copy
 import json
-import os
-import re
 import signal
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -25,80 +19,32 @@ import pytest
 import requests
 import yaml
 
+from argocd_lua import argocd_health, offered, suspend_after
+from chart_helpers import (
+    CHART,
+    DEPLOY,
+    MAP_API,
+    REPO,
+    apply_rendered,
+    by_kind,
+    can_i,
+    chart_operator,
+    create_namespace,
+    deployment_of,
+    env_of,
+    juliarun_server,
+    objects,
+    packaged,
+    remove,
+    render,
+    run_helm,
+    service_account_user,
+    unique_ns,
+)
+from harness import Kube, Process, wait_for
+
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "juliarun-operator"
-DEPLOY = REPO / "deploy"
-JULIARUN = Path(sys.executable).with_name("juliarun")
 HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
-
-# Just enough of the Prometheus Operator's CRD for a ServiceMonitor to pass dry-run.
-
-
-def run_helm(helm: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    # A private HOME-like cache/config keeps helm from touching the user's ~/.config/helm.
-    env = {
-        **os.environ,
-        # S108: a throwaway helm cache of public charts; nothing secret is kept there.
-        "HELM_CACHE_HOME": "/tmp/juliarun-helm/cache",  # noqa: S108
-        "HELM_CONFIG_HOME": "/tmp/juliarun-helm/config",  # noqa: S108
-        "HELM_DATA_HOME": "/tmp/juliarun-helm/data",  # noqa: S108
-    }
-    result = subprocess.run([str(helm), *args], capture_output=True, text=True, env=env, timeout=120)
-    if check and result.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr}")
-    return result
-
-
-@functools.cache
-def packaged(helm: Path) -> Path:
-    """The chart as `helm package` makes it: what a release publishes and users install."""
-    out = Path(tempfile.mkdtemp(prefix="juliarun-chart-"))
-    run_helm(helm, "package", str(CHART), "--destination", str(out))
-    (tgz,) = out.glob("*.tgz")
-    return tgz
-
-
-# What `helm install` finds on a Kubernetes 1.36 API server; `helm template` alone assumes less.
-MAP_API = "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"
-
-
-def render(
-    helm: Path,
-    *sets: str,
-    release: str = "jro",
-    namespace: str = "juliarun-system",
-    crds: bool = False,
-    api_versions: tuple[str, ...] = (),
-) -> str:
-    args = ["template", release, str(packaged(helm)), "--namespace", namespace]
-    if crds:
-        args.append("--include-crds")
-    for api in api_versions:
-        args += ["--api-versions", api]
-    for s in sets:
-        args += ["--set", s]
-    return run_helm(helm, *args).stdout
-
-
-def objects(text: str) -> list[dict]:
-    return [d for d in yaml.safe_load_all(text) if d]
-
-
-def by_kind(objs: list[dict], kind: str) -> list[dict]:
-    return [o for o in objs if o["kind"] == kind]
-
-
-def unique_ns(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def create_namespace(control_plane, name: str, labels: dict[str, str] | None = None) -> None:
-    meta = {"name": name, "labels": labels or {}}
-    control_plane.kubectl(
-        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": meta})
-    )
 
 
 # --- files in step -------------------------------------------------------------------
@@ -115,11 +61,24 @@ def test_crd_copies_match_repo(copy_dir):
         )
 
 
-def test_argocd_health_copy_matches():
-    chart_copy = CHART / "files" / "argocd-health.lua"
-    assert chart_copy.read_bytes() == (REPO / "gitops" / "argocd" / "health.lua").read_bytes(), (
-        "cp gitops/argocd/health.lua charts/juliarun-operator/files/argocd-health.lua"
+# The chart's copies of gitops/argocd's Lua (Helm reads files inside the chart only).
+ARGOCD_LUA_COPIES = {
+    "files/argocd-health.lua": "health.lua",
+    **{f"files/argocd-actions/{n}.lua": f"actions/{n}.lua" for n in ("discovery", "suspend", "resume")},
+}
+
+
+@pytest.mark.parametrize("copy", ARGOCD_LUA_COPIES)
+def test_argocd_lua_copies_match(copy):
+    original = ARGOCD_LUA_COPIES[copy]
+    assert (CHART / copy).read_bytes() == (REPO / "gitops" / "argocd" / original).read_bytes(), (
+        f"cp gitops/argocd/{original} charts/juliarun-operator/{copy}"
     )
+
+
+def test_argocd_lua_copies_are_all_the_chart_has():
+    shipped = {str(p.relative_to(CHART)) for p in (CHART / "files").rglob("*.lua")}
+    assert shipped == set(ARGOCD_LUA_COPIES)
 
 
 def _normalized(obj: dict) -> dict:
@@ -158,6 +117,7 @@ VARIANTS = {
         "watchNamespaces={team-a}",
         "metrics.serviceMonitor.enabled=true",
         "argocdHealthCheck.enabled=true",
+        "argocdActions.enabled=true",
         "juliarun.url=https://juliarun.example:443",
         "juliarun.tokenSecret.name=jr-token",
         "juliarun.ca.configMapName=jr-ca",
@@ -183,34 +143,25 @@ def test_helm_lint(helm, sets):
     assert "0 chart(s) failed" in result.stdout
 
 
-def _workload(objs: list[dict]) -> dict:
-    (workload,) = [o for o in objs if o["kind"] == "Deployment"]
-    return workload
-
-
-def _env(container: dict) -> dict:
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
-
-
 def test_render_defaults_is_standalone_deployment(helm):
     objs = objects(render(helm))
-    workload = _workload(objs)
+    workload = deployment_of(objs)
     assert workload["kind"] == "Deployment" and workload["spec"]["replicas"] == 1
     container = workload["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["operator", "--standalone"]
     assert container["image"] == "juliarun-operator:0.1.0"
-    assert {"LEASE_NAME", "WATCH_NAMESPACES"}.isdisjoint(_env(container))
+    assert {"LEASE_NAME", "WATCH_NAMESPACES"}.isdisjoint(env_of(container))
     assert not by_kind(objs, "Role") and not by_kind(objs, "RoleBinding")
     assert len(by_kind(objs, "ClusterRoleBinding")) == 2
 
 
 def test_render_replicas_share_a_lease(helm):
     objs = objects(render(helm, "replicas=2"))
-    workload = _workload(objs)
+    workload = deployment_of(objs)
     assert workload["spec"]["replicas"] == 2 and "strategy" not in workload["spec"]
     container = workload["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["operator"]
-    env = _env(container)
+    env = env_of(container)
     assert env["LEASE_NAME"] == "jro-juliarun-operator"
     assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     (role,) = by_kind(objs, "Role")
@@ -221,7 +172,7 @@ def test_render_watch_namespaces_binds_per_namespace(helm):
     objs = objects(
         render(helm, "watchNamespaces={team-a,team-b}", "replicas=2", "metrics.serviceMonitor.enabled=true")
     )
-    env = _env(_workload(objs)["spec"]["template"]["spec"]["containers"][0])
+    env = env_of(deployment_of(objs)["spec"]["template"]["spec"]["containers"][0])
     assert env["WATCH_NAMESPACES"] == "team-a,team-b"
     bindings = [b for b in by_kind(objs, "RoleBinding") if b["roleRef"]["kind"] == "ClusterRole"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
@@ -268,14 +219,58 @@ def test_render_connection_values(helm):
             "juliarun.ca.secretName=jr-ca",
         )
     )
-    pod = _workload(objs)["spec"]["template"]["spec"]
-    env = _env(pod["containers"][0])
+    pod = deployment_of(objs)["spec"]["template"]["spec"]
+    env = env_of(pod["containers"][0])
     assert env["JULIARUN_URL"] == "https://jr.example" and env["JULIARUN_NAMESPACE"] == "jobs"
     assert env["JULIARUN_TOKEN_FILE"] == "/var/run/secrets/juliarun/token/tok"
     assert env["JULIARUN_CA_FILE"] == "/var/run/secrets/juliarun/ca/ca.crt"
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["juliarun-token"]["secret"]["secretName"] == "jr-token"
     assert volumes["juliarun-ca"]["secret"]["secretName"] == "jr-ca"
+
+
+def argocd_scripts(helm: Path, *sets: str) -> dict[str, str]:
+    """The Lua in the chart's Argo CD ConfigMaps, by name: health, discovery and each action."""
+    data = {}
+    for cm in by_kind(objects(render(helm, *sets)), "ConfigMap"):
+        data.update(cm["data"])
+    scripts = {}
+    if health := data.get("resource.customizations.health.juliarun.dev_JuliaRunJob"):
+        scripts["health"] = health
+    if actions := data.get("resource.customizations.actions.juliarun.dev_JuliaRunJob"):
+        actions = yaml.safe_load(actions)
+        scripts["discovery"] = actions["discovery.lua"]
+        scripts.update({d["name"]: d["action.lua"] for d in actions["definitions"]})
+    return scripts
+
+
+def test_render_argocd_health_and_actions_that_run(helm, lua, tmp_path):
+    """Off by default; on, the ConfigMaps carry the keys argocd-cm takes, and the Lua in them
+    runs as Argo CD runs it: suspend offered on a running batch job and setting spec.suspend,
+    resume offered once it is suspended."""
+    assert argocd_scripts(helm) == {}
+    assert set(argocd_scripts(helm, "argocdHealthCheck.enabled=true")) == {"health"}
+    scripts = argocd_scripts(helm, "argocdHealthCheck.enabled=true", "argocdActions.enabled=true")
+    assert set(scripts) == {"health", "discovery", "suspend", "resume"}
+    paths = {}
+    for name, text in scripts.items():
+        paths[name] = tmp_path / f"{name}.lua"
+        paths[name].write_text(text)
+    running = {
+        "apiVersion": "juliarun.dev/v1alpha1",
+        "kind": "JuliaRunJob",
+        "metadata": {"name": "train", "namespace": "team-a", "generation": 1},
+        "spec": {"type": "JuliaBatch", "runVolume": "jobs", "startScript": "train.jl"},
+        "status": {"phase": "Running", "observedGeneration": 1, "conditions": []},
+    }
+    assert offered(lua, running, tmp_path, paths["discovery"]) == {"suspend"}
+    assert suspend_after(lua, running, tmp_path, paths["suspend"]) == "true|train.jl"
+    suspended = copy.deepcopy(running)
+    suspended["spec"]["suspend"] = True
+    suspended["status"]["phase"] = "Suspended"
+    assert offered(lua, suspended, tmp_path, paths["discovery"]) == {"resume"}
+    assert suspend_after(lua, suspended, tmp_path, paths["resume"]) == "false|train.jl"
+    assert argocd_health(lua, suspended, tmp_path, paths["health"])[0] == "Suspended"
 
 
 BAD_VALUES = {
@@ -380,7 +375,7 @@ def test_pod_meets_restricted_standard(control_plane, helm, crds_installed, sour
         o["metadata"]["namespace"] = namespace
     result = control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
     assert "Warning" not in result.stderr and "violate" not in result.stderr, result.stderr
-    workload = _workload(objs)
+    workload = deployment_of(objs)
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -406,104 +401,29 @@ def test_pod_meets_restricted_standard(control_plane, helm, crds_installed, sour
 # --- RBAC: the operator runs as the chart's ServiceAccount -------------------------------
 
 
-def _token_kubeconfig(control_plane, token: str, path: Path) -> Path:
-    """A kubeconfig with the fixture's server and CA and only the ServiceAccount's token."""
-    config = yaml.safe_load(control_plane.kubeconfig.read_text())
-    context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
-    cluster = next(c for c in config["clusters"] if c["name"] == context["cluster"])
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [cluster],
-                "users": [{"name": "operator", "user": {"token": token}}],
-                "contexts": [
-                    {"name": "operator", "context": {"cluster": cluster["name"], "user": "operator"}}
-                ],
-                "current-context": "operator",
-            }
-        )
-    )
-    path.chmod(0o600)
-    return path
-
-
-class Process:
-    """A child process whose output goes to a file, stopped in teardown."""
-
-    def __init__(self, args: list[str], log: Path, env: dict[str, str]):
-        self.log = log
-        self._out = log.open("w")
-        self.proc = subprocess.Popen(
-            args, stdout=self._out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._out.close()
-
-
-def _wait(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def operator_release(control_plane, helm, crds_installed):
     """The chart's ServiceAccount and RBAC, rendered with watchNamespaces, applied for real."""
     release_ns, watched, other = unique_ns("jr-op"), unique_ns("jr-work"), unique_ns("jr-other")
     for ns in (release_ns, watched, other):
         create_namespace(control_plane, ns)
-    release = f"rbac{uuid.uuid4().hex[:4]}"
-    objs = [
-        o
-        for o in objects(
-            render(
-                helm,
-                f"watchNamespaces={{{watched}}}",
-                f"rbac.secretNamespaces={{{watched}}}",
-                namespace=release_ns,
-                release=release,
-            )
-        )
-        if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
-    ]
-    control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
+    objs = apply_rendered(
+        control_plane,
+        helm,
+        f"watchNamespaces={{{watched}}}",
+        f"rbac.secretNamespaces={{{watched}}}",
+        namespace=release_ns,
+        release=f"rbac{uuid.uuid4().hex[:4]}",
+    )
     (sa,) = by_kind(objs, "ServiceAccount")
     yield {
         "namespace": release_ns,
         "watched": watched,
         "other": other,
         "sa": sa["metadata"]["name"],
-        "user": f"system:serviceaccount:{release_ns}:{sa['metadata']['name']}",
+        "user": service_account_user(objs, release_ns),
     }
-    control_plane.kubectl(
-        "delete", "--ignore-not-found", "--wait=false", "-f", "-", input=yaml.safe_dump_all(objs), check=False
-    )
-    control_plane.kubectl("delete", "namespace", release_ns, other, "--wait=false", check=False)
-
-
-def _listening_port(emulator: Process) -> int:
-    def port():
-        m = re.search(r"listening on http://[^:]+:(\d+)", emulator.output())
-        return int(m.group(1)) if m else None
-
-    return _wait(port, 30, "the emulator to listen")
+    remove(control_plane, objs, release_ns, other)
 
 
 def test_operator_runs_a_job_with_chart_rbac(control_plane, operator_release, k8s_api_client, tmp_path):
@@ -513,46 +433,21 @@ def test_operator_runs_a_job_with_chart_rbac(control_plane, operator_release, k8
     token = control_plane.kubectl(
         "create", "token", rel["sa"], "-n", rel["namespace"], "--duration=1h"
     ).stdout.strip()
-    kubeconfig = _token_kubeconfig(control_plane, token, tmp_path / "operator.kubeconfig")
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("JULIARUN_", "KUBECONFIG"))}
-    emulator = Process(
-        [
-            str(JULIARUN),
-            "emulator",
-            "--port",
-            "0",
-            "--host",
-            "127.0.0.1",
-            "--run-time",
-            "2",
-            "--create-delay",
-            "0.2",
-            "--worker-delay",
-            "0.1",
-        ],
-        tmp_path / "emulator.log",
-        base_env,
-    )
+    kubeconfig = control_plane.token_kubeconfig(token)
+    emulator, url = juliarun_server(tmp_path, run_time=2)
     operator = None
     try:
-        port = _listening_port(emulator)
-        url = f"http://127.0.0.1:{port}"
-        operator = Process(
-            [str(JULIARUN), "operator", "--standalone", "--metrics-port", "0"],
+        operator = chart_operator(
             tmp_path / "operator.log",
-            {
-                **base_env,
-                "KUBECONFIG": str(kubeconfig),
-                "JULIARUN_URL": url,
-                "JULIARUN_TOKEN": "test-token",
-                "JULIARUN_NAMESPACE": "juliarun",
-                "JULIARUN_SYNC_INTERVAL": "0.5",
-                "WATCH_NAMESPACES": rel["watched"],
-            },
+            kubeconfig,
+            url,
+            "--standalone",
+            JULIARUN_TOKEN="test-token",
+            WATCH_NAMESPACES=rel["watched"],
         )
         # An object older than the acting process waits out the landing window of a submit an
         # earlier process may have sent (reconcile/decide.py): create it once this one acts.
-        _wait(lambda: "acting:" in operator.output(), 60, "the operator to act")
+        wait_for("the operator to act", lambda: "acting:" in operator.text(), 60)
         api = client.CustomObjectsApi(k8s_api_client)
         job = yaml.safe_load((REPO / "examples" / "julia-batch.yaml").read_text())
         job["metadata"] = {"name": "rbac-hello", "namespace": rel["watched"]}
@@ -562,7 +457,7 @@ def test_operator_runs_a_job_with_chart_rbac(control_plane, operator_release, k8
         last_status: list = []
 
         def phase_is(wanted: str):
-            assert operator.proc.poll() is None, f"operator exited:\n{operator.output()}"
+            assert operator.proc.poll() is None, f"operator exited:\n{operator.text()}"
             obj = api.get_namespaced_custom_object(
                 "juliarun.dev", "v1alpha1", rel["watched"], "juliarunjobs", "rbac-hello"
             )
@@ -573,10 +468,10 @@ def test_operator_runs_a_job_with_chart_rbac(control_plane, operator_release, k8
             return phase == wanted or (wanted == "Running" and phase == "Completed")
 
         try:
-            _wait(lambda: phase_is("Running"), 60, "phase Running")
+            wait_for("phase Running", lambda: phase_is("Running"), 60)
         except AssertionError as exc:
             raise AssertionError(f"{exc}; phases seen {seen}, status {last_status}") from None
-        _wait(lambda: phase_is("Completed"), 60, f"phase Completed (seen {seen})")
+        wait_for(f"phase Completed (seen {seen})", lambda: phase_is("Completed"), 60)
         assert "Running" in seen, f"phases seen: {seen}"
         assert requests.get(f"{url}/_emulator/healthz", timeout=5).json()["jobs"] == 1
 
@@ -588,19 +483,17 @@ def test_operator_runs_a_job_with_chart_rbac(control_plane, operator_release, k8
         events = control_plane.kubectl("get", "events", "-n", rel["watched"], "-o", "json").stdout
         reasons = {e["reason"] for e in json.loads(events)["items"]}
         assert {"Completed", "Deleted"} <= reasons, reasons
-        log = operator.output()
+        log = operator.text()
         # (Not a bare "403": log timestamps have milliseconds.)
         assert not any(s in log for s in ("HTTP 403", "Forbidden", "Not enough permissions")), log
     finally:
-        if operator:
-            operator.stop()
-        emulator.stop()
-
-
-def _can_i(control_plane, user: str, *args: str) -> bool:
-    result = control_plane.kubectl("auth", "can-i", *args, "--as", user, check=False)
-    assert result.stdout.strip() in ("yes", "no"), result.stderr
-    return result.stdout.strip() == "yes"
+        try:
+            if operator:  # deleted while it runs: only the operator removes the finalizer
+                Kube(control_plane).clean_up(rel["watched"])
+        finally:
+            if operator:
+                operator.kill(signal.SIGTERM)
+            emulator.kill(signal.SIGTERM)
 
 
 def test_rbac_allows_what_the_operator_needs(control_plane, operator_release):
@@ -616,7 +509,7 @@ def test_rbac_allows_what_the_operator_needs(control_plane, operator_release):
         ["watch", "customresourcedefinitions.apiextensions.k8s.io"],
         ["list", "namespaces"],
     ):
-        assert _can_i(control_plane, user, *args), f"{user} cannot {' '.join(args)}"
+        assert can_i(control_plane, user, *args), f"{user} cannot {' '.join(args)}"
 
 
 def test_rbac_refuses_what_the_operator_does_not_need(control_plane, operator_release):
@@ -636,7 +529,7 @@ def test_rbac_refuses_what_the_operator_does_not_need(control_plane, operator_re
         ["delete", "juliarunjobs.juliarun.dev", "-n", rel["other"]],
         ["create", "pods", "-n", rel["watched"]],
     ):
-        assert not _can_i(control_plane, user, *args), f"{user} can {' '.join(args)}"
+        assert not can_i(control_plane, user, *args), f"{user} can {' '.join(args)}"
 
 
 def test_rbac_clusterwide_defaults(control_plane, helm, crds_installed):
@@ -645,25 +538,23 @@ def test_rbac_clusterwide_defaults(control_plane, helm, crds_installed):
     release_ns = unique_ns("jr-cw")
     create_namespace(control_plane, release_ns)
     release = f"cw{uuid.uuid4().hex[:4]}"
-    objs = [
-        o
-        for o in objects(render(helm, namespace=release_ns, release=release))
-        if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
-    ]
-    control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
+    objs = apply_rendered(
+        control_plane,
+        helm,
+        namespace=release_ns,
+        release=release,
+        kinds=("ServiceAccount", "ClusterRole", "ClusterRoleBinding"),
+    )
     try:
         user = f"system:serviceaccount:{release_ns}:{release}-juliarun-operator"
-        assert _can_i(control_plane, user, "list", "juliarunjobs.juliarun.dev", "--all-namespaces")
-        assert not _can_i(control_plane, user, "get", "secrets", "-n", "kube-system")
-        assert not _can_i(control_plane, user, "list", "secrets", "-n", "kube-system")
-        assert not _can_i(
+        assert can_i(control_plane, user, "list", "juliarunjobs.juliarun.dev", "--all-namespaces")
+        assert not can_i(control_plane, user, "get", "secrets", "-n", "kube-system")
+        assert not can_i(control_plane, user, "list", "secrets", "-n", "kube-system")
+        assert not can_i(
             control_plane, user, "update", "leases.coordination.k8s.io", "-n", release_ns
         )  # standalone
     finally:
-        control_plane.kubectl(
-            "delete", "--wait=false", "-f", "-", input=yaml.safe_dump_all(objs), check=False
-        )
-        control_plane.kubectl("delete", "namespace", release_ns, "--wait=false", check=False)
+        remove(control_plane, objs, release_ns)
 
 
 def _leaf_paths(values: dict, prefix: str = "") -> list[str]:
@@ -700,68 +591,43 @@ def test_two_replicas_with_chart_rbac_share_the_lease(
     release_ns, watched = unique_ns("jr-peer"), unique_ns("jr-peerwork")
     for ns in (release_ns, watched):
         create_namespace(control_plane, ns)
-    objs = [
-        o
-        for o in objects(
-            render(helm, "replicas=2", f"watchNamespaces={{{watched}}}", namespace=release_ns, release="peer")
-        )
-        if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
-    ]
-    control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
+    objs = apply_rendered(
+        control_plane,
+        helm,
+        "replicas=2",
+        f"watchNamespaces={{{watched}}}",
+        namespace=release_ns,
+        release="peer",
+    )
     (sa,) = by_kind(objs, "ServiceAccount")
-    env = _env(
-        _workload(objects(render(helm, "replicas=2", namespace=release_ns, release="peer")))["spec"][
+    env = env_of(
+        deployment_of(objects(render(helm, "replicas=2", namespace=release_ns, release="peer")))["spec"][
             "template"
         ]["spec"]["containers"][0]
     )
     token = control_plane.kubectl(
         "create", "token", sa["metadata"]["name"], "-n", release_ns, "--duration=1h"
     ).stdout.strip()
-    kubeconfig = _token_kubeconfig(control_plane, token, tmp_path / "operator.kubeconfig")
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("JULIARUN_", "KUBECONFIG"))}
-    emulator = Process(
-        [
-            str(JULIARUN),
-            "emulator",
-            "--port",
-            "0",
-            "--host",
-            "127.0.0.1",
-            "--run-time",
-            "30",
-            "--create-delay",
-            "0.2",
-            "--worker-delay",
-            "0.1",
-        ],
-        tmp_path / "emulator.log",
-        base_env,
-    )
+    kubeconfig = control_plane.token_kubeconfig(token)
+    emulator, url = juliarun_server(tmp_path, run_time=30)
     operators: dict[int, Process] = {}
     api = client.CustomObjectsApi(k8s_api_client)
     try:
-        url = f"http://127.0.0.1:{_listening_port(emulator)}"
         for replica in (0, 1):
-            operators[replica] = Process(
-                [str(JULIARUN), "operator", "--metrics-port", "0"],
+            operators[replica] = chart_operator(
                 tmp_path / f"operator-{replica}.log",
-                {
-                    **base_env,
-                    "KUBECONFIG": str(kubeconfig),
-                    "JULIARUN_URL": url,
-                    "JULIARUN_TOKEN": "t",
-                    "JULIARUN_NAMESPACE": "juliarun",
-                    "JULIARUN_SYNC_INTERVAL": "0.5",
-                    "WATCH_NAMESPACES": watched,
-                    "LEASE_NAME": env["LEASE_NAME"],
-                    "LEASE_NAMESPACE": release_ns,
-                    "LEASE_DURATION": "5",
-                    "POD_NAME": f"peer-{replica}",
-                },
+                kubeconfig,
+                url,
+                JULIARUN_TOKEN="t",
+                WATCH_NAMESPACES=watched,
+                LEASE_NAME=env["LEASE_NAME"],
+                LEASE_NAMESPACE=release_ns,
+                LEASE_DURATION="5",
+                POD_NAME=f"peer-{replica}",
             )
             if replica == 0:
-                _wait(
-                    lambda: "acting: this replica" in operators[0].output(), 60, "replica 0 to take the Lease"
+                wait_for(
+                    "replica 0 to take the Lease", lambda: "acting: this replica" in operators[0].text(), 60
                 )
 
         def holder() -> str:
@@ -778,7 +644,8 @@ def test_two_replicas_with_chart_rbac_share_the_lease(
             job = yaml.safe_load((REPO / "examples" / "julia-batch.yaml").read_text())
             job["metadata"] = {"name": name, "namespace": watched}
             api.create_namespaced_custom_object("juliarun.dev", "v1alpha1", watched, "juliarunjobs", job)
-            return _wait(
+            return wait_for(
+                f"{name} to run",
                 lambda: (
                     (
                         api.get_namespaced_custom_object(
@@ -789,31 +656,28 @@ def test_two_replicas_with_chart_rbac_share_the_lease(
                     in ("Running", "Completed")
                 ),
                 60,
-                f"{name} to run",
             )
 
         submit_and_run("peer-one")
-        assert "acting: this replica" not in operators[1].output()
+        assert "acting: this replica" not in operators[1].text()
         # The acting replica stops and releases the Lease: the standby takes over at once.
-        operators[0].stop()
-        _wait(lambda: "acting: this replica" in operators[1].output(), 30, "replica 1 to take over")
+        operators[0].kill(signal.SIGTERM)
+        wait_for("replica 1 to take over", lambda: "acting: this replica" in operators[1].text(), 30)
         assert holder().startswith("peer-1_")
         submit_and_run("peer-two")
         for name in ("peer-one", "peer-two"):
             control_plane.kubectl("delete", "juliarunjob", name, "-n", watched, "--timeout=60s")
         assert requests.get(f"{url}/_emulator/healthz", timeout=5).json()["jobs"] == 0
         for op in operators.values():
-            assert "Forbidden" not in op.output() and "forbidden" not in op.output(), op.output()
+            assert "Forbidden" not in op.text() and "forbidden" not in op.text(), op.text()
     finally:
-        for op in operators.values():
-            op.stop()
-        emulator.stop()
-        control_plane.kubectl(
-            "delete",
-            "--wait=false",
-            "-f",
-            "-",
-            input=yaml.safe_dump_all([o for o in objs if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]),
-            check=False,
+        try:
+            if operators:  # deleted while they run: only the operator removes the finalizer
+                Kube(control_plane).clean_up(watched)
+        finally:
+            for op in operators.values():
+                op.kill(signal.SIGTERM)
+            emulator.kill(signal.SIGTERM)
+        remove(
+            control_plane, [o for o in objs if o["kind"] in ("ClusterRole", "ClusterRoleBinding")], release_ns
         )
-        control_plane.kubectl("delete", "namespace", release_ns, "--wait=false", check=False)

@@ -12,25 +12,28 @@ import uuid
 
 import pytest
 import yaml
-from test_chart import (
-    CHART,
-    DEPLOY,
-    REPO,
-    _can_i,
-    _workload,
-    by_kind,
-    create_namespace,
-    objects,
-    render,
-    run_helm,
-    unique_ns,
-)
 
 from juliarun_operator import tenancy
 
+from chart_helpers import (
+    CHART,
+    DEPLOY,
+    REPO,
+    apply_rendered,
+    by_kind,
+    can_i,
+    create_namespace,
+    deployment_of,
+    objects,
+    remove,
+    render,
+    run_helm,
+    service_account_user,
+    unique_ns,
+)
+
 pytestmark = pytest.mark.integration
 
-RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 MODES = {
     "all-namespaces": [],
     "watched-namespaces": ["watchNamespaces={WATCHED}"],
@@ -44,22 +47,10 @@ def applied_rbac(control_plane, helm, sets: list[str], *namespaces: str):
     release_ns = unique_ns("jr-sec")
     for ns in (release_ns, *namespaces):
         create_namespace(control_plane, ns)
-    release = f"sec{uuid.uuid4().hex[:4]}"
-    objs = [
-        o
-        for o in objects(render(helm, *sets, namespace=release_ns, release=release))
-        if o["kind"] in RBAC_KINDS
-    ]
-    control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
-    (sa,) = by_kind(objs, "ServiceAccount")
-    return f"system:serviceaccount:{release_ns}:{sa['metadata']['name']}", objs, release_ns
-
-
-def cleanup(control_plane, objs: list[dict], *namespaces: str) -> None:
-    control_plane.kubectl(
-        "delete", "--ignore-not-found", "--wait=false", "-f", "-", input=yaml.safe_dump_all(objs), check=False
+    objs = apply_rendered(
+        control_plane, helm, *sets, namespace=release_ns, release=f"sec{uuid.uuid4().hex[:4]}"
     )
-    control_plane.kubectl("delete", "namespace", *namespaces, "--wait=false", check=False)
+    return service_account_user(objs, release_ns), objs, release_ns
 
 
 @pytest.mark.parametrize("mode", MODES.values(), ids=MODES.keys())
@@ -68,20 +59,20 @@ def test_no_install_mode_reads_kube_system_secrets(control_plane, helm, crds_ins
     sets = [s.replace("WATCHED", f"{watched},{opted}") for s in mode] + [f"rbac.secretNamespaces={{{opted}}}"]
     user, objs, release_ns = applied_rbac(control_plane, helm, sets, watched, opted, other)
     try:
-        assert not _can_i(control_plane, user, "get", "secrets", "-n", "kube-system")
-        assert not _can_i(control_plane, user, "get", "secrets", "-n", release_ns)
-        assert not _can_i(control_plane, user, "get", "secrets", "-n", other)
-        assert not _can_i(control_plane, user, "get", "secrets", "-n", watched)  # watched, not opted in
-        assert not _can_i(control_plane, user, "get", "secrets", "--all-namespaces")
-        assert _can_i(control_plane, user, "get", "secrets", "-n", opted)  # opted in
-        assert not _can_i(control_plane, user, "list", "secrets", "-n", opted)
-        assert not _can_i(control_plane, user, "watch", "secrets", "-n", opted)
+        assert not can_i(control_plane, user, "get", "secrets", "-n", "kube-system")
+        assert not can_i(control_plane, user, "get", "secrets", "-n", release_ns)
+        assert not can_i(control_plane, user, "get", "secrets", "-n", other)
+        assert not can_i(control_plane, user, "get", "secrets", "-n", watched)  # watched, not opted in
+        assert not can_i(control_plane, user, "get", "secrets", "--all-namespaces")
+        assert can_i(control_plane, user, "get", "secrets", "-n", opted)  # opted in
+        assert not can_i(control_plane, user, "list", "secrets", "-n", opted)
+        assert not can_i(control_plane, user, "watch", "secrets", "-n", opted)
         # The operator's work is unaffected.
-        assert _can_i(
+        assert can_i(
             control_plane, user, "patch", "juliarunjobs.juliarun.dev", "--subresource=status", "-n", watched
         )
     finally:
-        cleanup(control_plane, objs, release_ns, watched, opted, other)
+        remove(control_plane, objs, release_ns, watched, opted, other)
 
 
 def documented(pattern: str) -> str:
@@ -101,16 +92,11 @@ def test_a_namespace_opts_in_with_the_documented_command(control_plane, helm):
     release_ns, team = "juliarun-system", "team-a"
     for ns in (release_ns, team):
         create_namespace(control_plane, ns)
-    objs = [
-        o
-        for o in objects(render(helm, release="juliarun-operator", namespace=release_ns))
-        if o["kind"] in RBAC_KINDS
-    ]
-    control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
+    objs = apply_rendered(control_plane, helm, release="juliarun-operator", namespace=release_ns)
     user = "system:serviceaccount:juliarun-system:juliarun-operator"
     command = documented(r"kubectl create rolebinding")
     try:
-        assert not _can_i(control_plane, user, "get", "secrets", "-n", team)
+        assert not can_i(control_plane, user, "get", "secrets", "-n", team)
         subprocess.run(  # noqa: S602 (the docs' command, as written)
             command,
             shell=True,
@@ -120,8 +106,8 @@ def test_a_namespace_opts_in_with_the_documented_command(control_plane, helm):
             timeout=60,
             executable="/bin/bash",
         )
-        assert _can_i(control_plane, user, "get", "secrets", "-n", team)
-        assert not _can_i(control_plane, user, "get", "secrets", "-n", "kube-system")
+        assert can_i(control_plane, user, "get", "secrets", "-n", team)
+        assert not can_i(control_plane, user, "get", "secrets", "-n", "kube-system")
         # The owner marks a Secret for the operator, as documented.
         control_plane.kubectl(
             "create", "secret", "generic", "nb-password", "-n", team, "--from-literal=password=change-me"
@@ -141,15 +127,7 @@ def test_a_namespace_opts_in_with_the_documented_command(control_plane, helm):
         control_plane.kubectl(
             "delete", "rolebinding", "juliarun-operator-secrets", "-n", team, "--ignore-not-found"
         )
-        control_plane.kubectl(
-            "delete",
-            "--ignore-not-found",
-            "--wait=false",
-            "-f",
-            "-",
-            input=yaml.safe_dump_all([o for o in objs if o["kind"] != "ServiceAccount"]),
-            check=False,
-        )
+        remove(control_plane, [o for o in objs if o["kind"] != "ServiceAccount"])
 
 
 def _kubectl_on_path(control_plane) -> dict[str, str]:
@@ -208,11 +186,11 @@ def test_only_someone_who_may_read_the_secrets_can_opt_a_namespace_in(control_pl
     try:
         refused = control_plane.kubectl(*opt_in, "--as=no-secrets", check=False)
         assert refused.returncode != 0 and "forbidden" in refused.stderr.lower()
-        assert not _can_i(control_plane, user, "get", "secrets", "-n", team)
+        assert not can_i(control_plane, user, "get", "secrets", "-n", team)
         control_plane.kubectl(*opt_in, "--as=team-admin")
-        assert _can_i(control_plane, user, "get", "secrets", "-n", team)
+        assert can_i(control_plane, user, "get", "secrets", "-n", team)
     finally:
-        cleanup(control_plane, objs, release_ns, team)
+        remove(control_plane, objs, release_ns, team)
 
 
 # --- roles for people ------------------------------------------------------------------------
@@ -265,24 +243,24 @@ def test_people_roles_grant_what_they_say(control_plane, helm, crds_installed):
     try:
         editor, viewer = "edit-person", "view-person"
         for verb in ("create", "update", "patch", "delete", "list", "watch"):
-            assert _can_i(control_plane, editor, verb, jrj, "-n", team), verb
-        assert _can_i(control_plane, editor, "patch", jrj, "--subresource=scale", "-n", team)
-        assert not _can_i(control_plane, editor, "patch", jrj, "--subresource=status", "-n", team)
-        assert not _can_i(control_plane, editor, "get", "secrets", "-n", team)
-        assert _can_i(control_plane, viewer, "list", jrj, "-n", team)
-        assert _can_i(control_plane, viewer, "get", jrj, "--subresource=status", "-n", team)
+            assert can_i(control_plane, editor, verb, jrj, "-n", team), verb
+        assert can_i(control_plane, editor, "patch", jrj, "--subresource=scale", "-n", team)
+        assert not can_i(control_plane, editor, "patch", jrj, "--subresource=status", "-n", team)
+        assert not can_i(control_plane, editor, "get", "secrets", "-n", team)
+        assert can_i(control_plane, viewer, "list", jrj, "-n", team)
+        assert can_i(control_plane, viewer, "get", jrj, "--subresource=status", "-n", team)
         for verb in ("create", "patch", "delete"):
-            assert not _can_i(control_plane, viewer, verb, jrj, "-n", team), verb
-        assert not _can_i(control_plane, editor, "list", jrj, "-n", release_ns)  # only where bound
+            assert not can_i(control_plane, viewer, verb, jrj, "-n", team), verb
+        assert not can_i(control_plane, editor, "list", jrj, "-n", release_ns)  # only where bound
     finally:
-        cleanup(control_plane, [*objs, *people], release_ns, team)
+        remove(control_plane, [*objs, *people], release_ns, team)
 
 
 # --- the JuliaRun token --------------------------------------------------------------------------
 
 
 def test_default_token_is_projected_with_its_own_audience_and_a_short_life(helm):
-    pod = _workload(objects(render(helm)))["spec"]["template"]["spec"]
+    pod = deployment_of(objects(render(helm)))["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
@@ -294,7 +272,7 @@ def test_default_token_is_projected_with_its_own_audience_and_a_short_life(helm)
     }
     assert env["JULIARUN_TOKEN_FILE"] == f"{mounts['juliarun-token']}/token"
     # With an explicit Secret, that Secret and nothing projected.
-    pod = _workload(objects(render(helm, "juliarun.tokenSecret.name=jr")))["spec"]["template"]["spec"]
+    pod = deployment_of(objects(render(helm, "juliarun.tokenSecret.name=jr")))["spec"]["template"]["spec"]
     assert {v["name"]: v for v in pod["volumes"]}["juliarun-token"] == {
         "name": "juliarun-token",
         "secret": {"secretName": "jr", "items": [{"key": "token", "path": "token"}]},
@@ -318,7 +296,7 @@ def test_a_token_of_the_juliarun_audience_is_no_key_to_the_cluster(control_plane
         assert refused.returncode != 0 and "Unauthorized" in refused.stderr, refused.stderr
         assert control_plane.kubectl("get", "crd", as_token=token()).returncode == 0
     finally:
-        cleanup(control_plane, objs, release_ns)
+        remove(control_plane, objs, release_ns)
 
 
 def test_expiration_below_kubernetes_minimum_is_refused(helm):
@@ -340,7 +318,7 @@ def test_expiration_below_kubernetes_minimum_is_refused(helm):
 def test_tenancy_and_transport_values_reach_the_operator(helm):
     env = {
         e["name"]: e.get("value")
-        for e in _workload(
+        for e in deployment_of(
             objects(
                 render(
                     helm,
@@ -355,7 +333,7 @@ def test_tenancy_and_transport_values_reach_the_operator(helm):
     assert tenancy.insecure_http_allowed(env) and env["JULIARUN_USE_ENV_PROXY"] == "true"
     defaults = {
         e["name"]
-        for e in _workload(objects(render(helm)))["spec"]["template"]["spec"]["containers"][0]["env"]
+        for e in deployment_of(objects(render(helm)))["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert not defaults & {
         "JULIARUN_TENANT_ALLOWED_HOSTS",
@@ -384,7 +362,7 @@ def test_kustomize_overlay_in_the_docs_swaps_the_token_for_a_secret(control_plan
     built = objects(
         control_plane.kubectl("kustomize", str(tmp_path), "--load-restrictor=LoadRestrictionsNone").stdout
     )
-    pod = _workload(built)["spec"]["template"]["spec"]
+    pod = deployment_of(built)["spec"]["template"]["spec"]
     tokens = [v for v in pod["volumes"] if v["name"] == "juliarun-token"]
     assert tokens == [{"name": "juliarun-token", "secret": {"secretName": "juliarun-token"}}]
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}

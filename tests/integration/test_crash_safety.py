@@ -19,20 +19,23 @@ import yaml
 from juliarun_operator import devcluster
 from juliarun_operator.reconcile.naming import default_job_name
 
-from harness import JRUN_NAMESPACE, Emulator, Kube, Operator, job, wait_for
+from harness import (
+    JRUN_NAMESPACE,
+    Emulator,
+    Kube,
+    Operator,
+    apply_crds,
+    job,
+    namespace_name,
+    running,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 EMULATOR_FLAGS = ("--create-delay", "0.3", "--worker-delay", "0.1", "--seed", "7")
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def apply_crds(cp) -> None:
-    for crd in sorted((ROOT / "crds").glob("*.yaml")):
-        cp.kubectl("apply", "-f", str(crd))
-    cp.kubectl("wait", "--for=condition=Established", "crd/juliarunjobs.juliarun.dev")
 
 
 def web(name: str, parallelism: int) -> dict:
@@ -113,20 +116,19 @@ def check_juliarun_matches(emulator: Emulator, objs: dict[str, dict]) -> None:
 
 
 @pytest.fixture
-def stack(control_plane, tmp_path):
+def ns(control_plane) -> str:
+    """This test's namespace, the only one its operator watches."""
+    return Kube(control_plane).namespace(namespace_name("crash"))
+
+
+@pytest.fixture
+def stack(control_plane, tmp_path, ns):
     """A JuliaRun server and an operator of this test's own, against the session cluster."""
     apply_crds(control_plane)
     emulator = Emulator(tmp_path, *EMULATOR_FLAGS)
-    emulator.start()
-    operator = Operator(tmp_path, control_plane.kubeconfig, emulator)
-    operator.start()
-    yield emulator, operator, Kube(control_plane)
-    operator.kill(signal.SIGTERM)
-    emulator.kill(signal.SIGTERM)
-
-
-def fresh_namespace(kube: Kube, prefix: str) -> str:
-    return kube.namespace(f"{prefix}-{int(time.time() * 1000) % 10_000_000}")
+    operator = Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[ns])
+    with running(control_plane, emulator, operator) as stack:
+        yield stack
 
 
 # --- 1. churn under SIGKILL -------------------------------------------------------------------
@@ -137,7 +139,7 @@ CHURN_KILLS = 8
 CHURN_SEED = 20240611
 
 
-def test_churn_with_random_sigkills(stack, control_plane):
+def test_churn_with_random_sigkills(stack, ns, control_plane):
     """300 objects created in batches, some scaled, some deleted, while the operator is
     SIGKILLed 8 times at seeded random moments (sometimes with changes made while it is down).
 
@@ -146,9 +148,8 @@ def test_churn_with_random_sigkills(stack, control_plane):
     objects' jobs are gone, deletionPolicy Delete); every job name got exactly one submitJob;
     every deleted object is gone from the API (none stuck on the finalizer).
     """
-    emulator, operator, kube = stack
+    emulator, operator, _ = stack
     cp = control_plane
-    ns = fresh_namespace(kube, "churn")
     rng = random.Random(CHURN_SEED)  # noqa: S311 (seeded test choices, not secrets)
     live: dict[str, int] = {}
     deleted: set[str] = set()
@@ -231,7 +232,7 @@ FAULT_WINDOW = 20.0
 MAX_CALL_RATE = 10.0
 
 
-def test_juliarun_faults_then_healed(stack, control_plane):
+def test_juliarun_faults_then_healed(stack, ns, control_plane):
     """50 objects; for 20 s JuliaRun fails (30% errors, 5% hangs of 30 s past the operator's
     2 s time-out, 5% malformed bodies, 5% dropped connections) while 25 objects are created
     and 15 scaled.
@@ -252,9 +253,8 @@ def test_juliarun_faults_then_healed(stack, control_plane):
     second submit request legitimate: the per-name count of those is only bounded, and
     JuliaRun still holds one job per object).
     """
-    emulator, operator, kube = stack
+    emulator, operator, _ = stack
     cp = control_plane
-    ns = fresh_namespace(kube, "faults")
     rng = random.Random(4242)  # noqa: S311 (seeded test choices, not secrets)
     wanted = {f"f{i:02d}": rng.randint(1, 3) for i in range(25)}
     apply_many(cp, ns, [web(n, p) for n, p in wanted.items()])
@@ -399,11 +399,12 @@ def test_apiserver_restart_under_running_operator(own_control_plane, tmp_path):
     apply_crds(cp)
     emulator = Emulator(tmp_path, *EMULATOR_FLAGS)
     emulator.start()
-    operator = Operator(tmp_path, cp.kubeconfig, emulator)
+    ns = "restart"  # in a cluster of its own
+    operator = Operator(tmp_path, cp.kubeconfig, emulator, watch=[ns])
     operator.start()
     try:
         kube = Kube(cp)
-        ns = kube.namespace("restart")
+        kube.namespace(ns)
         wanted = {f"r{i}": 1 + i % 3 for i in range(10)}
         apply_many(cp, ns, [web(n, p) for n, p in wanted.items()])
         wait_for("objects ready before the restart", converged(cp, ns, wanted), 90, 1.0)
@@ -443,12 +444,11 @@ def test_apiserver_restart_under_running_operator(own_control_plane, tmp_path):
 # --- a submit that JuliaRun applies after the client gave up on it ---------------------------
 
 
-def test_a_late_landing_submit_after_deletion_leaves_no_job(stack, control_plane):
+def test_a_late_landing_submit_after_deletion_leaves_no_job(stack, ns, control_plane):
     """submitJob held by JuliaRun for 12 s (past the operator's 2 s time-out and its 5 s wait)
     and applied then; the object is deleted while the submit is in flight. JuliaRun must not
     be left with a job that no object owns."""
     emulator, _operator, kube = stack
-    ns = fresh_namespace(kube, "late")
     emulator.set_faults({"submitJob": {"hang_rate": 1.0, "hang_seconds": 12}})
     try:
         kube.apply(ns, web("late", 1))

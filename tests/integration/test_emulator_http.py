@@ -399,6 +399,32 @@ def test_subcommand_flags():
     assert parse().host == "127.0.0.1" and parse().port == 8080
 
 
+def test_a_jobs_fault_flag_fails_the_matching_submits():
+    """`--fault jobs:PATTERN=FAIL:COUNT`: the first COUNT matching jobs fail, the rest succeed."""
+    from juliarun_operator.emulator.run import config_from_args
+
+    # The flag as README.md writes it.
+    faults = config_from_args(parse("--fault", "jobs:team-a-train-*=all:1")).faults
+    names = ("team-a-train-1", "team-a-train-2", "other")
+    with running_emulator(fast(faults=faults)) as emu:
+        api = Api(emu.url)
+        for name in names:
+            api.ok("submitJob", "JuliaBatch", name=name, **BATCH)
+        statuses = wait_for(
+            lambda: (
+                (s := [api.ok("getJobStatus", "JuliaBatch", name=n) for n in names])
+                and all(x[0] for x in s)
+                and s
+            )
+        )
+    # [completed, succeeded, started, created, notebook]: the first match failed, no other.
+    assert {n: s[1] for n, s in zip(names, statuses, strict=True)} == {
+        "team-a-train-1": 0,
+        "team-a-train-2": 1,
+        "other": 1,
+    }
+
+
 def test_bad_fault_flag_is_an_error_exit(capsys):
     args = parse("--fault", "*:explode=1")
     assert args.func(args) == 2

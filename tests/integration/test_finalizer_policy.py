@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import re
 import shlex
 import signal
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import Emulator, Kube, Operator, job, wait_for
+from harness import Emulator, Kube, Operator, apply_crds, job, metric, namespace_name, started, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,14 +29,6 @@ def documented_command() -> list[str]:
         ln.strip() for ln in text.splitlines() if ln.strip().startswith("kubectl apply -f deploy/finalizer")
     ]
     return shlex.split(line)
-
-
-def metric(text: str, name: str) -> float:
-    return sum(float(m) for m in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
-
-
-def ready(kube: Kube, ns: str, name: str) -> bool:
-    return kube.condition(ns, name, "Ready").get("status") == "True"
 
 
 @pytest.fixture
@@ -58,20 +49,10 @@ def policy(control_plane):
 
 
 @pytest.fixture
-def stack(control_plane, tmp_path):
-    for crd in sorted((ROOT / "crds").glob("*.yaml")):
-        control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    control_plane.kubectl("wait", "--for=condition=Established", "crd/juliarunjobs.juliarun.dev")
-    started: list = []
-
-    def start(process):
-        process.start()
-        started.append(process)
-        return process
-
-    yield start
-    for process in reversed(started):
-        process.kill(signal.SIGTERM)
+def stack(control_plane):
+    apply_crds(control_plane)
+    with started(control_plane) as start:
+        yield start
 
 
 def finalizers_at_creation(kube: Kube, ns: str) -> list[str]:
@@ -88,14 +69,14 @@ def test_the_api_server_adds_the_finalizer_and_the_operator_writes_only_status(
     control_plane, tmp_path, stack, policy
 ):
     kube = Kube(control_plane)
-    ns = kube.namespace(f"policy-{int(time.time()) % 100000}")
+    ns = kube.namespace(namespace_name("policy"))
     wait_for("the policy in effect", lambda: FINALIZER in finalizers_at_creation(kube, ns), 30)
     # No delays: JuliaRun shows each job at its scale at once, so one status write says it all.
     emulator = stack(Emulator(tmp_path, "--create-delay", "0", "--worker-delay", "0"))
-    operator = stack(Operator(tmp_path, control_plane.kubeconfig, emulator, "--watch-namespace", ns))
+    operator = stack(Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[ns]))
     names = [f"p{i}" for i in range(10)]
     kube.apply(ns, *[job(n, "Webserver", runVolume="v", cfgFile="c", parallelism=1) for n in names])
-    wait_for("10 ready", lambda: all(ready(kube, ns, n) for n in names), 60)
+    wait_for("10 ready", lambda: all(kube.ready(ns, n) for n in names), 60)
     text = operator.metrics()
     # The operator wrote no finalizer (it came with the create): its only writes are the
     # status, one per object.
@@ -114,7 +95,7 @@ def test_an_object_created_while_no_operator_acts_waits_the_landing_window(
     control_plane, tmp_path, stack, policy
 ):
     kube = Kube(control_plane)
-    ns = kube.namespace(f"policy-gap-{int(time.time()) % 100000}")
+    ns = kube.namespace(namespace_name("policy-gap"))
     wait_for("the policy in effect", lambda: FINALIZER in finalizers_at_creation(kube, ns), 30)
     emulator = stack(Emulator(tmp_path))
     # Created before any operator: it carries the finalizer, so it may have been submitted.
@@ -127,10 +108,9 @@ def test_an_object_created_while_no_operator_acts_waits_the_landing_window(
             tmp_path,
             control_plane.kubeconfig,
             emulator,
-            "--watch-namespace",
-            ns,
             "--submit-landing-window",
             "3",
+            watch=[ns],
         )
     )
     wait_for(
@@ -140,7 +120,7 @@ def test_an_object_created_while_no_operator_acts_waits_the_landing_window(
     )
     assert emulator.calls("submitJob") == 0
     # JULIARUN_TIMEOUT 2 s (the harness): the window is 2 + 2 + 1 + 3 s; then one submit.
-    wait_for("ready after the window", lambda: ready(kube, ns, "gap"), 60)
+    wait_for("ready after the window", lambda: kube.ready(ns, "gap"), 60)
     assert emulator.calls("submitJob") == 1
     control_plane.kubectl("delete", "jrj", "gap", "-n", ns, "--wait=false")
     wait_for("gone", lambda: kube.get(ns, "gap") is None, 60)
@@ -165,15 +145,17 @@ def test_after_a_clean_handover_an_object_created_in_the_gap_goes_at_once(
     answered; the next one then submits an object created in between at once. After a
     crash the Lease says nothing, and the next one waits the window."""
     kube = Kube(control_plane)
-    ns = kube.namespace(f"policy-lease-{int(time.time()) % 100000}")
+    ns = kube.namespace(namespace_name("policy-lease"))
     wait_for("the policy in effect", lambda: FINALIZER in finalizers_at_creation(kube, ns), 30)
     emulator = stack(Emulator(tmp_path, "--create-delay", "0", "--worker-delay", "0"))
-    flags = ("--watch-namespace", ns, "--lease-name", "jro", "--lease-namespace", ns, "--lease-duration", "3")
+    flags = ("--lease-name", "jro", "--lease-namespace", ns, "--lease-duration", "3")
 
     def replica(log_name: str, window: str = "600") -> Operator:
         # A window far longer than the waits below: a replica that waited it would fail them.
         args = (*flags, "--submit-landing-window", window)
-        return stack(Operator(tmp_path, control_plane.kubeconfig, emulator, *args, log_name=log_name))
+        return stack(
+            Operator(tmp_path, control_plane.kubeconfig, emulator, *args, watch=[ns], log_name=log_name)
+        )
 
     def created_in_the_gap(name: str) -> None:
         kube.apply(ns, job(name, "Webserver", runVolume="v", cfgFile="c", parallelism=1))
@@ -185,14 +167,14 @@ def test_after_a_clean_handover_an_object_created_in_the_gap_goes_at_once(
     # it vouches for nothing until its own window (2 + 2 + 1 + 1 s, JULIARUN_TIMEOUT 2) is over.
     first = replica("first.log", window="1")
     kube.apply(ns, job("before", "Webserver", runVolume="v", cfgFile="c", parallelism=1))
-    wait_for("before ready", lambda: ready(kube, ns, "before"), 60)
+    wait_for("before ready", lambda: kube.ready(ns, "before"), 60)
     acting = acting_since(tmp_path / "first.log")
     wait_for("the first replica's window over", lambda: time.time() > acting + 6.5, 30)
     first.kill(signal.SIGTERM)
     assert lease_annotations(control_plane, ns, "jro").get("juliarun.dev/sends-settled") == "true"
     created_in_the_gap("gap")
     second = replica("second.log")
-    wait_for("gap ready", lambda: ready(kube, ns, "gap"), 60)
+    wait_for("gap ready", lambda: kube.ready(ns, "gap"), 60)
     assert emulator.calls("submitJob") == 2
     # Taking the Lease cleared the word: a crash from here on leaves none behind.
     assert "juliarun.dev/sends-settled" not in lease_annotations(control_plane, ns, "jro")

@@ -10,36 +10,20 @@ Both judge the same sample objects, written as the operator writes its status.
 from __future__ import annotations
 
 import copy
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from argocd_lua import ACTIONS, HEALTH_LUA, argocd_health, lua_literal, offered, suspend_after
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-HEALTH_LUA = REPO / "gitops" / "argocd" / "health.lua"
-LUA_INSTALL = "apt-get install -y lua5.4"
 
 
-def _conditions(ready: tuple, reconciling: tuple, stalled: tuple, generation: int = 2) -> list[dict]:
-    def cond(ctype, spec):
-        status, reason, message = spec
-        return {
-            "type": ctype,
-            "status": status,
-            "reason": reason,
-            "message": message,
-            "observedGeneration": generation,
-            "lastTransitionTime": "2026-01-01T00:00:00Z",
-        }
-
-    return [cond("Ready", ready), cond("Reconciling", reconciling), cond("Stalled", stalled)]
-
-
-def _batch_condition(ctype: str, status: str, reason: str, message: str, generation: int = 2) -> dict:
+def _condition(ctype: str, status: str, reason: str, message: str, generation: int = 2) -> dict:
     return {
         "type": ctype,
         "status": status,
@@ -48,6 +32,19 @@ def _batch_condition(ctype: str, status: str, reason: str, message: str, generat
         "observedGeneration": generation,
         "lastTransitionTime": "2026-01-01T00:00:00Z",
     }
+
+
+def _conditions(ready: tuple, reconciling: tuple, stalled: tuple, generation: int = 2) -> list[dict]:
+    return [
+        _condition("Ready", *ready, generation),
+        _condition("Reconciling", *reconciling, generation),
+        _condition("Stalled", *stalled, generation),
+    ]
+
+
+def _stalled(reason: str, message: str) -> list[dict]:
+    """The kstatus conditions of an object that failed for good."""
+    return _conditions(("False", reason, message), ("False", reason, ""), ("True", reason, message))
 
 
 def _job(
@@ -143,11 +140,7 @@ SAMPLES = {
         _job(
             "job-failed",
             "Failed",
-            _conditions(
-                ("False", "JobFailed", "exit code 1"),
-                ("False", "JobFailed", ""),
-                ("True", "JobFailed", "exit code 1"),
-            ),
+            _stalled("JobFailed", "exit code 1"),
         ),
         "Degraded",
         "Failed",
@@ -156,11 +149,7 @@ SAMPLES = {
         _job(
             "invalid-spec",
             "Pending",
-            _conditions(
-                ("False", "InvalidSpec", "spec.cpu: too big"),
-                ("False", "InvalidSpec", ""),
-                ("True", "InvalidSpec", "spec.cpu: too big"),
-            ),
+            _stalled("InvalidSpec", "spec.cpu: too big"),
         ),
         "Degraded",
         "Failed",
@@ -185,7 +174,7 @@ SAMPLES = {
                     ("False", "Completed", ""),
                     ("False", "Healthy", ""),
                 ),
-                _batch_condition("Complete", "True", "Completed", "job completed"),
+                _condition("Complete", "True", "Completed", "job completed"),
             ],
         ),
         "Healthy",
@@ -196,12 +185,8 @@ SAMPLES = {
             "backoff-limit-exceeded",
             "Failed",
             [
-                *_conditions(
-                    ("False", "BackoffLimitExceeded", "attempt 3 failed"),
-                    ("False", "BackoffLimitExceeded", ""),
-                    ("True", "BackoffLimitExceeded", "attempt 3 failed"),
-                ),
-                _batch_condition("Failed", "True", "BackoffLimitExceeded", "attempt 3 failed"),
+                *_stalled("BackoffLimitExceeded", "attempt 3 failed"),
+                _condition("Failed", "True", "BackoffLimitExceeded", "attempt 3 failed"),
             ],
         ),
         "Degraded",
@@ -212,12 +197,8 @@ SAMPLES = {
             "deadline-exceeded",
             "Failed",
             [
-                *_conditions(
-                    ("False", "DeadlineExceeded", "active too long"),
-                    ("False", "DeadlineExceeded", ""),
-                    ("True", "DeadlineExceeded", "active too long"),
-                ),
-                _batch_condition("Failed", "True", "DeadlineExceeded", "active too long"),
+                *_stalled("DeadlineExceeded", "active too long"),
+                _condition("Failed", "True", "DeadlineExceeded", "active too long"),
             ],
         ),
         "Degraded",
@@ -235,7 +216,7 @@ SAMPLES = {
                     ("False", "Suspended", ""),
                     ("False", "Suspended", ""),
                 ),
-                _batch_condition("Suspended", "True", "Suspended", "suspended"),
+                _condition("Suspended", "True", "Suspended", "suspended"),
             ],
         ),
         "Suspended",
@@ -247,53 +228,6 @@ SAMPLES = {
 
 
 # --- Argo CD: health.lua in a real Lua -----------------------------------------------------
-
-
-def lua_literal(value) -> str:
-    """A Lua table constructor for JSON-like data (Debian's Lua has no JSON library)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
-        return f'"{escaped}"'
-    if isinstance(value, list):
-        return "{" + ", ".join(lua_literal(v) for v in value) + "}"
-    if isinstance(value, dict):
-        # None means absent, as a missing JSON field is nil in Argo CD's conversion.
-        return (
-            "{"
-            + ", ".join(f"[{lua_literal(k)}] = {lua_literal(v)}" for k, v in value.items() if v is not None)
-            + "}"
-        )
-    raise TypeError(f"no Lua literal for {type(value).__name__}")
-
-
-@pytest.fixture(scope="session")
-def lua() -> str:
-    path = shutil.which("lua5.4")
-    if not path:
-        pytest.fail(
-            f"lua5.4 not found: the Argo CD health check needs a Lua interpreter to test; "
-            f"install it with `{LUA_INSTALL}` (Debian/Ubuntu)",
-            pytrace=False,
-        )
-    return path
-
-
-def argocd_health(lua: str, obj: dict, tmp_path: Path) -> tuple[str, str]:
-    # Like Argo CD: `obj` is a global, the script's chunk returns {status, message}.
-    driver = tmp_path / "driver.lua"
-    driver.write_text(
-        f"obj = {lua_literal(obj)}\n"
-        f"local hs = dofile({lua_literal(str(HEALTH_LUA))})\n"
-        'io.write(hs.status, "\\t", hs.message or "", "\\n")\n'
-    )
-    result = subprocess.run([lua, str(driver)], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, result.stderr
-    status, _, message = result.stdout.rstrip("\n").partition("\t")
-    return status, message
 
 
 def test_lua_literal_round_trip(lua, tmp_path):
@@ -322,31 +256,6 @@ def test_argocd_health_messages(lua, tmp_path):
     assert argocd_health(lua, SAMPLES["scaling"][0], tmp_path)[1] == "1/2 workers"
 
 
-ACTIONS = REPO / "gitops" / "argocd" / "actions"
-
-
-def run_lua(lua: str, obj: dict, script: Path, tmp_path: Path, show: str) -> str:
-    """Run an Argo CD action script (discovery or action) on `obj`; `show` prints its result."""
-    driver = tmp_path / "action-driver.lua"
-    driver.write_text(
-        f"obj = {lua_literal(obj)}\nlocal result = dofile({lua_literal(str(script))})\n{show}\n"
-    )
-    result = subprocess.run([lua, str(driver)], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def offered(lua: str, obj: dict, tmp_path: Path) -> set[str]:
-    out = run_lua(
-        lua,
-        obj,
-        ACTIONS / "discovery.lua",
-        tmp_path,
-        'for name, a in pairs(result) do if not a["disabled"] then io.write(name, "\\n") end end',
-    )
-    return set(out.split())
-
-
 @pytest.mark.parametrize(
     "name, suspend, wanted",
     [
@@ -372,14 +281,8 @@ def test_argocd_actions_not_offered_on_services(lua, tmp_path):
 @pytest.mark.parametrize("action, value", [("suspend", "true"), ("resume", "false")])
 def test_argocd_actions_set_spec_suspend(lua, tmp_path, action, value):
     obj = copy.deepcopy(SAMPLES["at-scale"][0])
-    out = run_lua(
-        lua,
-        obj,
-        ACTIONS / f"{action}.lua",
-        tmp_path,
-        'io.write(tostring(result.spec.suspend), "|", result.spec.startScript)',
-    )
-    assert out == f"{value}|hello.jl"  # the rest of the object is left as it was
+    # The rest of the object is left as it was.
+    assert suspend_after(lua, obj, tmp_path, ACTIONS / f"{action}.lua") == f"{value}|hello.jl"
 
 
 def test_argocd_cm_patch_carries_the_current_actions():
@@ -391,9 +294,8 @@ def test_argocd_cm_patch_carries_the_current_actions():
     }
 
 
-def test_chart_ships_the_same_health_check():
-    text = (REPO / "charts" / "juliarun-operator" / "files" / "argocd-health.lua").read_text()
-    assert text == HEALTH_LUA.read_text()
+def test_argocd_cm_patch_carries_the_current_health_check():
+    # (The chart's copy: tests/integration/test_chart.py.)
     cm = yaml.safe_load((REPO / "gitops" / "argocd" / "argocd-cm-patch.yaml").read_text())
     key = "resource.customizations.health.juliarun.dev_JuliaRunJob"
     assert cm["data"][key].strip() == HEALTH_LUA.read_text().strip(), (

@@ -17,7 +17,7 @@ import yaml
 
 from juliarun_operator import devcluster
 
-from harness import Emulator, Kube, Operator, job, wait_for
+from harness import Emulator, Kube, Operator, apply_crds, job, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -244,14 +244,12 @@ def named_metrics(rules: dict) -> set[str]:
 def exported(control_plane, tmp_path_factory) -> dict[str, str]:
     """Metric name -> type, from the /metrics of an operator that ran a job."""
     workdir = tmp_path_factory.mktemp("monitoring")
-    for crd in sorted((REPO / "crds").glob("*.yaml")):
-        control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    control_plane.kubectl("wait", "--for=condition=Established", "crd/juliarunjobs.juliarun.dev")
+    apply_crds(control_plane)
     emulator = Emulator(workdir, "--create-delay", "0.2", "--run-time", "1")
     emulator.start()
     kube = Kube(control_plane)
     namespace = kube.namespace(f"jr-metrics-{uuid.uuid4().hex[:6]}")
-    operator = Operator(workdir, control_plane.kubeconfig, emulator, "--watch-namespace", namespace)
+    operator = Operator(workdir, control_plane.kubeconfig, emulator, watch=[namespace])
     operator.start()
     try:
         kube.apply(namespace, job("hello", "JuliaBatch", runVolume="jobs", startScript="hello.jl"))
@@ -265,8 +263,11 @@ def exported(control_plane, tmp_path_factory) -> dict[str, str]:
 
         text = wait_for("the operator's first JuliaRun calls on /metrics", calls_made, 60)
     finally:
-        operator.kill(signal.SIGTERM)
-        emulator.kill(signal.SIGTERM)
+        try:
+            kube.clean_up(namespace)
+        finally:
+            operator.kill(signal.SIGTERM)
+            emulator.kill(signal.SIGTERM)
     return dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import signal
 import subprocess
@@ -17,37 +16,52 @@ import yaml
 
 from juliarun_operator.juliarun import jobtypes as jt
 
-from harness import JRUN_NAMESPACE, TOKEN, TOKEN_B64, Emulator, Kube, Operator, job, wait_for
+from harness import (
+    JRUN_NAMESPACE,
+    TOKEN,
+    TOKEN_B64,
+    Emulator,
+    Namespaces,
+    Operator,
+    apply_crds,
+    job,
+    running,
+    using,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 RUN_TIME = 4  # seconds a batch job runs in the JuliaRun server
-_names = itertools.count()
+# Namespaces tests take beyond their `ns`: two teams, and the two peers' own.
+EXTRA_NAMESPACES = 3
 
 
 @pytest.fixture(scope="module")
-def stack(control_plane, tmp_path_factory):
+def namespaces(request) -> Namespaces:
+    return Namespaces("t", using(request, "ns") + EXTRA_NAMESPACES)
+
+
+@pytest.fixture(scope="module")
+def stack(control_plane, tmp_path_factory, namespaces):
     workdir = tmp_path_factory.mktemp("operator")
-    for crd in sorted((ROOT / "crds").glob("*.yaml")):
-        control_plane.kubectl("apply", "-f", str(crd))
-    control_plane.kubectl("wait", "--for=condition=Established", "crd/juliarunjobs.juliarun.dev")
+    apply_crds(control_plane)
     emulator = Emulator(
         workdir, "--create-delay", "0.3", "--worker-delay", "0.1", "--run-time", str(RUN_TIME), "--seed", "7"
     )
-    emulator.start()
-    operator = Operator(workdir, control_plane.kubeconfig, emulator, "--adopt-namespace", "*")
-    operator.start()
-    yield emulator, operator, Kube(control_plane)
-    operator.kill(signal.SIGTERM)
-    emulator.kill(signal.SIGTERM)
+    operator = Operator(
+        workdir, control_plane.kubeconfig, emulator, "--adopt-namespace", "*", watch=namespaces.names
+    )
+    with running(control_plane, emulator, operator) as stack:
+        yield stack
     # Whatever happened above, the operator never logged the token.
     log = operator.text()
     assert TOKEN not in log and TOKEN_B64 not in log
 
 
 @pytest.fixture
-def ns(stack):
-    return stack[2].namespace(f"t{next(_names)}-{int(time.time()) % 100000}")
+def ns(stack, namespaces):
+    return namespaces.take(stack[2])
 
 
 def phase_is(kube, ns, name, *phases):
@@ -393,18 +407,18 @@ def test_logs_through_the_resource_and_the_kubectl_plugin(stack, ns, control_pla
     assert missing.returncode == 1 and "nothing" in missing.stderr and "404" in missing.stderr
 
 
-def test_two_operators_one_acts_and_the_other_takes_over(stack, control_plane, tmp_path):
+def test_two_operators_one_acts_and_the_other_takes_over(stack, namespaces, control_plane, tmp_path):
     emulator, single, kube = stack
     single.kill(signal.SIGTERM)  # make room: peers only, for this test
-    lease = f"peers-{int(time.time()) % 100000}"
+    ns = namespaces.take(kube)
+    lease = f"peers-{ns}"
     flags = ("--lease-name", lease, "--lease-namespace", "default", "--lease-duration", "5")
-    first = Operator(tmp_path, control_plane.kubeconfig, emulator, *flags, log_name="first.log")
-    second = Operator(tmp_path, control_plane.kubeconfig, emulator, *flags, log_name="second.log")
+    first = Operator(tmp_path, control_plane.kubeconfig, emulator, *flags, watch=[ns], log_name="first.log")
+    second = Operator(tmp_path, control_plane.kubeconfig, emulator, *flags, watch=[ns], log_name="second.log")
     first.start()
     wait_for("the first operator acting", lambda: "acting: this replica" in first.text())
     second.start()
     try:
-        ns = kube.namespace(lease)
         kube.apply(ns, job("one", "Webserver", runVolume="v", cfgFile="c"))
         wait_for("one running", phase_is(kube, ns, "one", "Running"))
         assert "acting: this replica" not in second.text()
@@ -413,6 +427,7 @@ def test_two_operators_one_acts_and_the_other_takes_over(stack, control_plane, t
         wait_for("two running under the second operator", phase_is(kube, ns, "two", "Running"), 90)
         assert "acting: this replica" in second.text()
         assert emulator.calls("submitJob", kube.status(ns, "one")["jobName"]) == 1
+        kube.clean_up(ns)  # by the second, still acting
     finally:
         first.kill(signal.SIGTERM)
         second.kill(signal.SIGTERM)
@@ -477,13 +492,12 @@ def test_juliarun_without_a_compute_cluster_is_reported(stack, ns):
     wait_for("sys ready again", lambda: kube.condition(ns, "sys", "Ready").get("status") == "True", 30)
 
 
-def test_another_namespace_cannot_reach_a_job_by_name_or_adoption(stack, control_plane):
+def test_another_namespace_cannot_reach_a_job_by_name_or_adoption(stack, namespaces, control_plane):
     """Team B knows team A's job name. Even trusted to adopt (this operator runs with
     --adopt-namespace '*'), B cannot take it: the name is held by A's object. Nothing B does
     reaches A's job, and B's deletion leaves it running."""
     emulator, _, kube = stack
-    team_a = kube.namespace(f"ta-{int(time.time()) % 100000}")
-    team_b = kube.namespace(f"tb-{int(time.time()) % 100000}")
+    team_a, team_b = namespaces.take(kube), namespaces.take(kube)
     kube.apply(team_a, job("sim", "Webserver", runVolume="v", cfgFile="c", parallelism=1))
     wait_for("A's job ready", lambda: kube.condition(team_a, "sim", "Ready").get("status") == "True")
     name = kube.status(team_a, "sim")["jobName"]

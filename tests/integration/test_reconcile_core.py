@@ -4,54 +4,38 @@ interval, and JuliaRun's call rate while it fails."""
 
 from __future__ import annotations
 
-import itertools
-import re
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
-from harness import JRUN_NAMESPACE, TOKEN, Emulator, Kube, Operator, job, wait_for
+from harness import (
+    JRUN_NAMESPACE,
+    TOKEN,
+    Emulator,
+    Kube,
+    Operator,
+    apply_crds,
+    job,
+    metric,
+    namespace_name,
+    started,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-_names = itertools.count()
-
-
-def apply_crds(control_plane) -> None:
-    for crd in sorted((ROOT / "crds").glob("*.yaml")):
-        control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    control_plane.kubectl("wait", "--for=condition=Established", "crd/juliarunjobs.juliarun.dev")
 
 
 def namespace(kube: Kube, prefix: str) -> str:
-    return kube.namespace(f"{prefix}-{next(_names)}-{int(time.time()) % 100000}")
-
-
-def metric(text: str, name: str) -> float:
-    """The sum of a metric's samples in a Prometheus text page (0 if absent)."""
-    return sum(float(m) for m in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
-
-
-def ready(kube: Kube, ns: str, name: str) -> bool:
-    return kube.condition(ns, name, "Ready").get("status") == "True"
+    return kube.namespace(namespace_name(prefix))
 
 
 @pytest.fixture
-def processes(control_plane, tmp_path):
-    """Started by each test as it needs them; all stopped at the end."""
+def processes(control_plane):
+    """Started by each test as it needs them; stopped at the end, their objects deleted first."""
     apply_crds(control_plane)
-    started: list = []
-
-    def start(process):
-        process.start()
-        started.append(process)
-        return process
-
-    yield start
-    for process in reversed(started):
-        process.kill(signal.SIGTERM)
+    with started(control_plane) as start:
+        yield start
 
 
 def test_conflict_and_refusal_with_error_codes_unlike_ours(control_plane, tmp_path, processes):
@@ -61,9 +45,9 @@ def test_conflict_and_refusal_with_error_codes_unlike_ours(control_plane, tmp_pa
     from juliarun_operator.juliarun import Client, Context, Job
 
     emulator = processes(Emulator(tmp_path, "--code-offset", "1000", "--create-delay", "0.2"))
-    operator = processes(Operator(tmp_path, control_plane.kubeconfig, emulator))
     kube = Kube(control_plane)
     ns = namespace(kube, "codes")
+    operator = processes(Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[ns]))
     stranger = Client(Context(url=emulator.url, token=TOKEN, namespace=JRUN_NAMESPACE))
 
     taken = f"{ns}-taken"
@@ -91,15 +75,18 @@ def test_conflict_and_refusal_with_error_codes_unlike_ours(control_plane, tmp_pa
 
 def test_the_standby_replica_calls_nothing_and_writes_nothing(control_plane, tmp_path, processes):
     emulator = processes(Emulator(tmp_path, "--create-delay", "0.2", "--worker-delay", "0.1"))
-    lease = f"standby-{int(time.time()) % 100000}"
-    flags = ("--lease-name", lease, "--lease-namespace", "default")
-    first = processes(Operator(tmp_path, control_plane.kubeconfig, emulator, *flags, log_name="first.log"))
-    wait_for("the first replica acting", lambda: "acting: this replica" in first.text())
-    second = processes(Operator(tmp_path, control_plane.kubeconfig, emulator, *flags, log_name="second.log"))
     kube = Kube(control_plane)
     ns = namespace(kube, "standby")
+    flags = ("--lease-name", ns, "--lease-namespace", "default")
+    first = processes(
+        Operator(tmp_path, control_plane.kubeconfig, emulator, *flags, watch=[ns], log_name="first.log")
+    )
+    wait_for("the first replica acting", lambda: "acting: this replica" in first.text())
+    second = processes(
+        Operator(tmp_path, control_plane.kubeconfig, emulator, *flags, watch=[ns], log_name="second.log")
+    )
     kube.apply(ns, *[job(f"w{i}", "Webserver", runVolume="v", cfgFile="c", parallelism=2) for i in range(10)])
-    wait_for("all ready", lambda: all(ready(kube, ns, f"w{i}") for i in range(10)), 60)
+    wait_for("all ready", lambda: all(kube.ready(ns, f"w{i}") for i in range(10)), 60)
     control_plane.kubectl("scale", "jrj", "--all", "-n", ns, "--replicas=3")
     wait_for(
         "all at 3",
@@ -116,9 +103,9 @@ def test_the_standby_replica_calls_nothing_and_writes_nothing(control_plane, tmp
 
 def test_one_broken_secret_among_a_hundred_objects_is_that_objects_alone(control_plane, tmp_path, processes):
     emulator = processes(Emulator(tmp_path, "--create-delay", "0.2", "--worker-delay", "0.05"))
-    processes(Operator(tmp_path, control_plane.kubeconfig, emulator))
     kube = Kube(control_plane)
     ns = namespace(kube, "broken")
+    processes(Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[ns]))
     # A Secret whose token is not text, and one nobody marked for the operator.
     control_plane.kubectl(
         "create",
@@ -150,7 +137,7 @@ def test_one_broken_secret_among_a_hundred_objects_is_that_objects_alone(control
     ]
     kube.apply(ns, *objs)
     good = [f"o{i:02d}" for i in range(98)]
-    wait_for("98 ready", lambda: all(ready(kube, ns, n) for n in good), 120, 1.0)
+    wait_for("98 ready", lambda: all(kube.ready(ns, n) for n in good), 120, 1.0)
     control_plane.kubectl("scale", "jrj", *good, "-n", ns, "--replicas=2")
     wait_for(
         "98 at the new scale",
@@ -165,22 +152,27 @@ def test_one_broken_secret_among_a_hundred_objects_is_that_objects_alone(control
 
 def test_ready_soon_after_juliarun_shows_it_whatever_the_sync_interval(control_plane, tmp_path, processes):
     emulator = processes(Emulator(tmp_path, "--create-delay", "0.3", "--worker-delay", "0.1"))
-    operator = processes(
-        Operator(
-            tmp_path, control_plane.kubeconfig, emulator, "--sync-interval", "120", "--resync-interval", "2"
-        )
-    )
     kube = Kube(control_plane)
     ns = namespace(kube, "soon")
+    operator = processes(
+        Operator(
+            tmp_path,
+            control_plane.kubeconfig,
+            emulator,
+            "--sync-interval",
+            "120",
+            "--resync-interval",
+            "2",
+            watch=[ns],
+        )
+    )
     kube.apply(ns, *[job(f"s{i}", "Webserver", runVolume="v", cfgFile="c", parallelism=2) for i in range(20)])
     # Far sooner than the 120 s interval: objects that wait for JuliaRun share a look each second.
-    wait_for("20 ready", lambda: all(ready(kube, ns, f"s{i}") for i in range(20)), 30)
+    wait_for("20 ready", lambda: all(kube.ready(ns, f"s{i}") for i in range(20)), 30)
     control_plane.kubectl("scale", "jrj/s0", "-n", ns, "--replicas=4")
     wait_for(
         "s0 at 4",
-        lambda: (
-            kube.status(ns, "s0").get("scale") == {"running": 4, "requested": 4} and ready(kube, ns, "s0")
-        ),
+        lambda: kube.status(ns, "s0").get("scale") == {"running": 4, "requested": 4} and kube.ready(ns, "s0"),
         30,
     )
     # Settled: no more looks until the interval (one getAllJobInfo per 120 s).
@@ -205,9 +197,9 @@ def test_credentials_cannot_be_switched_once_submitted(control_plane, tmp_path, 
     from juliarun_operator.juliarun import Client, Context
 
     emulator = processes(Emulator(tmp_path, "--create-delay", "0.2", "--worker-delay", "0.05"))
-    processes(Operator(tmp_path, control_plane.kubeconfig, emulator))
     kube = Kube(control_plane)
     ns = namespace(kube, "switch")
+    processes(Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[ns]))
     team_token = "team-switch-s3cr3t-5151"
     control_plane.kubectl(
         "create",
@@ -223,7 +215,7 @@ def test_credentials_cannot_be_switched_once_submitted(control_plane, tmp_path, 
     control_plane.kubectl("label", "secret", "own", "-n", ns, "juliarun.dev/credentials=true")
     spec = {"runVolume": "v", "cfgFile": "c", "parallelism": 1}
     kube.apply(ns, job("sw", "Webserver", **spec, credentialsRef={"name": "own"}))
-    wait_for("sw ready", lambda: ready(kube, ns, "sw"), 60)
+    wait_for("sw ready", lambda: kube.ready(ns, "sw"), 60)
     assert kube.status(ns, "sw")["connection"] == "Secret/own"
     name = kube.status(ns, "sw")["jobName"]
     kube.apply(ns, job("sw", "Webserver", **spec))  # credentialsRef removed
@@ -248,13 +240,13 @@ def test_juliarun_call_rate_while_it_fails_is_bounded_whatever_the_number_of_obj
     control_plane, tmp_path, processes
 ):
     emulator = processes(Emulator(tmp_path, "--create-delay", "0.2", "--worker-delay", "0.05"))
-    processes(Operator(tmp_path, control_plane.kubeconfig, emulator))
     kube = Kube(control_plane)
     ns = namespace(kube, "rate")
+    processes(Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[ns]))
     kube.apply(
         ns, *[job(f"r{i:02d}", "Webserver", runVolume="v", cfgFile="c", parallelism=1) for i in range(60)]
     )
-    wait_for("60 ready", lambda: all(ready(kube, ns, f"r{i:02d}") for i in range(60)), 90, 1.0)
+    wait_for("60 ready", lambda: all(kube.ready(ns, f"r{i:02d}") for i in range(60)), 90, 1.0)
     emulator.set_faults({"*": {"http_5xx_rate": 1.0}})
     try:
         control_plane.kubectl("scale", "jrj", "--all", "-n", ns, "--replicas=2")  # 60 objects want a call
@@ -299,11 +291,18 @@ def test_the_administrator_maps_a_namespace_to_its_own_juliarun_identity(control
         "--from-literal=namespace=team-mapped",
     )
     operator = processes(
-        Operator(tmp_path, control_plane.kubeconfig, emulator, "--namespace-connection", f"{mapped}={secret}")
+        Operator(
+            tmp_path,
+            control_plane.kubeconfig,
+            emulator,
+            "--namespace-connection",
+            f"{mapped}={secret}",
+            watch=[mapped, other],
+        )
     )
     for ns in (mapped, other):
         kube.apply(ns, job("j", "Webserver", runVolume="v", cfgFile="c", parallelism=1))
-    wait_for("both ready", lambda: ready(kube, mapped, "j") and ready(kube, other, "j"), 60)
+    wait_for("both ready", lambda: kube.ready(mapped, "j") and kube.ready(other, "j"), 60)
     assert kube.status(mapped, "j")["connection"] == f"Admin/{secret}"
     team = Client(Context(url=emulator.url, token=mapped_token, namespace="team-mapped"))
     assert set(team.list_jobs()) == {kube.status(mapped, "j")["jobName"]}
@@ -327,9 +326,9 @@ def test_a_credentials_url_outside_the_allow_list_never_reaches_the_network(
     listener.settimeout(0.1)
     port = listener.getsockname()[1]
     emulator = processes(Emulator(tmp_path))
-    processes(Operator(tmp_path, control_plane.kubeconfig, emulator))
     kube = Kube(control_plane)
     ns = namespace(kube, "ssrf")
+    processes(Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[ns]))
     urls = {
         "host": f"http://localhost:{port}",
         "userinfo": f"http://u:p@127.0.0.1:{port}",
@@ -371,11 +370,13 @@ def test_a_credentials_url_outside_the_allow_list_never_reaches_the_network(
 
 def test_by_default_a_namespace_names_jobs_only_within_its_own_prefix(control_plane, tmp_path, processes):
     emulator = processes(Emulator(tmp_path, "--create-delay", "0.2"))
-    processes(Operator(tmp_path, control_plane.kubeconfig, emulator))  # no --adopt-namespace
     kube = Kube(control_plane)
     team_a, team_b = namespace(kube, "pa"), namespace(kube, "pb")
+    processes(
+        Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[team_a, team_b])
+    )  # no --adopt-namespace
     kube.apply(team_a, job("sim", "Webserver", runVolume="v", cfgFile="c"))
-    wait_for("A ready", lambda: ready(kube, team_a, "sim"), 60)
+    wait_for("A ready", lambda: kube.ready(team_a, "sim"), 60)
     name = kube.status(team_a, "sim")["jobName"]
     thief = job("grab", "Webserver", runVolume="v", cfgFile="c", jobName=name)
     thief["metadata"]["annotations"] = {"juliarun.dev/adopt": "true"}

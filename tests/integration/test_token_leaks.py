@@ -9,15 +9,13 @@ import base64
 import json
 import signal
 import time
-from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
 
-from harness import TOKEN, Emulator, Kube, Operator, job, wait_for
+from harness import TOKEN, Emulator, Kube, Operator, apply_crds, job, wait_for
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "nb-pa55>>???word"  # base64 with '+', '/' and padding
 
 
@@ -36,9 +34,7 @@ def leaks(text: str) -> list[str]:
 
 
 def setup_stack(control_plane, tmp_path, prefix: str, *emulator_flags: str):
-    for crd in sorted((ROOT / "crds").glob("*.yaml")):
-        control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    control_plane.kubectl("wait", "--for=condition=Established", "crd/juliarunjobs.juliarun.dev")
+    apply_crds(control_plane)
     kube = Kube(control_plane)
     ns = kube.namespace(f"{prefix}-{int(time.time()) % 100000}")
     emulator = Emulator(tmp_path, "--create-delay", "0.2", "--worker-delay", "0.1", *emulator_flags)
@@ -50,7 +46,7 @@ def test_echoed_request_lines_leak_no_secret(control_plane, tmp_path):
     kube, ns, emulator = setup_stack(control_plane, tmp_path, "leak", "--run-time", "0")
     # From the first call on, every answer is an error page with the request line in it.
     emulator.set_faults({"*": {"echo_rate": 1, "echo_status": 502}})
-    operator = Operator(tmp_path, control_plane.kubeconfig, emulator)
+    operator = Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[ns])
     operator.start()
 
     def shown(status: int, *names: str) -> bool:
@@ -101,8 +97,12 @@ def test_echoed_request_lines_leak_no_secret(control_plane, tmp_path):
         for name in ("nb", "web", "batch"):
             control_plane.kubectl("delete", "jrj", name, "-n", ns, "--timeout=60s")
     finally:
-        operator.kill(signal.SIGTERM)
-        emulator.kill(signal.SIGTERM)
+        try:
+            emulator.clear_faults()
+            kube.clean_up(ns)
+        finally:
+            operator.kill(signal.SIGTERM)
+            emulator.kill(signal.SIGTERM)
 
     seen = {
         "operator log": operator.text(),

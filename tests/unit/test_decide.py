@@ -9,7 +9,8 @@ from juliarun_operator.reconcile import decide as d
 from juliarun_operator.reconcile import status as st
 from juliarun_operator.reconcile.naming import default_job_name
 
-NOW = 1_800_000_000.0
+from decision_tables import NOW, cond, facts_with, kinds, written
+
 UID = "0b5c1e2a-7d3f-4c4e-9a51-3f1d2b6c8e90"
 NAME = default_job_name("team", "web", UID)
 PARAMS = {"run_volume": "v", "cfg_file": "c", "nworkers": 2}
@@ -58,32 +59,7 @@ def info(
     )
 
 
-def facts(jobs=(), memory=None, **kw) -> d.Facts:
-    base = {
-        "now": NOW,
-        "memory": memory or d.Memory(),
-        "params": PARAMS,
-        "snapshot": {j.name: j for j in jobs},
-        "snapshot_time": NOW - 1,
-        "landing": 40.0,
-        "acting_since": NOW - 1000,
-    }
-    return d.Facts(**{**base, **kw})
-
-
-def kinds(plan: d.Plan) -> list[d.Kind]:
-    return [a.kind for a in plan.actions]
-
-
-def written(plan: d.Plan) -> dict:
-    writes = [a.value for a in plan.actions if a.kind is d.Kind.WRITE_STATUS]
-    assert len(writes) == 1, kinds(plan)
-    return writes[0]
-
-
-def cond(fields: dict, ctype: str) -> tuple[str, str]:
-    c = next(c for c in fields["conditions"] if c["type"] == ctype)
-    return c["status"], c["reason"]
+facts = facts_with(PARAMS)
 
 
 def settled(plan: d.Plan) -> dict:

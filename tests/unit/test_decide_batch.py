@@ -11,7 +11,8 @@ from juliarun_operator.reconcile import status as st
 from juliarun_operator.reconcile.naming import default_job_name
 from juliarun_operator.reconcile.registry import Registry
 
-NOW = 1_800_000_000.0
+from decision_tables import NOW, cond, facts_with, kinds, written
+
 UID = "5e0c7a1b-2f4d-4e8a-9b3c-6d7e8f9a0b1c"
 NAME = default_job_name("team", "train", UID)
 PARAMS = {"run_volume": "v", "start_script": "run.jl"}
@@ -34,32 +35,7 @@ def info(name=NAME, completed=False, succeeded=0, started=1) -> JobInfo:
     )
 
 
-def facts(jobs=(), memory=None, **kw) -> d.Facts:
-    base = {
-        "now": NOW,
-        "memory": memory or d.Memory(),
-        "params": PARAMS,
-        "snapshot": {j.name: j for j in jobs},
-        "snapshot_time": NOW - 1,
-        "landing": 40.0,
-        "acting_since": NOW - 1000,
-    }
-    return d.Facts(**{**base, **kw})
-
-
-def kinds(plan: d.Plan) -> list[d.Kind]:
-    return [a.kind for a in plan.actions]
-
-
-def written(plan: d.Plan) -> dict:
-    writes = [a.value for a in plan.actions if a.kind is d.Kind.WRITE_STATUS]
-    assert len(writes) == 1, kinds(plan)
-    return writes[0]
-
-
-def cond(fields: dict, ctype: str) -> tuple[str, str]:
-    c = next(c for c in fields["conditions"] if c["type"] == ctype)
-    return c["status"], c["reason"]
+facts = facts_with(PARAMS)
 
 
 def after(o: d.ObjectState, plan: d.Plan, **spec) -> d.ObjectState:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from juliarun_operator.emulator.faults import Faults, normalise
+from juliarun_operator.emulator.faults import Faults, normalise, parse_flag
 from juliarun_operator.emulator.state import FAIL_ENV, RUN_TIME_ENV, Cluster, Refused, Timing
 from juliarun_operator.juliarun.encoding import check_params
 
@@ -102,3 +102,34 @@ def test_a_fault_rule_fails_the_first_matching_submits_then_stops():
 def test_bad_job_rules_are_refused(rules):
     with pytest.raises(ValueError):
         normalise({"jobs": rules})
+
+
+def test_fault_flags_add_job_rules_in_their_order():
+    config: dict = {}
+    for flag in ("getJobStatus:latency=1", "jobs:team-train-*=all:1", "jobs:team-*=crash"):
+        parse_flag(flag, config)
+    assert config["jobs"] == [
+        {"match": "team-train-*", "fail": "all", "count": 1},
+        {"match": "team-*", "fail": "crash"},
+    ]
+    faults = Faults(config)
+    first = faults.job_failure("team-train-abc")
+    assert first is not None and first["fail"] == "all"
+    faults.used(first)  # its one submit used: the next rule matches
+    assert faults.job_failure("team-train-abc-2") == {"match": "team-*", "fail": "crash"}
+    assert faults.job_failure("other") is None
+
+
+@pytest.mark.parametrize(
+    "flag, says",
+    [
+        ("jobs:team-*=sometimes", "fail"),
+        ("jobs:team-*=all:-1", "COUNT"),
+        ("jobs:team-*=all:once", "COUNT"),
+        ("jobs:=all", "PATTERN"),
+        ("jobs:team-*", "expected"),
+    ],
+)
+def test_bad_job_fault_flags_are_refused(flag, says):
+    with pytest.raises(ValueError, match=says):
+        parse_flag(flag, {})

@@ -67,7 +67,7 @@ SUBCOMMANDS = (
     Subcommand(
         "cluster",
         "juliarun_operator.devcluster",
-        "a local etcd + kube-apiserver (no nodes, no pods)",
+        "a local etcd + kube-apiserver (up --node adds a worker node for pods)",
         source_tree=True,
     ),
     Subcommand(

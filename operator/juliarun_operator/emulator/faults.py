@@ -9,6 +9,7 @@ over "*" kind by kind. "system_status": false makes getSystemStatus answer false
     {"jobs": [{"match": "team-*", "fail": "all", "count": 1}]}
 `match` is a shell-style pattern of the job name, `fail` one of all, some, crash (see
 lifecycle.py), `count` how many submits the rule fails before it stops matching (unset: all).
+As a `--fault` flag: `jobs:PATTERN=FAIL` or `jobs:PATTERN=FAIL:COUNT`, rules in flag order.
 
 `echo_rate` answers with an error page that echoes the request line, query and token
 included, as aiohttp does for a request line over its limit and as some proxies do: the
@@ -108,11 +109,27 @@ def normalise(config: Any) -> dict[str, Any]:
     return out
 
 
+FLAG_FORMS = "OP:KIND=VALUE, jobs:PATTERN=FAIL[:COUNT] or system_status=true|false"
+
+
+def _job_flag(text: str, pattern: str, value: str) -> dict[str, Any]:
+    """The jobs rule of a `--fault jobs:PATTERN=FAIL[:COUNT]` flag."""
+    if not pattern:
+        raise ValueError(f"--fault {text!r}: expected jobs:PATTERN=FAIL[:COUNT] with a PATTERN")
+    fail, sep, count = value.partition(":")
+    rule: dict[str, Any] = {"match": pattern, "fail": fail}
+    if sep:
+        if not count.isdigit():
+            raise ValueError(f"--fault {text!r}: COUNT {count!r} is not a whole number")
+        rule["count"] = int(count)
+    return rule
+
+
 def parse_flag(text: str, config: dict[str, Any]) -> None:
-    """Add one `--fault` flag (`OP:KIND=VALUE` or `system_status=false`) to `config`."""
+    """Add one `--fault` flag (one of FLAG_FORMS) to `config`."""
     target, sep, value = text.partition("=")
     if not sep:
-        raise ValueError(f"--fault {text!r}: expected OP:KIND=VALUE or system_status=true|false")
+        raise ValueError(f"--fault {text!r}: expected {FLAG_FORMS}")
     if target == "system_status":
         if value not in ("true", "false"):
             raise ValueError("--fault system_status= takes true or false")
@@ -120,7 +137,11 @@ def parse_flag(text: str, config: dict[str, Any]) -> None:
         return
     op, sep, kind = target.partition(":")
     if not sep:
-        raise ValueError(f"--fault {text!r}: expected OP:KIND=VALUE")
+        raise ValueError(f"--fault {text!r}: expected {FLAG_FORMS}")
+    if op == "jobs":
+        config.setdefault("jobs", []).append(_job_flag(text, kind, value))
+        normalise(config)  # fail on the flag that broke it
+        return
     try:
         number = float(value)
     except ValueError:

@@ -166,7 +166,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="OP:KIND=VALUE",
         help="inject faults; OP is an operation or '*', KIND one of "
         + ", ".join(fl.KINDS)
-        + "; or system_status=false. Repeatable.",
+        + "; or jobs:PATTERN=FAIL[:COUNT]: fail the jobs whose name matches PATTERN (FAIL one of "
+        + ", ".join(fl.FAIL_MODES)
+        + "; COUNT submits, default all); or system_status=false. Repeatable.",
     )
     parser.add_argument("--seed", type=int, help="seed of the fault dice")
     parser.add_argument(

@@ -1,0 +1,3 @@
+-- Resume a suspended JuliaRunJob: the operator submits its next attempt.
+obj.spec.suspend = false
+return obj
