@@ -64,7 +64,9 @@ def _cmd_load(args: argparse.Namespace) -> int:
 
 def configure_parser(subparsers: Any) -> None:
     """Add `cluster up|down|status` to an argparse subparsers object."""
-    cluster = subparsers.add_parser("cluster", help="a local etcd + kube-apiserver (up --node adds a worker node for pods)")
+    cluster = subparsers.add_parser(
+        "cluster", help="a local etcd + kube-apiserver (up --node adds a worker node for pods)"
+    )
     actions = cluster.add_subparsers(dest="cluster_command", required=True)
     state = argparse.ArgumentParser(add_help=False)
     state.add_argument(
