@@ -1,8 +1,8 @@
 """Operator benchmark: convergence, steady state, scale latency, memory and CPU at N objects.
 
 One session, one fresh local control plane (etcd + kube-apiserver, devcluster), one JuliaRun
-emulator with no delays (so JuliaRun is never the bottleneck) behind a recording proxy
-(bench/proxy.py: timestamps each call), and for each size N:
+emulator with no delays (so JuliaRun is never the bottleneck; its counters say when each
+job's calls first came), and for each size N:
 
 1. floor: a plain client creates N JuliaRunJobs in its own namespace and writes each one's
    final status (status subresource), as fast as it can: the least work the same result needs;
@@ -12,7 +12,7 @@ emulator with no delays (so JuliaRun is never the bottleneck) behind a recording
    counters), status writes (operator metric) and all writes to juliarunjobs and events as
    the API server counts them (apiserver_request_total), per interval;
 4. scale latency (the smallest size >= 1,000, or --quick): spec.parallelism patched on
-   200 objects one by one; the proxy says when each setJobScale arrived;
+   200 objects one by one; the emulator says when each setJobScale arrived;
 5. comparison: the operator stopped, bench/per_object_poller.py polls the same objects the
    per-object way (3 calls per object per interval) for the same intervals.
 
@@ -335,7 +335,7 @@ def floor(cluster: Cluster, n: int) -> dict:
 
 
 class Env:
-    """The session: control plane, emulator, proxy, and where logs go."""
+    """The session: control plane, emulator, and where logs go."""
 
     def __init__(self, workdir: Path, interval: float):
         self.workdir, self.interval = workdir, interval
@@ -361,14 +361,10 @@ class Env:
             ],
             workdir / "emulator.log",
         )
-        self.proxy, self.proxy_url = start_listening(
-            [sys.executable, str(ROOT / "bench" / "proxy.py"), "--upstream", self.emu_url, "--port", "0"],
-            workdir / "proxy.log",
-        )
         self.env = {
             **os.environ,
             "KUBECONFIG": str(self.info.kubeconfig),
-            "JULIARUN_URL": self.proxy_url,
+            "JULIARUN_URL": self.emu_url,
             "JULIARUN_TOKEN": TOKEN,
             "JULIARUN_NAMESPACE": JRUN_NS,
         }
@@ -377,8 +373,7 @@ class Env:
         return requests.get(f"{self.emu_url}/_emulator/counters", timeout=30).json()["operations"]
 
     def close(self) -> None:
-        for proc in (getattr(self, "proxy", None), getattr(self, "emulator", None)):
-            stop(proc)
+        stop(getattr(self, "emulator", None))
         devcluster.down(self.workdir / "cluster")
 
 
@@ -494,7 +489,7 @@ def scale_latency(env: Env, ns: str, count: int) -> dict:
         o["metadata"]["name"]: o["status"]["jobName"]
         for o in cluster.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
     }
-    requests.post(f"{env.proxy_url}/_proxy/clear", timeout=10)
+    requests.post(f"{env.emu_url}/_emulator/counters/reset", timeout=10)
     patched: dict[str, float] = {}
     for name in names(count):
         cluster.custom.patch_namespaced_custom_object(
@@ -503,18 +498,19 @@ def scale_latency(env: Env, ns: str, count: int) -> dict:
         patched[job_names[name]] = time.time()  # the change is committed once the PATCH has returned
         time.sleep(0.05)  # one by one, as people and pipelines change objects
 
-    def arrivals() -> dict[str, float]:
-        rows = requests.get(f"{env.proxy_url}/_proxy/log", params={"op": "setJobScale"}, timeout=10).json()
-        first: dict[str, float] = {}
-        for t, _, name in rows:
-            first.setdefault(name, t)
-        return first if all(n in first for n in patched) else {}
+    def first_scale_calls() -> dict[str, float]:
+        """When the emulator first read each job's setJobScale since the reset."""
+        first = requests.get(f"{env.emu_url}/_emulator/counters", timeout=30).json()["first_call"]
+        return {n: ops["setJobScale"] for n, ops in first.get(JRUN_NS, {}).items() if "setJobScale" in ops}
+
+    def all_arrived() -> dict[str, float]:
+        calls = first_scale_calls()
+        return calls if set(patched) <= set(calls) else {}
 
     try:
-        seen = wait_for("every setJobScale", arrivals, timeout=120, interval=0.5)
+        seen = wait_for("every setJobScale", all_arrived, timeout=120, interval=0.5)
     except SystemExit:
-        seen = requests.get(f"{env.proxy_url}/_proxy/log", params={"op": "setJobScale"}, timeout=10).json()
-        seen = {name: t for t, _, name in reversed(seen)}
+        seen = first_scale_calls()
     lat = sorted(seen[n] - patched[n] for n in patched if n in seen)
     pick = lambda q: round(1000 * lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else None  # noqa: E731
     return {

@@ -325,7 +325,9 @@ def test_seeded_faults_are_reproducible():
 
 
 def test_counters_count_operations_and_job_calls_and_reset(emulator, api):
+    before = time.time()
     api.ok("submitJob", "JuliaBatch", name="b", **BATCH)
+    between = time.time()
     api.ok("getJobStatus", "JuliaBatch", name="b")
     api.ok("getJobStatus", "JuliaBatch", name="b")
     Api(emulator.url, namespace="other").ok("listJobs")
@@ -334,9 +336,11 @@ def test_counters_count_operations_and_job_calls_and_reset(emulator, api):
     counters = requests.get(emulator.url + "/_emulator/counters", timeout=10).json()
     assert counters["operations"] == {"submitJob": 1, "getJobStatus": 3, "listJobs": 1}
     assert counters["jobs"] == {"team": {"b": {"submitJob": 1, "getJobStatus": 3}}}
+    first = counters["first_call"]["team"]["b"]
+    assert before <= first["submitJob"] <= between <= first["getJobStatus"] <= time.time()
     assert emulator.counters() == counters
     reset = requests.post(emulator.url + "/_emulator/counters/reset", timeout=10)
-    assert reset.json() == {"operations": {}, "jobs": {}}
+    assert reset.json() == {"operations": {}, "jobs": {}, "first_call": {}}
     assert requests.get(emulator.url + "/_emulator/counters", timeout=10).json()["operations"] == {}
 
 

@@ -10,6 +10,7 @@ import hmac
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,7 @@ class Emulator:
         )
         self.operations: dict[str, int] = {}
         self.job_calls: dict[str, dict[str, dict[str, int]]] = {}
+        self.first_calls: dict[str, dict[str, dict[str, float]]] = {}
         self.stopping = asyncio.Event()
         self._saved_version = 0
         self._save_timer: asyncio.TimerHandle | None = None
@@ -72,12 +74,15 @@ class Emulator:
         if name is not None:
             per_job = self.job_calls.setdefault(namespace, {}).setdefault(name, {})
             per_job[operation] = per_job.get(operation, 0) + 1
+            # When a call first came (wall time, as it was read): latencies without a proxy.
+            first = self.first_calls.setdefault(namespace, {}).setdefault(name, {})
+            first.setdefault(operation, time.time())
 
     def counters(self) -> dict[str, Any]:
-        return {"operations": self.operations, "jobs": self.job_calls}
+        return {"operations": self.operations, "jobs": self.job_calls, "first_call": self.first_calls}
 
     def reset_counters(self) -> None:
-        self.operations, self.job_calls = {}, {}
+        self.operations, self.job_calls, self.first_calls = {}, {}, {}
 
     # --- auth -----------------------------------------------------------------------
 
