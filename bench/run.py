@@ -138,12 +138,13 @@ class Cluster:
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
         self.core = kubernetes.client.CoreV1Api(self.api)
 
-    def kubectl(self, *args: str) -> str:
+    def kubectl(self, *args: str, input: str | None = None) -> str:
         return subprocess.run(
             [str(self.info.kubectl), "--kubeconfig", str(self.info.kubeconfig), *args],
             check=True,
             capture_output=True,
             text=True,
+            input=input,
         ).stdout
 
     def namespace(self, name: str) -> str:
@@ -159,22 +160,10 @@ class Cluster:
         binding["spec"]["matchResources"] = {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}
         }
-        self.kubectl_apply(policy, binding)
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([policy, binding]))
         probe = ["create", "--dry-run=server", "-n", ns, "-f", "-", "-o", "jsonpath={.metadata.finalizers}"]
         body = json.dumps(job("probe"))
-        wait_for("the finalizer policy", lambda: d.FINALIZER in self.kubectl_input(body, *probe))
-
-    def kubectl_apply(self, *docs: dict) -> None:
-        self.kubectl_input("\n---\n".join(yaml.safe_dump(doc) for doc in docs), "apply", "-f", "-")
-
-    def kubectl_input(self, text: str, *args: str) -> str:
-        return subprocess.run(
-            [str(self.info.kubectl), "--kubeconfig", str(self.info.kubeconfig), *args],
-            check=True,
-            capture_output=True,
-            text=True,
-            input=text,
-        ).stdout
+        wait_for("the finalizer policy", lambda: d.FINALIZER in self.kubectl(*probe, input=body))
 
     def writes(self) -> dict[str, int]:
         """The API server's own count of writes to juliarunjobs and events, by verb/subresource."""
