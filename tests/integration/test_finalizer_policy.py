@@ -143,7 +143,8 @@ def test_after_a_clean_handover_an_object_created_in_the_gap_goes_at_once(
 ):
     """A replica that stops cleanly says in the Lease that every submit it sent was
     answered; the next one then submits an object created in between at once. After a
-    crash the Lease says nothing, and the next one waits the window."""
+    crash the Lease says only when it was last written: the next one waits the window for
+    an object created before that bound, and submits one created after it at once."""
     kube = Kube(control_plane)
     ns = kube.namespace(namespace_name("policy-lease"))
     wait_for("the policy in effect", lambda: FINALIZER in finalizers_at_creation(kube, ns), 30)
@@ -180,14 +181,21 @@ def test_after_a_clean_handover_an_object_created_in_the_gap_goes_at_once(
     assert "juliarun.dev/sends-settled" not in lease_annotations(control_plane, ns, "jro")
 
     second.kill(signal.SIGKILL)
+    killed = time.time()
     created_in_the_gap("crash")
+    # The Lease's last write (by the API server's clock) bounds when the dead replica stopped:
+    # at most its duration (3 s) and a 3 s margin after it. An object created later than that
+    # it never saw, so the next replica submits it at once.
+    wait_for("the dead replica's bound passed", lambda: time.time() > killed + 7.5, 30)
+    created_in_the_gap("late")
     replica("third.log")
+    wait_for("late ready", lambda: kube.ready(ns, "late"), 60)
     wait_for(
         "crash waits for an earlier submit",
         lambda: kube.condition(ns, "crash", "Ready").get("reason") == "WaitingForEarlierSubmit",
         60,
     )
-    assert emulator.calls("submitJob") == 2
+    assert emulator.calls("submitJob") == 3
     # Not to leave a finalizer that waits 600 s behind: as docs/install.md says, by hand.
     control_plane.kubectl(
         "patch",
@@ -200,4 +208,4 @@ def test_after_a_clean_handover_an_object_created_in_the_gap_goes_at_once(
         '[{"op":"remove","path":"/metadata/finalizers"}]',
     )
     control_plane.kubectl("delete", "jrj", "--all", "-n", ns, "--wait=false")
-    wait_for("all gone", lambda: all(kube.get(ns, n) is None for n in ("before", "gap", "crash")), 60)
+    wait_for("all gone", lambda: all(kube.get(ns, n) is None for n in ("before", "gap", "crash", "late")), 60)

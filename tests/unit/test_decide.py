@@ -237,7 +237,7 @@ def test_an_object_without_our_finalizer_was_never_submitted_and_goes_at_once():
 def test_after_a_clean_handover_an_absent_name_goes_at_once():
     """The replica before stopped with every submit answered (its Lease says so): an object
     with the finalizer (from the admission policy, or put on by it) and no job was never sent."""
-    settled = facts([], acting_since=NOW - 10, earlier_settled=True)
+    settled = facts([], acting_since=NOW - 10, earlier=d.Earlier(settled=True))
     assert d.Kind.SUBMIT in kinds(d.reconcile(obj(), settled))
     chosen = {"jobName": "team-chosen"}
     recorded = obj(spec=chosen, status={**chosen, "submitTime": st.iso(NOW - 20)})
@@ -254,6 +254,23 @@ def test_an_object_created_after_this_process_began_is_submitted_at_once():
     assert d.Kind.SUBMIT in kinds(d.reconcile(obj(created=NOW - 1), facts([], acting_since=NOW - 10)))
     # creationTimestamp is cut to the second: the same second counts as after.
     assert d.Kind.SUBMIT in kinds(d.reconcile(obj(created=NOW - 10), facts([], acting_since=NOW - 9.8)))
+
+
+def test_after_a_crash_the_lease_bounds_what_the_replica_before_may_have_sent():
+    """The replica before stopped acting by `until` (the Lease's last write, by the API
+    server's clock): what was created later it never saw, and what it sent can no longer
+    land a landing window (40 s here) after `until`."""
+    crashed = facts([], acting_since=NOW - 2, earlier=d.Earlier(until=NOW - 20))
+    assert d.Kind.SUBMIT in kinds(d.reconcile(obj(created=NOW - 10), crashed))
+    plan = d.reconcile(obj(created=NOW - 30), crashed)
+    assert d.Kind.SUBMIT not in kinds(plan) and plan.requeue_after == pytest.approx(20)
+    assert cond(written(plan), "Ready") == ("Unknown", "WaitingForEarlierSubmit")
+    # Long gone: its window is over, whenever the object was created.
+    long_ago = facts([], acting_since=NOW - 2, earlier=d.Earlier(until=NOW - 41))
+    assert d.Kind.SUBMIT in kinds(d.reconcile(obj(created=NOW - 100), long_ago))
+    # Not known (a Lease this replica created, or --standalone): its own start stands in.
+    unknown = facts([], acting_since=NOW - 2)
+    assert d.Kind.SUBMIT not in kinds(d.reconcile(obj(created=NOW - 10), unknown))
 
 
 def test_an_unanswered_submit_is_not_sent_again_within_the_window():

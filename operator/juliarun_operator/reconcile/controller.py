@@ -67,7 +67,7 @@ class Controller:
         self.queue = WorkQueue()
         self.acting = False
         self.acting_since = 0.0
-        self.earlier_settled = False
+        self.earlier = d.Earlier()
         self.last_done = time.monotonic()
         self.executor = Executor(self)
 
@@ -94,14 +94,14 @@ class Controller:
 
     # --- acting ----------------------------------------------------------------------------
 
-    def set_acting(self, acting: bool, earlier_settled: bool = False) -> None:
-        """`earlier_settled`: the process that acted before stopped with every submit answered."""
+    def set_acting(self, acting: bool, earlier: d.Earlier | None = None) -> None:
+        """`earlier`: what the Lease says of the process that acted before this one."""
         if acting == self.acting:
             return
         if acting:
             log.info("acting: this replica now calls JuliaRun and writes status")
             self.acting_since = time.time()
-            self.earlier_settled = earlier_settled
+            self.earlier = earlier or d.Earlier()
             self.acting = True
             try:
                 self.replace_all(self.kube.list_objects(self.config.namespaces)[0])
@@ -123,7 +123,8 @@ class Controller:
         """Whether every submitJob this process sent, and any an earlier one may have sent,
         has been answered or can no longer land: what a clean stop tells the next replica."""
         now, landing = time.time(), self.landing(self.connections.default.context)
-        if not self.earlier_settled and now < self.acting_since + landing:
+        earlier_stop = self.acting_since if self.earlier.until is None else self.earlier.until
+        if not self.earlier.settled and now < earlier_stop + landing:
             return False
         with self.lock:
             memories = list(self.memory.values())
@@ -235,7 +236,7 @@ class Controller:
             snapshot_time=conn.snapshot_time if conn else 0.0,
             landing=self.landing(ctx),
             acting_since=self.acting_since,
-            earlier_settled=self.earlier_settled,
+            earlier=self.earlier,
             claimed_by=claimed_by,
             no_credentials=no_credentials,
             adopt_allowed=trusted and not claimed_by,

@@ -7,6 +7,9 @@ own clock (no trust in other clocks).
 A replica that stops cleanly says in the Lease whether every submitJob it sent was answered
 (`SETTLED_ANNOTATION`); the next holder then need not wait out the landing window for jobs
 JuliaRun does not show. Taking the Lease clears the word, so a crash never leaves it behind.
+After a crash, the API server's time of the Lease's last write (its managedFields entry)
+bounds when the replica before stopped acting: an object created later was never seen by
+it, and what it sent can no longer land a landing window after that bound.
 
 The official client's `leaderelection` package is not used: it exits the process on bad
 settings, works on the global default client, and never releases the Lease on shutdown.
@@ -22,10 +25,15 @@ from collections.abc import Callable
 
 import kubernetes
 
-from .kube import TIMEOUT, ApiException
+from .kube import ApiException
+from .model import Earlier
 
 log = logging.getLogger("juliarun_operator.leader")
 SETTLED_ANNOTATION = "juliarun.dev/sends-settled"
+FIELD_MANAGER = "juliarun-operator"  # every replica writes the Lease as this manager
+# A holder stops acting 2/3 of its duration after it sent its last renewal; the bound allows
+# the whole duration, plus the whole seconds the API server's time stamps are cut to.
+STOP_MARGIN = 3.0
 
 
 class LeaseElector:
@@ -46,7 +54,9 @@ class LeaseElector:
         self._observed: tuple[str | None, object] = (None, None)  # (holder, renewTime) last seen
         self._observed_at = 0.0  # monotonic time that record was first seen
         self._renewed = 0.0
-        self.inherited_settled = False  # the holder before us stopped with every submit answered
+        self.inherited = Earlier()  # what the Lease said of the holder before us when we took it
+        # Lease calls end well within the time a holder may go on acting without renewing.
+        self._timeout = (min(5.0, duration / 3), duration / 3)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -78,7 +88,7 @@ class LeaseElector:
 
     def _try(self) -> bool:
         try:
-            lease = self.api.read_namespaced_lease(self.name, self.namespace, _request_timeout=TIMEOUT)
+            lease = self.api.read_namespaced_lease(self.name, self.namespace, _request_timeout=self._timeout)
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -92,15 +102,18 @@ class LeaseElector:
                     lease_transitions=0,
                 ),
             )
+            sent = time.monotonic()
             try:
-                self.api.create_namespaced_lease(self.namespace, body, _request_timeout=TIMEOUT)
+                self.api.create_namespaced_lease(
+                    self.namespace, body, field_manager=FIELD_MANAGER, _request_timeout=self._timeout
+                )
             except ApiException as exc2:
                 if exc2.status == 409:
                     return False  # another replica created it first
                 raise
             log.info("took Lease %s/%s (created it)", self.namespace, self.name)
-            self._renewed = time.monotonic()
-            self.inherited_settled = False  # a process without the Lease may have acted before
+            self._renewed = sent
+            self.inherited = Earlier()  # a process without the Lease may have acted before
             return True
         spec = lease.spec or kubernetes.client.V1LeaseSpec()
         lease.spec = spec
@@ -111,12 +124,10 @@ class LeaseElector:
         expired = time.monotonic() - self._observed_at > (spec.lease_duration_seconds or self.duration)
         if spec.holder_identity and not mine and not expired:
             return False
+        earlier = None if self.holding else _earlier(lease)  # taking it: what it says of before
         if not mine:
             meta = lease.metadata = lease.metadata or kubernetes.client.V1ObjectMeta()
             annotations = meta.annotations or {}
-            # Only a released Lease carries the word of its last holder; an expired one, none.
-            word = annotations.get(SETTLED_ANNOTATION)
-            self.inherited_settled = not spec.holder_identity and word == "true"
             if SETTLED_ANNOTATION in annotations:
                 meta.annotations = {k: v for k, v in annotations.items() if k != SETTLED_ANNOTATION}
             spec.acquire_time = self._now()
@@ -129,26 +140,64 @@ class LeaseElector:
             self._now(),
             self.duration,
         )
+        sent = time.monotonic()
         try:  # resourceVersion makes this fail if another replica wrote the Lease meanwhile
-            self.api.replace_namespaced_lease(self.name, self.namespace, lease, _request_timeout=TIMEOUT)
+            self._replace(lease)
         except ApiException as exc:
             if exc.status == 409:
                 return False
             raise
-        self._renewed = time.monotonic()
+        self._renewed = sent
+        if earlier is not None:
+            self.inherited = earlier
+            log.info("the replica before: %s", _describe(earlier))
         return True
+
+    def _replace(self, lease: kubernetes.client.V1Lease) -> None:
+        self.api.replace_namespaced_lease(
+            self.name, self.namespace, lease, field_manager=FIELD_MANAGER, _request_timeout=self._timeout
+        )
 
     def _release(self, settled: bool) -> None:
         """Hand the Lease back, so that another replica need not wait for it to expire."""
         try:
-            lease = self.api.read_namespaced_lease(self.name, self.namespace, _request_timeout=TIMEOUT)
+            lease = self.api.read_namespaced_lease(self.name, self.namespace, _request_timeout=self._timeout)
             if lease.spec and lease.spec.holder_identity == self.identity:
                 lease.spec.holder_identity = None
                 lease.spec.renew_time = None
-                if settled:
-                    meta = lease.metadata = lease.metadata or kubernetes.client.V1ObjectMeta()
-                    meta.annotations = {**(meta.annotations or {}), SETTLED_ANNOTATION: "true"}
-                self.api.replace_namespaced_lease(self.name, self.namespace, lease, _request_timeout=TIMEOUT)
+                # Said either way: the write's time stamp then bounds when this replica stopped.
+                meta = lease.metadata = lease.metadata or kubernetes.client.V1ObjectMeta()
+                word = "true" if settled else "false"
+                meta.annotations = {**(meta.annotations or {}), SETTLED_ANNOTATION: word}
+                self._replace(lease)
                 log.info("released Lease %s/%s", self.namespace, self.name)
         except Exception as exc:
             log.warning("could not release Lease %s/%s: %s", self.namespace, self.name, exc)
+
+
+def _earlier(lease: kubernetes.client.V1Lease) -> Earlier:
+    """What a Lease about to be taken says of the replica that held it last."""
+    meta = lease.metadata or kubernetes.client.V1ObjectMeta()
+    spec = lease.spec or kubernetes.client.V1LeaseSpec()
+    written = [
+        e.time.timestamp()
+        for e in meta.managed_fields or []
+        if e.manager == FIELD_MANAGER and e.time is not None
+    ]
+    if not written:
+        return Earlier()  # written by a version that did not name itself: nothing to go by
+    last = max(written)
+    if spec.holder_identity:  # it did not release it: it may have acted until its duration ran out
+        return Earlier(until=last + (spec.lease_duration_seconds or 0) + STOP_MARGIN)
+    # Released: it had stopped before it wrote that (only a release writes no holder).
+    word = (meta.annotations or {}).get(SETTLED_ANNOTATION)
+    return Earlier(settled=word == "true", until=last + STOP_MARGIN)
+
+
+def _describe(earlier: Earlier) -> str:
+    if earlier.settled:
+        return "stopped with every submit answered"
+    if earlier.until is None:
+        return "unknown (objects created before now wait the landing window if JuliaRun lacks them)"
+    stamp = dt.datetime.fromtimestamp(earlier.until, dt.UTC).isoformat(timespec="seconds")
+    return f"acted on nothing created after {stamp}"

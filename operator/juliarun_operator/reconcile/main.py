@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
                 args.lease_name or env_str("LEASE_NAME") or "juliarun-operator",
                 args.lease_namespace or env_str("LEASE_NAMESPACE") or _pod_namespace(),
                 identity,
-                lambda acting: controller.set_acting(acting, elector.inherited_settled),
+                lambda acting: controller.set_acting(acting, elector.inherited),
                 lease_duration,
             )
             electors.append(elector)

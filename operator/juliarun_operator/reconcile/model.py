@@ -96,6 +96,18 @@ class ObjectState:
         return default_job_name(self.namespace, self.name, self.uid)
 
 
+class Earlier(NamedTuple):
+    """What this process knows of the replica that acted before it (from the Lease)."""
+
+    # It stopped with every submitJob it sent answered: a name it may have sent and that
+    # JuliaRun does not show was never sent.
+    settled: bool = False
+    # It acted on nothing created from this time on (seconds since the epoch, by the API
+    # server's clock, as creationTimestamp is). None: not known, so this process's own
+    # start stands in for it.
+    until: float | None = None
+
+
 @dataclass(frozen=True)
 class Facts:
     """Everything outside the object that the decision reads."""
@@ -110,9 +122,7 @@ class Facts:
     snapshot_time: float = 0.0
     landing: float = 60.0  # seconds a sent submitJob may take to land (time-outs and window)
     acting_since: float = 0.0  # when this process began to act (an earlier one may have sent)
-    # The replica that acted before this one stopped with every submit answered (its Lease
-    # says so): a name it may have sent and that JuliaRun does not show was never sent.
-    earlier_settled: bool = False
+    earlier: Earlier = field(default_factory=Earlier)  # what the Lease says of the replica that acted before
     adopt_allowed: bool = False  # the administrator lets this namespace adopt this name
     trusted: bool = False  # the administrator lets this namespace name jobs outside its prefix
     claimed_by: str = ""  # another object that holds this name, if any

@@ -37,6 +37,11 @@ def submit_actions(obj: ObjectState, f: Facts, name: str) -> tuple[Action, ...]:
     return tuple(actions)
 
 
+def earlier_stop(f: Facts) -> float:
+    """When every process that acted before this one had stopped acting, as far as is known."""
+    return f.acting_since if f.earlier.until is None else f.earlier.until
+
+
 def landing_wait(obj: ObjectState, f: Facts, name: str) -> float:
     """Seconds until no earlier submitJob of `name` can still land (0: none can)."""
     m = f.memory
@@ -46,20 +51,23 @@ def landing_wait(obj: ObjectState, f: Facts, name: str) -> float:
         return 0.0  # this process knows what it sent
     if obj.status.get("jobName") == name and obj.status.get("submitTime"):
         sent = st.parse_time(obj.status["submitTime"])
-        if f.earlier_settled and sent < f.acting_since:
+        if f.earlier.settled and sent < f.acting_since:
             return 0.0  # sent by an earlier process, whose every submit was answered
         return sent + f.landing - f.now
-    # creationTimestamp has whole seconds: an object stamped in this process's first second
-    # was created after it began to act.
-    # The finalizer goes on before any submit: without it, nothing was ever sent.
+    # The finalizer goes on before any submit: without it, nothing was ever sent. With it
+    # (put on by an earlier process, or at creation by the admission policy), an earlier
+    # process may have sent the default name if it acted after the object was created.
+    # creationTimestamp has whole seconds: an object stamped in the second an earlier
+    # process stopped counts as created after it.
+    stop = earlier_stop(f)
     if (
         name == obj.default_name
-        and obj.created + 1 < f.acting_since
+        and obj.created + 1 < stop
         and FINALIZER in obj.finalizers
         and not m.added_finalizer
-        and not f.earlier_settled
+        and not f.earlier.settled
     ):
-        return f.acting_since + f.landing - f.now  # a process before this one may have sent it
+        return stop + f.landing - f.now
     return 0.0
 
 
