@@ -376,7 +376,11 @@ class OperatorProc:
                 "-m",
                 "juliarun_operator.cli",
                 "operator",
-                "--standalone",
+                # As the chart runs it: one replica holding a Lease.
+                "--lease-name",
+                "juliarun-operator",
+                "--lease-namespace",
+                ns,
                 "--sync-interval",
                 str(env.interval),
                 "--metrics-port",
@@ -392,6 +396,7 @@ class OperatorProc:
             start_new_session=True,
         )
         wait_for("the operator", lambda: requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).ok)
+        wait_for("the operator holding the Lease", lambda: "acting: this replica" in self.logfile.read_text())
 
     def metrics(self) -> dict[str, float]:
         out = {}

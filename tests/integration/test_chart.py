@@ -92,8 +92,10 @@ def _normalized(obj: dict) -> dict:
 
 
 def test_deploy_manifests_match_chart_defaults(control_plane, helm):
-    """deploy/ is the chart's default install (release juliarun-operator) as plain files."""
-    chart = objects(render(helm, release="juliarun-operator", api_versions=(MAP_API,)))
+    """deploy/ is the chart's default install (release juliarun-operator) as plain files,
+    as rendered for any API server: the finalizer policy, which the chart renders only where
+    it is served, is deploy/finalizer-policy.yaml, outside the kustomization."""
+    chart = objects(render(helm, release="juliarun-operator"))
     kustomized = objects(control_plane.kubectl("kustomize", str(DEPLOY)).stdout)
     plain = [o for o in kustomized if o["kind"] not in ("Namespace", "CustomResourceDefinition")]
     key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
@@ -143,16 +145,28 @@ def test_helm_lint(helm, sets):
     assert "0 chart(s) failed" in result.stdout
 
 
-def test_render_defaults_is_standalone_deployment(helm):
+def test_render_defaults_is_one_replica_holding_a_lease(helm):
+    """One replica that holds the Lease, replaced with a rolling update (the new pod waits
+    for the old one's Lease); without the Lease, standalone and Recreate."""
     objs = objects(render(helm))
     workload = deployment_of(objs)
     assert workload["kind"] == "Deployment" and workload["spec"]["replicas"] == 1
+    assert "strategy" not in workload["spec"]  # RollingUpdate
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["operator"]
+    assert container["image"] == "juliarun-operator:0.1.0"
+    assert env_of(container)["LEASE_NAME"] == "jro-juliarun-operator"
+    assert "WATCH_NAMESPACES" not in env_of(container)
+    (role,) = by_kind(objs, "Role")
+    assert role["rules"][1]["resourceNames"] == ["jro-juliarun-operator"]
+    assert len(by_kind(objs, "ClusterRoleBinding")) == 2
+    alone = objects(render(helm, "leaderElection.enabled=false"))
+    workload = deployment_of(alone)
+    assert workload["spec"]["strategy"] == {"type": "Recreate"}
     container = workload["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["operator", "--standalone"]
-    assert container["image"] == "juliarun-operator:0.1.0"
-    assert {"LEASE_NAME", "WATCH_NAMESPACES"}.isdisjoint(env_of(container))
-    assert not by_kind(objs, "Role") and not by_kind(objs, "RoleBinding")
-    assert len(by_kind(objs, "ClusterRoleBinding")) == 2
+    assert "LEASE_NAME" not in env_of(container)
+    assert not by_kind(alone, "Role") and not by_kind(alone, "RoleBinding")
 
 
 def test_render_replicas_share_a_lease(helm):
@@ -187,14 +201,15 @@ def test_render_watch_namespaces_binds_per_namespace(helm):
 
 
 def test_finalizer_policy_where_served_bound_to_watched_namespaces(control_plane, helm, crds_installed):
-    """Opt-in; rendered only where the API server serves MutatingAdmissionPolicy, bound to
-    the watched namespaces alone, accepted by a 1.36 API server; deploy/finalizer-policy.yaml
-    is the same policy."""
+    """On by default, rendered only where the API server serves MutatingAdmissionPolicy,
+    bound to the watched namespaces alone, accepted by a 1.36 API server;
+    deploy/finalizer-policy.yaml is the same policy."""
+    assert not by_kind(objects(render(helm)), "MutatingAdmissionPolicy")  # not served
+    off = "finalizerPolicy.enabled=false"
+    assert not by_kind(objects(render(helm, off, api_versions=(MAP_API,))), "MutatingAdmissionPolicy")
     on = "finalizerPolicy.enabled=true"
-    assert not by_kind(objects(render(helm, on)), "MutatingAdmissionPolicy")  # not served
-    assert not by_kind(objects(render(helm, api_versions=(MAP_API,))), "MutatingAdmissionPolicy")
     plain = objects((DEPLOY / "finalizer-policy.yaml").read_text())
-    chart = objects(render(helm, on, release="juliarun-operator", api_versions=(MAP_API,)))
+    chart = objects(render(helm, release="juliarun-operator", api_versions=(MAP_API,)))
     chart = [_normalized(o) for o in chart if o["kind"].startswith("MutatingAdmissionPolicy")]
     assert [_normalized(o) for o in plain] == chart
     objs = objects(render(helm, on, "watchNamespaces={team-a,team-b}", api_versions=(MAP_API,)))

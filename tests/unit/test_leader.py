@@ -40,3 +40,10 @@ def test_a_released_lease_bounds_the_stop_by_the_release_and_carries_its_word():
 def test_a_lease_the_operator_never_wrote_under_its_name_says_nothing():
     assert _earlier(lease("pod-a_1", manager="OpenAPI-Generator")) == Earlier()
     assert _earlier(lease(None, {SETTLED_ANNOTATION: "true"}, manager="other")) == Earlier()
+
+
+def test_a_holder_seen_gone_bounds_its_stop_sooner():
+    ours = WRITTEN.timestamp() - 30
+    assert _earlier(lease("pod-a_1"), gone=ours + 5) == Earlier(until=ours + 5)
+    assert _earlier(lease("pod-a_1"), gone=ours + 60) == Earlier(until=ours + 15 + STOP_MARGIN)
+    assert _earlier(lease("pod-a_1", manager="other"), gone=ours + 60) == Earlier(until=ours + 60)

@@ -9,7 +9,10 @@ A replica that stops cleanly says in the Lease whether every submitJob it sent w
 JuliaRun does not show. Taking the Lease clears the word, so a crash never leaves it behind.
 After a crash, the API server's time of the Lease's last write (its managedFields entry)
 bounds when the replica before stopped acting: an object created later was never seen by
-it, and what it sent can no longer land a landing window after that bound.
+it, and what it sent can no longer land a landing window after that bound. A holder that is
+seen to be gone bounds it sooner: an earlier process of this pod (a restarted container)
+ended before this one began, and a pod that no longer exists had stopped when it was looked
+for (kubelet removes a pod once its containers have stopped).
 
 The official client's `leaderelection` package is not used: it exits the process on bad
 settings, works on the global default client, and never releases the Lease on shutdown.
@@ -45,8 +48,16 @@ class LeaseElector:
         identity: str,
         on_change: Callable[[bool], None],
         duration: int = 15,
+        pod: tuple[str, str] | None = None,
     ):
         self.api = kubernetes.client.CoordinationV1Api(api)
+        self.core = kubernetes.client.CoreV1Api(api)
+        # (namespace, name) of the pod this process runs in, whose replicas name themselves
+        # <pod>_<pid>; None outside a pod, where a holder's name says nothing of a pod.
+        self.pod = pod
+        self._started = time.time()
+        self._gone: tuple[str, float] | None = None  # (holder, a time it had surely stopped by)
+        self._looked: tuple[str, bool] | None = None  # (holder, record stale) last looked for
         self.name, self.namespace, self.identity = name, namespace, identity
         self.on_change, self.duration = on_change, duration
         self.holding = False
@@ -121,10 +132,14 @@ class LeaseElector:
         if record != self._observed:
             self._observed, self._observed_at = record, time.monotonic()
         mine = spec.holder_identity == self.identity
-        expired = time.monotonic() - self._observed_at > (spec.lease_duration_seconds or self.duration)
+        held_for = time.monotonic() - self._observed_at
+        expired = held_for > (spec.lease_duration_seconds or self.duration)
+        if spec.holder_identity and not mine and not self.holding:
+            self._look_for(spec.holder_identity, stale=held_for > self.duration / 3 + 1)
         if spec.holder_identity and not mine and not expired:
             return False
-        earlier = None if self.holding else _earlier(lease)  # taking it: what it says of before
+        gone = self._gone[1] if self._gone and self._gone[0] == spec.holder_identity else None
+        earlier = None if self.holding else _earlier(lease, gone)  # taking it: what it says of before
         if not mine:
             meta = lease.metadata = lease.metadata or kubernetes.client.V1ObjectMeta()
             annotations = meta.annotations or {}
@@ -153,6 +168,26 @@ class LeaseElector:
             log.info("the replica before: %s", _describe(earlier))
         return True
 
+    def _look_for(self, holder: str, stale: bool) -> None:
+        """Note when `holder` had surely stopped, if it can be seen: once when it is first
+        seen holding, once more when it stops renewing."""
+        if self.pod is None or self._looked == (holder, stale) or (self._gone and self._gone[0] == holder):
+            return
+        self._looked = (holder, stale)
+        namespace, mine = self.pod
+        pod = holder.rpartition("_")[0]
+        if pod == mine:
+            self._gone = (holder, self._started)  # an earlier container of this pod
+            return
+        try:
+            self.core.read_namespaced_pod(pod, namespace, _request_timeout=self._timeout)
+        except ApiException as exc:
+            if exc.status == 404:
+                self._gone = (holder, time.time())
+                log.info("the Lease's holder %s: its pod is gone", holder)
+            else:
+                log.debug("cannot look for the Lease's holder %s: HTTP %s", holder, exc.status)
+
     def _replace(self, lease: kubernetes.client.V1Lease) -> None:
         self.api.replace_namespaced_lease(
             self.name, self.namespace, lease, field_manager=FIELD_MANAGER, _request_timeout=self._timeout
@@ -175,8 +210,9 @@ class LeaseElector:
             log.warning("could not release Lease %s/%s: %s", self.namespace, self.name, exc)
 
 
-def _earlier(lease: kubernetes.client.V1Lease) -> Earlier:
-    """What a Lease about to be taken says of the replica that held it last."""
+def _earlier(lease: kubernetes.client.V1Lease, gone: float | None = None) -> Earlier:
+    """What a Lease about to be taken says of the replica that held it last; `gone`: a
+    time that replica was seen to have stopped by."""
     meta = lease.metadata or kubernetes.client.V1ObjectMeta()
     spec = lease.spec or kubernetes.client.V1LeaseSpec()
     written = [
@@ -185,10 +221,11 @@ def _earlier(lease: kubernetes.client.V1Lease) -> Earlier:
         if e.manager == FIELD_MANAGER and e.time is not None
     ]
     if not written:
-        return Earlier()  # written by a version that did not name itself: nothing to go by
+        return Earlier(until=gone)  # written by a version that did not name itself
     last = max(written)
     if spec.holder_identity:  # it did not release it: it may have acted until its duration ran out
-        return Earlier(until=last + (spec.lease_duration_seconds or 0) + STOP_MARGIN)
+        until = last + (spec.lease_duration_seconds or 0) + STOP_MARGIN
+        return Earlier(until=until if gone is None else min(until, gone))
     # Released: it had stopped before it wrote that (only a release writes no holder).
     word = (meta.annotations or {}).get(SETTLED_ANNOTATION)
     return Earlier(settled=word == "true", until=last + STOP_MARGIN)

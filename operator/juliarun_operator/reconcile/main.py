@@ -225,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
                 identity,
                 lambda acting: controller.set_acting(acting, elector.inherited),
                 lease_duration,
+                pod=(_pod_namespace(), pod) if env_str("POD_NAME") else None,
             )
             electors.append(elector)
             threads.append(_thread("juliarun-lease", elector.run, stop))
