@@ -49,6 +49,12 @@ show kubectl get pods -n juliarun-system -o wide
 
 step "jobs, applied with kubectl"
 show kubectl create namespace demo
+# Right after a first install the API server may refuse them for a few seconds (503: its
+# finalizer policy learns the new CRD's schema by polling); as docs/install.md says, again.
+for _ in $(seq 30); do
+  kubectl create -n demo --dry-run=server -f examples/webserver.yaml >/dev/null 2>&1 && break
+  sleep 1
+done
 show kubectl apply -n demo -f examples/julia-par-batch.yaml -f examples/webserver.yaml
 show kubectl wait jrj --all -n demo --for=condition=Ready --timeout=120s
 show kubectl get jrj -n demo

@@ -77,6 +77,19 @@ class Node:
             "--timeout",
             "3m",
         )
+        # As docs/install.md says: right after a first install the API server may refuse a
+        # JuliaRunJob for a few seconds, while the finalizer policy learns the CRD's schema.
+        probe = yaml.safe_dump(job("probe", "JuliaBatch", runVolume="jobs", startScript="p.jl"))
+        wait_for(
+            "the API server to accept JuliaRunJobs",
+            lambda: (
+                self.cp.kubectl(
+                    "create", "-n", JOBS_NS, "--dry-run=server", "-f", "-", input=probe, check=False
+                ).returncode
+                == 0
+            ),
+            60,
+        )
 
     def uninstall(self) -> None:
         if self.cp.kubectl("get", "jrj", "-n", JOBS_NS, "-o", "name", check=False).stdout.strip():
@@ -137,6 +150,14 @@ class Node:
             "print(open('/var/run/secrets/kubernetes.io/serviceaccount/token').read().strip())"
         )
         return self.cp.kubectl("exec", pod, "-n", OPERATOR_NS, "--", "python", "-c", script).stdout.split()
+
+    def dump(self) -> str:
+        """What a failure needs to be understood: the operator pods' logs, the Lease, the objects."""
+        parts = [self.cp.kubectl("get", "lease", "-n", OPERATOR_NS, "-o", "yaml", check=False).stdout]
+        for pod in self.pods():
+            parts.append(f"--- {pod['metadata']['name']}\n" + self.logs(pod["metadata"]["name"]))
+        parts.append(self.cp.kubectl("get", "jrj", "-n", JOBS_NS, "-o", "yaml", check=False).stdout)
+        return "\n".join(parts)
 
     def lease_holder(self) -> str:
         """The pod whose operator holds the replicas' Lease (its identity is <pod>_<pid>)."""
@@ -229,7 +250,11 @@ def test_helm_upgrade_rolls_the_pod_without_submitting_again(node):
     try:
         [old] = wait_for("the operator pod Ready", node.ready_pods, 120)
         node.apply_jobs("up-a", "up-b")
-        names = {n: wait_for(f"{n} Ready", lambda n=n: node.ready(n), 90) for n in ("up-a", "up-b")}
+        try:
+            names = {n: wait_for(f"{n} Ready", lambda n=n: node.ready(n), 90) for n in ("up-a", "up-b")}
+        except AssertionError:
+            print(node.dump())
+            raise
 
         node.helm_run(
             "upgrade",

@@ -8,6 +8,7 @@ from juliarun_operator.juliarun.client import JobInfo, JobScale, JobStatus
 from juliarun_operator.reconcile import decide as d
 from juliarun_operator.reconcile import status as st
 from juliarun_operator.reconcile.naming import default_job_name
+from juliarun_operator.reconcile.rules import handover
 
 from decision_tables import NOW, cond, facts_with, kinds, written
 
@@ -432,3 +433,19 @@ def test_deletion_without_credentials_of_a_job_never_submitted_lets_go():
 
 def test_deletion_of_an_object_without_our_finalizer_does_nothing():
     assert d.reconcile(deleting(finalizers=()), facts([info()])).actions == ()
+
+
+def test_what_a_stopping_process_tells_the_next_one():
+    """Every submit answered and nothing left of an earlier process: settled. Its own submit
+    unanswered: nothing it can bound. An earlier process's window still open: only objects
+    created before that process stopped."""
+    answered = [d.Memory(name=NAME, submit=d.Outcome.LANDED, submit_at=NOW - 5)]
+    unanswered = [d.Memory(name=NAME, submit=d.Outcome.UNKNOWN, submit_at=NOW - 5)]
+    long_unanswered = [d.Memory(name=NAME, submit=d.Outcome.UNKNOWN, submit_at=NOW - 50)]
+    settled, unknown = d.Earlier(settled=True), d.Earlier()
+    assert handover(answered, settled, NOW - 100, NOW, 40) == settled
+    assert handover(unanswered, settled, NOW - 100, NOW, 40) == unknown
+    assert handover(long_unanswered, settled, NOW - 100, NOW, 40) == settled
+    assert handover(answered, d.Earlier(until=NOW - 30), NOW - 20, NOW, 40) == d.Earlier(until=NOW - 30)
+    assert handover(answered, unknown, NOW - 20, NOW, 40) == d.Earlier(until=NOW - 20)
+    assert handover(answered, unknown, NOW - 41, NOW, 40) == settled

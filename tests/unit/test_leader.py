@@ -47,3 +47,10 @@ def test_a_holder_seen_gone_bounds_its_stop_sooner():
     assert _earlier(lease("pod-a_1"), gone=ours + 5) == Earlier(until=ours + 5)
     assert _earlier(lease("pod-a_1"), gone=ours + 60) == Earlier(until=ours + 15 + STOP_MARGIN)
     assert _earlier(lease("pod-a_1", manager="other"), gone=ours + 60) == Earlier(until=ours + 60)
+
+
+def test_a_released_lease_may_name_the_objects_whose_submits_may_still_land():
+    ours = WRITTEN.timestamp() - 30
+    stamp = dt.datetime.fromtimestamp(ours - 20, dt.UTC).isoformat(timespec="milliseconds")
+    assert _earlier(lease(None, {SETTLED_ANNOTATION: stamp})) == Earlier(until=ours - 20)
+    assert _earlier(lease(None, {SETTLED_ANNOTATION: "garbled"})) == Earlier(until=ours + STOP_MARGIN)

@@ -27,6 +27,7 @@ from .mapping import job_params
 from .metrics import Metrics
 from .registry import Body, Key, Registry, key_of
 from .routing import Routing
+from .rules import handover
 from .secrets import SecretCache
 from .workqueue import WorkQueue
 
@@ -119,16 +120,12 @@ class Controller:
         """Seconds a submitJob sent on `ctx` may take to land: its time-outs and the window."""
         return ctx.connect_timeout + ctx.read_timeout + 1 + self.config.submit_landing_window
 
-    def sends_settled(self) -> bool:
-        """Whether every submitJob this process sent, and any an earlier one may have sent,
-        has been answered or can no longer land: what a clean stop tells the next replica."""
-        now, landing = time.time(), self.landing(self.connections.default.context)
-        earlier_stop = self.acting_since if self.earlier.until is None else self.earlier.until
-        if not self.earlier.settled and now < earlier_stop + landing:
-            return False
+    def handover(self) -> d.Earlier:
+        """What this process, stopping, tells the next one of the submits sent so far."""
         with self.lock:
             memories = list(self.memory.values())
-        return not any(m.submit is d.Outcome.UNKNOWN and now < m.submit_at + landing for m in memories)
+        landing = self.landing(self.connections.default.context)
+        return handover(memories, self.earlier, self.acting_since, time.time(), landing)
 
     def run_workers(self, stop: threading.Event) -> list[threading.Thread]:
         threads = [

@@ -4,9 +4,11 @@ that stops releases the Lease, so another takes over at once; one that dies is t
 when its Lease has not been renewed for its duration, as measured by the waiting replica's
 own clock (no trust in other clocks).
 
-A replica that stops cleanly says in the Lease whether every submitJob it sent was answered
-(`SETTLED_ANNOTATION`); the next holder then need not wait out the landing window for jobs
-JuliaRun does not show. Taking the Lease clears the word, so a crash never leaves it behind.
+A replica that stops cleanly says in the Lease what may still land of the submits sent so
+far (`SETTLED_ANNOTATION`): "true", nothing; a time, only submits of objects created before
+it (an earlier replica's, whose landing window is not over); "false", its own unanswered
+ones. The next holder then need not wait out the landing window for jobs JuliaRun does not
+show, or only for those. Taking the Lease clears the word, so a crash never leaves it behind.
 After a crash, the API server's time of the Lease's last write (its managedFields entry)
 bounds when the replica before stopped acting: an object created later was never seen by
 it, and what it sent can no longer land a landing window after that bound. A holder that is
@@ -82,12 +84,12 @@ class LeaseElector:
             self._set(holding)
             stop.wait(self.duration / 3 if holding else 2.0)
 
-    def release(self, settled: bool) -> None:
+    def release(self, handover: Earlier) -> None:
         """Stop acting and hand the Lease back, once this process sends nothing more;
-        `settled`: every submitJob it sent was answered."""
+        `handover`: what may still land of the submits sent so far."""
         if self.holding:
             self._set(False)
-            self._release(settled)
+            self._release(handover)
 
     def _set(self, holding: bool) -> None:
         if holding != self.holding:
@@ -173,7 +175,6 @@ class LeaseElector:
         seen holding, once more when it stops renewing."""
         if self.pod is None or self._looked == (holder, stale) or (self._gone and self._gone[0] == holder):
             return
-        self._looked = (holder, stale)
         namespace, mine = self.pod
         pod = holder.rpartition("_")[0]
         if pod == mine:
@@ -181,19 +182,20 @@ class LeaseElector:
             return
         try:
             self.core.read_namespaced_pod(pod, namespace, _request_timeout=self._timeout)
+            self._looked = (holder, stale)  # it is there: look again only when it goes silent
         except ApiException as exc:
-            if exc.status == 404:
-                self._gone = (holder, time.time())
-                log.info("the Lease's holder %s: its pod is gone", holder)
-            else:
-                log.debug("cannot look for the Lease's holder %s: HTTP %s", holder, exc.status)
+            if exc.status != 404:
+                log.info("cannot look for the Lease's holder %s: HTTP %s", holder, exc.status)
+                return  # the next round looks again
+            self._gone = (holder, time.time())
+            log.info("the Lease's holder %s: its pod is gone", holder)
 
     def _replace(self, lease: kubernetes.client.V1Lease) -> None:
         self.api.replace_namespaced_lease(
             self.name, self.namespace, lease, field_manager=FIELD_MANAGER, _request_timeout=self._timeout
         )
 
-    def _release(self, settled: bool) -> None:
+    def _release(self, handover: Earlier) -> None:
         """Hand the Lease back, so that another replica need not wait for it to expire."""
         try:
             lease = self.api.read_namespaced_lease(self.name, self.namespace, _request_timeout=self._timeout)
@@ -202,7 +204,13 @@ class LeaseElector:
                 lease.spec.renew_time = None
                 # Said either way: the write's time stamp then bounds when this replica stopped.
                 meta = lease.metadata = lease.metadata or kubernetes.client.V1ObjectMeta()
-                word = "true" if settled else "false"
+                word = (
+                    "true"
+                    if handover.settled
+                    else "false"
+                    if handover.until is None
+                    else _stamp(handover.until)
+                )
                 meta.annotations = {**(meta.annotations or {}), SETTLED_ANNOTATION: word}
                 self._replace(lease)
                 log.info("released Lease %s/%s", self.namespace, self.name)
@@ -227,8 +235,13 @@ def _earlier(lease: kubernetes.client.V1Lease, gone: float | None = None) -> Ear
         until = last + (spec.lease_duration_seconds or 0) + STOP_MARGIN
         return Earlier(until=until if gone is None else min(until, gone))
     # Released: it had stopped before it wrote that (only a release writes no holder).
-    word = (meta.annotations or {}).get(SETTLED_ANNOTATION)
-    return Earlier(settled=word == "true", until=last + STOP_MARGIN)
+    word = (meta.annotations or {}).get(SETTLED_ANNOTATION, "")
+    if word == "true":
+        return Earlier(settled=True, until=last + STOP_MARGIN)
+    try:  # a time: only objects created before it may still have a submit landing
+        return Earlier(until=min(last + STOP_MARGIN, dt.datetime.fromisoformat(word).timestamp()))
+    except ValueError:
+        return Earlier(until=last + STOP_MARGIN)
 
 
 def _describe(earlier: Earlier) -> str:
@@ -236,5 +249,8 @@ def _describe(earlier: Earlier) -> str:
         return "stopped with every submit answered"
     if earlier.until is None:
         return "unknown (objects created before now wait the landing window if JuliaRun lacks them)"
-    stamp = dt.datetime.fromtimestamp(earlier.until, dt.UTC).isoformat(timespec="seconds")
-    return f"acted on nothing created after {stamp}"
+    return f"a submit it sent may still land for objects created before {_stamp(earlier.until)}"
+
+
+def _stamp(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="milliseconds")

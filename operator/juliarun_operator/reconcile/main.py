@@ -241,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
         # After the workers: a call still under way leaves its submit unanswered, not settled.
         for elector in electors:
-            elector.release(controller.sends_settled())
+            elector.release(controller.handover())
         for server in servers:
             server.shutdown()
 

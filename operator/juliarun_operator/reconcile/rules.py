@@ -4,13 +4,13 @@ status write that records a decision. Pure, no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..juliarun import jobtypes as jt
 from . import batch
 from . import status as st
-from .model import FINALIZER, REFUSAL_BACKOFF, Action, Facts, Kind, Memory, ObjectState, Outcome
+from .model import FINALIZER, REFUSAL_BACKOFF, Action, Earlier, Facts, Kind, Memory, ObjectState, Outcome
 
 
 def ours(obj: ObjectState, f: Facts, name: str) -> bool:
@@ -40,6 +40,21 @@ def submit_actions(obj: ObjectState, f: Facts, name: str) -> tuple[Action, ...]:
 def earlier_stop(f: Facts) -> float:
     """When every process that acted before this one had stopped acting, as far as is known."""
     return f.acting_since if f.earlier.until is None else f.earlier.until
+
+
+def handover(
+    memories: Iterable[Memory], earlier: Earlier, acting_since: float, now: float, landing: float
+) -> Earlier:
+    """What a process that stops tells the next one of the submits sent so far: every one
+    answered (settled); or only those of objects created before `until` may still land (a
+    process before this one may have sent them); or, with a submit of its own unanswered,
+    nothing it can bound (the next one bounds it by when the Lease was handed back)."""
+    if any(m.submit is Outcome.UNKNOWN and now < m.submit_at + landing for m in memories):
+        return Earlier()
+    stop = acting_since if earlier.until is None else earlier.until
+    if earlier.settled or now >= stop + landing:
+        return Earlier(settled=True)
+    return Earlier(until=stop)
 
 
 def landing_wait(obj: ObjectState, f: Facts, name: str) -> float:
