@@ -96,6 +96,8 @@ class Node:
             # Jobs go first, while the operator still runs (docs/install.md).
             self.cp.kubectl("delete", "jrj", "--all", "-n", JOBS_NS, "--timeout=90s", check=False)
         self.helm_run("uninstall", RELEASE, "-n", OPERATOR_NS, "--wait", "--timeout", "2m")
+        # As docs/install.md says: reinstall once the old pod is gone (it cannot hand over).
+        wait_for("no operator pod", lambda: not self.pods(), 60)
 
     def pods(self) -> list[dict]:
         return self.kubectl_json(
