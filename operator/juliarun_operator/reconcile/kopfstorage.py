@@ -1,4 +1,4 @@
-"""kopf's storage for the operator, which uses kopf only to watch (imported with kopf)."""
+"""kopf's storages for the operator, which uses kopf only to watch (imported with kopf)."""
 
 from __future__ import annotations
 
@@ -20,3 +20,25 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
         pass
+
+
+class NoProgress(kopf.ProgressStorage):
+    """kopf's record of handler progress, for its change handlers; the operator has none, and
+    kopf deep-copied an (empty) essence per event to clear it. Nothing is kept."""
+
+    def fetch(self, *, key: kopf.HandlerId, body: kopf.Body) -> kopf.ProgressRecord | None:
+        return None
+
+    def store(
+        self, *, key: kopf.HandlerId, record: kopf.ProgressRecord, body: kopf.Body, patch: kopf.Patch
+    ) -> None:
+        pass
+
+    def purge(self, *, key: kopf.HandlerId, body: kopf.Body, patch: kopf.Patch) -> None:
+        pass
+
+    def touch(self, *, body: kopf.Body, patch: kopf.Patch, value: str | None) -> None:
+        pass
+
+    def clear(self, *, essence: kopf.BodyEssence) -> kopf.BodyEssence:
+        return essence

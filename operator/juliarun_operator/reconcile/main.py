@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from ..juliarun import Context, JuliaRunError
     from .connections import Backoff, Connections
     from .controller import Config, Controller
-    from .kopfstorage import NoDiffBase
+    from .kopfstorage import NoDiffBase, NoProgress
     from .kube import Kube
     from .leader import LeaseElector
     from .metrics import Metrics, serve
@@ -208,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # our own Events say what happened, once
         settings.persistence.diffbase_storage = NoDiffBase()  # kopf only watches: nothing to diff
+        settings.persistence.progress_storage = NoProgress()  # ... and no handler progress to keep
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.batching.idle_timeout = 0.5  # per-object kopf workers: only a callback each
