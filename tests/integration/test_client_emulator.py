@@ -22,6 +22,7 @@ from juliarun_operator.juliarun import (
     current_job,
 )
 from juliarun_operator.juliarun import jobtypes as jt
+from juliarun_operator.juliarun.client import SnapshotMemo
 from juliarun_operator.juliarun.errors import (
     CODE_INVALID_PARAMETER,
     CODE_JOB_EXISTS,
@@ -173,3 +174,36 @@ def test_system_status_and_current_job(server, jr):
     assert current_job({"JRUN_TYPE": "Notebook", "JRUN_NAME": "nb"}) == Job("Notebook", "nb")
     with pytest.raises(Exception, match="JRUN_TYPE"):
         current_job({})
+
+
+def test_get_all_job_info_with_a_memo_parses_only_what_changed(jr, server):
+    """With the last answer kept, an unchanged entry is the very JobInfo of before (the
+    operator's snapshot diff then costs nothing for it); a changed one is new and right."""
+    memo = SnapshotMemo()
+    jobs = [Job("Webserver", f"memo-{i}") for i in range(3)]
+    for job in jobs:
+        jr.submit_job(job, run_volume="v", cfg_file="c", nworkers=1)
+    deadline = time.monotonic() + 5
+    first = jr.get_all_job_info(memo)
+    while not all(
+        j.name in first and first[j.name].status.created and first[j.name].scale.running == 1 for j in jobs
+    ):
+        assert time.monotonic() < deadline, first
+        time.sleep(0.02)
+        first = jr.get_all_job_info(memo)
+    again = jr.get_all_job_info(memo)
+    assert all(again[j.name] is first[j.name] for j in jobs)
+    jr.set_job_scale(jobs[0], 2)
+    changed = jr.get_all_job_info(memo)
+    assert changed[jobs[0].name] is not first[jobs[0].name]
+    assert changed[jobs[0].name].scale.requested == 2
+    assert changed[jobs[1].name] is first[jobs[1].name]
+    # A malformed answer leaves the memo as it was.
+    server.set_faults({"getAllJobInfo": {"malformed_rate": 1}})
+    with pytest.raises(InvalidResponse):
+        jr.get_all_job_info(memo)
+    assert memo.parsed == changed
+    server.set_faults({})
+    for job in jobs:
+        jr.delete_job(job, force=True)
+    assert not {j.name for j in jobs} & set(jr.get_all_job_info(memo))

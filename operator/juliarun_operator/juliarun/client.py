@@ -82,23 +82,24 @@ class Client(Transport):
         except (AttributeError, KeyError, TypeError):
             raise InvalidResponse("listJobs", "expected {name: {type: ...}}") from None
 
-    def get_all_job_info(self) -> dict[str, JobInfo]:
+    def get_all_job_info(self, memo: SnapshotMemo | None = None) -> dict[str, JobInfo]:
+        """Every job's type, status, scale and endpoints. With `memo` (the last answer), an
+        entry that did not change is the same JobInfo as before, not parsed again: at 10,000
+        jobs, parsing was half of what a snapshot cost the operator (bench/RESULTS.md)."""
         data = self._call("getAllJobInfo")
+        old_raw, old = (memo.raw, memo.parsed) if memo else ({}, {})
         try:
-            return {
-                name: JobInfo(
-                    name,
-                    info["type"],
-                    parse_status(info["status"]),
-                    parse_scale(info["scale"]),
-                    list(info["endpoint"]),
-                )
+            parsed = {
+                name: old[name] if old_raw.get(name) == info else _job_info(name, info)
                 for name, info in data.items()
             }
         except (AttributeError, KeyError, TypeError, ValueError):
             raise InvalidResponse(
                 "getAllJobInfo", "expected {name: {type, status, scale, endpoint}}"
             ) from None
+        if memo:
+            memo.raw, memo.parsed = data, parsed
+        return parsed
 
     # --- job-level calls --------------------------------------------------------------
 
@@ -175,3 +176,17 @@ def _register_secret_params(params: Mapping[str, Any]) -> None:
             and isinstance(value, str)
         ):
             register_secret(value)
+
+
+class SnapshotMemo:
+    """The last getAllJobInfo answer, as sent and as parsed (see Client.get_all_job_info)."""
+
+    def __init__(self) -> None:
+        self.raw: dict[str, Any] = {}
+        self.parsed: dict[str, JobInfo] = {}
+
+
+def _job_info(name: str, info: Mapping[str, Any]) -> JobInfo:
+    return JobInfo(
+        name, info["type"], parse_status(info["status"]), parse_scale(info["scale"]), list(info["endpoint"])
+    )

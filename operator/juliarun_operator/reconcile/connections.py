@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..juliarun import Client, Context, JobInfo, JuliaRunError, RetryPolicy
+from ..juliarun.client import SnapshotMemo
 from ..juliarun.errors import ApiError
 
 Observe = Callable[[str, str, float], None]
@@ -104,6 +105,7 @@ class Connection:
         self.breaker = Breaker(backoff)
         self.ca_file = ca_file
         self.snapshot: dict[str, JobInfo] | None = None
+        self._memo = SnapshotMemo()  # the poller's thread alone uses it
         self.snapshot_time = 0.0  # wall time the snapshot's request was sent
         self.system_up = True
         self.last_used = time.monotonic()
@@ -139,11 +141,11 @@ class Connection:
         self.breaker.succeeded()
         return result
 
-    def read(self, fn: Callable[..., Any]) -> Any:
+    def read(self, fn: Callable[..., Any], *args: Any) -> Any:
         """A call that only reads: a refusal (ApiError) leaves us without JuliaRun's view, so
         it counts as a failure of the connection, whatever its code."""
         try:
-            return self.call(fn)
+            return self.call(fn, *args)
         except ApiError as exc:
             self.breaker.failed(str(exc))
             raise
@@ -151,7 +153,7 @@ class Connection:
     def fetch(self) -> dict[str, JobInfo]:
         """A new snapshot (the poller's)."""
         sent = time.time()
-        snapshot: dict[str, JobInfo] = self.read(self.client.get_all_job_info)
+        snapshot: dict[str, JobInfo] = self.read(self.client.get_all_job_info, self._memo)
         with self._lock:
             self.snapshot, self.snapshot_time = snapshot, sent
         return snapshot

@@ -93,7 +93,12 @@ class Poller:
             if previous is None:
                 queued.update(keys)
             else:
-                changed = {n for n in snapshot.keys() | previous.keys() if snapshot.get(n) != previous.get(n)}
+                # An unchanged entry is the very same JobInfo (the client's memo): `is` says so at once.
+                changed = {
+                    n
+                    for n in snapshot.keys() | previous.keys()
+                    if snapshot.get(n) is not previous.get(n) and snapshot.get(n) != previous.get(n)
+                }
                 queued |= self.ctl.registry.routed(changed)
         for key in queued:
             self.ctl.queue.add(key)
