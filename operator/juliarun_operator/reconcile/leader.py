@@ -204,18 +204,18 @@ class LeaseElector:
                 lease.spec.renew_time = None
                 # Said either way: the write's time stamp then bounds when this replica stopped.
                 meta = lease.metadata = lease.metadata or kubernetes.client.V1ObjectMeta()
-                word = (
-                    "true"
-                    if handover.settled
-                    else "false"
-                    if handover.until is None
-                    else _stamp(handover.until)
-                )
-                meta.annotations = {**(meta.annotations or {}), SETTLED_ANNOTATION: word}
+                meta.annotations = {**(meta.annotations or {}), SETTLED_ANNOTATION: _word(handover)}
                 self._replace(lease)
                 log.info("released Lease %s/%s", self.namespace, self.name)
         except Exception as exc:
             log.warning("could not release Lease %s/%s: %s", self.namespace, self.name, exc)
+
+
+def _word(handover: Earlier) -> str:
+    """SETTLED_ANNOTATION's value for a hand-over; `_earlier` reads it back."""
+    if handover.settled:
+        return "true"
+    return "false" if handover.until is None else _stamp(handover.until)
 
 
 def _earlier(lease: kubernetes.client.V1Lease, gone: float | None = None) -> Earlier:

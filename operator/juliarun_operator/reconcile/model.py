@@ -107,6 +107,10 @@ class Earlier(NamedTuple):
     # start stands in for it.
     until: float | None = None
 
+    def stopped_by(self, acting_since: float) -> float:
+        """When it had stopped acting, as far as is known; else this process's start."""
+        return acting_since if self.until is None else self.until
+
 
 @dataclass(frozen=True)
 class Facts:

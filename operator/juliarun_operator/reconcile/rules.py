@@ -37,11 +37,6 @@ def submit_actions(obj: ObjectState, f: Facts, name: str) -> tuple[Action, ...]:
     return tuple(actions)
 
 
-def earlier_stop(f: Facts) -> float:
-    """When every process that acted before this one had stopped acting, as far as is known."""
-    return f.acting_since if f.earlier.until is None else f.earlier.until
-
-
 def handover(
     memories: Iterable[Memory], earlier: Earlier, acting_since: float, now: float, landing: float
 ) -> Earlier:
@@ -51,7 +46,7 @@ def handover(
     nothing it can bound (the next one bounds it by when the Lease was handed back)."""
     if any(m.submit is Outcome.UNKNOWN and now < m.submit_at + landing for m in memories):
         return Earlier()
-    stop = acting_since if earlier.until is None else earlier.until
+    stop = earlier.stopped_by(acting_since)
     if earlier.settled or now >= stop + landing:
         return Earlier(settled=True)
     return Earlier(until=stop)
@@ -74,7 +69,7 @@ def landing_wait(obj: ObjectState, f: Facts, name: str) -> float:
     # process may have sent the default name if it acted after the object was created.
     # creationTimestamp has whole seconds: an object stamped in the second an earlier
     # process stopped counts as created after it.
-    stop = earlier_stop(f)
+    stop = f.earlier.stopped_by(f.acting_since)
     if (
         name == obj.default_name
         and obj.created + 1 < stop
