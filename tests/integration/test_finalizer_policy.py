@@ -74,6 +74,10 @@ def test_the_api_server_adds_the_finalizer_and_the_operator_writes_only_status(
     # No delays: JuliaRun shows each job at its scale at once, so one status write says it all.
     emulator = stack(Emulator(tmp_path, "--create-delay", "0", "--worker-delay", "0"))
     operator = stack(Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[ns]))
+    # Created in a later second than the operator began to act (creationTimestamp has whole
+    # seconds): an object stamped in that second may be older, and waits for an earlier submit.
+    began = acting_since(tmp_path / "operator.log")
+    wait_for("a second after the operator began to act", lambda: time.time() > began + 1.05, 10)
     names = [f"p{i}" for i in range(10)]
     kube.apply(ns, *[job(n, "Webserver", runVolume="v", cfgFile="c", parallelism=1) for n in names])
     wait_for("10 ready", lambda: all(kube.ready(ns, n) for n in names), 60)

@@ -24,7 +24,8 @@ from juliarun_operator.reconcile.connections import (
 from juliarun_operator.reconcile.controller import Config, Controller
 from juliarun_operator.reconcile.kube import SecretProblem
 from juliarun_operator.reconcile.metrics import Metrics
-from juliarun_operator.reconcile.poller import LIVENESS, Poller
+from juliarun_operator.reconcile.model import SNAPSHOT_SOON, SNAPSHOT_WAIT, Action, Kind, Plan
+from juliarun_operator.reconcile.poller import LIVENESS, Poller, gap
 from juliarun_operator.reconcile.secrets import SecretCache
 from juliarun_operator.reconcile.workqueue import WorkQueue
 
@@ -184,6 +185,36 @@ def test_an_older_body_never_replaces_a_newer_one():
     ctl.registry.remember(body("a", 30, phase="Running"))  # our write's answer
     ctl.track("MODIFIED", body("a", 29, phase="Pending"))  # the watch, late
     assert ctl.registry.get(("team", "a"))["status"]["phase"] == "Running"
+
+
+# --- snapshots while objects wait ---------------------------------------------------------------
+
+
+def waiting_poller(fetch_seconds: float) -> tuple[Poller, Connection, list[float]]:
+    """A poller whose connection took `fetch_seconds` for its last snapshot, just now."""
+    ctl = controller()
+    ctl.acting = True
+    conn = ctl.connections.default
+    fetched: list[float] = []
+    conn.fetch = lambda: fetched.append(time.monotonic()) or {}  # type: ignore[method-assign]
+    conn.fetch_seconds = fetch_seconds
+    poller = Poller(ctl)
+    poller.last_fetch[id(conn)] = time.monotonic()
+    return poller, conn, fetched
+
+
+def test_a_quick_snapshot_is_taken_again_soon_after_a_submit_a_slow_one_a_second_later():
+    submit = Plan((Action(Kind.SUBMIT, "job"),), job="job", wait_snapshot=True)
+    assert submit.look_within() == SNAPSHOT_SOON < SNAPSHOT_WAIT
+    assert Plan(job="job", wait_snapshot=True).look_within() == SNAPSHOT_WAIT  # a job taking its time
+    quick, conn, fetched = waiting_poller(fetch_seconds=0.005)
+    conn.wait_for_snapshot(("team", "a"), submit.look_within())
+    assert conn.wanted.is_set()  # the poller's sleep ends: it learns of the want at once
+    assert quick.tick() <= SNAPSHOT_SOON and not fetched  # next look in 0.2 s, not yet
+    slow, conn, fetched = waiting_poller(fetch_seconds=0.3)  # 10,000 jobs: a second apart
+    conn.wait_for_snapshot(("team", "a"), submit.look_within())
+    assert slow.tick() > 0.9 and not fetched
+    assert [gap(s) for s in (0.001, 0.05, 0.3)] == [0.2, 0.5, 1.0]
 
 
 # --- probes -------------------------------------------------------------------------------------

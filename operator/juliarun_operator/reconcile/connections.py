@@ -98,6 +98,7 @@ class Connection:
         observe: Observe | None = None,
         ca_file: str | None = None,
         pool_size: int = 16,
+        wanted: threading.Event | None = None,
     ):
         self.context = context
         # The operator retries at its own level; one attempt per call keeps rates countable.
@@ -112,6 +113,8 @@ class Connection:
         self._lock = threading.Lock()
         self.waiters: set[tuple[str, str]] = set()  # objects that want the next snapshot
         self.want_at = 0.0  # monotonic time a snapshot is wanted by (0: at the interval)
+        self.wanted = wanted or threading.Event()  # set when want_at moves earlier: wakes the poller
+        self.fetch_seconds = 0.0  # how long the last snapshot took, answer parsed
 
     @property
     def healthy(self) -> bool:
@@ -152,10 +155,11 @@ class Connection:
 
     def fetch(self) -> dict[str, JobInfo]:
         """A new snapshot (the poller's)."""
-        sent = time.time()
+        sent, started = time.time(), time.monotonic()
         snapshot: dict[str, JobInfo] = self.read(self.client.get_all_job_info, self._memo)
         with self._lock:
             self.snapshot, self.snapshot_time = snapshot, sent
+            self.fetch_seconds = time.monotonic() - started
         return snapshot
 
     def wait_for_snapshot(self, key: tuple[str, str], soon: float) -> None:
@@ -163,7 +167,9 @@ class Connection:
         with self._lock:
             self.waiters.add(key)
             due = time.monotonic() + soon
-            self.want_at = due if not self.want_at else min(self.want_at, due)
+            if not self.want_at or due < self.want_at:
+                self.want_at = due
+                self.wanted.set()
 
     def take_waiters(self) -> set[tuple[str, str]]:
         with self._lock:
@@ -210,7 +216,10 @@ class Connections:
         # pool_size: as many connections as workers may call at once; a smaller pool opens
         # and drops a connection per call beyond it.
         self._backoff, self._observe, self._pool_size = backoff, observe, pool_size
-        self.default = Connection(default, backoff=backoff, observe=observe, pool_size=pool_size)
+        self.wanted = threading.Event()  # any connection's want_at moved earlier
+        self.default = Connection(
+            default, backoff=backoff, observe=observe, pool_size=pool_size, wanted=self.wanted
+        )
         self._by_key: dict[tuple[str, str, str, str], Connection] = {}
         self._lock = threading.Lock()
         self.idle = idle
@@ -242,6 +251,7 @@ class Connections:
                     observe=self._observe,
                     ca_file=ca_file,
                     pool_size=self._pool_size,
+                    wanted=self.wanted,
                 )
                 self._by_key[credentials.key()] = conn
             conn.last_used = time.monotonic()

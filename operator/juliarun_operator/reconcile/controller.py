@@ -180,7 +180,7 @@ class Controller:
             again = self.executor.execute(key, body, obj, memory, conn, plan)
             if not again:
                 if plan.wait_snapshot and conn is not None:
-                    conn.wait_for_snapshot(key, d.SNAPSHOT_WAIT)
+                    conn.wait_for_snapshot(key, plan.look_within())
                 elif plan.wait_snapshot:  # no connection yet (its Secret): the cache paces the reads
                     self.queue.add_after(key, 3.0)
                 if plan.requeue_after:

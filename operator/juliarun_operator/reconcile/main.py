@@ -236,6 +236,7 @@ def run(args: argparse.Namespace) -> int:
     @kopf.on.cleanup()
     def cleanup(**_: Any) -> None:
         stop.set()
+        connections.wanted.set()  # the poller waits on it
         controller.queue.close()
         deadline = time.monotonic() + 5  # in all: the Lease must go back before the grace period ends
         for t in threads:

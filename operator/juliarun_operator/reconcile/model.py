@@ -18,6 +18,7 @@ ADOPT_ANNOTATION = "juliarun.dev/adopt"
 DEFAULT_CONNECTION = "default"
 REFUSAL_BACKOFF = (2.0, 120.0)  # seconds before a refused request is sent again: first, cap
 SNAPSHOT_WAIT = 1.0  # seconds between looks while an object waits for JuliaRun to move
+SNAPSHOT_SOON = 0.2  # ... and the first look after the operator asked it to (a submit, a scale)
 
 
 class Outcome(enum.Enum):
@@ -146,6 +147,9 @@ class Kind(enum.Enum):
     EVENT = "event"
 
 
+MOVES_JULIARUN = frozenset({Kind.SUBMIT, Kind.SET_SCALE, Kind.UPDATE, Kind.DELETE})
+
+
 class Action(NamedTuple):
     kind: Kind
     job: str = ""  # the JuliaRun job name
@@ -161,3 +165,8 @@ class Plan(NamedTuple):
     job: str | None = None  # the job name this object holds or will hold
     wait_snapshot: bool = False  # look again at the next snapshot (soon)
     requeue_after: float | None = None
+
+    def look_within(self) -> float:
+        """Seconds within which the next snapshot is wanted: soon after a call that moves
+        JuliaRun, and at a calmer pace while a job only takes its time."""
+        return SNAPSHOT_SOON if any(a.kind in MOVES_JULIARUN for a in self.actions) else SNAPSHOT_WAIT

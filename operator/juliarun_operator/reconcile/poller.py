@@ -1,7 +1,8 @@
 """JuliaRun's view, fetched once per connection: one getAllJobInfo per sync interval, sooner
-(at most once a second) while objects wait for JuliaRun to move, never while the
-connection's breaker is open. Only objects whose entry changed are queued: a pass costs
-work in proportion to what changed, not to the number of objects."""
+while objects wait for JuliaRun to move (the gap between two: ten times what the last one
+took, within 0.2 to 1 s), never while the connection's breaker is open. Only objects whose
+entry changed are queued: a pass costs work in proportion to what changed, not to the
+number of objects."""
 
 from __future__ import annotations
 
@@ -16,8 +17,16 @@ from .controller import Controller
 from .registry import Key
 
 log = logging.getLogger("juliarun_operator.sync")
-MIN_GAP = 1.0  # seconds between two snapshots of one connection
+# Seconds between two snapshots of one connection while objects wait: ten times the last
+# one's duration, so snapshots take at most a tenth of the time (a big namespace: 1 s apart,
+# which keeps Ready within 2 s of JuliaRun showing a job; a small one: 0.2 s).
+GAP_MIN, GAP_MAX, GAP_PER_FETCH = 0.2, 1.0, 10.0
 LIVENESS = 60.0  # seconds without a poller round, or without a finished object while some wait
+
+
+def gap(fetch_seconds: float) -> float:
+    """Seconds from one snapshot to the next while objects wait for JuliaRun."""
+    return min(GAP_MAX, max(GAP_MIN, GAP_PER_FETCH * fetch_seconds))
 
 
 class Poller:
@@ -32,15 +41,18 @@ class Poller:
         self.next_housekeeping = 0.0
 
     def run(self, stop: threading.Event) -> None:
+        """Until `stop` is set (and `connections.wanted` too, to end the wait at once)."""
+        wanted = self.ctl.connections.wanted
         while not stop.is_set():
             self.heartbeat = time.monotonic()
+            wanted.clear()  # a snapshot wanted from here on ends the wait below
             wait = 1.0
             if self.ctl.acting:
                 try:
                     wait = self.tick()
                 except Exception:  # the loop must outlive any one bad round
                     log.exception("snapshot round failed")
-            stop.wait(min(max(wait, 0.05), 1.0))
+            wanted.wait(min(max(wait, 0.05), 1.0))
 
     def tick(self) -> float:
         now = time.monotonic()
@@ -54,7 +66,7 @@ class Poller:
             last = self.last_fetch.get(cid, 0.0)
             due = last + self.config.sync_interval
             if conn.want_at:
-                due = min(due, max(conn.want_at, last + MIN_GAP))
+                due = min(due, max(conn.want_at, last + gap(conn.fetch_seconds)))
             if not conn.healthy:
                 due = max(due, conn.breaker.open_until)
             if now >= due:

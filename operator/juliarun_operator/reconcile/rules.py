@@ -68,11 +68,11 @@ def landing_wait(obj: ObjectState, f: Facts, name: str) -> float:
     # (put on by an earlier process, or at creation by the admission policy), an earlier
     # process may have sent the default name if it acted after the object was created.
     # creationTimestamp has whole seconds: an object stamped in the second an earlier
-    # process stopped counts as created after it.
+    # process stopped may have been created before it stopped, and counts as such.
     stop = f.earlier.stopped_by(f.acting_since)
     if (
         name == obj.default_name
-        and obj.created + 1 < stop
+        and obj.created < stop
         and FINALIZER in obj.finalizers
         and not m.added_finalizer
         and not f.earlier.settled
