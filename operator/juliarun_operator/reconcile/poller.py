@@ -1,6 +1,6 @@
 """JuliaRun's view, fetched once per connection: one getAllJobInfo per sync interval, sooner
-while objects wait for JuliaRun to move (the gap between two: ten times what the last one
-took, within 0.2 to 1 s), never while the connection's breaker is open. Only objects whose
+while objects wait for JuliaRun to move (the gap after one: ten times what it took, within
+0.2 to 1 s), never while the connection's breaker is open. Only objects whose
 entry changed are queued: a pass costs work in proportion to what changed, not to the
 number of objects."""
 
@@ -17,9 +17,9 @@ from .controller import Controller
 from .registry import Key
 
 log = logging.getLogger("juliarun_operator.sync")
-# Seconds between two snapshots of one connection while objects wait: ten times the last
-# one's duration, so snapshots take at most a tenth of the time (a big namespace: 1 s apart,
-# which keeps Ready within 2 s of JuliaRun showing a job; a small one: 0.2 s).
+# Seconds from the end of one snapshot of a connection to the next while objects wait: ten
+# times what the last one took, so snapshots take little of the time, but never more than
+# 1 s (Ready within 2 s of JuliaRun showing a job; 10,000 jobs: 1 s) nor less than 0.2 s.
 GAP_MIN, GAP_MAX, GAP_PER_FETCH = 0.2, 1.0, 10.0
 LIVENESS = 60.0  # seconds without a poller round, or without a finished object while some wait
 
@@ -70,8 +70,10 @@ class Poller:
             if not conn.healthy:
                 due = max(due, conn.breaker.open_until)
             if now >= due:
-                self.last_fetch[cid] = now
-                self._fetch(conn, keys)
+                try:
+                    self._fetch(conn, keys)
+                finally:  # the gap counts from its end: a slow snapshot is not followed at once
+                    self.last_fetch[cid] = time.monotonic()
             else:
                 next_due = min(next_due, due)
         if now >= self.next_housekeeping:
