@@ -36,6 +36,7 @@ import os
 import platform
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -577,12 +578,6 @@ def per_object(env: Env, ns: str, jrun_ns: str, intervals: int) -> dict:
     }
 
 
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def run_size(env: Env, n: int, args) -> dict:
     """`args.rounds` rounds of floor and operator convergence, their order alternating (the
     last round runs the floor first): the floor alone moved 36-43 s at 10k within an hour,
@@ -632,8 +627,11 @@ def run_size(env: Env, n: int, args) -> dict:
             return result
     floors = [r["floor_s"] for r in result["rounds"]]
     operators = [r["operator_s"] for r in result["rounds"]]
-    result["floor_median_s"], result["operator_median_s"] = median(floors), median(operators)
-    result["ratio_to_floor"] = round(median(operators) / median(floors), 2)
+    result["floor_median_s"], result["operator_median_s"] = (
+        statistics.median(floors),
+        statistics.median(operators),
+    )
+    result["ratio_to_floor"] = round(result["operator_median_s"] / result["floor_median_s"], 2)
     log(f"N={n}: rounds {result['rounds']}; ratio of the medians {result['ratio_to_floor']}")
     log(f"N={n}: operator stopped; per-object poller")
     result["per_object"] = per_object(env, ns, op.jrun_ns, args.steady_intervals)
