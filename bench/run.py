@@ -51,9 +51,10 @@ import requests
 import yaml
 
 from juliarun_operator import devcluster
+from juliarun_operator.api import FINALIZER
 from juliarun_operator.juliarun import JobInfo, JobScale, JobStatus
-from juliarun_operator.reconcile import decide as d
-from juliarun_operator.reconcile.mapping import job_params
+from juliarun_operator.reconcile import decision as d
+from juliarun_operator.reconcile.decision.mapping import job_params
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP, VERSION, PLURAL = "juliarun.dev", "v1alpha1", "juliarunjobs"
@@ -169,7 +170,7 @@ class Cluster:
         self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([policy, binding]))
         probe = ["create", "--dry-run=server", "-n", ns, "-f", "-", "-o", "jsonpath={.metadata.finalizers}"]
         body = json.dumps(job("probe"))
-        wait_for("the finalizer policy", lambda: d.FINALIZER in self.kubectl(*probe, input=body))
+        wait_for("the finalizer policy", lambda: FINALIZER in self.kubectl(*probe, input=body))
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds so far of the API server, etcd and this benchmark (its clients and watch):
@@ -306,7 +307,7 @@ def final_status(ns: str, name: str) -> dict:
             "name": name,
             "uid": name,
             "generation": 1,
-            "finalizers": [d.FINALIZER],
+            "finalizers": [FINALIZER],
         },
         "spec": job(name)["spec"],
     }

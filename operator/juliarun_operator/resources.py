@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 from typing import Any, cast
 
+from .api import GROUP, PLURAL, VERSION
 from .juliarun import Context, Job, JuliaRunError
-from .reconcile.kube import GROUP, PLURAL, VERSION
 
 
 def load(name: str, namespace: str | None, kubeconfig: str | None) -> tuple[dict[str, Any], str]:
@@ -62,8 +62,8 @@ def resolve(
     `attempt`'s), the connection that reaches it, and the job's last lines as status kept them."""
     import kubernetes
 
-    from .reconcile.batch import attempt_name
-    from .reconcile.decide import ObjectState
+    from .reconcile.decision.batch import attempt_name
+    from .reconcile.decision.model import ObjectState
 
     obj, namespace = load(name, namespace, kubeconfig)
     status = obj.get("status") or {}

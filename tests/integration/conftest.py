@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from juliarun_operator import devcluster
-from juliarun_operator.reconcile.decide import FINALIZER
+from juliarun_operator.api import FINALIZER
 
 from argocd_lua import LUA_INSTALL
 

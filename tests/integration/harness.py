@@ -214,7 +214,7 @@ class Kube:
 
     def job_name(self, namespace: str, name: str) -> str:
         """The default JuliaRun name of an object: it hashes the object's UID."""
-        from juliarun_operator.reconcile.naming import default_job_name
+        from juliarun_operator.api import default_job_name
 
         obj = self.get(namespace, name)
         assert obj, f"no JuliaRunJob {namespace}/{name}"

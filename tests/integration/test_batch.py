@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from juliarun_operator.emulator.state import FAIL_ENV, RUN_TIME_ENV
-from juliarun_operator.reconcile import status as st
+from juliarun_operator.reconcile.decision import status as st
 
 from argocd_lua import argocd_health
 from harness import (

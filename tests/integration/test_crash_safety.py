@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from juliarun_operator import devcluster
-from juliarun_operator.reconcile.naming import default_job_name
+from juliarun_operator.api import default_job_name
 
 from harness import (
     JRUN_NAMESPACE,

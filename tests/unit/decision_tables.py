@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from juliarun_operator.juliarun.client import JobInfo
-from juliarun_operator.reconcile import decide as d
+from juliarun_operator.reconcile import decision as d
 
 NOW = 1_800_000_000.0
 

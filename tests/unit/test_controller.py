@@ -13,7 +13,10 @@ import pytest
 
 from juliarun_operator.juliarun import Context
 from juliarun_operator.juliarun.errors import ApiError, TransportError
-from juliarun_operator.reconcile.connections import (
+from juliarun_operator.reconcile.adapters.kube import SecretProblem
+from juliarun_operator.reconcile.adapters.metrics import Metrics
+from juliarun_operator.reconcile.decision.model import SNAPSHOT_SOON, SNAPSHOT_WAIT, Action, Kind, Plan
+from juliarun_operator.reconcile.runtime.connections import (
     Backoff,
     Breaker,
     Connection,
@@ -21,13 +24,10 @@ from juliarun_operator.reconcile.connections import (
     Credentials,
     Unavailable,
 )
-from juliarun_operator.reconcile.controller import Config, Controller
-from juliarun_operator.reconcile.kube import SecretProblem
-from juliarun_operator.reconcile.metrics import Metrics
-from juliarun_operator.reconcile.model import SNAPSHOT_SOON, SNAPSHOT_WAIT, Action, Kind, Plan
-from juliarun_operator.reconcile.poller import LIVENESS, Poller, gap
-from juliarun_operator.reconcile.secrets import SecretCache
-from juliarun_operator.reconcile.workqueue import WorkQueue
+from juliarun_operator.reconcile.runtime.controller import Config, Controller
+from juliarun_operator.reconcile.runtime.credentials import SecretCache
+from juliarun_operator.reconcile.runtime.poller import LIVENESS, Poller, gap
+from juliarun_operator.reconcile.runtime.queue import WorkQueue
 
 CONTEXT = Context(url="http://127.0.0.1:9", token="unit-test-token-1234", namespace="ns")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from juliarun_operator.api import ADOPT_ANNOTATION, FINALIZER, PAUSE_ANNOTATION, default_job_name
 from juliarun_operator.juliarun.client import JobInfo, JobScale, JobStatus
-from juliarun_operator.reconcile import decide as d
-from juliarun_operator.reconcile import status as st
-from juliarun_operator.reconcile.naming import default_job_name
-from juliarun_operator.reconcile.rules import handover
+from juliarun_operator.reconcile import decision as d
+from juliarun_operator.reconcile.decision import status as st
+from juliarun_operator.reconcile.decision.rules import handover
 
 from decision_tables import NOW, cond, facts_with, kinds, written
 
@@ -21,7 +21,7 @@ def obj(
     status=None,
     spec=None,
     annotations=None,
-    finalizers=(d.FINALIZER,),
+    finalizers=(FINALIZER,),
     deleting=False,
     generation=1,
     created=NOW - 100,
@@ -184,7 +184,7 @@ def test_a_refused_submit_without_a_job_is_stalled_and_retried_ever_more_slowly(
 )
 def test_adoption_only_where_the_administrator_allows_and_no_object_holds_it(allowed, claimed_by, adopted):
     plan = d.reconcile(
-        obj(spec={"jobName": "team-old"}, annotations={d.ADOPT_ANNOTATION: "true"}),
+        obj(spec={"jobName": "team-old"}, annotations={ADOPT_ANNOTATION: "true"}),
         facts([info("team-old")], adopt_allowed=allowed, claimed_by=claimed_by),
     )
     fields = written(plan)
@@ -334,7 +334,7 @@ def test_a_refused_update_is_not_sent_again_for_that_generation():
 def test_paused_objects_call_nothing_and_catch_up_after():
     o, memory = running()
     paused = d.ObjectState(
-        **{**o.__dict__, "annotations": {d.PAUSE_ANNOTATION: "true"}, "spec": {**o.spec, "parallelism": 5}}
+        **{**o.__dict__, "annotations": {PAUSE_ANNOTATION: "true"}, "spec": {**o.spec, "parallelism": 5}}
     )
     plan = d.reconcile(paused, facts([info()], memory))
     assert kinds(plan) == [d.Kind.WRITE_STATUS] and written(plan)["phase"] == "Paused"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from juliarun_operator.api import FINALIZER, default_job_name
 from juliarun_operator.juliarun.client import JobInfo, JobScale, JobStatus
-from juliarun_operator.reconcile import batch
-from juliarun_operator.reconcile import decide as d
-from juliarun_operator.reconcile import status as st
-from juliarun_operator.reconcile.naming import default_job_name
-from juliarun_operator.reconcile.registry import Registry
+from juliarun_operator.reconcile import decision as d
+from juliarun_operator.reconcile.decision import batch
+from juliarun_operator.reconcile.decision import status as st
+from juliarun_operator.reconcile.runtime.registry import Registry
 
 from decision_tables import NOW, cond, facts_with, kinds, written
 
@@ -21,7 +21,7 @@ PARAMS = {"run_volume": "v", "start_script": "run.jl"}
 def obj(spec=None, status=None, deleting=False, generation=1) -> d.ObjectState:
     spec = {"type": "JuliaBatch", "runVolume": "v", "startScript": "run.jl", **(spec or {})}
     return d.ObjectState(
-        "team", "train", UID, generation, spec, status or {}, {}, (d.FINALIZER,), deleting, NOW - 500
+        "team", "train", UID, generation, spec, status or {}, {}, (FINALIZER,), deleting, NOW - 500
     )
 
 

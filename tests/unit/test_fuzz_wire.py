@@ -23,13 +23,13 @@ import yarl
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from juliarun_operator.api import default_job_name
 from juliarun_operator.juliarun import Client, Context, Job
 from juliarun_operator.juliarun import jobtypes as jt
 from juliarun_operator.juliarun.decoding import decode_params
 from juliarun_operator.juliarun.encoding import check_job_name, check_params, encode_params
 from juliarun_operator.juliarun.errors import ParameterError
-from juliarun_operator.reconcile.mapping import FIELD_TO_PARAM, job_params
-from juliarun_operator.reconcile.naming import default_job_name
+from juliarun_operator.reconcile.decision.mapping import FIELD_TO_PARAM, job_params
 
 TOKEN = "fuzz-t0ken/+=&?#"
 URL = "http://juliarun.invalid:8080/base/"

@@ -7,8 +7,13 @@ import datetime as dt
 
 import kubernetes
 
-from juliarun_operator.reconcile.leader import FIELD_MANAGER, SETTLED_ANNOTATION, STOP_MARGIN, _earlier
-from juliarun_operator.reconcile.model import Earlier
+from juliarun_operator.reconcile.adapters.lease import (
+    FIELD_MANAGER,
+    SETTLED_ANNOTATION,
+    STOP_MARGIN,
+    _earlier,
+)
+from juliarun_operator.reconcile.decision.model import Earlier
 
 WRITTEN = dt.datetime(2026, 11, 26, 12, 0, 0, tzinfo=dt.UTC)
 

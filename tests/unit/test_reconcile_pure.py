@@ -2,11 +2,11 @@
 
 import pytest
 
+from juliarun_operator.api import default_job_name
 from juliarun_operator.juliarun.encoding import JOB_NAME_RE
 from juliarun_operator.juliarun.errors import ParameterError
-from juliarun_operator.reconcile import status as st
-from juliarun_operator.reconcile.mapping import changed_params, job_params
-from juliarun_operator.reconcile.naming import default_job_name
+from juliarun_operator.reconcile.decision import status as st
+from juliarun_operator.reconcile.decision.mapping import changed_params, job_params
 
 NOW = "2026-11-25T10:00:00Z"
 

@@ -1,12 +1,11 @@
-"""The operator, a level-triggered reconciler. Where things are:
+"""The operator, a level-triggered reconciler, in layers (tests/unit/test_layers.py keeps them):
 
-- the decision, pure: `decide.py` (entry; live objects), `deleting.py`, `batch.py` (batch
-  jobs), `rules.py` (what they share), `status.py` (conditions), `model.py` (its types),
-  `naming.py`, `mapping.py` (spec to JuliaRun parameters);
-- carrying it out: `controller.py` (work queue, facts), `execute.py` (actions), `poller.py`
-  (one snapshot per connection), `registry.py`, `routing.py`, `connections.py` (breaker),
-  `secrets.py`, `kube.py`, `leader.py` (Lease), `metrics.py`;
-- the process: `main.py` (flags; kopf only watches), `kopfstorage.py`.
+- `decision/`: pure; from an object and JuliaRun's view of it, the plan;
+- `runtime/`: carrying it out: the controller (the queue's one owner), the executor, the
+  JuliaRun connections (a compartment each), the registry, the credentials;
+- `adapters/`: Kubernetes, kopf's watch, the Lease, metrics;
+- `main.py`: flags and environment to configuration, and the wiring.
 
-Uses `juliarun_operator.juliarun` for the protocol; never imports the emulator.
+Imports point down that list, never back. Uses `juliarun_operator.juliarun` for the
+protocol and `juliarun_operator.api` for the resource's vocabulary; never the emulator.
 """

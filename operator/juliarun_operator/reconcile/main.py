@@ -117,13 +117,13 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import tenancy
     from ..juliarun import Context, JuliaRunError
-    from .connections import Backoff, Connections
-    from .controller import Config, Controller
-    from .kopfstorage import NoDiffBase, NoProgress
-    from .kube import Kube
-    from .leader import LeaseElector
-    from .metrics import Metrics, serve
-    from .poller import Poller
+    from .adapters.kopf_storage import NoDiffBase, NoProgress
+    from .adapters.kube import Kube
+    from .adapters.lease import LeaseElector
+    from .adapters.metrics import Metrics, serve
+    from .runtime.connections import Backoff, Connections
+    from .runtime.controller import Config, Controller
+    from .runtime.poller import Poller
 
     sync_interval = _given(args.sync_interval, env_float("JULIARUN_SYNC_INTERVAL", 10.0))
     health_interval = _given(args.health_interval, env_float("JULIARUN_HEALTH_INTERVAL", 30.0))

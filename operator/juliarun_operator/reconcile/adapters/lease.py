@@ -30,8 +30,8 @@ from collections.abc import Callable
 
 import kubernetes
 
+from ..decision.model import Earlier
 from .kube import ApiException
-from .model import Earlier
 
 log = logging.getLogger("juliarun_operator.leader")
 SETTLED_ANNOTATION = "juliarun.dev/sends-settled"

@@ -12,8 +12,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ..juliarun import jobtypes as jt
-from ..juliarun.client import JobInfo
+from ...juliarun import jobtypes as jt
+from ...juliarun.client import JobInfo
 
 READY, RECONCILING, STALLED = "Ready", "Reconciling", "Stalled"
 COMPLETE, FAILED, SUSPENDED = "Complete", "Failed", "Suspended"

@@ -3,8 +3,9 @@ or leave them under `deletionPolicy: Orphan`, then let the object go. Pure, no I
 
 from __future__ import annotations
 
+from ...api import FINALIZER
 from . import batch
-from .model import FINALIZER, Action, Facts, Kind, ObjectState, Outcome, Plan
+from .model import Action, Facts, Kind, ObjectState, Outcome, Plan
 from .rules import landing_wait, ours
 
 

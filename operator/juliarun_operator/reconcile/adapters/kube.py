@@ -13,11 +13,10 @@ from typing import Any, cast
 
 import kubernetes
 
-from ..tenancy import secret_is_marked, unmarked_secret_message
-from .status import iso
+from ...api import COMPONENT, GROUP, KIND, PLURAL, VERSION
+from ...tenancy import secret_is_marked, unmarked_secret_message
+from ..decision.status import iso
 
-GROUP, VERSION, PLURAL, KIND = "juliarun.dev", "v1alpha1", "juliarunjobs", "JuliaRunJob"
-COMPONENT = "juliarun-operator"
 TIMEOUT = (5.0, 30.0)  # connect, read: no Kubernetes call may hang a worker
 
 log = logging.getLogger(__name__)

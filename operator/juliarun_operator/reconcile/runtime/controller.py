@@ -17,19 +17,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..juliarun import ParameterError
-from ..juliarun.client import Context, public_url
-from . import decide as d
+from ...juliarun import ParameterError
+from ...juliarun.client import Context, public_url
+from .. import decision as d
+from ..adapters.kube import ApiException, Kube
+from ..adapters.metrics import Metrics
+from ..decision.mapping import job_params
+from ..decision.rules import handover
 from .connections import Backoff, Connection, Connections
-from .execute import Executor
-from .kube import ApiException, Kube
-from .mapping import job_params
-from .metrics import Metrics
+from .credentials import SecretCache
+from .executor import Executor
+from .queue import WorkQueue
 from .registry import Body, Key, Registry, key_of
 from .routing import Routing
-from .rules import handover
-from .secrets import SecretCache
-from .workqueue import WorkQueue
 
 log = logging.getLogger("juliarun_operator")
 

@@ -12,9 +12,9 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..juliarun import jobtypes as jt
-from ..juliarun.encoding import check_params
-from ..juliarun.errors import ParameterError
+from ...juliarun import jobtypes as jt
+from ...juliarun.encoding import check_params
+from ...juliarun.errors import ParameterError
 
 # (namespace, secret name, key) -> value; raises LookupError when missing.
 SecretReader = Callable[[str, str, str], str]

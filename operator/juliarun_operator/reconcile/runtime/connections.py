@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..juliarun import Client, Context, JobInfo, JuliaRunError, RetryPolicy
-from ..juliarun.client import SnapshotMemo
-from ..juliarun.errors import ApiError
+from ...juliarun import Client, Context, JobInfo, JuliaRunError, RetryPolicy
+from ...juliarun.client import SnapshotMemo
+from ...juliarun.errors import ApiError
 
 Observe = Callable[[str, str, float], None]
 

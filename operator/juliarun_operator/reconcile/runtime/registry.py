@@ -12,10 +12,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from . import batch
+from ...api import default_job_name
+from ..decision import batch
+from ..decision.model import ObjectState
 from .connections import Connection
-from .decide import ObjectState
-from .naming import default_job_name
 
 Key = tuple[str, str]  # (namespace, name)
 Body = dict[str, Any]  # a JuliaRunJob as the API server returns it

@@ -9,8 +9,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..adapters.kube import SecretProblem
 from .connections import Backoff
-from .kube import SecretProblem
 
 Reader = Callable[[str, str, bool], dict[str, str]]  # (namespace, name, must be marked)
 

@@ -8,13 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ..juliarun.client import JobInfo
+from ...api import ADOPT_ANNOTATION, PAUSE_ANNOTATION, default_job_name
+from ...juliarun.client import JobInfo
 from . import status as st
-from .naming import default_job_name
 
-FINALIZER = "juliarun.dev/finalizer"
-PAUSE_ANNOTATION = "juliarun.dev/paused"
-ADOPT_ANNOTATION = "juliarun.dev/adopt"
 DEFAULT_CONNECTION = "default"
 REFUSAL_BACKOFF = (2.0, 120.0)  # seconds before a refused request is sent again: first, cap
 SNAPSHOT_WAIT = 1.0  # seconds between looks while an object waits for JuliaRun to move

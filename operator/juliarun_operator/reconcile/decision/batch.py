@@ -21,12 +21,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..juliarun import jobtypes as jt
-from ..juliarun.client import JobInfo
+from ...api import attempt_job_name
+from ...juliarun import jobtypes as jt
+from ...juliarun.client import JobInfo
 from . import model as d
 from . import rules  # each uses the other's names only when called: the cycle is safe
 from . import status as st
-from .naming import HASH_LEN, MAX_NAME
 
 FIELDS = ("ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit", "suspend")
 MAX_HISTORY = 20  # past attempts kept in status
@@ -46,14 +46,7 @@ def attempts(status: Mapping[str, Any]) -> int:
 
 def attempt_name(obj: d.ObjectState, n: int) -> str:
     """The JuliaRun name of attempt `n`."""
-    base = obj.spec.get("jobName") or obj.default_name
-    if n <= 1:
-        return base
-    suffix = f"-{n}"
-    if obj.spec.get("jobName"):
-        return base[: MAX_NAME - len(suffix)].rstrip("-") + suffix
-    prefix, digest = base.rsplit("-", 1)
-    return prefix[: MAX_NAME - HASH_LEN - 1 - len(suffix)].rstrip("-") + f"-{digest}{suffix}"
+    return attempt_job_name(obj.spec.get("jobName"), obj.default_name, n)
 
 
 def derived(obj: d.ObjectState, name: str) -> bool:

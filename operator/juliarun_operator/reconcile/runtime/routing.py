@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import decide as d
+from .. import decision as d
+from ..adapters.kube import SecretProblem
 from .connections import Connection, Connections, Credentials
-from .kube import SecretProblem
-from .secrets import SecretCache
+from .credentials import SecretCache
 
 if TYPE_CHECKING:
     from .controller import Config

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 
-from ..juliarun import JuliaRunError
+from ...juliarun import JuliaRunError
 from .connections import Connection, Unavailable
 from .controller import Controller
 from .registry import Key

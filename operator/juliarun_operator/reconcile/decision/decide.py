@@ -18,46 +18,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..juliarun import jobtypes as jt
-from ..juliarun.client import JobInfo
+from ...api import ADOPT_ANNOTATION, FINALIZER
+from ...juliarun import jobtypes as jt
+from ...juliarun.client import JobInfo
 from . import batch
 from . import status as st
 from .deleting import deleting
 from .mapping import changed_params, params_digest
 from .model import (
-    ADOPT_ANNOTATION,
     DEFAULT_CONNECTION,
-    FINALIZER,
-    PAUSE_ANNOTATION,
-    REFUSAL_BACKOFF,
     Action,
-    Earlier,
     Facts,
     Kind,
-    Memory,
     ObjectState,
     Outcome,
     Plan,
 )
 from .rules import landing_wait, ours, refusal_wait, spec_stall, status_write, submit_actions
-
-__all__ = [
-    "ADOPT_ANNOTATION",
-    "DEFAULT_CONNECTION",
-    "FINALIZER",
-    "PAUSE_ANNOTATION",
-    "REFUSAL_BACKOFF",
-    "Action",
-    "Earlier",
-    "Facts",
-    "Kind",
-    "Memory",
-    "ObjectState",
-    "Outcome",
-    "Plan",
-    "reconcile",
-    "refusal_wait",
-]
 
 
 def reconcile(obj: ObjectState, f: Facts) -> Plan:

@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..juliarun import jobtypes as jt
+from ...api import FINALIZER
+from ...juliarun import jobtypes as jt
 from . import batch
 from . import status as st
-from .model import FINALIZER, REFUSAL_BACKOFF, Action, Earlier, Facts, Kind, Memory, ObjectState, Outcome
+from .model import REFUSAL_BACKOFF, Action, Earlier, Facts, Kind, Memory, ObjectState, Outcome
 
 
 def ours(obj: ObjectState, f: Facts, name: str) -> bool:

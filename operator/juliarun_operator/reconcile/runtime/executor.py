@@ -9,12 +9,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..juliarun import Job, JuliaRunError
-from ..juliarun.errors import ApiError
-from . import decide as d
+from ...api import FINALIZER
+from ...juliarun import Job, JuliaRunError
+from ...juliarun.errors import ApiError
+from .. import decision as d
+from ..adapters.kube import ApiException
+from ..decision.mapping import job_params
 from .connections import Connection, Unavailable
-from .kube import ApiException
-from .mapping import job_params
 from .registry import Body, Key
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class Executor:
                 adding = kind is d.Kind.ADD_FINALIZER
                 # A removal's answer is not kept: the object may be gone (and forgotten) already.
                 written = self.write(
-                    "finalizer", self.kube.set_finalizer, body, d.FINALIZER, adding, keep=adding
+                    "finalizer", self.kube.set_finalizer, body, FINALIZER, adding, keep=adding
                 )
                 body = written if adding else body
                 memory.added_finalizer = memory.added_finalizer or adding
