@@ -35,6 +35,7 @@ ENV PATH=/opt/juliarun/bin:$PATH \
     MALLOC_ARENA_MAX=2
 # Numeric, so runAsNonRoot can verify it without an /etc/passwd entry.
 USER 65532:65532
-EXPOSE 8080
+# /metrics, /healthz, /readyz (METRICS_PORT, the chart's metrics.port).
+EXPOSE 9180
 ENTRYPOINT ["juliarun"]
 CMD ["operator"]

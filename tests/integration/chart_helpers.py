@@ -14,9 +14,10 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import requests
 import yaml
 
-from harness import Process, wait_for
+from harness import Process, free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "juliarun-operator"
@@ -181,3 +182,41 @@ def chart_operator(log: Path, kubeconfig: Path, url: str, *args: str, **env: str
     )
     operator.start()
     return operator
+
+
+# --- an OCI registry on loopback (hack/registry/registry.sh) ----------------------------------
+
+
+class Registry(Process):
+    """A registry (Debian's docker-registry: CNCF Distribution) on a loopback port, storing in
+    `workdir`; plain http, as `helm push/install --plain-http` expect of a local one."""
+
+    def __init__(self, workdir: Path):
+        binary = subprocess.run(
+            ["bash", str(REPO / "hack" / "registry" / "registry.sh")],
+            stdout=subprocess.PIPE,
+            text=True,
+            check=True,
+            timeout=300,
+        ).stdout.strip()
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        config = workdir / "registry.yml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "version": 0.1,
+                    "log": {"level": "warn"},
+                    "storage": {"filesystem": {"rootdirectory": str(workdir / "storage")}},
+                    "http": {"addr": self.host},
+                }
+            )
+        )
+        super().__init__([binary, "serve", str(config)], workdir / "registry.log", BASE_ENV)
+
+    def start(self) -> None:
+        super().start()
+        wait_for("the registry", lambda: requests.get(f"http://{self.host}/v2/", timeout=1).ok, 30)
+
+    def tags(self, repository: str) -> list[str]:
+        return requests.get(f"http://{self.host}/v2/{repository}/tags/list", timeout=5).json()["tags"]

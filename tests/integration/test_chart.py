@@ -43,6 +43,13 @@ from chart_helpers import (
 )
 from harness import Kube, Process, wait_for
 
+HOOK = "helm.sh/hook"
+
+
+def is_hook(obj: dict) -> bool:
+    return HOOK in (obj["metadata"].get("annotations") or {})
+
+
 pytestmark = pytest.mark.integration
 HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
 
@@ -95,7 +102,8 @@ def test_deploy_manifests_match_chart_defaults(control_plane, helm):
     """deploy/ is the chart's default install (release juliarun-operator) as plain files,
     as rendered for any API server: the finalizer policy, which the chart renders only where
     it is served, is deploy/finalizer-policy.yaml, outside the kustomization."""
-    chart = objects(render(helm, release="juliarun-operator"))
+    # `helm test`'s Pod is Helm's alone: kustomize has no test hooks.
+    chart = [o for o in objects(render(helm, release="juliarun-operator")) if not is_hook(o)]
     kustomized = objects(control_plane.kubectl("kustomize", str(DEPLOY)).stdout)
     plain = [o for o in kustomized if o["kind"] not in ("Namespace", "CustomResourceDefinition")]
     key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
@@ -296,6 +304,10 @@ BAD_VALUES = {
     "bad pull policy": (["image.pullPolicy=Sometimes"], "/image/pullPolicy"),
     "namespace not a DNS label": (["watchNamespaces={Team_A}"], "/watchNamespaces/0"),
     "port out of range": (["metrics.port=70000"], "/metrics/port"),
+    "memory not a quantity": (["resources.limits.memory=lots"], "/resources/limits/memory"),
+    "unknown resources key": (["resources.limit.memory=1Gi"], "limit"),
+    "policy port out of range": (["networkPolicy.apiServer.ports={0}"], "/networkPolicy/apiServer/ports/0"),
+    "policy peer of no kind": (["networkPolicy.dns.to[0].cidr=10.0.0.0/8"], "/networkPolicy/dns/to/0"),
 }
 
 
@@ -337,10 +349,13 @@ def test_chart_server_dry_run(control_plane, helm, crds_installed, sets):
         if s.startswith(("watchNamespaces=", "rbac.secretNamespaces=")):
             for ns in s.partition("=")[2].strip("{}").split(","):
                 create_namespace(control_plane, ns)
-    manifest = render(helm, *sets, namespace=namespace, release=f"dry{uuid.uuid4().hex[:4]}")
-    result = control_plane.kubectl("apply", "--dry-run=server", "-f", "-", input=manifest)
+    rendered = render(helm, *sets, namespace=namespace, release=f"dry{uuid.uuid4().hex[:4]}")
+    # What `helm install` applies: not `helm test`'s Pod (run by `helm test`, once the
+    # ServiceAccount it runs as exists; test_pod_meets_restricted_standard admits it).
+    applied = [o for o in objects(rendered) if not is_hook(o)]
+    result = control_plane.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(applied))
     assert "Warning" not in result.stderr, result.stderr
-    assert len(result.stdout.strip().splitlines()) == len(objects(manifest))
+    assert len(result.stdout.strip().splitlines()) == len(applied)
 
 
 def test_kustomize_server_dry_run(control_plane, crds_installed):
@@ -403,6 +418,12 @@ def test_pod_meets_restricted_standard(control_plane, helm, crds_installed, sour
     }
     result = control_plane.kubectl("apply", "-f", "-", input=json.dumps(pod), check=False)
     assert result.returncode == 0 and "Warning" not in result.stderr, result.stderr
+    if source != "deploy":
+        # `helm test`'s Pod too (it runs as the operator's ServiceAccount, applied above).
+        (test_pod,) = [o for o in objects(render(helm, namespace=namespace, release="psa")) if is_hook(o)]
+        test_pod["metadata"]["namespace"] = namespace
+        result = control_plane.kubectl("apply", "-f", "-", input=json.dumps(test_pod), check=False)
+        assert result.returncode == 0 and "Warning" not in result.stderr, result.stderr
     # The control: the same Pod as root is refused, so enforcement really is on.
     root = json.loads(json.dumps(pod))
     root["metadata"]["name"] = "root-pod"
@@ -411,6 +432,129 @@ def test_pod_meets_restricted_standard(control_plane, helm, crds_installed, sour
     refused = control_plane.kubectl("apply", "-f", "-", input=json.dumps(root), check=False)
     assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr, refused.stderr
     control_plane.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+# --- the NetworkPolicy, ephemeral storage, `helm test` ----------------------------------------
+
+
+def ports_of(rule: dict) -> set[tuple[int, str]]:
+    return {(p["port"], p["protocol"]) for p in rule.get("ports", [])}
+
+
+def test_network_policy_by_default_admitted_and_selecting_the_operator_alone(control_plane, helm):
+    """Applied for real: the API server admits it as the chart renders it, and it selects the
+    operator's pods, not `helm test`'s, with ingress to the metrics port only and egress to
+    the API server, DNS and the default JuliaRun URL's port only."""
+    namespace = unique_ns("jr-np")
+    create_namespace(control_plane, namespace)
+    objs = objects(render(helm, namespace=namespace, release="np"))
+    (policy,) = by_kind(objs, "NetworkPolicy")
+    control_plane.kubectl("apply", "-f", "-", input=json.dumps(policy))
+    stored = json.loads(
+        control_plane.kubectl(
+            "get", "networkpolicy", "np-juliarun-operator", "-n", namespace, "-o", "json"
+        ).stdout
+    )["spec"]
+    template = deployment_of(objs)["spec"]["template"]
+    selector = stored["podSelector"]["matchLabels"].items()
+    assert selector <= template["metadata"]["labels"].items()
+    (test_pod,) = [o for o in objs if is_hook(o)]
+    assert not selector <= test_pod["metadata"]["labels"].items()
+    (service,) = by_kind(objs, "Service")
+    assert not service["spec"]["selector"].items() <= test_pod["metadata"]["labels"].items()
+    assert stored["policyTypes"] == ["Ingress", "Egress"]
+    (container,) = template["spec"]["containers"]
+    (metrics_port,) = [p["containerPort"] for p in container["ports"] if p["name"] == "metrics"]
+    assert metrics_port == 9180
+    assert [ports_of(r) for r in stored["ingress"]] == [{(9180, "TCP")}]
+    assert [ports_of(r) for r in stored["egress"]] == [
+        {(443, "TCP"), (6443, "TCP")},
+        {(53, "UDP"), (53, "TCP")},
+        {(80, "TCP")},
+    ]
+    # No peer named by default: any source or destination, on those ports alone.
+    assert not any("from" in r for r in stored["ingress"]) and not any("to" in r for r in stored["egress"])
+    control_plane.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def test_network_policy_values_widen_and_narrow_it(control_plane, helm):
+    namespace = unique_ns("jr-np")
+    create_namespace(control_plane, namespace)
+    sets = [
+        "juliarun.url=https://jr.example.com:8443",
+        "metrics.port=9999",
+        "networkPolicy.metrics.from[0].namespaceSelector.matchLabels.team=monitoring",
+        "networkPolicy.apiServer.to[0].ipBlock.cidr=192.0.2.10/32",
+        "networkPolicy.apiServer.ports={6443,16443}",
+        r"networkPolicy.dns.to[0].namespaceSelector.matchLabels.kubernetes\.io/metadata\.name=kube-system",
+        "networkPolicy.extraEgress[0].ports[0].port=3128",
+    ]
+    (policy,) = by_kind(objects(render(helm, *sets, namespace=namespace, release="np")), "NetworkPolicy")
+    result = control_plane.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(policy))
+    assert "created (server dry run)" in result.stdout, result.stdout + result.stderr
+    spec = policy["spec"]
+    assert [ports_of(r) for r in spec["ingress"]] == [{(9999, "TCP")}]
+    assert spec["ingress"][0]["from"] == [{"namespaceSelector": {"matchLabels": {"team": "monitoring"}}}]
+    api, dns, juliarun, proxy = spec["egress"]
+    assert ports_of(api) == {(6443, "TCP"), (16443, "TCP")}
+    assert api["to"] == [{"ipBlock": {"cidr": "192.0.2.10/32"}}]
+    assert dns["to"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
+    ]
+    assert ports_of(juliarun) == {(8443, "TCP")}  # the URL's port
+    assert proxy == {"ports": [{"port": 3128}]}
+    https = by_kind(objects(render(helm, "juliarun.url=https://jr.example.com")), "NetworkPolicy")[0]
+    assert ports_of(https["spec"]["egress"][2]) == {(443, "TCP")}
+    listed = by_kind(objects(render(helm, "networkPolicy.juliarun.ports={8080}")), "NetworkPolicy")[0]
+    assert ports_of(listed["spec"]["egress"][2]) == {(8080, "TCP")}
+    assert not by_kind(objects(render(helm, "networkPolicy.enabled=false")), "NetworkPolicy")
+    control_plane.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+@pytest.mark.parametrize("source", ["chart", "deploy"])
+def test_operator_requests_and_limits_ephemeral_storage(control_plane, helm, source):
+    if source == "deploy":
+        objs = objects(control_plane.kubectl("kustomize", str(DEPLOY)).stdout)
+    else:
+        objs = objects(render(helm))
+    pod = deployment_of(objs)["spec"]["template"]["spec"]
+    resources = pod["containers"][0]["resources"]
+    assert resources["requests"]["ephemeral-storage"] == "64Mi"
+    assert resources["limits"]["ephemeral-storage"] == "256Mi"
+    # /tmp (an emptyDir, counted as ephemeral storage) fits within the limit.
+    (tmp,) = [v for v in pod["volumes"] if v["name"] == "tmp"]
+    assert tmp["emptyDir"]["sizeLimit"] == "64Mi"
+
+
+def test_helm_test_pod_checks_the_operator_and_juliarun_with_its_credentials(helm):
+    objs = objects(
+        render(
+            helm,
+            "juliarun.url=https://jr.example.com",
+            "juliarun.namespace=jobs",
+            "juliarun.tokenSecret.name=jr-token",
+            "juliarun.ca.configMapName=jr-ca",
+            "metrics.service.port=9300",
+        )
+    )
+    (pod,) = [o for o in objs if is_hook(o)]
+    assert pod["metadata"]["annotations"][HOOK] == "test"
+    spec = pod["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["serviceAccountName"] == deployment_of(objs)["spec"]["template"]["spec"]["serviceAccountName"]
+    (acts,) = spec["initContainers"]
+    assert "http://jro-juliarun-operator-metrics.juliarun-system.svc:9300/readyz" in acts["command"][2]
+    (answers,) = spec["containers"]
+    assert answers["args"] == ["jobs"]
+    operator = deployment_of(objs)["spec"]["template"]["spec"]["containers"][0]
+    wanted = ("JULIARUN_URL", "JULIARUN_NAMESPACE", "JULIARUN_TOKEN_FILE", "JULIARUN_CA_FILE")
+    assert {k: env_of(answers)[k] for k in wanted} == {k: env_of(operator)[k] for k in wanted}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["juliarun-token"]["secret"]["secretName"] == "jr-token"
+    assert volumes["juliarun-ca"]["configMap"]["name"] == "jr-ca"
+    # Without a Service there is nothing to ask; off when asked.
+    assert not [o for o in objects(render(helm, "metrics.service.enabled=false")) if is_hook(o)]
+    assert not [o for o in objects(render(helm, "tests.enabled=false")) if is_hook(o)]
 
 
 # --- RBAC: the operator runs as the chart's ServiceAccount -------------------------------

@@ -3,10 +3,12 @@ real API server, and the installs of docs/install.md compared with each other.""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import tarfile
 import tomllib
@@ -60,6 +62,11 @@ class Helm:
     home: Path
 
     def __call__(self, *args: str, kubeconfig: Path | None = None) -> str:
+        result = self.run(*args, kubeconfig=kubeconfig)
+        assert result.returncode == 0, f"helm {' '.join(args)} failed:\n{result.stderr}"
+        return result.stdout
+
+    def run(self, *args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess:
         env = {
             **os.environ,
             "HELM_CACHE_HOME": str(self.home / "cache"),
@@ -68,9 +75,7 @@ class Helm:
         }
         if kubeconfig:
             env["KUBECONFIG"] = str(kubeconfig)
-        result = subprocess.run([str(self.path), *args], capture_output=True, text=True, env=env, timeout=180)
-        assert result.returncode == 0, f"helm {' '.join(args)} failed:\n{result.stderr}"
-        return result.stdout
+        return subprocess.run([str(self.path), *args], capture_output=True, text=True, env=env, timeout=180)
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +191,79 @@ def test_helm_install_of_the_package(control_plane, helm, package):
         } == alerts
     finally:
         helm("uninstall", release, "-n", namespace, "--wait", kubeconfig=kubeconfig)
+        control_plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+# --- from an OCI registry, as users install add-ons ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    from chart_helpers import Registry
+
+    server = Registry(tmp_path_factory.mktemp("registry"))
+    server.start()
+    yield server
+    server.kill(signal.SIGTERM)
+
+
+def test_helm_install_from_an_oci_registry(control_plane, helm, package, registry):
+    """`helm push` to a registry, then `helm show readme` and `helm install oci://...` from it."""
+    pushed = helm("push", str(package), f"oci://{registry.host}/charts", "--plain-http")
+    assert registry.tags("charts/juliarun-operator") == [CHART_VERSION], pushed
+    ref = f"oci://{registry.host}/charts/juliarun-operator"
+    readme = helm("show", "readme", ref, "--version", CHART_VERSION, "--plain-http")
+    assert readme.strip() == (CHART / "README.md").read_text().strip()  # helm adds a newline
+    chart = yaml.safe_load(helm("show", "chart", ref, "--version", CHART_VERSION, "--plain-http"))
+    scheme, _, data = chart["icon"].partition(",")
+    assert (
+        scheme == "data:image/svg+xml;base64" and base64.b64decode(data) == (CHART / "icon.svg").read_bytes()
+    )
+    namespace, release = f"jr-oci-{uuid.uuid4().hex[:6]}", f"oci{uuid.uuid4().hex[:4]}"
+    kubeconfig = control_plane.kubeconfig
+    helm(
+        "install", release, ref, "--version", CHART_VERSION, "--plain-http", "-n", namespace,
+        "--create-namespace", kubeconfig=kubeconfig,
+    )  # fmt: skip
+    try:
+        listed = json.loads(helm("list", "-n", namespace, "-o", "json", kubeconfig=kubeconfig))
+        assert [(r["name"], r["status"], r["chart"]) for r in listed] == [
+            (release, "deployed", f"juliarun-operator-{CHART_VERSION}")
+        ]
+        policy = json.loads(
+            control_plane.kubectl(
+                "get", "networkpolicy", f"{release}-juliarun-operator", "-n", namespace, "-o", "json"
+            ).stdout
+        )
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    finally:
+        helm("uninstall", release, "-n", namespace, "--wait", kubeconfig=kubeconfig)
+        control_plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+@pytest.mark.parametrize("value", ["watchNamespaces", "rbac.secretNamespaces"])
+def test_a_missing_namespace_is_refused_before_anything_is_applied(control_plane, helm, package, value):
+    namespace, release = f"jr-miss-{uuid.uuid4().hex[:6]}", f"miss{uuid.uuid4().hex[:4]}"
+    missing = f"no-such-{uuid.uuid4().hex[:6]}"
+    control_plane.kubectl("create", "namespace", namespace)
+    try:
+        result = helm.run(
+            "install", release, str(package), "-n", namespace, "--set", f"{value}={{{missing}}}",
+            kubeconfig=control_plane.kubeconfig,
+        )  # fmt: skip
+        assert result.returncode != 0
+        assert (
+            f'namespace "{missing}" (watchNamespaces or rbac.secretNamespaces) does not exist'
+            in result.stderr
+        )
+        # Nothing of the release was applied: no ServiceAccount, no ClusterRole, no release record.
+        left = control_plane.kubectl(
+            "get", "serviceaccounts,secrets", "-n", namespace, "-o", "name"
+        ).stdout.split()  # fmt: skip
+        assert [n for n in left if release in n] == []
+        roles = control_plane.kubectl("get", "clusterroles", "-o", "name").stdout.split()
+        assert [n for n in roles if release in n] == []
+    finally:
         control_plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
