@@ -10,10 +10,12 @@ export PATH := $(CURDIR)/$(BIN):/usr/local/go/bin:$(PATH)
 setup: $(VENV)/.installed
 
 # The runtime dependencies at the image's versions (constraints.txt), the test tools at their newest.
-$(VENV)/.installed: pyproject.toml constraints.txt
+# The development tools (devtools/: `juliarun cluster`, `make generate`) are their own package,
+# never in the wheel or the image.
+$(VENV)/.installed: pyproject.toml devtools/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --constraint constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet --constraint constraints.txt -e '.[test]' -e ./devtools
 	touch $@
 
 # System packages and the control-plane binaries (built once into ~/.cache; see README);
@@ -25,8 +27,8 @@ tools:
 
 # ruff (lint and format check) and mypy; configuration in pyproject.toml.
 lint: setup
-	$(BIN)/ruff check operator tests bench hack
-	$(BIN)/ruff format --check operator tests bench hack
+	$(BIN)/ruff check operator devtools tests bench hack
+	$(BIN)/ruff format --check operator devtools tests bench hack
 	$(BIN)/mypy
 
 test: lint tools
@@ -58,7 +60,7 @@ bench: setup tools
 	MALLOC_ARENA_MAX=2 $(BIN)/python bench/run.py
 
 generate: setup
-	$(BIN)/python -m juliarun_operator.gen
+	$(BIN)/python -m juliarun_dev.gen
 
 # The release artifacts into dist/: the wheel and sdist, and the chart as helm packages it.
 package: setup

@@ -50,7 +50,7 @@ import kubernetes
 import requests
 import yaml
 
-from juliarun_operator import devcluster
+from juliarun_dev import devcluster
 from juliarun_operator.api import FINALIZER
 from juliarun_operator.juliarun import JobInfo, JobScale, JobStatus
 from juliarun_operator.reconcile import decision as d
@@ -294,7 +294,7 @@ def status_for(body: dict, info: JobInfo) -> dict | None:
         snapshot={info.name: info},
         snapshot_time=time.time(),
     )
-    writes = [a.value for a in d.reconcile(obj, facts).actions if a.kind is d.Kind.WRITE_STATUS]
+    writes = [a.status for a in d.reconcile(obj, facts).actions if a.kind is d.Kind.WRITE_STATUS]
     return writes[0] if writes else None
 
 

@@ -31,7 +31,7 @@ export KUBECONFIG="$DIR/kubeconfig"
 "$BIN/juliarun" cluster up --node --state-dir "$STATE" --kubeconfig "$KUBECONFIG" >/dev/null
 # Nothing can be pulled here: the image goes into the node's containerd, as a pull would put it.
 show "$BIN/juliarun" cluster load --state-dir "$STATE" "$ARCHIVE"
-TOOLS=$("$BIN/python" -c 'from juliarun_operator import devcluster; print(devcluster.bin_dir())')
+TOOLS=$("$BIN/python" -c 'from juliarun_dev import devcluster; print(devcluster.bin_dir())')
 kubectl() { "$TOOLS/kubectl" "$@"; }
 helm() { "$TOOLS/helm" "$@"; }
 show kubectl get nodes -o wide

@@ -27,7 +27,7 @@ free_port() { "$BIN/python" -c 'import socket; s = socket.socket(); s.bind(("127
 step "a local Kubernetes control plane (built from source on first use: several minutes)"
 export KUBECONFIG="$DIR/kubeconfig"
 "$BIN/juliarun" cluster up --state-dir "$STATE" --kubeconfig "$KUBECONFIG" >/dev/null
-KUBECTL=$("$BIN/python" -c 'from juliarun_operator import devcluster; print(devcluster.ensure_binaries()["kubectl"])')
+KUBECTL=$("$BIN/python" -c 'from juliarun_dev import devcluster; print(devcluster.ensure_binaries()["kubectl"])')
 kubectl() { "$KUBECTL" "$@"; }
 show kubectl version
 show kubectl apply -f crds/

@@ -27,7 +27,7 @@ echo "loaded $image:$tag into kind cluster $cluster" >&2
 
 if [ "${INSTALL:-0}" = 1 ]; then
   helm="$(command -v helm || true)"
-  [ -n "$helm" ] || helm="$(.venv/bin/python -c 'from juliarun_operator import devcluster; print(devcluster.ensure_binaries()["helm"])')"
+  [ -n "$helm" ] || helm="$(.venv/bin/python -c 'from juliarun_dev import devcluster; print(devcluster.ensure_binaries()["helm"])')"
   kubectl create namespace juliarun-system --dry-run=client -o yaml | kubectl apply -f -
   kubectl label namespace juliarun-system pod-security.kubernetes.io/enforce=restricted --overwrite
   # pullPolicy Never: the image exists only inside the kind nodes.

@@ -1,6 +1,6 @@
 """Fixtures for tests against a real Kubernetes API server.
 
-One local etcd + kube-apiserver (juliarun_operator.devcluster) is started for the
+One local etcd + kube-apiserver (juliarun_dev.devcluster) is started for the
 session and stopped after it. The tests use another cluster only when told to:
 JULIARUN_TEST_KUBECONFIG names its kubeconfig (e.g. the one hack/kind-up.sh writes).
 A KUBECONFIG in the environment is ignored, so a production context is never touched.
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from juliarun_operator import devcluster
+from juliarun_dev import devcluster
 from juliarun_operator.api import FINALIZER
 
 from argocd_lua import LUA_INSTALL

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from juliarun_operator import devcluster
+from juliarun_dev import devcluster
 
 pytestmark = pytest.mark.integration
 

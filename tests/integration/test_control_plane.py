@@ -14,7 +14,7 @@ import pytest
 import yaml
 from kubernetes import client, watch
 
-from juliarun_operator import devcluster
+from juliarun_dev import devcluster
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from juliarun_operator import devcluster
+from juliarun_dev import devcluster
 from juliarun_operator.api import default_job_name
 
 from harness import (

@@ -11,7 +11,7 @@ import uuid
 import pytest
 import yaml
 
-from juliarun_operator import gen
+from juliarun_dev import gen
 from juliarun_operator.juliarun import jobtypes as jt
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from juliarun_operator import devcluster
+from juliarun_dev import devcluster
 
 from harness import Emulator, Kube, Operator, apply_crds, job, wait_for
 

@@ -24,7 +24,7 @@ import yaml
 from conftest import ControlPlane
 from kubernetes import client, config
 
-from juliarun_operator import devcluster, devnode
+from juliarun_dev import devcluster, devnode
 
 from harness import job, wait_for
 

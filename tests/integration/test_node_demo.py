@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from juliarun_operator import devnode
+from juliarun_dev import devnode
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

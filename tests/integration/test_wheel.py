@@ -78,6 +78,12 @@ def test_build_makes_a_wheel_and_an_sdist(dist):
     assert "juliarun_operator/py.typed" in names
     assert f"{DIST}.dist-info/licenses/LICENSE" in names
     assert not any(n.startswith("tests/") for n in names)
+    # The development tools are their own package (devtools/), for a checkout only.
+    assert not any(n.startswith("juliarun_dev") for n in names), names
+    assert not any(
+        n.startswith(("juliarun_operator/devcluster/", "juliarun_operator/gen/", "juliarun_operator/dev"))
+        for n in names
+    ), names
     metadata = wheel.read(f"{DIST}.dist-info/METADATA").decode()
     assert f"Version: {VERSION}" in metadata and "License-Expression: MIT" in metadata
     assert "Requires-Dist: kopf<2,>=1.44" in metadata
@@ -85,6 +91,7 @@ def test_build_makes_a_wheel_and_an_sdist(dist):
         members = sdist.getnames()
     for path in ("LICENSE", "README.md", "pyproject.toml", "operator/juliarun_operator/cli/__init__.py"):
         assert f"{DIST}/{path}" in members
+    assert not any(m.startswith(f"{DIST}/devtools") for m in members), members
 
 
 def test_the_installed_package_is_the_wheel(venv):
@@ -145,10 +152,10 @@ def test_emulator_and_a_client_call(venv, tmp_path):
         log.close()
 
 
-def test_source_tree_tools_say_where_to_run_them(venv):
+def test_development_tools_are_absent_and_say_where_to_run_them(venv):
     cluster = run(venv, "juliarun", "cluster", "status")
     assert cluster.returncode == 1 and cluster.stdout == ""
     assert cluster.stderr.count("\n") == 1 and "needs a source checkout" in cluster.stderr, cluster.stderr
-    generate = run(venv, "python", "-m", "juliarun_operator.gen", "--check")
-    assert generate.returncode == 1
-    assert generate.stderr.count("\n") == 1 and "make generate" in generate.stderr, generate.stderr
+    assert "make setup" in cluster.stderr, cluster.stderr
+    absent = run(venv, "python", "-c", "import juliarun_dev")
+    assert absent.returncode == 1 and "No module named 'juliarun_dev'" in absent.stderr, absent.stderr

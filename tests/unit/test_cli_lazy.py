@@ -1,6 +1,6 @@
 """The `juliarun` parser with subcommand modules loaded on demand: what each command
 imports, connection flags after `operator`, and one-line errors for bad environment
-values and for tools that need a source checkout."""
+values and for the development tools, which need a source checkout."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ HEAVY = (
     "kopf",
     "juliarun_operator.reconcile",
     "juliarun_operator.emulator",
-    "juliarun_operator.devcluster",
+    "juliarun_dev",
     "juliarun_operator.resources",
 )
 
@@ -113,10 +113,12 @@ def test_a_bad_environment_value_leaves_other_commands_alone(monkeypatch, capsys
     assert cli.main(["types", "JuliaBatch"]) == 0
 
 
-def test_cluster_outside_a_source_checkout_is_one_line(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(cli, "SOURCE_TREE_MARKER", tmp_path / "hack" / "controlplane" / "versions.env")
-    assert cli.main(["cluster", "status"]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert err.startswith("error: `juliarun cluster` needs a source checkout of juliarun-operator")
-    assert cli.main(["cluster", "--help"]) == 0  # the help still works
+def test_cluster_without_the_development_package_is_one_line(monkeypatch, capsys):
+    """As from the wheel, which has no juliarun_dev (tests/integration/test_wheel.py runs it)."""
+    monkeypatch.setattr(cli, "DEV_PACKAGE", "juliarun_dev_not_installed")
+    for argv in (["cluster", "status"], ["cluster", "--help"]):
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert err.startswith("error: `juliarun cluster` is a development tool: it needs a source checkout")
+    assert cli.main(["types"]) == 0  # the package's own commands are unaffected

@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from juliarun_operator import gen
+from juliarun_dev import gen
 from juliarun_operator.juliarun import jobtypes as jt
 from juliarun_operator.juliarun.encoding import JOB_NAME_RE, KEY_RE, MAX_PORT, QUANTITY_RE
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..envvars import EnvVarError
 from ..juliarun import JuliaRunError
@@ -56,8 +56,9 @@ class Subcommand:
     help: str
     # Connection options it also accepts after its name (`juliarun operator --url ...`).
     connection: tuple[str, ...] = ()
-    # Needs the files of a source checkout (hack/), not only the installed package.
-    source_tree: bool = False
+    # In the development package (DEV_PACKAGE: a source checkout's, installed by `make setup`),
+    # which the wheel and the image do not have.
+    dev: bool = False
 
 
 SUBCOMMANDS = (
@@ -66,9 +67,9 @@ SUBCOMMANDS = (
     ),
     Subcommand(
         "cluster",
-        "juliarun_operator.devcluster",
+        "juliarun_dev.devcluster",
         "a local etcd + kube-apiserver (up --node adds a worker node for pods)",
-        source_tree=True,
+        dev=True,
     ),
     Subcommand(
         "operator",
@@ -77,9 +78,12 @@ SUBCOMMANDS = (
         connection=("--url", "--token-file", "--namespace"),
     ),
 )
-# A source checkout: the package's directory is operator/juliarun_operator in it.
-SOURCE_ROOT = Path(__file__).resolve().parents[3]
-SOURCE_TREE_MARKER = SOURCE_ROOT / "hack" / "controlplane" / "versions.env"
+# The development tools' package (devtools/ of a source checkout); never in the wheel.
+DEV_PACKAGE = "juliarun_dev"
+
+
+class DevToolsMissing(Exception):
+    """A subcommand of the development package, which is not installed."""
 
 
 EPILOG_MAIN = (
@@ -128,8 +132,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else list(argv)
     first = build_parser()
     known, _ = first.parse_known_args(argv)
-    lazy = {c.name for c in SUBCOMMANDS}
-    parser = build_parser(load=known.command) if known.command in lazy else first
+    command = next((c for c in SUBCOMMANDS if c.name == known.command), None)
+    if command and command.dev and importlib.util.find_spec(DEV_PACKAGE) is None:
+        raise DevToolsMissing(command.name)
+    parser = build_parser(load=known.command) if command else first
     return parser.parse_args(argv)
 
 
@@ -141,11 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EnvVarError as exc:  # a subcommand's defaults come from the environment
         print(f"juliarun: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    command = next((c for c in SUBCOMMANDS if c.name == args.command), None)
-    if command and command.source_tree and not SOURCE_TREE_MARKER.is_file():
+    except DevToolsMissing as exc:
         return fail(
-            f"`juliarun {command.name}` needs a source checkout of juliarun-operator (it runs "
-            f"hack/controlplane/): run it from a clone, e.g. `make cluster-up`"
+            f"`juliarun {exc}` is a development tool: it needs a source checkout of juliarun-operator "
+            f"with `make setup` (package {DEV_PACKAGE}), not only the installed wheel"
         )
     try:
         result: int = args.func(args)

@@ -104,7 +104,7 @@ def configure_parser(subparsers: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m juliarun_operator.devcluster")
+    parser = argparse.ArgumentParser(prog="python -m juliarun_dev.devcluster")
     configure_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["cluster", *(argv if argv is not None else sys.argv[1:])])
     result: int = args.func(args)

@@ -1,7 +1,7 @@
 """Generate the JuliaRunJob CRD and the job-type docs from the job-type table.
 
-    python -m juliarun_operator.gen           # (re)write every generated file
-    python -m juliarun_operator.gen --check   # exit 1, listing files that differ
+    python -m juliarun_dev.gen           # (re)write every generated file
+    python -m juliarun_dev.gen --check   # exit 1, listing files that differ
 
 `juliarun.jobtypes` is the single source of truth: the CRD's per-parameter fields, their
 descriptions (what `kubectl explain` shows) and the CEL rules that say which fields each
@@ -90,9 +90,7 @@ def write(root: Path = REPO_ROOT) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m juliarun_operator.gen", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m juliarun_dev.gen", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if a generated file is stale"
     )

@@ -3,7 +3,8 @@ same schema as the CRD."""
 
 from __future__ import annotations
 
-from ..juliarun import jobtypes as jt
+from juliarun_operator.juliarun import jobtypes as jt
+
 from .common import GROUP, KIND, NOT_IN_CRD, VERSION, Schema, header
 from .params import field_text, format_default
 from .spec import spec_schema

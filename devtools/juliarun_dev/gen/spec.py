@@ -3,8 +3,9 @@ parameter, and the CEL rules that say which fields each job type requires or ref
 
 from __future__ import annotations
 
-from ..juliarun import jobtypes as jt
-from ..juliarun.encoding import JOB_NAME_RE
+from juliarun_operator.juliarun import jobtypes as jt
+from juliarun_operator.juliarun.encoding import JOB_NAME_RE
+
 from .common import BATCH_TYPES, MAX_BACKOFF_LIMIT, MAX_PARALLELISM, SCALABLE_TYPES, Schema
 from .params import crd_params, param_property, regex_pattern, types_phrase, types_taking
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..juliarun import jobtypes as jt
-from ..juliarun.encoding import KEY_RE, MAX_PORT, QUANTITY_RE
+from juliarun_operator.juliarun import jobtypes as jt
+from juliarun_operator.juliarun.encoding import KEY_RE, MAX_PORT, QUANTITY_RE
+
 from .common import NOT_IN_CRD, SET_LISTS, Schema
 
 

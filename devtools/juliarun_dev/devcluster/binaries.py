@@ -11,7 +11,7 @@ from pathlib import Path
 from .state import DevClusterError
 
 BINARIES = ("kube-apiserver", "kubectl", "etcd", "helm")
-# A source checkout: the package's directory is operator/juliarun_operator in it.
+# A source checkout: this package is devtools/juliarun_dev in it (the dev tools are never in the wheel).
 HACK_DIR = Path(__file__).resolve().parents[3] / "hack"
 
 
@@ -23,7 +23,7 @@ def read_versions() -> dict[str, str]:
     path = CONTROLPLANE_DIR / "versions.env"
     if not path.is_file():
         raise DevClusterError(
-            f"{path} not found: devcluster needs the juliarun-operator source tree (editable install)"
+            f"{path} not found: the development tools need a juliarun-operator source checkout (`make setup`)"
         )
     pairs = {}
     for line in path.read_text().splitlines():

@@ -1,7 +1,0 @@
-"""`python -m juliarun_operator.devcluster up|down|status|load`: `juliarun cluster` alone."""
-
-import sys
-
-from .cli import main
-
-sys.exit(main())
