@@ -29,6 +29,12 @@ DEFAULT_TIMEOUT = 60.0  # the Julia client's read and connect time-outs
 # aiohttp's default limit on a request line (method, path, query, version): every parameter
 # travels in the query, so this bounds a whole request. nginx's default buffer is 8 KiB.
 MAX_REQUEST_LINE = 8190
+# The emulator's getAllJobInfo takes 150 bytes a job (measured: 2,000 jobs with 32-character
+# names, half of them with two endpoints, 300,331 bytes); a 63-character name and four
+# endpoints make it about 260. So 32 MiB holds 100,000 such jobs, or 200,000 of the measured
+# ones. Parsed (and kept for the next snapshot's memo) an answer takes about seven times its
+# size in Python, so a full 32 MiB costs some 230 MB: the most one answer should cost.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 TRUE_WORDS = ("1", "true", "yes")
 
 
@@ -75,8 +81,16 @@ class Context:
     allow_insecure_http: bool = False  # plain http to a host other than loopback
     use_env_proxy: bool = False  # HTTP(S)_PROXY, NO_PROXY and .netrc of the environment
     max_request_line: int = MAX_REQUEST_LINE
+    # The whole call, retries included, status line, headers and body: a server that
+    # answers a byte at a time cannot hold it longer. None: connect_timeout + read_timeout.
+    call_deadline: float | None = None
+    max_response_bytes: int = MAX_RESPONSE_BYTES  # the answer's body, after any decoding
 
     def __post_init__(self) -> None:
+        if self.call_deadline is not None and not self.call_deadline > 0:
+            raise ValueError(f"call_deadline must be a positive number of seconds: {self.call_deadline!r}")
+        if not self.max_response_bytes > 0:
+            raise ValueError(f"max_response_bytes must be positive, not {self.max_response_bytes!r}")
         register_secret(self.token)
         with suppress(ValueError):  # an unparsable URL fails later, with a clear error
             register_secret(urlsplit(self.url).password)
@@ -130,6 +144,15 @@ class Context:
             elif env.get("JULIARUN_INSECURE", "").lower() in ("1", "true", "yes"):
                 given["verify"] = False
         return cls(**given)
+
+    def deadline(self) -> float:
+        """Seconds a whole call may take: `call_deadline`, or connect plus read time-out.
+
+        Worked out when asked, so that `dataclasses.replace(context, read_timeout=...)`
+        moves a default deadline along."""
+        if self.call_deadline is not None:
+            return self.call_deadline
+        return self.connect_timeout + self.read_timeout
 
     def describe(self) -> str:
         return f"JuliaRun namespace {self.namespace} at {public_url(self.url)}"

@@ -3,9 +3,14 @@
 Messages are built from parts that should not hold a secret (operation, status, the
 server's reason), and every message and kept body is scrubbed all the same (`redact`):
 a server or proxy may echo the request line, token and password included, into its reply.
+
+`blame(exc)` says whose a failure is (the request's, the connection's, or a refusal of
+this request by a server that answered): what a caller's breaker should count.
 """
 
 from __future__ import annotations
+
+import enum
 
 from .redact import cut, redact
 
@@ -84,7 +89,8 @@ class Redirected(HTTPError):
 
 
 class TransportError(JuliaRunError):
-    """No answer: the connection failed or timed out."""
+    """No complete answer: the connection failed, a socket operation timed out, or the
+    answer was not complete within the call's deadline (`Context.call_deadline`)."""
 
 
 class InsecureTransport(JuliaRunError):
@@ -109,3 +115,70 @@ class InvalidResponse(JuliaRunError):
     def __init__(self, operation: str, problem: str, body: str = ""):
         super().__init__(f"{operation}: invalid response: {problem}", operation)
         self.body = cut(body, MAX_BODY)
+
+
+class ResponseTooLarge(InvalidResponse):
+    """An answer larger than `Context.max_response_bytes`: refused while reading (or at
+    once, when its Content-Length says so), so no such body is ever held in memory.
+
+    `limit` is the cap, `declared` the Content-Length (None if the server sent none), `read`
+    the bytes taken in before stopping (at most the cap plus one read chunk).
+    """
+
+    def __init__(self, operation: str, limit: int, *, declared: int | None = None, read: int = 0):
+        said = f"Content-Length {declared:,}" if declared is not None else f"stopped after {read:,} bytes"
+        super().__init__(operation, f"the answer is larger than the {limit:,}-byte cap ({said})")
+        self.limit, self.declared, self.read = limit, declared, read
+
+
+# --- whose failure is it ------------------------------------------------------------------------
+
+
+class Blame(enum.Enum):
+    """Whose a failed call is, decided by what the outcome means (never by a JuliaRun error
+    code: those are the server's, and ours are only the emulator's).
+
+    REQUEST: refused here, before anything was sent (a bad or too long parameter, a URL that
+        must not get the token). Sending it again cannot help; it is the caller's request.
+    CONNECTION: no usable answer: no connection, no complete answer within the deadline,
+        HTTP 5xx, a redirect, an answer that cannot be read or is over the byte cap, a
+        credential that is refused or cannot be read. Every request on the connection would
+        meet it: what a connection's breaker counts.
+    REFUSED: the server read this request and refused it (a JuliaRun error code, or an HTTP
+        4xx about the request's content). The connection works; the request is the caller's.
+    """
+
+    REQUEST = "request"
+    CONNECTION = "connection"
+    REFUSED = "refused"
+
+
+# 4xx statuses that refuse who is asking or how fast, not what was asked: every request on
+# the connection would get them, so they are the connection's.
+CONNECTION_4XX = frozenset(
+    {
+        401,  # Unauthorized: the connection's token
+        403,  # Forbidden: the token or the client's address, not this request's content
+        407,  # Proxy Authentication Required
+        408,  # Request Timeout: the server gave up waiting on the connection
+        421,  # Misdirected Request: this URL reaches the wrong server
+        429,  # Too Many Requests: the server asks the whole connection to slow down
+    }
+)
+
+
+def blame(exc: BaseException) -> Blame:
+    """Whose failure `exc` is (see Blame). Anything that is not a JuliaRunError, or one not
+    listed here, is the connection's: nothing shows it was the request's."""
+    if isinstance(exc, (ParameterError, InsecureTransport)):  # RequestTooLarge is a ParameterError
+        return Blame.REQUEST
+    if isinstance(exc, ApiError):
+        return Blame.REFUSED
+    if (
+        isinstance(exc, HTTPError)
+        and not isinstance(exc, Redirected)
+        and 400 <= exc.status < 500
+        and exc.status not in CONNECTION_4XX
+    ):
+        return Blame.REFUSED
+    return Blame.CONNECTION

@@ -7,35 +7,59 @@ token would go to the new place); proxy settings of the environment are ignored 
 `allow_insecure_http` (then logged as a warning); a request line longer than a server
 reads (`max_request_line`, aiohttp's 8,190 bytes) is refused before sending. Nothing here
 puts a URL with its query into an error or a log line.
+
+Bulkhead rules, because one slow or broken server must not hold its callers: a whole call
+(retries, status line, headers, body) ends by `Context.deadline()`, and an answer's body is
+read in chunks up to `Context.max_response_bytes`. requests' time-outs bound each socket
+operation, not the call, so a watchdog thread shuts down the socket a call still holds at
+its deadline; the blocked read returns at once and the broken connection is closed, never
+pooled. The watchdog finds the socket through the connection pool (`BulkheadAdapter`),
+so a session passed in by the caller keeps only the checks between chunks.
 """
 
 from __future__ import annotations
 
 import base64
+import heapq
+import itertools
 import logging
 import random
+import socket
+import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import jobtypes
 from .context import Context, TokenFile, public_url
 from .encoding import check_job_name
 from .errors import (
+    MAX_BODY,
     HTTPError,
     InsecureTransport,
+    InvalidResponse,
     JuliaRunError,
     ParameterError,
     RequestTooLarge,
+    ResponseTooLarge,
     TransportError,
 )
 from .model import Job
 from .redact import register_secret
-from .responses import unwrap
+
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
+from .responses import Answer, unwrap
 
 # The client's one logger, whichever of its modules logs: log settings and tests name it.
 log = logging.getLogger("juliarun_operator.juliarun.client")
@@ -71,6 +95,216 @@ class RetryPolicy:
         return random.uniform(0, min(self.cap, self.base * 2**attempt))  # noqa: S311 (retry jitter, not secrets)
 
 
+# Bytes asked of the socket at a time: what an answer may take in memory beyond its cap.
+READ_CHUNK = 64 * 1024
+# Of an answer that is not a 2xx, only the start is kept (HTTPError.body, MAX_BODY
+# characters), so no more than this is read of it.
+ERROR_BODY_BYTES = 4 * MAX_BODY
+# Encodings we can decode with a bound on the output; br and zstd are not offered.
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+class Watch:
+    """One call's deadline, and the sockets it holds that the watchdog cuts when it passes.
+
+    The pool reports the connections the calling thread takes and gives back (`hold`,
+    `release`); a connection being opened reports its socket (`connecting`), because TLS
+    wraps it into a new object only once the handshake is done, and a handshake the
+    server never answers must be cut too. Once expired, whatever is reported is cut at
+    once.
+    """
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline  # time.monotonic()
+        self.expired = False
+        self.finished = False
+        self._lock = threading.Lock()
+        self._held: set[object] = set()  # urllib3 connections: their .sock is cut
+        self._opening: list[socket.socket] = []  # duplicates, closed once connected
+
+    def hold(self, conn: object) -> None:
+        with self._lock:
+            if self.expired:
+                _cut(getattr(conn, "sock", None))
+            self._held.add(conn)
+
+    def release(self, conn: object) -> None:
+        with self._lock:
+            self._held.discard(conn)
+
+    def connecting(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self.expired:
+                _cut(sock)
+            elif not self.finished:
+                self._opening.append(sock.dup())  # shutdown() acts on the socket, not the fd
+
+    def connected(self) -> None:
+        with self._lock:
+            for dup in self._opening:
+                dup.close()
+            self._opening.clear()
+
+    def expire(self) -> None:
+        with self._lock:
+            if self.finished:
+                return
+            self.expired = True
+            for conn in self._held:
+                _cut(getattr(conn, "sock", None))
+            for dup in self._opening:
+                _cut(dup)
+
+    def finish(self) -> None:
+        with self._lock:
+            self.finished = True
+            self._held.clear()
+        self.connected()
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+def _cut(sock: object) -> None:
+    """Shut a socket down from another thread: a read blocked on it returns at once. Not
+    close(): its descriptor could be reused while the owner still holds the number."""
+    if isinstance(sock, socket.socket):  # not an SSLTransport (TLS in TLS): nothing to cut
+        with suppress(OSError):  # already closed
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # below SSLSocket's own
+
+
+class Watchdog:
+    """One daemon thread that expires the calls whose deadline has passed."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: list[tuple[float, int, Watch]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, watch: Watch) -> None:
+        with self._cond:
+            heapq.heappush(self._due, (watch.deadline, next(self._order), watch))
+            if self._thread is None or not self._thread.is_alive():  # none yet, or lost in a fork
+                self._thread = threading.Thread(target=self._run, name="juliarun-deadlines", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._due and self._due[0][2].finished:  # ended in time: forget it
+                    heapq.heappop(self._due)
+                if not self._due:
+                    self._cond.wait()
+                    continue
+                wait = self._due[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                watch = heapq.heappop(self._due)[2]
+            watch.expire()
+
+
+WATCHDOG = Watchdog()
+_calling = threading.local()  # .watch: the Watch of the call this thread is making
+
+
+def _current_watch() -> Watch | None:
+    return getattr(_calling, "watch", None)
+
+
+def _connecting(sock: socket.socket) -> socket.socket:
+    watch = _current_watch()
+    if watch is not None:
+        watch.connecting(sock)
+    return sock
+
+
+def _connected() -> None:
+    watch = _current_watch()
+    if watch is not None:
+        watch.connected()
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    """Reports its new socket to the call's Watch until it is connected."""
+
+    def _new_conn(self) -> socket.socket:
+        return _connecting(super()._new_conn())
+
+    def connect(self) -> None:
+        try:
+            super().connect()
+        finally:
+            _connected()
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    """Reports its new socket to the call's Watch until connected (TLS handshake included)."""
+
+    def _new_conn(self) -> socket.socket:
+        return _connecting(super()._new_conn())
+
+    def connect(self) -> None:
+        try:
+            super().connect()
+        finally:
+            _connected()
+
+
+# The connection a pool hands out, or takes back, in the thread of a call: that call's.
+def _taken(conn: BaseHTTPConnection) -> BaseHTTPConnection:
+    watch = _current_watch()
+    if watch is not None:
+        watch.hold(conn)
+    return conn
+
+
+def _given_back(conn: BaseHTTPConnection | None) -> BaseHTTPConnection | None:
+    watch = _current_watch()
+    if watch is not None and conn is not None:
+        watch.release(conn)
+    return conn
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+    def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
+        return _taken(super()._get_conn(timeout))
+
+    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
+        super()._put_conn(_given_back(conn))
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+    def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
+        return _taken(super()._get_conn(timeout))
+
+    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
+        super()._put_conn(_given_back(conn))
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class BulkheadAdapter(HTTPAdapter):
+    """requests' adapter with pools whose connections the watchdog can cut (see Watch)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> urllib3.PoolManager:
+        manager: urllib3.PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):  # SOCKS pools are their own classes
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
+
+
 class Transport:
     """Sends JuliaRun calls for a Context: the token in the query, retries of repeatable
     calls, the transport rules above. Client adds one method per call."""
@@ -89,7 +323,7 @@ class Transport:
         if session is None:
             session = requests.Session()
             # One kept-alive connection per concurrent caller, not requests' 10.
-            adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+            adapter = BulkheadAdapter(pool_connections=1, pool_maxsize=pool_size)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             # No HTTP(S)_PROXY, NO_PROXY or .netrc from the environment unless asked: a
@@ -135,15 +369,19 @@ class Transport:
         url = self.context.url.rstrip("/") + path
         query = self._query(job, extra or {})
         self._check_size(operation, url, query)
+        # One deadline for every attempt: what a caller waits is bounded, not each attempt.
+        deadline = time.monotonic() + self.context.deadline()
         attempts = self.retry.attempts if operation in REPEATABLE else 1
         for attempt in range(attempts):
             try:
-                return self._attempt(operation, url, query)
+                return self._attempt(operation, url, query, deadline)
             except (TransportError, HTTPError) as exc:
                 retryable = isinstance(exc, TransportError) or exc.status >= 500
                 if not retryable or attempt + 1 >= attempts:
                     raise
                 delay = self.retry.delay(attempt)
+                if time.monotonic() + delay >= deadline:
+                    raise
                 log.debug("%s failed (%s); retrying in %.2f s", operation, exc, delay)
                 time.sleep(delay)
         raise AssertionError("unreachable")
@@ -174,12 +412,11 @@ class Transport:
             size,
         )
 
-    def _attempt(self, operation: str, url: str, query: dict[str, str]) -> Any:
+    def _attempt(self, operation: str, url: str, query: dict[str, str], deadline: float) -> Any:
         started = time.monotonic()
         outcome = "ok"
         try:
-            response = self._send(operation, url, query)
-            return unwrap(operation, response)
+            return unwrap(operation, self._send(operation, url, query, deadline))
         except JuliaRunError as exc:
             outcome = type(exc).__name__
             raise
@@ -187,31 +424,155 @@ class Transport:
             if self.observe:
                 self.observe(operation, outcome, time.monotonic() - started)
 
-    def _send(self, operation: str, url: str, query: dict[str, str]) -> requests.Response:
+    def _send(self, operation: str, url: str, query: dict[str, str], deadline: float) -> Answer:
         ctx = self.context
+        watch = Watch(deadline)
+        if watch.remaining() <= 0:
+            raise self._late(operation)
+        WATCHDOG.arm(watch)
+        outer, _calling.watch = _current_watch(), watch
+        error: JuliaRunError
         try:
-            return self.session.get(
-                url,
-                params=query,
-                verify=ctx.verify,
-                allow_redirects=False,
-                timeout=(ctx.connect_timeout, ctx.read_timeout),
-            )
-        except requests.Timeout:
-            error = TransportError(
-                f"{operation}: no answer from {public_url(ctx.url)} within the time-out", operation
-            )
-        except requests.exceptions.SSLError:
-            error = TransportError(f"{operation}: TLS handshake with {public_url(ctx.url)} failed", operation)
-        except requests.ConnectionError as exc:
-            error = TransportError(
-                f"{operation}: cannot reach {public_url(ctx.url)}: {_reason(exc)}", operation
-            )
-        except requests.RequestException as exc:
-            error = TransportError(f"{operation}: request failed: {type(exc).__name__}", operation)
+            try:
+                # Neither time-out may outlast the deadline; the watchdog covers what a
+                # socket time-out cannot (a byte now and then resets it).
+                left = watch.remaining()
+                response = self.session.get(
+                    url,
+                    params=query,
+                    headers={"Accept-Encoding": ACCEPT_ENCODING},
+                    verify=ctx.verify,
+                    allow_redirects=False,
+                    timeout=(min(ctx.connect_timeout, left), min(ctx.read_timeout, left)),
+                    stream=True,
+                )
+            except requests.RequestException as exc:
+                error = self._late(operation) if watch.expired else _transport_error(operation, ctx.url, exc)
+            else:
+                try:
+                    return self._read(operation, url, response, watch)
+                finally:
+                    # A body read to its end has already given its connection back to the
+                    # pool; one that is not (cap, deadline, error) is closed here, not pooled.
+                    response.close()
+        finally:
+            _calling.watch = outer
+            watch.finish()
         # Raised outside the except blocks: the requests exception (which holds the URL and
         # so the token) must not ride along as __context__.
         raise error
+
+    def _read(self, operation: str, url: str, response: requests.Response, watch: Watch) -> Answer:
+        """The body, in chunks, within the deadline and the byte cap."""
+        ok = 200 <= response.status_code <= 206
+        cap = self.context.max_response_bytes
+        limit = cap if ok else min(cap, ERROR_BODY_BYTES)  # of an error, only the start is kept
+        declared = _content_length(response.headers)
+        if ok and declared is not None and declared > cap:
+            raise ResponseTooLarge(operation, cap, declared=declared)
+        body = _Body(operation, response.headers.get("Content-Encoding", ""))
+        error: JuliaRunError | None = None
+        try:
+            while body.size <= limit and body.raw <= limit:
+                if watch.remaining() <= 0:
+                    raise self._late(operation)
+                chunk = response.raw.read(READ_CHUNK, decode_content=False)
+                if not chunk:
+                    break
+                body.feed(chunk, limit - body.size + 1)
+            else:
+                if ok:
+                    raise ResponseTooLarge(operation, cap, read=max(body.size, body.raw))
+            body.end(complete=ok)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            error = self._late(operation) if watch.expired else _broken(operation, exc)
+        if error is None and watch.expired:  # a cut socket can look like the end of a body
+            error = self._late(operation)
+        if error is not None:
+            raise error
+        return Answer(response.status_code, response.headers, body.data(), url)
+
+    def _late(self, operation: str) -> TransportError:
+        return TransportError(
+            f"{operation}: no complete answer from {public_url(self.context.url)} within "
+            f"{self.context.deadline():g} s",
+            operation,
+        )
+
+
+def _transport_error(operation: str, url: str, exc: requests.RequestException) -> TransportError:
+    if isinstance(exc, requests.Timeout):
+        return TransportError(f"{operation}: no answer from {public_url(url)} within the time-out", operation)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return TransportError(f"{operation}: TLS handshake with {public_url(url)} failed", operation)
+    if isinstance(exc, requests.ConnectionError):
+        return TransportError(f"{operation}: cannot reach {public_url(url)}: {_reason(exc)}", operation)
+    return TransportError(f"{operation}: request failed: {type(exc).__name__}", operation)
+
+
+def _broken(operation: str, exc: BaseException) -> TransportError:
+    """An answer cut off while its body was read, without the exception's text (a URL)."""
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        return TransportError(f"{operation}: the answer stopped coming within the time-out", operation)
+    return TransportError(f"{operation}: the answer broke off: {type(exc).__name__}", operation)
+
+
+def _content_length(headers: Mapping[str, str]) -> int | None:
+    try:
+        return int(headers.get("Content-Length", ""))
+    except ValueError:
+        return None
+
+
+class _Body:
+    """An answer's body as it comes in, decoded with a bound on what decoding makes (an
+    answer of a few KiB of gzip can inflate to gigabytes)."""
+
+    def __init__(self, operation: str, encoding: str):
+        self.operation = operation
+        self.encoding = encoding.strip().lower()
+        if self.encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+            raise InvalidResponse(operation, f"content encoding {self.encoding!r}, not one we asked for")
+        self._inflate = None if self.encoding in ("", "identity") else _inflater()
+        self._parts: list[bytes] = []
+        self.size = 0  # bytes of body, decoded
+        self.raw = 0  # bytes as received
+
+    def feed(self, chunk: bytes, room: int) -> None:
+        """Take `chunk`; decode no more than `room` bytes of it (what is left is dropped:
+        the caller stops at the cap)."""
+        self.raw += len(chunk)
+        if self._inflate is None:
+            self._keep(chunk)
+            return
+        try:
+            while chunk and room > 0:
+                out = self._inflate.decompress(chunk, room)
+                self._keep(out)
+                room -= len(out)
+                chunk = self._inflate.unconsumed_tail
+                if self._inflate.eof and self._inflate.unused_data:  # gzip members follow
+                    chunk, self._inflate = self._inflate.unused_data, _inflater()
+            if chunk:
+                self.size += 1  # more than room: over the cap
+        except zlib.error:
+            raise InvalidResponse(self.operation, f"the {self.encoding} body cannot be decoded") from None
+
+    def end(self, *, complete: bool) -> None:
+        if complete and self._inflate is not None and not self._inflate.eof:
+            raise InvalidResponse(self.operation, f"the {self.encoding} body ends early")
+
+    def _keep(self, data: bytes) -> None:
+        if data:
+            self._parts.append(data)
+            self.size += len(data)
+
+    def data(self) -> bytes:
+        return b"".join(self._parts)
+
+
+def _inflater() -> Any:
+    return zlib.decompressobj(zlib.MAX_WBITS | 32)  # a gzip or a zlib header, whichever comes
 
 
 def _reason(exc: requests.ConnectionError) -> str:
