@@ -228,6 +228,30 @@ def replace_retry(client: Client, retry: RetryPolicy) -> Client:
     return client
 
 
+def test_concurrent_calls_each_keep_their_own_deadline(server):
+    """Slow and good answers at once on one client: the slow ones end at their deadline,
+    and no cut reaches a connection another thread is using."""
+    client = client_of(server)
+    server.script = [trickled_head, good] * 4
+    outcomes: list[tuple[bool, float]] = []
+
+    def call() -> None:
+        started = time.monotonic()
+        try:
+            ok = client.get_system_status()
+        except TransportError:
+            ok = False
+        outcomes.append((ok, time.monotonic() - started))
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(DEADLINE + 2 * MARGIN)
+    assert sorted(ok for ok, _ in outcomes) == [False] * 4 + [True] * 4
+    assert all(took < DEADLINE + MARGIN for _, took in outcomes)
+
+
 def test_an_answer_in_time_is_not_cut_later_on_its_pooled_connection(server):
     """The first call's deadline passes while the next call uses the same kept-alive
     connection: the watchdog must not cut the connection the first call gave back."""
