@@ -367,6 +367,17 @@ def test_an_error_page_is_read_only_as_far_as_it_is_shown(server):
     assert client.get_system_status() is True
 
 
+def test_an_encoding_not_asked_for_is_an_unreadable_answer_unless_it_is_an_error_page(server):
+    server.script = [
+        raw(b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 3\r\n\r\nabc"),
+        raw(b"HTTP/1.1 503 Busy\r\nContent-Encoding: br\r\nContent-Length: 3\r\n\r\nabc"),
+    ]
+    unreadable, _ = timed(client_of(server).list_jobs)
+    assert isinstance(unreadable, InvalidResponse) and "content encoding 'br'" in str(unreadable)
+    busy, _ = timed(client_of(server).list_jobs)
+    assert isinstance(busy, HTTPError) and busy.status == 503 and busy.body == ""
+
+
 # --- whose failure is it --------------------------------------------------------------------
 
 

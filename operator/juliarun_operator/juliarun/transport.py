@@ -23,6 +23,7 @@ import base64
 import heapq
 import itertools
 import logging
+import os
 import random
 import socket
 import threading
@@ -102,6 +103,7 @@ READ_CHUNK = 64 * 1024
 ERROR_BODY_BYTES = 4 * MAX_BODY
 # Encodings we can decode with a bound on the output; br and zstd are not offered.
 ACCEPT_ENCODING = "gzip, deflate"
+DECODABLE = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})  # Content-Encoding, lowercase
 
 
 class Watch:
@@ -177,6 +179,11 @@ class Watchdog:
     """One daemon thread that expires the calls whose deadline has passed."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every call and the thread: for a child process after fork, which has
+        neither, and whose copy of the lock may be held by a thread it does not have."""
         self._cond = threading.Condition()
         self._due: list[tuple[float, int, Watch]] = []
         self._order = itertools.count()
@@ -207,6 +214,7 @@ class Watchdog:
 
 
 WATCHDOG = Watchdog()
+os.register_at_fork(after_in_child=WATCHDOG.reset)
 _calling = threading.local()  # .watch: the Watch of the call this thread is making
 
 
@@ -470,7 +478,10 @@ class Transport:
         declared = _content_length(response.headers)
         if ok and declared is not None and declared > cap:
             raise ResponseTooLarge(operation, cap, declared=declared)
-        body = _Body(operation, response.headers.get("Content-Encoding", ""))
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        if not ok and encoding not in DECODABLE:  # an error page we cannot read: its status says enough
+            return Answer(response.status_code, response.headers, b"", url)
+        body = _Body(operation, encoding)
         error: JuliaRunError | None = None
         try:
             while body.size <= limit and body.raw <= limit:
@@ -530,9 +541,9 @@ class _Body:
 
     def __init__(self, operation: str, encoding: str):
         self.operation = operation
-        self.encoding = encoding.strip().lower()
-        if self.encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
-            raise InvalidResponse(operation, f"content encoding {self.encoding!r}, not one we asked for")
+        self.encoding = encoding
+        if encoding not in DECODABLE:
+            raise InvalidResponse(operation, f"content encoding {encoding!r}, not one we asked for")
         self._inflate = None if self.encoding in ("", "identity") else _inflater()
         self._parts: list[bytes] = []
         self.size = 0  # bytes of body, decoded
