@@ -39,6 +39,7 @@ OPERATOR: dict[str, str] = {
     "LEASE_DURATION": "seconds before a silent replica's Lease is taken over (--lease-duration)",
     "POD_NAME": "this replica's name in the Lease (default: the host name)",
     "WORKERS": "objects handled at once (--workers)",
+    "JULIARUN_MAX_CALLS": "JuliaRun calls under way at once per connection (--max-calls)",
     "JULIARUN_TENANT_ALLOWED_HOSTS": "hosts a credentials Secret's url may name, comma-separated",
     "NAMESPACE_CONNECTIONS": "namespace=Secret pairs: the administrator's connection per namespace",
     "ADOPT_NAMESPACES": "namespaces that may adopt jobs and name them freely; * for all (--adopt-namespace)",

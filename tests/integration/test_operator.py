@@ -25,6 +25,7 @@ from harness import (
     Operator,
     apply_crds,
     job,
+    metric,
     running,
     using,
     wait_for,
@@ -370,7 +371,7 @@ def test_metrics_count_calls_and_phases(stack):
     _, operator, _ = stack
     text = operator.metrics()
     assert 'juliarun_calls_total{operation="getAllJobInfo",outcome="ok"}' in text
-    assert 'juliarun_reconciles_total{handler="reconcile",outcome="submit"}' in text
+    assert metric(text, 'juliarun_reconciles_total{outcome="ok"}') > 0
     assert "juliarun_jobs{phase=" in text
     assert TOKEN not in text and TOKEN_B64 not in text
 

@@ -36,7 +36,7 @@ def kinds(plan: d.Plan) -> list[d.Kind]:
 
 def written(plan: d.Plan) -> dict:
     """The plan's one status write."""
-    writes = [a.value for a in plan.actions if a.kind is d.Kind.WRITE_STATUS]
+    writes = [a.status for a in plan.actions if a.kind is d.Kind.WRITE_STATUS]
     assert len(writes) == 1, kinds(plan)
     return writes[0]
 

@@ -74,20 +74,20 @@ def settled(plan: d.Plan) -> dict:
 def test_new_object_gets_its_finalizer_and_is_submitted_without_a_status_write():
     plan = d.reconcile(obj(finalizers=()), facts())
     assert kinds(plan) == [d.Kind.ADD_FINALIZER, d.Kind.SUBMIT]
-    assert plan.actions[1].job == NAME and plan.actions[1].value == PARAMS
+    assert plan.actions[1].job == NAME and plan.actions[1].params == PARAMS
     assert plan.wait_snapshot
 
 
 def test_a_chosen_name_is_recorded_before_it_is_submitted():
     plan = d.reconcile(obj(spec={"jobName": "team-web"}), facts())
     assert kinds(plan) == [d.Kind.WRITE_STATUS, d.Kind.SUBMIT]
-    intent = plan.actions[0].value
+    intent = plan.actions[0].status
     assert intent["jobName"] == "team-web" and intent["submitTime"] and intent["submitted"] is False
 
 
 def test_notebook_scale_follows_its_submit():
     plan = d.reconcile(obj(spec={"type": "Notebook", "cfgFile": None}), facts(params={"run_volume": "v"}))
-    assert kinds(plan) == [d.Kind.SUBMIT, d.Kind.SET_SCALE] and plan.actions[1].value == 2
+    assert kinds(plan) == [d.Kind.SUBMIT, d.Kind.SET_SCALE] and plan.actions[1].scale == 2
 
 
 def test_first_view_is_one_status_write_with_everything():
@@ -303,7 +303,7 @@ def test_scale_drift_is_corrected_once_per_snapshot():
     o, memory = running()
     o = d.ObjectState(**{**o.__dict__, "spec": {**o.spec, "parallelism": 4}, "generation": 2})
     plan = d.reconcile(o, facts([info()], memory))
-    assert next(a for a in plan.actions if a.kind is d.Kind.SET_SCALE).value == 4
+    assert next(a for a in plan.actions if a.kind is d.Kind.SET_SCALE).scale == 4
     memory.scale, memory.scale_at = 4, NOW
     assert d.Kind.SET_SCALE not in kinds(d.reconcile(o, facts([info()], memory, snapshot_time=NOW - 1)))
 
@@ -313,7 +313,7 @@ def test_a_changed_parameter_is_sent_alone_with_update():
     o = d.ObjectState(**{**o.__dict__, "generation": 2})
     plan = d.reconcile(o, facts([info()], memory, params={**PARAMS, "cpu": 2.0}))
     update = next(a for a in plan.actions if a.kind is d.Kind.UPDATE)
-    assert update.value == {"cpu": 2.0}
+    assert update.params == {"cpu": 2.0}
 
 
 def test_without_memory_a_changed_spec_is_sent_whole():
@@ -321,7 +321,7 @@ def test_without_memory_a_changed_spec_is_sent_whole():
     o = d.ObjectState(**{**o.__dict__, "generation": 2})
     plan = d.reconcile(o, facts([info()], params={**PARAMS, "cpu": 2.0}))
     sent = {k: v for k, v in PARAMS.items() if k != "nworkers"}  # scale goes through setJobScale
-    assert next(a for a in plan.actions if a.kind is d.Kind.UPDATE).value == {**sent, "cpu": 2.0}
+    assert next(a for a in plan.actions if a.kind is d.Kind.UPDATE).params == {**sent, "cpu": 2.0}
 
 
 def test_a_refused_update_is_not_sent_again_for_that_generation():
@@ -364,11 +364,11 @@ def test_missing_credentials_are_reported_once_in_an_event():
         obj(), facts(snapshot=None, unavailable="credentials: Secret team/c not found", no_credentials=True)
     )
     assert kinds(plan) == [d.Kind.WRITE_STATUS, d.Kind.EVENT]
-    assert "not found" in plan.actions[1].message
+    assert "not found" in plan.actions[1].note.message
     assert (
         d.reconcile(
             obj(status=settled(plan)),
-            facts(snapshot=None, unavailable=plan.actions[1].message, no_credentials=True),
+            facts(snapshot=None, unavailable=plan.actions[1].note.message, no_credentials=True),
         ).actions
         == ()
     )
@@ -430,8 +430,24 @@ def test_deletion_never_deletes_a_job_that_is_not_ours():
 
 def test_deletion_without_credentials_of_a_job_never_submitted_lets_go():
     gone = facts(snapshot=None, no_credentials=True, unavailable="credentials: gone")
-    plan = d.reconcile(deleting(status={}, created=NOW - 1), gone)
+    plan = d.reconcile(deleting(status={"phase": "Pending"}, created=NOW - 1), gone)
     assert kinds(plan) == [d.Kind.REMOVE_FINALIZER]
+
+
+@pytest.mark.parametrize(
+    ("memory", "status", "lets_go"),
+    [
+        (d.Memory(added_finalizer=True), {"phase": "Pending"}, True),  # this process put the finalizer on
+        (d.Memory(), {"phase": "Pending"}, False),  # an earlier process put it on: it may have sent
+        (d.Memory(added_finalizer=True, name=NAME, submit=d.Outcome.UNKNOWN), {"phase": "Pending"}, False),
+        (d.Memory(added_finalizer=True), {"jobName": NAME, "submitTime": "2026-11-26T00:00:00Z"}, False),
+    ],
+)
+def test_deletion_while_juliarun_cannot_be_looked_at_lets_go_only_of_what_was_never_sent(
+    memory, status, lets_go
+):
+    plan = d.reconcile(deleting(status=status), facts(snapshot=None, memory=memory, unavailable="down"))
+    assert (kinds(plan) == [d.Kind.REMOVE_FINALIZER]) is lets_go
 
 
 def test_deletion_of_an_object_without_our_finalizer_does_nothing():

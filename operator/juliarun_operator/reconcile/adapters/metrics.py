@@ -10,7 +10,9 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import cast
 
+OUTCOMES = ("ok", "requeue", "retry", "error")  # juliarun_reconciles_total's; the controller's Next
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -28,13 +30,14 @@ class Metrics:
         self.latency_buckets: dict[str, list[int]] = defaultdict(lambda: [0] * len(BUCKETS))
         self.latency_sum: dict[str, float] = defaultdict(float)
         self.latency_count: dict[str, int] = defaultdict(int)
-        self.reconciles: dict[tuple[str, str], int] = defaultdict(int)
+        self.reconciles: dict[str, int] = defaultdict(int)
         self.phases: dict[str, int] = {}
         self.status_writes = 0
         self.status_write_failures = 0
         self.kube_errors: dict[tuple[str, str], int] = defaultdict(int)
         self.connections_unavailable = 0
         self.kube_writes = 0
+        self.acting = 0
 
     def observe_call(self, operation: str, outcome: str, seconds: float) -> None:
         with self._lock:
@@ -46,9 +49,11 @@ class Metrics:
             self.latency_sum[operation] += seconds
             self.latency_count[operation] += 1
 
-    def reconciled(self, handler: str, outcome: str) -> None:
+    def reconciled(self, outcome: str) -> None:
+        """One look at an object: ok, requeue (nothing wrong; later), retry (it failed for
+        this object: its backoff), error (an unexpected exception)."""
         with self._lock:
-            self.reconciles[(handler, outcome)] += 1
+            self.reconciles[outcome] += 1
 
     def set_phases(self, counts: dict[str, int]) -> None:
         with self._lock:
@@ -69,6 +74,10 @@ class Metrics:
     def kube_written(self) -> None:
         with self._lock:
             self.kube_writes += 1
+
+    def set_acting(self, acting: bool) -> None:
+        with self._lock:
+            self.acting = int(acting)
 
     def set_unavailable(self, count: int) -> None:
         with self._lock:
@@ -101,13 +110,12 @@ class Metrics:
                     f"{self.latency_count[op]}"
                 )
             lines += [
-                "# HELP juliarun_reconciles_total Handler runs by handler and outcome.",
+                "# HELP juliarun_reconciles_total Looks at an object by outcome: ok, requeue, retry, error.",
                 "# TYPE juliarun_reconciles_total counter",
             ]
-            for (handler, outcome), n in sorted(self.reconciles.items()):
-                lines.append(
-                    f"juliarun_reconciles_total{_labels((('handler', handler), ('outcome', outcome)))} {n}"
-                )
+            for outcome in OUTCOMES:  # each present from the start: a rule can rate it
+                labels = _labels((("outcome", outcome),))
+                lines.append(f"juliarun_reconciles_total{labels} {self.reconciles[outcome]}")
             lines += ["# HELP juliarun_jobs JuliaRunJob objects by phase.", "# TYPE juliarun_jobs gauge"]
             for phase, n in sorted(self.phases.items()):
                 lines.append(f"juliarun_jobs{_labels((('phase', phase),))} {n}")
@@ -129,6 +137,11 @@ class Metrics:
                 f"juliarun_kube_writes_total {self.kube_writes}",
             ]
             lines += [
+                "# HELP juliarun_acting 1 while this replica holds the Lease and acts, else 0.",
+                "# TYPE juliarun_acting gauge",
+                f"juliarun_acting {self.acting}",
+            ]
+            lines += [
                 "# HELP juliarun_connections_unavailable JuliaRun connections in use that fail now.",
                 "# TYPE juliarun_connections_unavailable gauge",
                 f"juliarun_connections_unavailable {self.connections_unavailable}",
@@ -136,35 +149,49 @@ class Metrics:
             return "\n".join(lines) + "\n"
 
 
-def serve(
-    metrics: Metrics,
-    port: int,
-    health: Callable[[], tuple[bool, str]],
-    ready: Callable[[], tuple[bool, str]],
-    host: str = "0.0.0.0",  # noqa: S104 (kubelet's probes and Prometheus reach the pod's address)
-) -> ThreadingHTTPServer:
-    """Serve /metrics, /healthz (the operator works) and /readyz (JuliaRun answers)."""
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    handler: Callable[[BaseHTTPRequestHandler], None] = staticmethod(lambda request: None)
+
+
+def bind(port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:  # noqa: S104 (probes and Prometheus reach the pod)
+    """The metrics server's socket, bound now: a port in use fails here, at start-up (OSError)."""
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = 5  # seconds a connection may sit idle: idle sockets cannot pile up threads
+
         def do_GET(self) -> None:
-            if self.path == "/metrics":
-                code, body, ctype = 200, metrics.render(), "text/plain; version=0.0.4"
-            elif self.path in ("/healthz", "/readyz"):
-                ok, text = (health if self.path == "/healthz" else ready)()
-                code, body, ctype = (200 if ok else 503), text + "\n", "text/plain"
-            else:
-                code, body, ctype = 404, "not found\n", "text/plain"
-            payload = body.encode()
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            server.handler(self)
 
         def log_message(self, *args: object) -> None:
             pass  # probes every few seconds would drown the operator's log
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    server = _Server((host, port), Handler)
     return server
+
+
+def serve(
+    server: ThreadingHTTPServer,
+    metrics: Metrics,
+    health: Callable[[], tuple[bool, str]],
+    ready: Callable[[], tuple[bool, str]],
+) -> None:
+    """Serve /metrics, /healthz (the operator works) and /readyz (JuliaRun answers) on a bound server."""
+
+    def handle(request: BaseHTTPRequestHandler) -> None:
+        if request.path == "/metrics":
+            code, body, ctype = 200, metrics.render(), "text/plain; version=0.0.4"
+        elif request.path in ("/healthz", "/readyz"):
+            ok, text = (health if request.path == "/healthz" else ready)()
+            code, body, ctype = (200 if ok else 503), text + "\n", "text/plain"
+        else:
+            code, body, ctype = 404, "not found\n", "text/plain"
+        payload = body.encode()
+        request.send_response(code)
+        request.send_header("Content-Type", ctype)
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        request.wfile.write(payload)
+
+    cast(_Server, server).handler = handle
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()

@@ -133,11 +133,11 @@ def finished_plan(obj: d.ObjectState, f: d.Facts, start: tuple[d.Action, ...]) -
     """Complete or Failed for good: nothing more is sent to JuliaRun; the TTL runs."""
     actions = start
     if obj.status.get("observedGeneration") != obj.generation:  # a spec edit after the end
-        actions += (d.Action(d.Kind.WRITE_STATUS, value={"observedGeneration": obj.generation}),)
+        actions += (d.write_status({"observedGeneration": obj.generation}),)
     left = ttl_left(obj, f.now)
     name = obj.status.get("jobName")
     if left is not None and left <= 0:
-        return d.Plan((*actions, d.Action(d.Kind.DELETE_OBJECT, name or "", obj.uid)), job=name)
+        return d.Plan((*actions, d.Action(d.Kind.DELETE_OBJECT, name or "")), job=name)
     return d.Plan(actions, job=name, requeue_after=left)
 
 
@@ -156,10 +156,8 @@ def hold(
     if info is not None and name not in m.deleted_jobs:
         if not rules.ours(obj, f, name):
             return None  # a conflict, shown as such
-        logs = (
-            (d.Action(d.Kind.POST_LOGS, name, "DeadlineExceeded"),) if over and m.logs_posted != name else ()
-        )
-        return d.Plan(start + logs + (d.Action(d.Kind.DELETE, name),), job=name, wait_snapshot=True)
+        logs = (d.post_logs(name, "DeadlineExceeded"),) if over and m.logs_posted != name else ()
+        return d.Plan(start + logs + (d.delete(name),), job=name, wait_snapshot=True)
     # Nothing of this attempt runs in JuliaRun, or JuliaRun has been told to delete it.
     if info is None and m.name == name and m.submit is d.Outcome.LANDED and f.snapshot_time < m.landed_at:
         return d.Plan(start, job=name, wait_snapshot=True)
@@ -216,12 +214,8 @@ def resume(
         start=st.iso(f.now),
     )
     new = fields["jobName"]
-    event = d.Action(
-        d.Kind.EVENT,
-        new,
-        "Normal",
-        reason="Resumed",
-        message=f"resumed: submitting attempt {fields['attempts']} as JuliaRun job {new}",
+    event = d.event(
+        "Normal", "Resumed", f"resumed: submitting attempt {fields['attempts']} as JuliaRun job {new}", new
     )
     return begin(obj, f, start, fields, event)
 
@@ -281,12 +275,11 @@ def ended(
         return conditions, d.Plan(
             logs + rules.status_write(obj, f, st.suspended(message), extra=fields), job=new
         )
-    event = d.Action(
-        d.Kind.EVENT,
-        new,
+    event = d.event(
         "Warning",
-        reason="AttemptFailed",
-        message=f"attempt {n} (JuliaRun job {name}) failed: {why}; "
+        "AttemptFailed",
+        f"attempt {n} (JuliaRun job {name}) failed: {why}; "
         f"submitting attempt {n + 1} as {new} (retry {failed} of backoffLimit {limit})",
+        new,
     )
     return conditions, begin(obj, f, (), fields, event, logs)

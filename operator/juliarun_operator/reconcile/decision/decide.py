@@ -33,6 +33,10 @@ from .model import (
     ObjectState,
     Outcome,
     Plan,
+    event,
+    post_logs,
+    set_scale,
+    update,
 )
 from .rules import landing_wait, ours, refusal_wait, spec_stall, status_write, submit_actions
 
@@ -56,6 +60,9 @@ def reconcile(obj: ObjectState, f: Facts) -> Plan:
         return Plan(
             start + status_write(obj, f, st.stalled("InvalidSpec", f.invalid), warn=True), job=recorded
         )
+    if f.memory.invalid and f.memory.invalid_generation == obj.generation:  # refused before sending
+        stalled = st.stalled("InvalidSpec", f.memory.invalid)
+        return Plan(start + status_write(obj, f, stalled, warn=True), job=recorded)
     chosen = obj.spec.get("jobName")
     if chosen and not recorded and not f.trusted and not chosen.startswith(f"{obj.namespace}-"):
         message = (
@@ -119,7 +126,7 @@ def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[
                 if m.params is not None
                 else {k: v for k, v in params.items() if k != "nworkers"}
             )
-            actions.append(Action(Kind.UPDATE, name, sent))
+            actions.append(update(name, sent))
         if (
             wanted is not None
             and job_type
@@ -127,10 +134,10 @@ def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[
             and info.scale.requested != wanted
             and not (m.scale == wanted and m.scale_at >= f.snapshot_time)
         ):
-            actions.append(Action(Kind.SET_SCALE, name, wanted))
+            actions.append(set_scale(name, wanted))
     conditions = st.from_info(info, job_type, wanted)
     logs = (
-        (Action(Kind.POST_LOGS, name, conditions.phase),)
+        (post_logs(name, conditions.phase),)
         if info.status.completed and not obj.status.get("completed") and m.logs_posted != name
         else ()
     )
@@ -159,17 +166,14 @@ def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[
             extra["completionTime"] = obj.status.get("completionTime") or st.iso(f.now)
     actions += logs
     if not batch.derived(obj, name) and not obj.status.get("submitted") and m.submit is None:
-        actions.append(
-            Action(
-                Kind.EVENT, name, "Normal", reason="Adopted", message=f"adopted existing JuliaRun job {name}"
-            )
-        )
+        actions.append(event("Normal", "Adopted", f"adopted existing JuliaRun job {name}", name))
     writes = status_write(obj, f, conditions, extra=extra)
     busy = conditions.reconciling.status == "True" or bool(actions)
     return Plan(
         start + tuple(actions) + writes,
         job=name,
         wait_snapshot=busy,
+        watch=batch.is_batch(obj) and not info.status.completed,
         requeue_after=refusal_wait(m, f.now) if stall else None,
     )
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from ...api import FINALIZER
 from . import batch
-from .model import Action, Facts, Kind, ObjectState, Outcome, Plan
-from .rules import landing_wait, ours
+from . import status as st
+from .model import Action, Facts, Kind, ObjectState, Outcome, Plan, delete, event
+from .rules import landing_wait, ours, status_write
 
 
 def deleting(obj: ObjectState, f: Facts) -> Plan:
@@ -20,22 +21,20 @@ def deleting(obj: ObjectState, f: Facts) -> Plan:
         return Plan(done)
     if obj.spec.get("deletionPolicy", "Delete") == "Orphan":
         left = ", ".join(n for n in [*earlier, name or ""] if n)
-        orphaned = Action(
-            Kind.EVENT, name or "", "Normal", reason="Orphaned", message=f"left JuliaRun job {left} running"
-        )
+        orphaned = event("Normal", "Orphaned", f"left JuliaRun job {left} running", name or "")
         return Plan((orphaned, *done))
-    if f.snapshot is None:
-        if f.no_credentials and not obj.status.get("connection") and m.submit is None:
-            return Plan(done)  # never submitted: nothing could be sent without its credentials
+    if f.snapshot is None:  # JuliaRun cannot be looked at: only what surely was never sent lets go
+        if never_sent(obj, f):
+            return Plan(done)
         return Plan(job=name, wait_snapshot=True)
     for old in earlier:  # earlier attempts: each was submitted, recorded, and is ours
         if f.snapshot.get(old) is not None:
-            return Plan((Action(Kind.DELETE, old),), job=name, wait_snapshot=True)
+            return _delete(obj, f, old, name)
     if name is None or name in m.deleted_jobs:
         return Plan(done)
     if f.snapshot.get(name) is not None:
         if ours(obj, f, name):
-            return Plan((Action(Kind.DELETE, name),), job=name, wait_snapshot=True)
+            return _delete(obj, f, name, name)
         return Plan(done)  # not ours (a conflict): nothing of ours to delete
     if m.name == name and m.submit is Outcome.LANDED and f.snapshot_time < m.landed_at:
         return Plan(job=name, wait_snapshot=True)
@@ -43,3 +42,22 @@ def deleting(obj: ObjectState, f: Facts) -> Plan:
     if wait > 0:  # deleting now would leak a submit that lands later
         return Plan(job=name, requeue_after=wait)
     return Plan(done)
+
+
+def _delete(obj: ObjectState, f: Facts, job: str, name: str | None) -> Plan:
+    """deleteJob; after a refusal, the object says so (the controller paces the retries)."""
+    shown: tuple[Action, ...] = ()
+    if f.memory.delete_refusal:
+        refused = st.waiting("Deleting", "DeleteRefused", f"{f.memory.delete_refusal}; retrying")
+        shown = status_write(obj, f, refused)
+    return Plan((*shown, delete(job)), job=name, wait_snapshot=True)
+
+
+def never_sent(obj: ObjectState, f: Facts) -> bool:
+    """Whether no process can have sent a submit for this object: none is recorded, this
+    process sent none, and either this process put the finalizer on (it goes on before any
+    submit) or the object never had the credentials a submit needs."""
+    m = f.memory
+    if m.submit is not None or obj.status.get("submitted") or obj.status.get("submitTime"):
+        return False
+    return m.added_finalizer or (f.no_credentials and not obj.status.get("connection"))

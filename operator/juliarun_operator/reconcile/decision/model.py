@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from ...api import ADOPT_ANNOTATION, PAUSE_ANNOTATION, default_job_name
@@ -47,6 +48,9 @@ class Memory:
     logs_posted: str = ""  # the job whose last log lines were posted
     last_logs: str = ""  # and those lines, for a status write after the job is deleted
     added_finalizer: bool = False  # this process found the object without it: nothing sent before
+    invalid: str = ""  # a request refused before sending (too large, a bad parameter): nothing sent
+    invalid_generation: int = -1  # ... for this generation's spec
+    delete_refusal: str = ""  # JuliaRun refused the last deleteJob: why
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,7 @@ class Kind(enum.Enum):
     SET_SCALE = "set-scale"
     UPDATE = "update"
     DELETE = "delete"
-    DELETE_OBJECT = "delete-object"  # the JuliaRunJob itself (ttlSecondsAfterFinished); value: its UID
+    DELETE_OBJECT = "delete-object"  # the JuliaRunJob itself (ttlSecondsAfterFinished)
     POST_LOGS = "post-logs"
     EVENT = "event"
 
@@ -147,12 +151,53 @@ class Kind(enum.Enum):
 MOVES_JULIARUN = frozenset({Kind.SUBMIT, Kind.SET_SCALE, Kind.UPDATE, Kind.DELETE})
 
 
+class Note(NamedTuple):
+    """A core/v1 Event to post about the object."""
+
+    type: str  # "Normal" or "Warning"
+    reason: str
+    message: str
+
+
 class Action(NamedTuple):
+    """One step of a plan; which fields it carries follows from its kind (the constructors
+    below build each kind with its own)."""
+
     kind: Kind
     job: str = ""  # the JuliaRun job name
-    value: Any = None  # status fields, parameters, a scale, an Event's type or a phase
-    reason: str = ""  # of an Event
-    message: str = ""
+    params: Mapping[str, Any] = MappingProxyType({})  # SUBMIT, UPDATE: JuliaRun parameters
+    scale: int = 0  # SET_SCALE
+    status: Mapping[str, Any] = MappingProxyType({})  # WRITE_STATUS: the fields to merge
+    note: Note | None = None  # EVENT
+    phase: str = ""  # POST_LOGS: how the job ended
+
+
+def submit(job: str, params: Mapping[str, Any]) -> Action:
+    return Action(Kind.SUBMIT, job, params=params)
+
+
+def update(job: str, params: Mapping[str, Any]) -> Action:
+    return Action(Kind.UPDATE, job, params=params)
+
+
+def set_scale(job: str, scale: int) -> Action:
+    return Action(Kind.SET_SCALE, job, scale=scale)
+
+
+def delete(job: str) -> Action:
+    return Action(Kind.DELETE, job)
+
+
+def write_status(fields: Mapping[str, Any]) -> Action:
+    return Action(Kind.WRITE_STATUS, status=fields)
+
+
+def event(etype: str, reason: str, message: str, job: str = "") -> Action:
+    return Action(Kind.EVENT, job, note=Note(etype, reason, message))
+
+
+def post_logs(job: str, phase: str) -> Action:
+    return Action(Kind.POST_LOGS, job, phase=phase)
 
 
 class Plan(NamedTuple):
@@ -162,6 +207,7 @@ class Plan(NamedTuple):
     job: str | None = None  # the job name this object holds or will hold
     wait_snapshot: bool = False  # look again at the next snapshot (soon)
     requeue_after: float | None = None
+    watch: bool = False  # a job whose end must show soon (a running batch job): snapshots every second
 
     def look_within(self) -> float:
         """Seconds within which the next snapshot is wanted: soon after a call that moves

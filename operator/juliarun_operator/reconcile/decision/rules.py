@@ -11,7 +11,19 @@ from ...api import FINALIZER
 from ...juliarun import jobtypes as jt
 from . import batch
 from . import status as st
-from .model import REFUSAL_BACKOFF, Action, Earlier, Facts, Kind, Memory, ObjectState, Outcome
+from .model import (
+    REFUSAL_BACKOFF,
+    Action,
+    Earlier,
+    Facts,
+    Memory,
+    ObjectState,
+    Outcome,
+    event,
+    set_scale,
+    submit,
+    write_status,
+)
 
 
 def ours(obj: ObjectState, f: Facts, name: str) -> bool:
@@ -30,11 +42,11 @@ def ours(obj: ObjectState, f: Facts, name: str) -> bool:
 
 def submit_actions(obj: ObjectState, f: Facts, name: str) -> tuple[Action, ...]:
     params = dict(f.params or {})
-    actions = [Action(Kind.SUBMIT, name, params)]
+    actions = [submit(name, params)]
     job_type = jt.job_type(obj.spec["type"])
     wanted = obj.spec.get("parallelism")
     if wanted is not None and job_type.scalable and params.get("nworkers") != wanted:
-        actions.append(Action(Kind.SET_SCALE, name, wanted))  # types that take no nworkers
+        actions.append(set_scale(name, wanted))  # types that take no nworkers
     return tuple(actions)
 
 
@@ -116,8 +128,8 @@ def status_write(
     if not force and not st.changed(obj.status, fields):
         return ()
     fields["lastSyncTime"] = st.iso(f.now)
-    write = Action(Kind.WRITE_STATUS, value=fields)
+    write = write_status(fields)
     old = st.condition(obj.status, st.READY)
     if warn and (old.get("reason"), old.get("message")) != (c.ready.reason, c.ready.message):
-        return (write, Action(Kind.EVENT, value="Warning", reason=c.ready.reason, message=c.ready.message))
+        return (write, event("Warning", c.ready.reason, c.ready.message))
     return (write,)

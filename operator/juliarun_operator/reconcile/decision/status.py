@@ -181,7 +181,8 @@ def from_info(info: JobInfo, job_type: jt.JobType | None, wanted: int | None) ->
         )
     if job_type and job_type.scalable:
         target = scale.requested if wanted is None else wanted
-        if scale.requested != target or scale.running < target:
+        # At scale only when JuliaRun runs exactly what is asked: more running is still scaling down.
+        if scale.requested != target or scale.running != target:
             msg = f"scaling: {scale.running}/{target} workers running"
             return Conditions(
                 "Running",

@@ -1,15 +1,20 @@
-"""JuliaRun connections: one client, one job snapshot and one breaker per connection.
+"""JuliaRun connections, a compartment each: one client, one snapshot loop, one breaker and
+one cap on calls under way per connection.
 
 Objects that share a URL, JuliaRun namespace and token share a `Connection`. Its snapshot
-(one getAllJobInfo) serves every object. While a connection fails, its breaker refuses
-calls locally until the backoff expires; then one caller makes a single trial call, and
-the others follow only if it succeeds. So JuliaRun sees at most one call per backoff
+(one getAllJobInfo) serves every object. Only the connection's own failures (no answer,
+time-outs, 5xx, unreadable answers) open its breaker; a request refused before sending, or
+an answer refusing one object's write, is that object's. While the breaker is open, calls
+are refused locally until the backoff expires; then one caller makes a single trial call,
+and the others follow only if it succeeds. So JuliaRun sees at most one call per backoff
 delay (1 s, doubling to 60 s) per connection while it is down, however many objects wait.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import enum
 import hashlib
 import os
 import random
@@ -17,22 +22,42 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ...juliarun import Client, Context, JobInfo, JuliaRunError, RetryPolicy
 from ...juliarun.client import SnapshotMemo
-from ...juliarun.errors import ApiError
+from ...juliarun.errors import ApiError, Blame, HTTPError, InvalidResponse, TransportError, blame
 
 Observe = Callable[[str, str, float], None]
 
 
-class Unavailable(Exception):
-    """JuliaRun is failing for this connection; retry after `delay` seconds."""
+def trouble(exc: JuliaRunError) -> str:
+    """What a connection's failure is called where every object that uses it reads it: a
+    category, never the request's or the answer's text (those belong to one caller)."""
+    if isinstance(exc, TransportError):
+        return "transport error (no complete answer)"
+    if isinstance(exc, HTTPError):
+        return f"HTTP {exc.status}"
+    if isinstance(exc, InvalidResponse):
+        return "unreadable answer"
+    return "refused the snapshot read" if isinstance(exc, ApiError) else type(exc).__name__
 
-    def __init__(self, message: str, delay: float):
+
+class Why(enum.Enum):
+    """Why a call was not sent (Unavailable)."""
+
+    BREAKER = "breaker"  # the connection fails: its breaker holds calls back
+    BUSY = "busy"  # as many calls as the connection allows are under way
+    FENCED = "fenced"  # this replica does not hold a valid Lease
+
+
+class Unavailable(Exception):
+    """The call was not sent: retry after `delay` seconds."""
+
+    def __init__(self, message: str, delay: float, why: Why = Why.BREAKER):
         super().__init__(message)
-        self.delay = delay
+        self.delay, self.why = delay, why
 
 
 @dataclass(frozen=True)
@@ -57,7 +82,8 @@ class Breaker:
         self.failures = 0
         self.open_until = 0.0
         self.trial = False  # a trial call is out
-        self.last_error = ""
+        self.last_error = ""  # a category (`trouble`), the same for every object
+        self.since = 0.0  # wall time of the first failure in a row
 
     def admit(self) -> None:
         """Return if a call may go out now; raise Unavailable (with a jittered delay) if not."""
@@ -69,26 +95,50 @@ class Breaker:
                 self.trial = True
                 return
             wait = max(self.open_until - now, 0.0) + random.uniform(0.1, 1.0)  # noqa: S311 (jitter)
-            raise Unavailable(self.last_error or "JuliaRun unavailable", wait)
+            raise Unavailable(self.describe(), wait)
 
-    def failed(self, message: str) -> None:
+    def describe(self) -> str:
+        since = dt.datetime.fromtimestamp(int(self.since), dt.UTC).isoformat().replace("+00:00", "Z")
+        return f"JuliaRun unavailable since {since}: {self.last_error or 'no answer'}"
+
+    def failed(self, category: str) -> None:
         with self._lock:
+            if self.failures == 0:
+                self.since = time.time()
             self.failures += 1
             self.trial = False
-            self.last_error = message
+            self.last_error = category
             self.open_until = time.monotonic() + self.backoff.delay(self.failures)
 
     def succeeded(self) -> None:
         with self._lock:
             self.failures, self.trial, self.last_error = 0, False, ""
 
+    def answered(self) -> None:
+        """An answer that says nothing of the connection's health (a refusal, or a request
+        refused before sending): a trial it was ends, without closing the breaker."""
+        with self._lock:
+            if self.trial:
+                self.trial = False
+                self.open_until = time.monotonic()
+
     def retry_delay(self) -> float:
         with self._lock:
             return max(self.open_until - time.monotonic(), 0.0) + random.uniform(0.1, 1.0)  # noqa: S311 (jitter)
 
 
+def always() -> bool:
+    return True
+
+
 class Connection:
-    """A JuliaRun connection shared by every object that uses it."""
+    """A JuliaRun connection shared by every object that uses it: a compartment of its own.
+
+    Its breaker counts only the connection's failures (`blame`); at most `max_calls` calls
+    are under way at once (a slow JuliaRun holds that many workers, never all); its snapshot
+    is taken by a loop of its own (poller.SnapshotLoop); every call first asks `fence`
+    whether this replica may send at all.
+    """
 
     def __init__(
         self,
@@ -98,23 +148,29 @@ class Connection:
         observe: Observe | None = None,
         ca_file: str | None = None,
         pool_size: int = 16,
-        wanted: threading.Event | None = None,
+        max_calls: int = 8,
+        fence: Callable[[], bool] = always,
     ):
         self.context = context
         # The operator retries at its own level; one attempt per call keeps rates countable.
         self.client = Client(context, retry=RetryPolicy(attempts=1), observe=observe, pool_size=pool_size)
         self.breaker = Breaker(backoff)
         self.ca_file = ca_file
+        self.fence = fence
+        self._slots = threading.BoundedSemaphore(max_calls)
         self.snapshot: dict[str, JobInfo] | None = None
-        self._memo = SnapshotMemo()  # the poller's thread alone uses it
+        self._memo = SnapshotMemo()  # the snapshot loop's thread alone uses it
         self.snapshot_time = 0.0  # wall time the snapshot's request was sent
         self.system_up = True
         self.last_used = time.monotonic()
         self._lock = threading.Lock()
         self.waiters: set[tuple[str, str]] = set()  # objects that want the next snapshot
+        self.watched: set[tuple[str, str]] = set()  # objects whose job is watched closely (running batch)
         self.want_at = 0.0  # monotonic time a snapshot is wanted by (0: at the interval)
-        self.wanted = wanted or threading.Event()  # set when want_at moves earlier: wakes the poller
+        self.wanted = threading.Event()  # set when want_at moves earlier: wakes the snapshot loop
         self.fetch_seconds = 0.0  # how long the last snapshot took, answer parsed
+        self.closed = False
+        self.ca_key = ""  # the digest of its CA bundle, if it has one (Connections' file)
 
     @property
     def healthy(self) -> bool:
@@ -122,25 +178,41 @@ class Connection:
 
     @property
     def problem(self) -> str:
+        """The connection's trouble, worded the same for every object that uses it."""
         if not self.healthy:
-            return f"JuliaRun unreachable: {self.breaker.last_error}"
+            return self.breaker.describe()
         if not self.system_up:
             return "JuliaRun reports it is not connected to a compute cluster"
         return ""
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call a client method through the breaker. An answer from JuliaRun (ApiError), even
-        a refusal, shows that JuliaRun works; everything else counts as a failure."""
+        """Call a client method through the fence, the breaker and the connection's call cap.
+
+        Unavailable: nothing was sent. Otherwise the client's error, counted on the breaker
+        only where it is the connection's (`blame`)."""
+        if not self.fence():
+            raise Unavailable("this replica does not hold the Lease", 1.0, Why.FENCED)
         self.breaker.admit()
+        if not self._slots.acquire(timeout=0.05):
+            self.breaker.answered()  # a trial call that never went out
+            raise Unavailable(
+                "as many JuliaRun calls as this connection allows are under way",
+                random.uniform(0.2, 0.5),  # noqa: S311 (jitter)
+                Why.BUSY,
+            )
         self.last_used = time.monotonic()
         try:
             result = fn(*args, **kwargs)
-        except ApiError:
-            self.breaker.succeeded()
-            raise
         except JuliaRunError as exc:
-            self.breaker.failed(str(exc))
+            if blame(exc) is Blame.CONNECTION:
+                self.breaker.failed(trouble(exc))
+            elif isinstance(exc, ApiError):
+                self.breaker.succeeded()  # an answer: JuliaRun works
+            else:
+                self.breaker.answered()
             raise
+        finally:
+            self._slots.release()
         self.breaker.succeeded()
         return result
 
@@ -150,11 +222,11 @@ class Connection:
         try:
             return self.call(fn, *args)
         except ApiError as exc:
-            self.breaker.failed(str(exc))
+            self.breaker.failed(trouble(exc))
             raise
 
     def fetch(self) -> dict[str, JobInfo]:
-        """A new snapshot (the poller's)."""
+        """A new snapshot (the snapshot loop's)."""
         sent, started = time.time(), time.monotonic()
         snapshot: dict[str, JobInfo] = self.read(self.client.get_all_job_info, self._memo)
         with self._lock:
@@ -171,12 +243,30 @@ class Connection:
                 self.want_at = due
                 self.wanted.set()
 
+    def watch(self, key: tuple[str, str], closely: bool) -> None:
+        """While any object is watched closely, snapshots come every second (batch jobs
+        running: their end shows within 2 s); only changed entries wake their objects."""
+        with self._lock:
+            if closely:
+                if key not in self.watched:
+                    self.watched.add(key)
+                    self.wanted.set()
+            else:
+                self.watched.discard(key)
+
+    def forget(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self.waiters.discard(key)
+            self.watched.discard(key)
+
     def take_waiters(self) -> set[tuple[str, str]]:
         with self._lock:
             waiters, self.waiters, self.want_at = self.waiters, set(), 0.0
             return waiters
 
     def close(self) -> None:
+        self.closed = True
+        self.wanted.set()  # its loop ends
         self.client.close()
         if self.ca_file:
             with contextlib.suppress(OSError):
@@ -186,22 +276,27 @@ class Connection:
 @dataclass(frozen=True)
 class Credentials:
     url: str
-    token: str
+    token: str = field(repr=False)
     namespace: str
-    ca: str | None = None
+    ca: str | None = field(default=None, repr=False)
 
     def key(self) -> tuple[str, str, str, str]:
         digest = hashlib.sha256(self.token.encode()).hexdigest()
-        ca_digest = hashlib.sha256(self.ca.encode()).hexdigest() if self.ca else ""
-        return (self.url, self.namespace, digest, ca_digest)
+        return (self.url, self.namespace, digest, ca_digest(self.ca))
+
+
+def ca_digest(ca: str | None) -> str:
+    return hashlib.sha256(ca.encode()).hexdigest() if ca else ""
 
 
 class Connections:
     """The default connection, and one per distinct credentials Secret content.
 
-    A connection that no object used for `idle` seconds is closed and its CA file removed,
-    so rotated tokens and moved URLs leave nothing behind. (The default connection's token
-    file is read again by the client when it changes.)
+    A connection that no object used for `idle` seconds is closed, so rotated tokens and
+    moved URLs leave nothing behind. (The default connection's token file is read again by
+    the client when it changes.) A CA bundle is written to one file per distinct CA, shared
+    by the connections that trust it and removed with the last of them. `on_new` starts a
+    new connection's snapshot loop.
     """
 
     def __init__(
@@ -212,50 +307,81 @@ class Connections:
         observe: Observe | None = None,
         idle: float = 300.0,
         pool_size: int = 16,
+        max_calls: int = 8,
+        fence: Callable[[], bool] = always,
     ):
         # pool_size: as many connections as workers may call at once; a smaller pool opens
         # and drops a connection per call beyond it.
         self._backoff, self._observe, self._pool_size = backoff, observe, pool_size
-        self.wanted = threading.Event()  # any connection's want_at moved earlier
+        self._max_calls, self.fence = max_calls, fence
+        self.on_new: Callable[[Connection], object] = lambda conn: None
         self.default = Connection(
-            default, backoff=backoff, observe=observe, pool_size=pool_size, wanted=self.wanted
+            default,
+            backoff=backoff,
+            observe=observe,
+            pool_size=pool_size,
+            max_calls=max_calls,
+            fence=self._fenced,
         )
         self._by_key: dict[tuple[str, str, str, str], Connection] = {}
+        self._ca_files: dict[str, tuple[str, int]] = {}  # CA digest -> (file, connections using it)
         self._lock = threading.Lock()
         self.idle = idle
+
+    def _fenced(self) -> bool:
+        return self.fence()  # looked up at each call: the wiring sets it after start-up
 
     def get(self, credentials: Credentials | None) -> Connection:
         if credentials is None:
             return self.default
         with self._lock:
             conn = self._by_key.get(credentials.key())
+            new = conn is None
             if conn is None:
-                verify: bool | str = True
-                ca_file = None
-                if credentials.ca:  # requests wants a CA bundle as a file; removed on close
-                    with tempfile.NamedTemporaryFile("w", suffix=".crt", delete=False) as f:
-                        f.write(credentials.ca)
-                    verify = ca_file = f.name
-                base = self.default.context
-                context = Context(
+                verify: bool | str = self._ca_file(credentials.ca) if credentials.ca else True
+                context = replace(
+                    self.default.context,
                     url=credentials.url,
                     token=credentials.token,
+                    token_file=None,
                     namespace=credentials.namespace,
                     verify=verify,
-                    connect_timeout=base.connect_timeout,
-                    read_timeout=base.read_timeout,
                 )
                 conn = Connection(
                     context,
                     backoff=self._backoff,
                     observe=self._observe,
-                    ca_file=ca_file,
+                    ca_file=None,
                     pool_size=self._pool_size,
-                    wanted=self.wanted,
+                    max_calls=self._max_calls,
+                    fence=self._fenced,
                 )
+                conn.ca_key = ca_digest(credentials.ca)
                 self._by_key[credentials.key()] = conn
             conn.last_used = time.monotonic()
-            return conn
+        if new:
+            self.on_new(conn)
+        return conn
+
+    def _ca_file(self, ca: str) -> str:
+        """The file of this CA bundle (requests wants a file), written once per CA."""
+        digest = ca_digest(ca)
+        path, users = self._ca_files.get(digest, ("", 0))
+        if not path:
+            with tempfile.NamedTemporaryFile("w", suffix=".crt", delete=False) as f:
+                f.write(ca)
+            path = f.name
+        self._ca_files[digest] = (path, users + 1)
+        return path
+
+    def _release_ca(self, digest: str) -> None:
+        path, users = self._ca_files.get(digest, ("", 0))
+        if users > 1:
+            self._ca_files[digest] = (path, users - 1)
+        elif path:
+            del self._ca_files[digest]
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     def all(self) -> list[Connection]:
         with self._lock:
@@ -267,5 +393,18 @@ class Connections:
         with self._lock:
             stale = [k for k, c in self._by_key.items() if c.last_used < cutoff]
             closed = [self._by_key.pop(k) for k in stale]
+            for conn in closed:
+                if conn.ca_key:
+                    self._release_ca(conn.ca_key)
         for conn in closed:
+            conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            closed = list(self._by_key.values())
+            self._by_key.clear()
+            for conn in closed:
+                if conn.ca_key:
+                    self._release_ca(conn.ca_key)
+        for conn in [self.default, *closed]:
             conn.close()

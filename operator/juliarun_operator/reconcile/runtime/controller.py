@@ -1,11 +1,12 @@
 """Runs the decision, one object at a time: the work queue, the workers, the facts.
 
 Events only say which object to look at: the watch feeds `track`, which keeps the latest
-body of every object and queues its key; workers take keys, gather the facts (the
-connection's snapshot, the checked parameters), ask `decide.reconcile` and hand its plan to
-`execute.Executor`, which performs the actions. One object's failure (its Secret, its
-status write, JuliaRun's answer to it) is that object's alone: it is queued again after its
-own backoff.
+body of every object and queues its key; a connection's snapshot loop `wake`s the objects
+whose entry changed; workers take keys, gather the facts (the connection's snapshot, the
+checked parameters), ask `decision.reconcile` and hand its plan to the `Executor`, which
+performs the actions and says what happened. The controller alone decides when an object
+is looked at again: one object's failure (its Secret, its status write, JuliaRun's answer
+to it) is queued again after that object's own backoff (the queue's rate limiter).
 """
 
 from __future__ import annotations
@@ -13,21 +14,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ...juliarun import ParameterError
 from ...juliarun.client import Context, public_url
 from .. import decision as d
-from ..adapters.kube import ApiException, Kube
+from ..adapters.kube import ApiException, KubeAPI
 from ..adapters.metrics import Metrics
 from ..decision.mapping import job_params
 from ..decision.rules import handover
 from .connections import Backoff, Connection, Connections
 from .credentials import SecretCache
-from .executor import Executor
-from .queue import WorkQueue
+from .executor import DONE, Executor, Next, Result
+from .queue import RateLimit, WorkQueue
 from .registry import Body, Key, Registry, key_of
 from .routing import Routing
 
@@ -52,25 +53,34 @@ class Config:
     namespace_connections: dict[str, str] = field(default_factory=dict)
     own_namespace: str = "default"
     backoff: Backoff = field(default_factory=Backoff)
+    rate_limit: RateLimit = field(default_factory=RateLimit)  # an object's retries after failures
+    max_calls: int = 8  # JuliaRun calls under way at once per connection: a slow one holds no more workers
 
 
 class Controller:
-    def __init__(self, config: Config, kube: Kube, connections: Connections, metrics: Metrics):
+    def __init__(self, config: Config, kube: KubeAPI, connections: Connections, metrics: Metrics):
         self.config, self.kube, self.connections, self.metrics = config, kube, connections, metrics
         self.registry = Registry()
         self.memory: dict[str, d.Memory] = {}  # by uid
-        self.failures: dict[Key, int] = {}
         self.warned_insecure: set[str] = set()  # uids told that their token travels in plain http
         self.lock = threading.Lock()  # for `memory`
         self.routing = Routing(
             config, connections, SecretCache(kube.read_secret_data, config.credentials_ttl, config.backoff)
         )
-        self.queue = WorkQueue()
+        self.queue = WorkQueue(config.rate_limit)
         self.acting = False
         self.acting_since = 0.0
         self.earlier = d.Earlier()
         self.last_done = time.monotonic()
-        self.executor = Executor(self)
+        self.fence: Callable[[], bool] = lambda: self.acting  # the Lease's, where one is held
+        self.executor = Executor(
+            kube,
+            self.registry,
+            metrics,
+            self.routing.secret_value,
+            lambda: self.fence(),
+            config.log_lines_on_completion,
+        )
 
     # --- the registry, fed by the watch -----------------------------------------------------
 
@@ -82,9 +92,11 @@ class Controller:
             self.queue.add(key_of(body))
 
     def _forget(self, key: Key, body: Body) -> None:
-        self.failures.pop(key, None)
+        self.queue.forget(key)
         self.memory.pop(body["metadata"].get("uid", ""), None)
         self.warned_insecure.discard(body["metadata"].get("uid", ""))
+        for conn in self.connections.all():
+            conn.forget(key)
 
     def replace_all(self, bodies: list[Body]) -> None:
         for body in self.registry.replace_all(bodies):
@@ -92,6 +104,22 @@ class Controller:
 
     def keys(self) -> list[Key]:
         return self.registry.keys()
+
+    def wake(self, keys: Iterable[Key]) -> None:
+        """Objects whose JuliaRun entry (or connection) changed: looked at now."""
+        if self.acting:
+            for key in keys:
+                self.queue.add(key)
+
+    def resync(self) -> None:
+        """A fresh list: forget objects deleted unseen, and look at every object again."""
+        try:
+            bodies, _ = self.kube.list_objects(self.config.namespaces)
+        except Exception as exc:
+            log.warning("resync list failed: %s", _describe(exc))
+            return
+        self.replace_all(bodies)
+        self.wake(self.keys())
 
     # --- acting ----------------------------------------------------------------------------
 
@@ -104,15 +132,16 @@ class Controller:
             self.acting_since = time.time()
             self.earlier = earlier or d.Earlier()
             self.acting = True
+            self.metrics.set_acting(True)
             try:
                 self.replace_all(self.kube.list_objects(self.config.namespaces)[0])
             except Exception as exc:
-                log.warning("listing JuliaRunJobs failed (the watch still feeds them): %s", exc)
-            for key in self.keys():
-                self.queue.add(key)
+                log.warning("listing JuliaRunJobs failed (the watch still feeds them): %s", _describe(exc))
+            self.wake(self.keys())
         else:
-            log.warning("not acting: another replica holds the lease")
+            log.warning("not acting: this replica does not hold the Lease")
             self.acting = False
+            self.metrics.set_acting(False)
             with self.lock:
                 self.memory.clear()  # what another replica does meanwhile is not in it
 
@@ -149,25 +178,30 @@ class Controller:
                 self.last_done = time.monotonic()
 
     def _handle(self, key: Key) -> None:
+        """One look at an object, and the one place that decides when it is looked at again."""
         try:
-            outcome = self.process(key)
+            result = self.process(key)
         except Exception as exc:  # one object's failure is that object's alone
-            failures = self.failures[key] = self.failures.get(key, 0) + 1
-            delay = self.config.backoff.delay(failures)
+            delay = self.queue.add_rate_limited(key)
             log.warning("%s/%s: %s; retrying in %.0f s", *key, _describe(exc), delay)
-            self.metrics.reconciled("reconcile", "error")
-            self.queue.add_after(key, delay)
+            self.metrics.reconciled("error")
             return
-        self.failures.pop(key, None)
-        self.metrics.reconciled("reconcile", outcome)
+        if result.next is Next.RETRY:
+            delay = self.queue.add_rate_limited(key)
+            log.info("%s/%s: %s; retrying in %.0f s", *key, result.reason, delay)
+        elif result.next is Next.AFTER:
+            self.queue.add_after(key, result.delay)
+        else:
+            self.queue.forget(key)
+        self.metrics.reconciled(result.next.value)
 
     # --- one object --------------------------------------------------------------------------
 
-    def process(self, key: Key) -> str:
-        for _ in range(3):  # again at once only after a deletion JuliaRun confirmed
+    def process(self, key: Key) -> Result:
+        for _ in range(3):  # again at once only where what was done changes the decision
             body = self.registry.get(key)
             if body is None:
-                return "gone"
+                return DONE
             obj = d.ObjectState.of(body)
             memory = self.memory.setdefault(obj.uid, d.Memory())
             conn, facts = self._facts(key, obj, memory)
@@ -177,16 +211,20 @@ class Controller:
             plan = d.reconcile(obj, facts)
             if plan.job:
                 self.registry.route(plan.job, key, conn)
-            again = self.executor.execute(key, body, obj, memory, conn, plan)
-            if not again:
+            if conn is not None:
+                conn.watch(key, plan.watch)
+            result = self.executor.execute(body, obj, memory, conn, plan)
+            if result.next is Next.AGAIN:
+                continue
+            if result.next is Next.DONE:
                 if plan.wait_snapshot and conn is not None:
                     conn.wait_for_snapshot(key, plan.look_within())
                 elif plan.wait_snapshot:  # no connection yet (its Secret): the cache paces the reads
-                    self.queue.add_after(key, 3.0)
+                    return Result(Next.AFTER, 3.0)
                 if plan.requeue_after:
-                    self.queue.add_after(key, plan.requeue_after)
-                return plan.actions[-1].kind.value if plan.actions else "unchanged"
-        return "again"
+                    return Result(Next.AFTER, plan.requeue_after)
+            return result
+        return Result(Next.AFTER, 0.1)  # AGAIN three times: a breather, then on
 
     def _warn_insecure(self, body: Body, conn: Connection) -> None:
         """The administrator allowed plain http beyond loopback: the object's people are told."""

@@ -1,50 +1,86 @@
 """Performs a plan's actions for one object, in order, and keeps what they teach: the
 written bodies (in the registry) and what JuliaRun answered (in the object's `Memory`).
-A refused or unanswered JuliaRun call stops the plan and says when to look again."""
+
+It never touches the queue: it returns what happened (`Result`), and the controller alone
+decides when the object is looked at again. A refused or unanswered JuliaRun call stops
+the plan. Every send (JuliaRun or Kubernetes) first asks the fence whether this replica
+may send at all.
+"""
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from ...api import FINALIZER
 from ...juliarun import Job, JuliaRunError
-from ...juliarun.errors import ApiError
+from ...juliarun.errors import ApiError, Blame, blame
 from .. import decision as d
-from ..adapters.kube import ApiException
-from ..decision.mapping import job_params
-from .connections import Connection, Unavailable
-from .registry import Body, Key
-
-if TYPE_CHECKING:
-    from .controller import Controller
+from ..adapters.kube import ApiException, KubeAPI
+from ..adapters.metrics import Metrics
+from ..decision.mapping import SecretReader, job_params
+from .connections import Connection, Unavailable, Why
+from .registry import Body, Registry
 
 log = logging.getLogger("juliarun_operator")
+CONFLICT_RETRY = 0.05  # seconds: a status write refused as stale waits for the newer body
 
 
+class Next(enum.Enum):
+    """What the controller does with the object after a plan (the metrics' outcome)."""
+
+    DONE = "ok"  # the plan ran: looked at again when something changes, or as the plan says
+    AGAIN = "again"  # decide again at once: what the plan did changes the decision
+    AFTER = "requeue"  # nothing went wrong for this object (busy, breaker, a stale body): after `delay`
+    RETRY = "retry"  # it failed for this object: again on the object's own backoff
+
+
+class Result(NamedTuple):
+    next: Next
+    delay: float = 0.0
+    reason: str = ""  # RETRY: what failed, for the log
+
+
+DONE = Result(Next.DONE)
+
+
+class NotSent(Exception):
+    """A write this replica may not send (it does not hold the Lease): nothing was sent."""
+
+
+@dataclass
 class Executor:
-    def __init__(self, controller: Controller):
-        c = controller
-        self.config, self.kube, self.metrics, self.registry = c.config, c.kube, c.metrics, c.registry
-        self.queue, self.routing, self.failures = c.queue, c.routing, c.failures
+    kube: KubeAPI
+    registry: Registry
+    metrics: Metrics
+    secret_value: SecretReader
+    fence: Callable[[], bool]
+    log_lines_on_completion: int = 20
 
     def execute(
-        self,
-        key: Key,
-        body: Body,
-        obj: d.ObjectState,
-        memory: d.Memory,
-        conn: Connection | None,
-        plan: d.Plan,
-    ) -> bool:
-        """Perform the plan's actions in order; True to decide again at once."""
+        self, body: Body, obj: d.ObjectState, memory: d.Memory, conn: Connection | None, plan: d.Plan
+    ) -> Result:
+        """Perform the plan's actions in order."""
+        try:
+            return self._execute(body, obj, memory, conn, plan)
+        except NotSent:
+            return Result(Next.AFTER, 1.0)
+        except ApiException as exc:
+            if exc.status == 409:  # a write refused as stale (resourceVersion): decide on the newer body
+                self._refresh(obj)
+                return Result(Next.AFTER, CONFLICT_RETRY)
+            raise
+
+    def _execute(
+        self, body: Body, obj: d.ObjectState, memory: d.Memory, conn: Connection | None, plan: d.Plan
+    ) -> Result:
         last_logs: str | None = None  # posted by POST_LOGS, kept by the status write after it
         for action in plan.actions:
             kind = action.kind
-            if kind is d.Kind.WRITE_STATUS and last_logs is not None:
-                action = action._replace(value={**action.value, "lastLogs": last_logs})
             if kind is d.Kind.ADD_FINALIZER or kind is d.Kind.REMOVE_FINALIZER:
                 adding = kind is d.Kind.ADD_FINALIZER
                 # A removal's answer is not kept: the object may be gone (and forgotten) already.
@@ -54,31 +90,43 @@ class Executor:
                 body = written if adding else body
                 memory.added_finalizer = memory.added_finalizer or adding
             elif kind is d.Kind.WRITE_STATUS:
-                body = self.write("status", self.kube.patch_status, obj.namespace, obj.name, action.value)
+                fields = action.status if last_logs is None else {**action.status, "lastLogs": last_logs}
+                version = body["metadata"].get("resourceVersion")
+                body = self.write("status", self.kube.patch_status, obj.namespace, obj.name, fields, version)
                 self.metrics.status_written()
             elif kind is d.Kind.EVENT:
-                self.kube.event(body, action.value, action.reason, action.message, time.time())
+                note = action.note
+                if note is not None:
+                    self._fence()
+                    self.kube.event(body, note.type, note.reason, note.message, time.time())
             elif kind is d.Kind.POST_LOGS:
-                last_logs = self.post_logs(body, obj, conn, action.job, action.value)
+                last_logs = self.post_logs(body, obj, conn, action.job, action.phase)
                 memory.logs_posted, memory.last_logs = action.job, last_logs
             elif kind is d.Kind.DELETE_OBJECT:  # batch: ttlSecondsAfterFinished ran out
+                self._fence()
                 log.info("%s/%s: deleting: ttlSecondsAfterFinished has passed", obj.namespace, obj.name)
-                self.kube.delete_object(obj.namespace, obj.name, action.value)
+                self.kube.delete_object(obj.namespace, obj.name, obj.uid)
             elif conn is None:  # decide asks JuliaRun only where it knows the connection
                 raise RuntimeError(f"{kind.value} without a JuliaRun connection")
             else:
-                if not self.call(key, obj, memory, conn, action):
-                    return False
+                result = self.call(obj, memory, conn, action)
+                if result is not DONE:
+                    return result
                 if kind is d.Kind.DELETE:
-                    return True
-        return False
+                    return Result(Next.AGAIN)
+        return DONE
+
+    def _fence(self) -> None:
+        if not self.fence():
+            raise NotSent("this replica does not hold the Lease")
 
     def write(self, what: str, fn: Callable[..., Body], *args: Any, keep: bool = True) -> Body:
         """A write to Kubernetes; its answer, newer than what the registry holds, is kept."""
+        self._fence()
         try:
             written = fn(*args)
         except ApiException as exc:
-            if what == "status":
+            if what == "status" and exc.status != 409:
                 self.metrics.status_write_failed()
             self.metrics.kube_error(what, exc.status)
             raise
@@ -86,107 +134,112 @@ class Executor:
             self.registry.remember(written)
         return written
 
-    def call(
-        self, key: Key, obj: d.ObjectState, memory: d.Memory, conn: Connection, action: d.Action
-    ) -> bool:
-        """One JuliaRun call; its outcome goes into `memory`. False stops the plan."""
+    def _refresh(self, obj: d.ObjectState) -> None:
+        """The object as it is now, in place of the stale body a write was refused for."""
+        try:
+            current = self.kube.get_object(obj.namespace, obj.name)
+        except ApiException:
+            return  # the watch brings it; the next look decides on what is there
+        if current is not None:
+            self.registry.remember(current)
+
+    def call(self, obj: d.ObjectState, memory: d.Memory, conn: Connection, action: d.Action) -> Result:
+        """One JuliaRun call; its outcome goes into `memory`. Anything but DONE stops the plan."""
         job = Job(obj.spec["type"], action.job)
         kind = action.kind
         before = (memory.name, memory.submit, memory.submit_at)
         try:
             if kind is d.Kind.SUBMIT:  # possibly sent from here on, until JuliaRun answers
                 memory.name, memory.submit, memory.submit_at = action.job, d.Outcome.UNKNOWN, time.time()
-                conn.call(conn.client.submit_job, job, **action.value)
+                conn.call(conn.client.submit_job, job, **action.params)
                 # A snapshot asked for before this answer may have been read before the job was there.
                 memory.submit, memory.landed_at, memory.params = (
                     d.Outcome.LANDED,
                     time.time(),
-                    dict(action.value),
+                    dict(action.params),
                 )
                 memory.refusals = 0
             elif kind is d.Kind.SET_SCALE:
-                conn.call(conn.client.set_job_scale, job, action.value)
-                memory.scale, memory.scale_at = action.value, time.time()  # answered: later looks show it
+                conn.call(conn.client.set_job_scale, job, action.scale)
+                memory.scale, memory.scale_at = action.scale, time.time()  # answered: later looks show it
             elif kind is d.Kind.UPDATE:
-                conn.call(conn.client.update_job, job, **action.value)
-                memory.params = job_params(obj.spec, obj.namespace, self.routing.secret_value)
+                conn.call(conn.client.update_job, job, **action.params)
+                memory.params = job_params(obj.spec, obj.namespace, self.secret_value)
                 memory.refusals = 0
-                self.kube.event(
-                    obj_body(obj),
-                    "Normal",
-                    "Updated",
-                    "updated " + ", ".join(sorted(action.value)),
-                    time.time(),
-                )
+                self._event(obj, "Normal", "Updated", "updated " + ", ".join(sorted(action.params)))
             elif kind is d.Kind.DELETE:
                 conn.call(conn.client.delete_job, job, force=True)
                 memory.deleted_jobs.add(action.job)
-                self.kube.event(
-                    obj_body(obj), "Normal", "Deleted", f"deleted JuliaRun job {action.job}", time.time()
-                )
-        except ApiError as exc:  # an answer: the request reached JuliaRun and was refused
-            self.refused(key, obj, memory, conn, action, exc)
-            return False
-        except Unavailable as exc:  # the breaker kept the call here: nothing was sent
+                memory.delete_refusal = ""
+                self._event(obj, "Normal", "Deleted", f"deleted JuliaRun job {action.job}")
+        except Unavailable as exc:  # nothing was sent: not this object's failure
             memory.name, memory.submit, memory.submit_at = before
-            self.queue.add_after(key, exc.delay)
-            return False
-        except JuliaRunError as exc:  # no answer: a submit may still land, so look before acting again
+            return Result(Next.AFTER, exc.delay)
+        except JuliaRunError as exc:
+            whose = blame(exc)
+            if whose is Blame.REQUEST:  # refused here, before sending: this object's spec
+                memory.name, memory.submit, memory.submit_at = before
+                memory.invalid, memory.invalid_generation = str(exc), obj.generation
+                return Result(Next.AGAIN)
+            if whose is Blame.REFUSED:  # an answer: the request reached JuliaRun and was refused
+                return self.refused(obj, memory, action, exc)
+            # No answer: a submit may still land, so look (the snapshot) before acting again.
             log.info("%s/%s: %s %s: %s", obj.namespace, obj.name, kind.value, action.job, exc)
-            self.queue.add_after(key, conn.breaker.retry_delay())
-            return False
-        return True
+            return Result(Next.AFTER, conn.breaker.retry_delay())
+        return DONE
 
-    def refused(
-        self,
-        key: Key,
-        obj: d.ObjectState,
-        memory: d.Memory,
-        conn: Connection,
-        action: d.Action,
-        exc: ApiError,
-    ) -> None:
-        reason = f"JuliaRun refused {action.kind.value} of {action.job}: {exc.reason}"
-        if action.kind is not d.Kind.DELETE:
-            memory.refusals, memory.refused_at = memory.refusals + 1, time.time()
+    def refused(self, obj: d.ObjectState, memory: d.Memory, action: d.Action, exc: JuliaRunError) -> Result:
+        why = exc.reason if isinstance(exc, ApiError) else str(exc)
+        reason = f"JuliaRun refused {action.kind.value} of {action.job}: {why}"
+        if action.kind is d.Kind.DELETE:
+            if reason != memory.delete_refusal:  # said once; the retries that follow are counted
+                log.warning("%s/%s: %s", obj.namespace, obj.name, reason)
+            memory.delete_refusal = reason
+            return Result(Next.RETRY, reason=reason)
+        memory.refusals, memory.refused_at = memory.refusals + 1, time.time()
         if action.kind is d.Kind.SUBMIT:
+            # Did not land. Is the name taken (a conflict) or was the spec refused? The next
+            # snapshot tells; the decision paces the next try (refusal_wait).
             memory.submit, memory.refusal, memory.refused_generation = (
                 d.Outcome.REFUSED,
                 reason,
                 obj.generation,
             )
-            conn.wait_for_snapshot(key, 0.0)  # is the name taken (a conflict) or was the spec refused?
-        elif action.kind is d.Kind.DELETE:
-            failures = self.failures[key] = self.failures.get(key, 0) + 1
-            log.warning("%s/%s: %s", obj.namespace, obj.name, reason)
-            self.queue.add_after(key, self.config.backoff.delay(failures + 2))
-        else:
-            memory.update_refusal, memory.update_refused_generation = reason, obj.generation
-            self.queue.add(key)
+            return DONE
+        memory.update_refusal, memory.update_refused_generation = reason, obj.generation
+        return Result(Next.AGAIN)
+
+    def _event(self, obj: d.ObjectState, etype: str, reason: str, message: str) -> None:
+        self._fence()
+        self.kube.event(obj_body(obj), etype, reason, message, time.time())
 
     def post_logs(
         self, body: Body, obj: d.ObjectState, conn: Connection | None, name: str, phase: str
     ) -> str:
-        count = self.config.log_lines_on_completion
+        count = self.log_lines_on_completion
         try:
             if conn is None:
-                raise Unavailable("no connection", 0.0)
+                raise Unavailable("no connection", 0.0, Why.BREAKER)
             lines = str(conn.call(conn.client.tail_job, Job(obj.spec["type"], name), count=count))
-        except (Unavailable, JuliaRunError) as exc:
+        except Unavailable as exc:
             lines = f"(logs unavailable: {exc})"
+        except JuliaRunError as exc:
+            lines = f"(logs unavailable: {conn.problem if conn and blame(exc) is Blame.CONNECTION else exc})"
         etype = "Normal" if phase == "Completed" else "Warning"
+        self._fence()
         self.kube.event(
             body, etype, phase, f"job {name} {phase.lower()}; last log lines:\n{lines}", time.time()
         )
         # The lasting copy: this line outlives the object and its Event in the platform's log store.
+        # Bounded, and one line (repr): a job's output cannot forge lines of the operator's log.
         log.info(
-            "%s/%s (uid %s): JuliaRun job %s ended: %s; last log lines:\n%s",
+            "%s/%s (uid %s): JuliaRun job %s ended: %s; last log lines: %r",
             obj.namespace,
             obj.name,
             obj.uid,
             name,
             phase,
-            lines,
+            lines[-4096:],
         )
         return lines[-4096:]  # a status field: bounded
 

@@ -1,5 +1,7 @@
 """A work queue keyed by object, in the manner of client-go's: a key is queued at most once,
-handled by one worker at a time, and queued again if it changed while being handled."""
+handled by one worker at a time, and queued again if it changed while being handled; with a
+per-item rate limiter for failures (exponential, capped: client-go's
+ItemExponentialFailureRateLimiter), reset when the item succeeds."""
 
 from __future__ import annotations
 
@@ -9,10 +11,24 @@ import threading
 import time
 from collections import deque
 from collections.abc import Hashable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Delay before the n-th retry in a row of one item: base * 2**(n-1), at most cap."""
+
+    base: float = 1.0
+    cap: float = 300.0
+
+    def delay(self, failures: int) -> float:
+        return min(self.cap, self.base * 2.0 ** max(0, failures - 1))
 
 
 class WorkQueue:
-    def __init__(self) -> None:
+    def __init__(self, rate_limit: RateLimit = RateLimit()) -> None:
+        self.rate_limit = rate_limit
+        self._failures: dict[Hashable, int] = {}
         self._cond = threading.Condition()
         self._queue: deque[Hashable] = deque()
         self._queued: set[Hashable] = set()
@@ -44,6 +60,23 @@ class WorkQueue:
         with self._cond:
             heapq.heappush(self._later, (time.monotonic() + delay, next(self._seq), key))
             self._cond.notify()
+
+    def add_rate_limited(self, key: Hashable) -> float:
+        """Queue `key` again after its next backoff (one more failure in a row); the delay."""
+        with self._cond:
+            failures = self._failures[key] = self._failures.get(key, 0) + 1
+        delay = self.rate_limit.delay(failures)
+        self.add_after(key, delay)
+        return delay
+
+    def forget(self, key: Hashable) -> None:
+        """The item succeeded: its next failure starts the backoff again."""
+        with self._cond:
+            self._failures.pop(key, None)
+
+    def failures(self, key: Hashable) -> int:
+        with self._cond:
+            return self._failures.get(key, 0)
 
     def get(self, timeout: float = 1.0) -> Hashable | None:
         """The next key to handle (now the caller's until `done`), or None after `timeout`."""

@@ -78,6 +78,7 @@ class Registry:
         self.claims: dict[str, Key] = {}  # job name -> the object whose status records it
         self.routes: dict[str, Key] = {}  # job name -> the object it concerns
         self.conn_of: dict[Key, Connection] = {}
+        self.by_conn: dict[int, set[Key]] = {}  # id(connection) -> the objects that use it
 
     def update(self, event_type: str | None, body: Mapping[str, Any]) -> tuple[bool, Body | None]:
         """Take a watch event; (whether there is something new to decide, the forgotten body)."""
@@ -127,7 +128,7 @@ class Registry:
 
     def _forget(self, key: Key) -> Body | None:
         old = self.objects.pop(key, None)
-        self.conn_of.pop(key, None)
+        self._unroute(key)
         if old:
             for name in names_of(old):
                 for index in (self.claims, self.routes):
@@ -147,8 +148,18 @@ class Registry:
         with self.lock:
             if key in self.objects:  # not for an object forgotten meanwhile
                 self.routes[name] = key
-                if conn is not None:
+                if conn is not None and self.conn_of.get(key) is not conn:
+                    self._unroute(key)
                     self.conn_of[key] = conn
+                    self.by_conn.setdefault(id(conn), set()).add(key)
+
+    def _unroute(self, key: Key) -> None:
+        old = self.conn_of.pop(key, None)
+        if old is not None:
+            users = self.by_conn.get(id(old), set())
+            users.discard(key)
+            if not users:
+                self.by_conn.pop(id(old), None)
 
     def holder(self, name: str) -> Key | None:
         with self.lock:
@@ -161,10 +172,15 @@ class Registry:
     def users(self) -> dict[int, list[Key]]:
         """Objects by the id of the connection they use."""
         with self.lock:
-            users: dict[int, list[Key]] = {}
-            for key, conn in self.conn_of.items():
-                users.setdefault(id(conn), []).append(key)
-            return users
+            return {cid: list(keys) for cid, keys in self.by_conn.items()}
+
+    def users_of(self, conn: Connection) -> list[Key]:
+        with self.lock:
+            return list(self.by_conn.get(id(conn), ()))
+
+    def connection_of(self, key: Key) -> Connection | None:
+        with self.lock:
+            return self.conn_of.get(key)
 
     def phases(self) -> dict[str, int]:
         with self.lock:

@@ -19,13 +19,16 @@ if TYPE_CHECKING:
     from .controller import Config
 
 
+CONNECTION_KEYS = ("url", "token", "namespace", "ca.crt")  # all a connection Secret is read for
+
+
 class Routing:
     def __init__(self, config: Config, connections: Connections, secrets: SecretCache):
         self.config, self.connections, self.secrets = config, connections, secrets
 
     def secret_value(self, namespace: str, name: str, key: str) -> str:
         try:
-            data = self.secrets.get(namespace, name, marked=True)
+            data = self.secrets.get(namespace, name, (key,), marked=True)
         except SecretProblem as exc:
             raise LookupError(str(exc)) from None
         if key not in data:
@@ -50,7 +53,7 @@ class Routing:
         admin = kind == "Admin"
         namespace = self.config.own_namespace if admin else obj.namespace
         try:
-            data = self.secrets.get(namespace, secret, marked=not admin)
+            data = self.secrets.get(namespace, secret, CONNECTION_KEYS, marked=not admin)
         except SecretProblem as exc:
             return None, f"credentials: {exc}", True
         missing = [k for k in ("url", "token", "namespace") if not data.get(k)]

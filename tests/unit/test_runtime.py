@@ -1,0 +1,249 @@
+"""The runtime's control flow without processes: what the executor reports for each outcome of
+a JuliaRun call, the one owner of requeue (the controller's rate-limited queue), whose a
+failure is (the breaker), the call cap and the fence."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from juliarun_operator.api import FINALIZER, default_job_name
+from juliarun_operator.juliarun import Context
+from juliarun_operator.juliarun.errors import (
+    ApiError,
+    Blame,
+    HTTPError,
+    InvalidResponse,
+    ParameterError,
+    RequestTooLarge,
+    TransportError,
+    blame,
+)
+from juliarun_operator.juliarun.model import JobInfo, JobScale, JobStatus
+from juliarun_operator.reconcile import decision as d
+from juliarun_operator.reconcile.adapters.metrics import Metrics
+from juliarun_operator.reconcile.runtime.connections import Backoff, Connection, Connections, Unavailable, Why
+from juliarun_operator.reconcile.runtime.controller import Config, Controller
+from juliarun_operator.reconcile.runtime.executor import Next
+from juliarun_operator.reconcile.runtime.queue import RateLimit, WorkQueue
+
+from support.kube import RecordingKube, body
+
+CONTEXT = Context(url="http://127.0.0.1:9", token="unit-test-token-5678", namespace="ns")
+KEY = ("team", "a")
+SPEC = {"type": "JuliaBatch", "runVolume": "jobs", "startScript": "run.jl"}
+
+
+def controller(*objects: dict, **config) -> tuple[Controller, RecordingKube]:
+    kube = RecordingKube(*objects)
+    ctl = Controller(Config(**config), kube, Connections(CONTEXT), Metrics())
+    ctl.acting = True
+    return ctl, kube
+
+
+def running(name: str) -> JobInfo:
+    return JobInfo(name, "JuliaBatch", JobStatus(False, 0, 1, True, False), JobScale(1, 1), [])
+
+
+def with_snapshot(ctl: Controller, *infos: JobInfo) -> Connection:
+    conn = ctl.connections.default
+    conn.snapshot, conn.snapshot_time = {i.name: i for i in infos}, time.time()
+    return conn
+
+
+def fail_with(exc: Exception, calls: list[str] | None = None):
+    def call(*args, **kwargs):
+        if calls is not None:
+            calls.append("sent")
+        raise exc
+
+    return call
+
+
+# --- whose a failure is --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exc", "whose"),
+    [
+        (RequestTooLarge("too large", "start_script", 9000), Blame.REQUEST),
+        (ParameterError("bad", "cpu"), Blame.REQUEST),
+        (ApiError("submitJob", 3, "no"), Blame.REFUSED),
+        (HTTPError("submitJob", 422, "unprocessable"), Blame.REFUSED),
+        (HTTPError("submitJob", 401, "unauthorized"), Blame.CONNECTION),  # every request would get it
+        (HTTPError("submitJob", 503, "down"), Blame.CONNECTION),
+        (TransportError("no answer"), Blame.CONNECTION),
+        (InvalidResponse("getAllJobInfo", "not JSON"), Blame.CONNECTION),
+    ],
+)
+def test_only_the_connections_own_failures_are_blamed_on_it(exc, whose):
+    assert blame(exc) is whose
+    conn = Connection(CONTEXT, backoff=Backoff(base=10, cap=10))
+    with pytest.raises(type(exc)):
+        conn.call(fail_with(exc))
+    assert conn.healthy is (whose is not Blame.CONNECTION)
+
+
+def test_a_connections_trouble_reads_the_same_for_everyone_and_carries_no_request_text():
+    conn = Connection(CONTEXT, backoff=Backoff(base=10, cap=10))
+    with pytest.raises(TransportError):
+        conn.call(fail_with(TransportError("submitJob: cannot reach ... startScript=team-b-private-text")))
+    assert "team-b-private-text" not in conn.problem
+    assert conn.problem.startswith("JuliaRun unavailable since ") and "transport error" in conn.problem
+    with pytest.raises(Unavailable) as held:
+        conn.call(lambda: None)
+    assert str(held.value) == conn.problem and held.value.why is Why.BREAKER
+
+
+def test_a_connection_allows_only_so_many_calls_at_once_and_refuses_the_rest_locally():
+    conn = Connection(CONTEXT, max_calls=2)
+    release = threading.Event()
+    inside = []
+
+    def slow() -> None:
+        inside.append(1)
+        release.wait(5)
+
+    threads = [threading.Thread(target=conn.call, args=(slow,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    while len(inside) < 2:
+        time.sleep(0.01)
+    sent = []
+    with pytest.raises(Unavailable) as busy:
+        conn.call(lambda: sent.append(1))
+    assert busy.value.why is Why.BUSY and not sent and conn.healthy
+    release.set()
+    for t in threads:
+        t.join()
+    conn.call(lambda: sent.append(1))
+    assert sent == [1]
+
+
+def test_nothing_is_sent_without_the_fence():
+    allowed = [False]
+    conn = Connection(CONTEXT, fence=lambda: allowed[0])
+    sent = []
+    with pytest.raises(Unavailable) as fenced:
+        conn.call(lambda: sent.append(1))
+    assert fenced.value.why is Why.FENCED and not sent
+    allowed[0] = True
+    conn.call(lambda: sent.append(1))
+    assert sent == [1]
+
+
+# --- the executor's outcomes, and the controller's answer to each ---------------------------------
+
+
+def test_a_request_refused_before_sending_stalls_its_object_not_the_connection():
+    ctl, kube = controller(body("a", 1, spec=SPEC))
+    conn = with_snapshot(ctl)
+    calls: list[str] = []
+    too_large = RequestTooLarge("the request would be 9,000 bytes", "start_script", 9000)
+    conn.client.submit_job = fail_with(too_large, calls)
+    ctl.track("ADDED", kube.get_object(*KEY))
+    result = ctl.process(KEY)
+    status = kube.objects[KEY]["status"]
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "InvalidSpec")
+    assert "9,000 bytes" in stalled["message"]
+    assert conn.healthy and result.next is Next.DONE
+    memory = ctl.memory["uid-a"]
+    assert memory.submit is None  # nothing was sent: no landing window to wait out
+    ctl.process(KEY)  # looked at again: no second try of the same generation
+    assert calls == ["sent"]  # refused inside the client, once
+
+
+def test_a_refused_submit_is_the_objects_and_keeps_the_connection_healthy():
+    ctl, kube = controller(body("a", 1, spec=SPEC))
+    conn = with_snapshot(ctl)
+    conn.client.submit_job = fail_with(ApiError("submitJob", 3, "invalid parameter"))
+    ctl.track("ADDED", kube.get_object(*KEY))
+    result = ctl.process(KEY)
+    assert result.next is Next.DONE and conn.healthy
+    assert ctl.memory["uid-a"].submit is d.Outcome.REFUSED
+    assert KEY in conn.waiters  # the next snapshot tells a conflict from a refused spec
+
+
+def test_an_unanswered_submit_is_looked_at_after_the_breakers_delay_and_may_still_land():
+    ctl, kube = controller(body("a", 1, spec=SPEC))
+    conn = with_snapshot(ctl)
+    conn.client.submit_job = fail_with(TransportError("no answer within the time-out"))
+    ctl.track("ADDED", kube.get_object(*KEY))
+    result = ctl.process(KEY)
+    assert result.next is Next.AFTER and result.delay > 0 and not conn.healthy
+    assert ctl.memory["uid-a"].submit is d.Outcome.UNKNOWN
+
+
+def test_a_call_held_back_by_the_breaker_sends_nothing_and_forgets_nothing():
+    ctl, kube = controller(body("a", 1, spec=SPEC))
+    conn = with_snapshot(ctl)
+    conn.breaker.failed("transport error (no complete answer)")
+    conn.breaker.open_until = time.monotonic() + 60
+    ctl.track("ADDED", kube.get_object(*KEY))
+    result = ctl.process(KEY)
+    assert result.next is Next.DONE  # the decision saw the connection's trouble: nothing to call
+    ready = next(c for c in kube.objects[KEY]["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "JuliaRunUnavailable" and ready["message"] == conn.problem
+    assert ctl.memory["uid-a"].submit is None
+
+
+def test_a_refused_delete_says_so_on_the_object_and_is_retried_on_a_growing_backoff():
+    deleting = body("a", 1, spec=SPEC, jobName="job-a", submitted=True)
+    deleting["metadata"].update(finalizers=[FINALIZER], deletionTimestamp="2026-11-26T00:00:01Z")
+    ctl, kube = controller(deleting, rate_limit=RateLimit(base=1.0, cap=8.0))
+    conn = with_snapshot(ctl, running("job-a"))
+    calls: list[str] = []
+    conn.client.delete_job = fail_with(ApiError("deleteJob", 1, "job is protected"), calls)
+    ctl.track("ADDED", kube.get_object(*KEY))
+    delays = []
+    for _ in range(5):
+        ctl._handle(KEY)
+        delays.append(ctl.queue.rate_limit.delay(ctl.queue.failures(KEY)))
+    assert calls == ["sent"] * 5 and delays == [1.0, 2.0, 4.0, 8.0, 8.0]
+    assert KEY not in conn.waiters  # no snapshot-paced retry besides the backoff
+    ready = next(c for c in kube.objects[KEY]["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "DeleteRefused" and "job is protected" in ready["message"]
+    assert FINALIZER in kube.objects[KEY]["metadata"]["finalizers"]
+    conn.client.delete_job = lambda *a, **k: None  # JuliaRun lets it go
+    ctl._handle(KEY)
+    assert kube.objects[KEY]["metadata"]["finalizers"] == [] and ctl.queue.failures(KEY) == 0
+
+
+def test_a_stale_status_write_is_refused_and_decided_again_on_the_newer_body():
+    seen = body("a", 1, spec=SPEC)
+    seen["metadata"]["finalizers"] = [FINALIZER]
+    ctl, kube = controller(seen)
+    conn = with_snapshot(ctl, running(default_job_name("team", "a", "uid-a")))  # news to write
+    ctl.track("ADDED", kube.get_object(*KEY))
+    kube.objects[KEY]["metadata"]["resourceVersion"] = "7"  # someone wrote after the watch showed 1
+    result = ctl.process(KEY)
+    assert result.next is Next.AFTER
+    assert ctl.registry.get(KEY)["metadata"]["resourceVersion"] == "7"  # read again
+    assert conn is ctl.connections.default
+
+
+def test_without_the_lease_no_write_and_no_call_goes_out():
+    ctl, kube = controller(body("a", 1, spec=SPEC))
+    conn = with_snapshot(ctl)
+    calls: list[str] = []
+    conn.client.submit_job = fail_with(AssertionError("sent"), calls)
+    ctl.fence = lambda: False
+    ctl.connections.fence = ctl.fence
+    ctl.track("ADDED", kube.get_object(*KEY))
+    result = ctl.process(KEY)
+    assert result.next is Next.AFTER and kube.writes == [] and calls == []
+
+
+# --- the queue's rate limiter ------------------------------------------------------------------
+
+
+def test_the_rate_limiter_doubles_per_failure_up_to_its_cap_and_resets_on_success():
+    queue = WorkQueue(RateLimit(base=0.01, cap=0.04))
+    assert [queue.add_rate_limited("a") for _ in range(4)] == [0.01, 0.02, 0.04, 0.04]
+    assert queue.failures("a") == 4 and queue.add_rate_limited("b") == 0.01  # per item
+    queue.forget("a")
+    assert queue.add_rate_limited("a") == 0.01
+    assert queue.get(1.0) in ("a", "b")  # queued after the delay, not at once
