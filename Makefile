@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Go builds the control plane (kube-apiserver, etcd, kubectl, helm) on first use.
 export PATH := $(CURDIR)/$(BIN):/usr/local/go/bin:$(PATH)
 
-.PHONY: setup tools lint test unit integration demo demo-node demo-cli image bench generate package cluster-up cluster-down clean
+.PHONY: setup tools node-tools lint test unit integration demo demo-node demo-cli image bench generate package cluster-up cluster-down clean
 
 setup: $(VENV)/.installed
 
@@ -18,10 +18,16 @@ $(VENV)/.installed: pyproject.toml devtools/pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --constraint constraints.txt -e '.[test]' -e ./devtools
 	touch $@
 
-# System packages and the control-plane binaries (built once into ~/.cache; see README);
-# the node's (containerd, runc, CNI plugins, buildah, mmdebstrap) and its binaries too.
+# System packages (lua5.4, openssl, curl) and the control-plane binaries (built once into
+# ~/.cache; see README): all that `make demo` and `make cluster-up` need, no root when the
+# packages are there.
 tools:
 	bash hack/install-system-deps.sh
+	bash hack/controlplane/build.sh >/dev/null
+
+# The local node's packages (containerd, runc, CNI plugins, buildah, mmdebstrap; root) and
+# binaries: `make demo-node`, `make image` and the node's tests.
+node-tools: tools
 	bash hack/node/install-deps.sh
 	bash hack/controlplane/build.sh node >/dev/null
 
@@ -31,24 +37,24 @@ lint: setup
 	$(BIN)/ruff format --check operator devtools tests bench hack
 	$(BIN)/mypy
 
-test: lint tools
+test: lint tools node-tools
 	$(BIN)/python -m pytest -ra
 
 unit: setup
 	$(BIN)/python -m pytest -ra tests/unit
 
-integration: setup tools
+integration: setup tools node-tools
 	$(BIN)/python -m pytest -ra tests/integration
 
 demo: setup tools
 	bash hack/demo.sh
 
 # The operator as a Pod on a local node, installed with helm (root; see docs/node.md).
-demo-node: setup tools
+demo-node: setup node-tools
 	bash hack/demo-node.sh
 
 # The operator image from the Dockerfile, with buildah (no Docker); prints the archive path.
-image:
+image: node-tools
 	bash hack/node/image.sh
 
 # The JuliaRun client and server alone: one job through its life with the CLI.

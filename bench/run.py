@@ -294,7 +294,7 @@ def status_for(body: dict, info: JobInfo) -> dict | None:
         snapshot={info.name: info},
         snapshot_time=time.time(),
     )
-    writes = [a.status for a in d.reconcile(obj, facts).actions if a.kind is d.Kind.WRITE_STATUS]
+    writes = [a.value for a in d.reconcile(obj, facts).actions if a.kind is d.Kind.WRITE_STATUS]
     return writes[0] if writes else None
 
 

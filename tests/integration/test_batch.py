@@ -5,6 +5,7 @@ because the JuliaRun server is told to fail them (a job variable or a fault rule
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ from harness import (
     using,
     wait_for,
 )
+from support.docs import run_block
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -301,14 +303,8 @@ def test_gitops_tools_read_real_finished_jobs(stack, ns, control_plane, tmp_path
     assert got == {"fine": "Current", "broken": "Failed", "paused": "InProgress"}
 
 
-def readme_batch_commands() -> list[str]:
-    """The shell block of README.md's "Batch jobs" section, line by line."""
-    text = (ROOT / "README.md").read_text().split("## Batch jobs", 1)[1]
-    block = text.split("```sh\n", 1)[1].split("```", 1)[0]
-    return [line for line in block.splitlines() if line.strip()]
-
-
 def test_readme_batch_commands_as_written(stack, ns, control_plane, tmp_path):
+    """README.md's "Batch jobs" block, in the namespace a user's kubeconfig selects."""
     emulator, _, kube = stack
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(Path(control_plane.kubeconfig).read_text())
@@ -332,17 +328,12 @@ def test_readme_batch_commands_as_written(stack, ns, control_plane, tmp_path):
         "JULIARUN_TOKEN": TOKEN,
         "JULIARUN_NAMESPACE": JRUN_NAMESPACE,
     }
-    outputs = {}
-    for line in readme_batch_commands():
-        result = subprocess.run(
-            ["bash", "-c", line], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-        )
-        assert result.returncode == 0, f"{line}: {result.stderr}"
-        outputs[line] = result.stdout
-    assert "condition met" in outputs["kubectl wait --for=condition=Complete jrj/train --timeout=5m"]
-    attempts = outputs["kubectl juliarun attempts train"].splitlines()
-    assert len(attempts) == 2 and attempts[1].split()[:3] == ["1", kube.job_name(ns, "train"), "Complete"]
-    assert len(outputs["kubectl juliarun logs train --count 5"].splitlines()) == 5
+    out = run_block("README.md", "batch", env=env, timeout=600).stdout
+    assert out.count("condition met") == 2  # the two kubectl wait lines
+    attempts = next(line for line in out.splitlines() if line.startswith("1 ")).split()
+    assert attempts[:3] == ["1", kube.job_name(ns, "train"), "Complete"]
+    logs = [line for line in out.splitlines() if re.match(r"\d{4}-\d\d-\d\dT", line)]  # the log lines
+    assert len(logs) == 5, out  # --count 5
     nightly = kube.status(ns, "nightly")
     assert nightly["phase"] == "Completed" and nightly["attempts"] == 1  # never submitted before resume
     assert kube.condition(ns, "nightly", "Suspended")["status"] == "False"
