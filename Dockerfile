@@ -3,6 +3,9 @@
 # Runs as uid 65532 with a read-only root filesystem (the chart's securityContext).
 # BASE: any image with Python 3.11 as python3 and its venv module. Without Docker Hub,
 # hack/node/image.sh builds one from Debian bookworm (mmdebstrap) and passes it here.
+# A release build pins it by digest (--build-arg BASE=python:3.11-slim@sha256:...), read
+# from the registry it pulls from: the machines this repository is built on reach no image
+# registry, so no digest is written here that nobody could check.
 ARG BASE=python:3.11-slim
 
 # Build a wheel-installed virtualenv in one stage, so the final image has no build leftovers.

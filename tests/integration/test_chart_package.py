@@ -188,6 +188,8 @@ def test_helm_install_of_the_package(control_plane, helm, package):
             "JuliaRunJobsStuckPending",
             "JuliaRunJobsStuckReconciling",
             "JuliaRunSubmitErrors",
+            "JuliaRunOperatorForbidden",
+            "JuliaRunConnectionsFailing",
         } == alerts
     finally:
         helm("uninstall", release, "-n", namespace, "--wait", kubeconfig=kubeconfig)
