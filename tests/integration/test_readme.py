@@ -48,6 +48,15 @@ def test_the_command_line_block_runs_as_written():
     wait_for("the block's JuliaRun server to stop", lambda: port_is_free(8080), 30)
 
 
+def test_the_local_cluster_block_runs_as_written():
+    """`juliarun cluster env` puts kubectl and juliarun on a PATH that has neither."""
+    state = Path("/tmp/juliarun-try")  # noqa: S108 (the path the README block names)
+    assert not state.exists(), f"{state} exists (a run that did not end?): README's block would refuse it"
+    result = run_block("README.md", "local-cluster", env=user_env("/usr/bin:/bin"), timeout=300)
+    assert "customresourcedefinition.apiextensions.k8s.io/juliarunjobs.juliarun.dev" in result.stdout
+    assert not state.exists()  # down removed the directory up created
+
+
 def without_node_tools(tmp_path: Path) -> str:
     """A PATH with every command of the machine's PATH but the node's tools."""
     shadow = tmp_path / "bin"

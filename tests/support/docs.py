@@ -30,7 +30,7 @@ ANNOTATION = re.compile(r"^\s*<!--\s*(?P<kind>block|not-run):\s*(?P<value>.*?)\s
 # Variables a shell block may use without setting them: the shell's and the login's own.
 FROM_THE_SHELL = frozenset({"HOME", "PATH", "PWD", "OLDPWD", "USER", "SHELL", "TMPDIR", "UID"})
 # Commands that set variables for the lines after them (`eval "$(juliarun cluster env)"`);
-# tests/integration/test_cluster_env.py checks that the command prints exactly these.
+# tests/integration/test_cluster_state.py checks that the command prints exactly these.
 SETS_BY_COMMAND: dict[str, frozenset[str]] = {"juliarun cluster env": frozenset({"PATH", "KUBECONFIG"})}
 
 

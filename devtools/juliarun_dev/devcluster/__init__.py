@@ -9,12 +9,14 @@ pods, Deployments, Services and cluster DNS.
 The binaries are built from source by hack/controlplane/build.sh into a
 per-version cache (see hack/controlplane/versions.env). `up` starts the two
 processes detached from the caller and records them in a state dir, so a
-later `down` (from any process) stops them and removes every file they used.
+later `down` (from any process) stops them and removes every file they used, and nothing
+else: the state dir is new or empty when `up` takes it, and marked (state.py).
 
     juliarun cluster up [--node] [--kubeconfig FILE]    # prints the kubeconfig path
     juliarun cluster load IMAGE.tar                    # an image into the node
     juliarun cluster status
     juliarun cluster down [--kubeconfig FILE]
+    eval "$(juliarun cluster env)"                     # PATH and KUBECONFIG for a shell
 
 state.py holds what `up` records, binaries.py the binaries, processes.py how a process is
 started and stopped, control_plane.py `up`, `status` and `down`, cli.py the subcommand.

@@ -3,7 +3,6 @@ a node, devnode's processes), their certificates, kubeconfig and state dir."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,7 +11,16 @@ import requests
 from .. import devpki
 from .binaries import ensure_binaries
 from .processes import alive, free_port, spawn, stop, wait_until
-from .state import ClusterInfo, DevClusterError, default_state_dir, state_file
+from .state import (
+    MARKER,
+    ClusterInfo,
+    DevClusterError,
+    claim,
+    default_state_dir,
+    is_cluster_dir,
+    release,
+    state_file,
+)
 
 # Pods never run here, but the apiserver still needs a service range; its
 # first address is the `kubernetes` service IP and goes into the serving cert.
@@ -49,9 +57,15 @@ def up(kubeconfig: Path | None = None, state_dir: Path | None = None, node: bool
         if node and not running.node:
             raise DevClusterError(f"a cluster without a node already runs from {state_dir}; `down` it first")
         return running
-    down(state_dir)  # leftovers of a cluster that died
+    if is_cluster_dir(state_dir):
+        down(state_dir)  # leftovers of a cluster that died
+    if kubeconfig is not None and Path(kubeconfig).exists():
+        raise DevClusterError(
+            f"kubeconfig {kubeconfig} exists: `up` writes a new one and `down` removes it, so name a "
+            "file that does not exist (or leave --kubeconfig out: STATE_DIR/kubeconfig)"
+        )
     binaries = ensure_binaries()
-    state_dir.mkdir(mode=0o700, parents=True)
+    claim(state_dir)
     kubeconfig = Path(kubeconfig or state_dir / "kubeconfig").resolve()
     etcd = apiserver = None
     try:
@@ -77,9 +91,9 @@ def up(kubeconfig: Path | None = None, state_dir: Path | None = None, node: bool
         for proc, exe in ((apiserver, binaries["kube-apiserver"]), (etcd, binaries["etcd"])):
             if proc is not None:
                 stop(proc.pid, exe)
-        # The error already carries the log tail; leave nothing behind.
+        # The error already carries the log tail; leave nothing of ours behind.
         kubeconfig.unlink(missing_ok=True)
-        shutil.rmtree(state_dir, ignore_errors=True)
+        release(state_dir)
         raise
 
 
@@ -147,14 +161,22 @@ def _start_apiserver(
     return proc, server
 
 
-def down(state_dir: Path | None = None, kubeconfig: Path | None = None) -> None:
-    """Stop the cluster recorded in state_dir and remove its files. Does nothing if there is none.
+def down(state_dir: Path | None = None, kubeconfig: Path | None = None) -> list[str]:
+    """Stop the cluster recorded in state_dir and remove what `up` made there; return the
+    entries left in the directory because they are not ours. Nothing to do if the directory
+    does not exist; DevClusterError, touching nothing, if it is not a cluster's.
 
     With kubeconfig, only the cluster that `up` wrote that kubeconfig for.
     """
     from .. import devnode
 
     state_dir = Path(state_dir or default_state_dir()).absolute()
+    if not state_dir.exists():
+        return []
+    if not is_cluster_dir(state_dir):
+        raise DevClusterError(
+            f"{state_dir} is not a local cluster's state dir (no {MARKER} in it): nothing touched"
+        )
     try:
         info = ClusterInfo.from_json(state_file(state_dir).read_text())
     except FileNotFoundError:
@@ -171,4 +193,4 @@ def down(state_dir: Path | None = None, kubeconfig: Path | None = None) -> None:
         stop(info.apiserver_pid, info.bin_dir / "kube-apiserver")
         stop(info.etcd_pid, info.bin_dir / "etcd")
         info.kubeconfig.unlink(missing_ok=True)
-    shutil.rmtree(state_dir, ignore_errors=True)
+    return release(state_dir)
