@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from kopf import LogFormat
+from kopf._core.actions.loggers import make_formatter  # what kopf.configure installs
 
 from juliarun_operator.juliarun import redact as rd
 from juliarun_operator.juliarun.encoding import encode_params
@@ -127,6 +130,141 @@ def test_the_newest_secrets_are_kept():
         rd.register_secret(f"secret-number-{i:04d}")
     assert "secret-number-0000" in rd.redact("secret-number-0000")  # the oldest fell out
     assert rd.redact(f"secret-number-{rd.MAX_SECRETS:04d}") == "REDACTED"
+
+
+def pieces(form: str, size: int = 12) -> list[str]:
+    """Every `size`-character piece of `form`: what a shifted cut could show of it."""
+    return [form[i : i + size] for i in range(len(form) - size + 1)]
+
+
+# A ServiceAccount token's shape: every one starts "eyJ", so its base64 starts "ZXlK".
+JWT = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEyMyJ9.eyJpc3MiOiJrdWJlcm5ldGVzIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+
+
+def test_a_password_running_into_the_token_hides_neither():
+    """The reproduction from the attack review: a notebook password `jruntok=ZXlK` (the
+    start of every ServiceAccount token's base64) and a server that echoes the request line.
+    Scanning left to right, the password's form was found first and swallowed the token's
+    start, so neither the token's forms nor the jruntok= pattern matched any more."""
+    rd.forget_secrets()
+    b64 = base64.b64encode(JWT.encode()).decode()
+    assert b64.startswith("ZXlK")
+    rd.register_secret(JWT, owner=rd.OPERATOR)
+    rd.register_secret("jruntok=ZXlK")  # as the client registers a password it sends
+    query = urlencode({"jruntok": b64, "jrunns": "team-a", "passwd": "jruntok=ZXlK", "name": "nb"})
+    for line in (
+        f"400 Bad Request: b'GET /submitJob/Notebook/?{query} HTTP/1.1'",
+        f"echo: GET /listJobs/?jruntok={b64}&jrunns=team-a",  # the password's raw form, unencoded
+        f"jruntok={b64[:4]}{quote_plus(b64[4:])}",
+    ):
+        for shown in (rd.redact(line), rd.cut(line), rd.cut(line[3:]), rd.cut(line, 120)):
+            for form in forms(JWT).values():
+                assert not [p for p in pieces(form) if p in shown], (form, shown)
+    # The password's span and the token's merge: one marker, the parameter's name in it.
+    assert rd.redact(f"x?{query}") == "x?REDACTED&jrunns=team-a&passwd=REDACTED&name=nb"
+
+
+def test_a_password_equal_to_a_parameter_name_does_not_disable_its_pattern():
+    rd.forget_secrets()
+    rd.register_secret("jruntok")
+    rd.register_secret("passwd")
+    text = "GET /listJobs/?jruntok=bm90LXJlZ2lzdGVyZWQ%3D&passwd=unregistered-pw&x=1"
+    out = rd.redact(text)
+    assert "bm90LXJlZ2lzdGVyZWQ" not in out and "unregistered-pw" not in out
+    assert out == "GET /listJobs/?REDACTED=REDACTED&REDACTED=REDACTED&x=1"
+
+
+def test_overlapping_and_nested_secrets_are_hidden_whole():
+    rd.forget_secrets()
+    rd.register_secret("abcd-1234-efgh")
+    rd.register_secret("1234-efgh-5678-ijkl")  # starts inside the first, ends after it
+    rd.register_secret("efgh")  # inside both
+    assert rd.redact("<abcd-1234-efgh-5678-ijkl>") == "<REDACTED>"
+    assert rd.redact("efgh and 1234-efgh-5678-ijkl") == "REDACTED and REDACTED"
+
+
+def test_nested_url_encodings_of_the_parameters_are_scrubbed():
+    rd.forget_secrets()
+    text = "next=%252FlistJobs%253Fjruntok%253DdW5rbm93bg%25253D%2526jrunns%253Da"
+    out = rd.redact(text)
+    assert "dW5rbm93bg" not in out and out.endswith("jruntok%253DREDACTED%2526jrunns%253Da")
+
+
+# --- owners ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value,reason",
+    [
+        ("", "is empty"),
+        ("jruntok", "shorter than 8"),
+        ("pa55wd", "shorter than 8"),
+        ("jruntok=ZXlK", "URL syntax"),
+        ("a&jrunns=x1", "URL syntax"),
+        ("x1/y2/z3?q", "URL syntax"),
+        ("100%-sure-1", "URL syntax"),
+        ("password", "only letters"),
+        ("Notebook Password", "only letters"),
+        ("change-me", "only letters"),
+        ("kube-system", "only letters"),
+        ("12345678", "no letter"),
+        ("2026-12-03 10:00:00", "no letter"),
+        ("10.0.0.1:8080", "no letter"),
+        ("line1\nline2x", "control character"),
+    ],
+)
+def test_a_tenant_secret_that_would_match_ordinary_text_is_refused(value, reason):
+    rd.forget_secrets()
+    why = rd.unregistrable(value)
+    assert reason in why and (not value or value not in why)
+    text = f"the job {value} in namespace team-a"
+    before = rd.redact(text)
+    assert rd.register_secret(value, owner="team-a") is False
+    assert rd.redact(text) == before  # not a pattern: nobody's messages lose it
+
+
+@pytest.mark.parametrize("value", ["pa55word", "n0tebook pa$$word", "S3cret!x", "Zm9vYmFy9", "pässwört1"])
+def test_a_tenant_secret_unlike_ordinary_text_is_registered(value):
+    assert rd.unregistrable(value) == ""
+    assert rd.register_secret(value, owner="team-a") is True
+    assert rd.redact(f"<{value}>") == "<REDACTED>"
+
+
+def test_one_tenant_cannot_push_out_another_owners_secrets():
+    rd.forget_secrets()
+    rd.register_secret(JWT, owner=rd.OPERATOR)
+    rd.register_secret("team-a-pa55", owner="team-a")
+    rd.register_secret("unowned-s3cret")
+    for i in range(rd.MAX_SECRETS_PER_OWNER + 10):
+        assert rd.register_secret(f"flood-{i:05d}", owner="team-b")
+    for i in range(rd.MAX_SECRETS + 10):
+        rd.register_secret(f"unowned-flood-{i:05d}")
+    assert rd.redact(JWT) == rd.redact("team-a-pa55") == "REDACTED"
+    # Each compartment keeps its own newest: team-b's oldest went, not anyone else's.
+    assert rd.redact("flood-00000") == "flood-00000"
+    assert rd.redact(f"flood-{rd.MAX_SECRETS_PER_OWNER + 9:05d}") == "REDACTED"
+    assert rd.redact("unowned-s3cret") == "unowned-s3cret"
+
+
+def test_the_operators_own_secrets_leave_only_for_its_own_newer_ones():
+    rd.forget_secrets()
+    rd.register_secret("operator-token-0", owner=rd.OPERATOR)
+    for i in range(1, rd.MAX_OPERATOR_SECRETS):
+        rd.register_secret(f"operator-token-{i}", owner=rd.OPERATOR)
+    rd.register_secret("operator-token-0")  # in use again (the client registers it per call)
+    rd.register_secret("operator-token-new", owner=rd.OPERATOR)
+    assert rd.redact("operator-token-0") == "REDACTED"  # used recently: kept
+    assert rd.redact("operator-token-1") == "operator-token-1"  # the oldest unused: gone
+
+
+def test_a_value_shared_by_two_owners_stays_while_one_keeps_it():
+    rd.forget_secrets()
+    rd.register_secret("shared-pa55", owner="team-a")
+    rd.register_secret("shared-pa55", owner="team-b")
+    rd.forget_owner("team-a")
+    assert rd.redact("shared-pa55") == "REDACTED"
+    rd.forget_owner("team-b")
+    assert rd.redact("shared-pa55") == "shared-pa55"
 
 
 def test_cut_scrubs_before_cutting():
@@ -260,3 +398,64 @@ def test_a_broken_format_string_still_logs():
     finally:
         logging.raiseExceptions = True
     assert TOKEN not in out.getvalue()
+
+
+def raise_with_token() -> None:
+    """An exception whose message, cause and traceback text carry the token's forms."""
+    b64 = base64.b64encode(TOKEN.encode()).decode()
+    try:
+        raise ValueError(f"echoed b'GET /listJobs/?jruntok={quote_plus(b64)}&jrunns=ns'")
+    except ValueError as cause:
+        raise RuntimeError(f"token {TOKEN} refused; base64 {b64.rstrip('=')}") from cause
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_tracebacks_are_scrubbed_in_kopfs_json_and_text_formats(log_format):
+    """kopf's --log-format json formatter (python-json-logger) formats `exc_info` afresh
+    whenever a record has one, ignoring the scrubbed `exc_text`: the filter clears it."""
+    rd.install_secret_filter()  # as the client module does when it is imported
+    logger = logging.getLogger(f"test_redact.traceback.{log_format}")
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        make_formatter(log_format=LogFormat.JSON if log_format == "json" else LogFormat.FULL)
+    )
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        raise_with_token()
+    except RuntimeError:
+        logger.exception("call failed for %s", TOKEN)
+        logger.error("again", exc_info=True, stack_info=True)
+    text = out.getvalue()
+    assert_clean(text)
+    if log_format == "json":
+        lines = [json.loads(line) for line in text.splitlines()]
+        assert len(lines) == 2 and all("exc_info" in line for line in lines)
+        assert "stack_info" in lines[1]
+        shown = "".join(line["exc_info"] for line in lines)
+        assert_clean(shown)
+    else:
+        shown = text
+    # The traceback itself is still there, scrubbed.
+    assert "Traceback (most recent call last)" in shown and "raise_with_token" in shown
+    assert "RuntimeError: token REDACTED refused; base64 REDACTED" in shown
+    assert "jruntok=REDACTED&jrunns=ns" in shown
+
+
+def test_install_log_scrubbing_wraps_the_handlers_formatters():
+    """The last net: what a formatter prints from a record's non-string extras (a dict here,
+    which the filter does not walk) is scrubbed in its output."""
+    logger = logging.getLogger("test_redact.wrapped")
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(make_formatter(log_format=LogFormat.JSON))
+    logger.addHandler(handler)
+    logger.propagate = False
+    rd.install_log_scrubbing(logger)
+    rd.install_log_scrubbing(logger)  # idempotent: wrapped once
+    assert isinstance(handler.formatter, rd.ScrubbingFormatter)
+    assert not isinstance(handler.formatter.inner, rd.ScrubbingFormatter)
+    logger.warning("calling", extra={"params": {"jruntok": TOKEN, "jrunns": "ns"}})
+    line = json.loads(out.getvalue())
+    assert line["params"] == {"jruntok": "REDACTED", "jrunns": "ns"} and line["message"] == "calling"

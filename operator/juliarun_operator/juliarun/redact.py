@@ -5,15 +5,27 @@ anything that echoes a request line can carry them: urllib3's DEBUG log, a proxy
 server's error page (aiohttp echoes an over-long request line), an exception. Two nets:
 
 - patterns that need no registration: the values of `jruntok=` and `passwd=` (also
-  URL-encoded as `jruntok%3D`), and the userinfo of a URL (`https://user:pass@host`);
+  URL-encoded as `jruntok%3D`, once or more), and the userinfo of a URL
+  (`https://user:pass@host`);
 - every secret registered with `register_secret`, in every form it can take on the way:
   raw, standard and URL-safe base64 with and without padding, and each of those
   URL-encoded (`%3D`, `%2B`, `%2F`, upper or lower case hex).
 
-`redact(text)` applies both; errors apply it where they are built, and `SecretFilter`
-applies it to log records. `install_secret_filter()` puts the filter into every log
-record the process creates (through the record factory), so handlers added later, such as
-kopf's Event poster, never see a record that was not scrubbed.
+`redact(text)` finds every match of both nets in the original text, overlapping ones
+included, merges the spans and only then replaces them: a registered value can only widen
+what is hidden, never hide a match from another (a tenant's password `jruntok=ZXlK` that
+starts before the token's base64 and runs into it hides both).
+
+Registrations have an owner, each with its own cap, so that one owner's registrations never
+push out another's: `OPERATOR` (the operator's own token and URL password), a tenant (by
+namespace; its values must pass `unregistrable`, so that a password like `password` or `&`
+cannot censor everybody's messages), or none (callers that do not say: the compartment
+they shared before owners existed).
+
+Logging: `install_log_scrubbing()` scrubs every log record the process creates (through the
+record factory, so handlers added later, such as kopf's Event poster, see scrubbed records
+only), tracebacks and stacks included, and wraps the formatters of the root logger's
+handlers so that their output (text or JSON) is scrubbed once more as a whole.
 """
 
 from __future__ import annotations
@@ -28,30 +40,70 @@ from urllib.parse import quote, quote_plus
 
 REDACTED = "REDACTED"
 # A secret shorter than this is not registered: replacing "a" everywhere would ruin every
-# message and protect nothing (a real token or password is longer).
+# message and protect nothing (a real token or password is longer). Tenants' secrets must
+# pass the stricter `unregistrable`.
 MIN_SECRET_LENGTH = 4
-# Registered secrets kept, newest first; a rotated token falls out after this many others.
-MAX_SECRETS = 1024
+# Registered secrets kept per compartment, newest first; a registration of a value already
+# kept makes it the newest again. A tenant's registrations push out only its own oldest.
+MAX_SECRETS = 1024  # registered without an owner
+MAX_OPERATOR_SECRETS = 64  # the operator's own (a rotated token leaves after 64 newer ones)
+MAX_SECRETS_PER_OWNER = 128  # each tenant
+# The owner of the operator's own secrets: not a valid namespace name, so no tenant is it.
+OPERATOR = "(operator)"
+# A tenant's secret is registered only if it is at least this long and passes
+# `unregistrable` (no URL syntax, not only letters, not only digits and punctuation).
+MIN_TENANT_SECRET_LENGTH = 8
+URL_SYNTAX = "=&?/#%"
+# Characters that join words in ordinary text (`kube-system`, `change-me`, `my.name`).
+_WORD_JOINERS = frozenset(" -_.'")
 # The query parameters whose values are secret wherever they appear.
 SECRET_PARAMS = ("jruntok", "passwd")
 
-# `jruntok=VALUE` or, inside a URL-encoded URL, `jruntok%3DVALUE`; VALUE ends at the next
-# parameter (`&`, `%26`), whitespace, a quote or an angle bracket.
-_PARAM_RE = re.compile(r"(?i)(" + "|".join(SECRET_PARAMS) + r")(=|%3D)((?:(?!%26)[^&\s\"'<>])*)")
+# `jruntok=VALUE` or, inside a URL-encoded URL, `jruntok%3DVALUE` (`%253D` once more
+# encoded...); VALUE ends at the next parameter (`&`, `%26`, `%2526`...), whitespace, a
+# quote or an angle bracket.
+_PARAM_RE = re.compile(
+    r"(?i)(?:" + "|".join(SECRET_PARAMS) + r")(?:=|%(?:25)*3D)((?:(?!%(?:25)*26)[^&\s\"'<>])*)"
+)
 # scheme://userinfo@ : userinfo ends before the first '/', '?', '#' or whitespace.
-_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@]*@")
+_USERINFO_RE = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://([^/?#\s@]*)@")
+
+# --- the registry -------------------------------------------------------------------------
+#
+# Forms are found through an index of 4-character keys (ASCII letters folded to lower case,
+# so that %2f and %2F share a key). A form of at least _LONG characters is indexed under its
+# keys at _STRIDE consecutive offsets (b..b+_STRIDE-1, b chosen by _window); any occurrence
+# of it then covers a text position that is a multiple of _STRIDE with one of those keys
+# there, so a scan looks up only every _STRIDE-th position of a text. Shorter forms are
+# indexed at offset 0 and looked up at every position (only when there are any). A scan
+# costs about the text's length over _STRIDE dictionary look-ups, whatever the number of
+# secrets (a regular expression of thousands of alternatives costs about a millisecond a
+# message and a recompile per registration).
+_KEY = 4
+_STRIDE = 5
+_LONG = _KEY + _STRIDE - 1
 
 _lock = threading.Lock()
-# Registered secrets, oldest first, each with its forms (kept to take them out again).
-_secrets: OrderedDict[str, frozenset[str]] = OrderedDict()
-# Every form of every registered secret, by its first MIN_SECRET_LENGTH characters, longest
-# first; and how many secrets have each form (two could share one). A scan looks each
-# position of a text up here: the cost is the text's length, whatever the number of secrets
-# (a regular expression of thousands of alternatives costs about a millisecond a message).
-# Changed in place under the lock; a reader sees each entry whole (one tuple).
-_index: dict[str, tuple[str, ...]] = {}
+# Compartments by owner (None: no owner given): value -> its forms, oldest first.
+_owners: dict[str | None, OrderedDict[str, frozenset[str]]] = {}
+# How many compartments hold each value (its forms are in the index while one does).
+_holders: dict[str, int] = {}
+# How many registered values have each form (two could share one).
 _form_count: dict[str, int] = {}
+# key -> ((form, offset), ...) for long forms; key -> (form, ...) for short ones. Changed
+# in place under the lock; a reader sees each entry whole (one tuple).
+_long_index: dict[str, tuple[tuple[str, int], ...]] = {}
+_short_index: dict[str, tuple[str, ...]] = {}
+# Where each long form's keys start (see _window).
+_form_window: dict[str, int] = {}
+
 _ESCAPE_RE = re.compile(r"%[0-9A-Fa-f]{2}")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _fold(text: str) -> str:
+    """ASCII letters in lower case, the same length (str.lower may change a length)."""
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
 
 
 def _upper_escapes(text: str) -> str:
@@ -71,92 +123,227 @@ def secret_forms(value: str) -> set[str]:
     return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
 
 
+def unregistrable(value: str) -> str:
+    """Why `value`, supplied by a tenant, is not registered as a pattern ("" if it is).
+
+    A tenant's pattern scrubs every message of every owner, so it must not match ordinary
+    text: at least MIN_TENANT_SECRET_LENGTH characters, no URL syntax (`= & ? / # %`) and no
+    control character, at least one letter, and at least one character that is neither a
+    letter nor a word joiner (space - _ . '): a digit or another symbol. The reason never
+    shows the value; it reads after a noun ("the notebook password " + reason).
+    """
+    if not value:
+        return "is empty"
+    if len(value) < MIN_TENANT_SECRET_LENGTH:
+        return f"is shorter than {MIN_TENANT_SECRET_LENGTH} characters"
+    if any(c in URL_SYNTAX for c in value):
+        return "contains URL syntax (one of " + " ".join(URL_SYNTAX) + ")"
+    if not value.isprintable():
+        return "contains a control character"
+    if not any(c.isalpha() for c in value):
+        return "has no letter: it would match ordinary numbers, times or addresses"
+    if all(c.isalpha() or c in _WORD_JOINERS for c in value):
+        return "is only letters (and spaces - _ . '): it would match ordinary words"
+    return ""
+
+
+def _window(form: str, folded: str) -> int:
+    """Where `form`'s keys go: the window of _STRIDE offsets whose keys other forms use the
+    least. Tokens of one issuer share a long beginning and padded forms share their end, so
+    a fixed place would pile them all into one entry that every scan would have to try."""
+    last = len(form) - _LONG
+    step = max(1, last // 15)
+    best, best_load = 0, -1
+    for base in (*range(0, last, step), last):
+        load = sum(len(_long_index.get(folded[o : o + _KEY], ())) for o in range(base, base + _STRIDE))
+        if best_load < 0 or load < best_load:
+            best, best_load = base, load
+            if load == 0:
+                break
+    return best
+
+
 def _add_form(form: str) -> None:
     _form_count[form] = _form_count.get(form, 0) + 1
-    if _form_count[form] == 1:
-        prefix = form[:MIN_SECRET_LENGTH]
-        _index[prefix] = tuple(sorted((*_index.get(prefix, ()), form), key=len, reverse=True))
+    if _form_count[form] > 1:
+        return
+    folded = _fold(form)
+    if len(form) >= _LONG:
+        base = _form_window[form] = _window(form, folded)
+        for offset in range(base, base + _STRIDE):
+            key = folded[offset : offset + _KEY]
+            _long_index[key] = (*_long_index.get(key, ()), (form, offset))
+    else:
+        key = folded[:_KEY]
+        _short_index[key] = (*_short_index.get(key, ()), form)
 
 
 def _remove_form(form: str) -> None:
     _form_count[form] -= 1
-    if _form_count[form] == 0:
-        del _form_count[form]
-        prefix = form[:MIN_SECRET_LENGTH]
-        rest = tuple(f for f in _index.get(prefix, ()) if f != form)
-        if rest:
-            _index[prefix] = rest
+    if _form_count[form] > 0:
+        return
+    del _form_count[form]
+    folded = _fold(form)
+    if len(form) >= _LONG:
+        base = _form_window.pop(form)
+        for offset in range(base, base + _STRIDE):
+            key = folded[offset : offset + _KEY]
+            rest = tuple(e for e in _long_index.get(key, ()) if e != (form, offset))
+            if rest:
+                _long_index[key] = rest
+            else:
+                _long_index.pop(key, None)
+    else:
+        key = folded[:_KEY]
+        short = tuple(f for f in _short_index.get(key, ()) if f != form)
+        if short:
+            _short_index[key] = short
         else:
-            _index.pop(prefix, None)
+            _short_index.pop(key, None)
 
 
-def register_secret(value: str | None) -> None:
-    """Scrub `value` (in all its forms) from every later `redact` and log record.
+def _cap(owner: str | None) -> int:
+    return (
+        MAX_SECRETS if owner is None else MAX_OPERATOR_SECRETS if owner == OPERATOR else MAX_SECRETS_PER_OWNER
+    )
+
+
+def _drop(compartment: OrderedDict[str, frozenset[str]], value: str) -> None:
+    forms = compartment.pop(value)
+    _holders[value] -= 1
+    if _holders[value] == 0:
+        del _holders[value]
+        for form in forms:
+            _remove_form(form)
+
+
+def register_secret(value: str | None, owner: str | None = None) -> bool:
+    """Scrub `value` (in all its forms) from every later `redact` and log record; True if
+    it is registered now.
 
     Call it for each token and password as soon as it is read, and again when it is used
-    (cheap: it keeps a secret in use among the newest). Values shorter than
-    MIN_SECRET_LENGTH are ignored; the MAX_SECRETS most recently registered are kept.
+    (cheap: it keeps a secret in use among the newest of its owner's).
+
+    `owner`: OPERATOR for the operator's own token and URL password; a tenant's namespace
+    for what a tenant supplied (its Secrets' tokens and passwords); None when the caller
+    cannot say. Each owner keeps its newest MAX_SECRETS_PER_OWNER (OPERATOR:
+    MAX_OPERATOR_SECRETS, None: MAX_SECRETS), so registrations of one owner never push out
+    another's. A tenant's value that `unregistrable` refuses is not registered (False):
+    refuse to use it, with that reason. Without an owner, a value some owner already keeps
+    is only made the newest there; values shorter than MIN_SECRET_LENGTH are ignored.
     """
     if not value or len(value) < MIN_SECRET_LENGTH:
-        return
+        return False
+    if owner is not None and owner != OPERATOR and unregistrable(value):
+        return False
     with _lock:
-        if value in _secrets:
-            _secrets.move_to_end(value)
-            return
-        forms = frozenset(map(_upper_escapes, secret_forms(value)))
-        _secrets[value] = forms
-        for form in forms:
-            _add_form(form)
-        while len(_secrets) > MAX_SECRETS:
-            for form in _secrets.popitem(last=False)[1]:
-                _remove_form(form)
+        if owner is None and value in _holders:
+            for compartment in _owners.values():
+                if value in compartment:
+                    compartment.move_to_end(value)
+            return True
+        compartment = _owners.setdefault(owner, OrderedDict())
+        if value in compartment:
+            compartment.move_to_end(value)
+            return True
+        if value in _holders:
+            forms = next(c[value] for c in _owners.values() if value in c)
+            _holders[value] += 1
+        else:
+            forms = frozenset(map(_upper_escapes, secret_forms(value)))
+            _holders[value] = 1
+            for form in forms:
+                _add_form(form)
+        compartment[value] = forms
+        cap = _cap(owner)
+        while len(compartment) > cap:
+            _drop(compartment, next(iter(compartment)))
+        return True
+
+
+def forget_owner(owner: str | None) -> None:
+    """Drop every secret `owner` registered (a namespace no longer served); a value another
+    owner registered too stays."""
+    with _lock:
+        compartment = _owners.pop(owner, None)
+        while compartment:
+            _drop(compartment, next(iter(compartment)))
 
 
 def forget_secrets() -> None:
     """Drop every registered secret (for tests)."""
     with _lock:
-        _secrets.clear()
-        _index.clear()
+        _owners.clear()
+        _holders.clear()
         _form_count.clear()
+        _long_index.clear()
+        _short_index.clear()
+        _form_window.clear()
 
 
-def _scrub_registered(text: str) -> str:
-    index = _index
-    if not index:
-        return text
-    probe = _upper_escapes(text)  # positions as in text; only escapes' case differs
-    out: list[str] = []
-    i = last = 0
-    end = len(text) - MIN_SECRET_LENGTH
-    while i <= end:
-        # The text as it is too: a '%' before base64 ("%ac...") is no escape of ours.
-        at, upper = text[i : i + MIN_SECRET_LENGTH], probe[i : i + MIN_SECRET_LENGTH]
-        forms = index.get(upper, ()) + (index.get(at, ()) if at != upper else ())
-        if forms:
-            for form in forms:
-                if probe.startswith(form, i) or text.startswith(form, i):
-                    out += (text[last:i], REDACTED)
-                    i = last = i + len(form)
-                    break
-            else:
-                i += 1
-        else:
-            i += 1
-    if not out:
-        return text
-    out.append(text[last:])
-    return "".join(out)
+# --- scrubbing ----------------------------------------------------------------------------
+
+
+def _matches(text: str, probe: str, start: int, form: str) -> bool:
+    """Whether `form` (its escapes in upper case) is in `text` at `start`, whatever the case
+    of the text's escapes (`probe`: `text` with its escapes in upper case)."""
+    if text.startswith(form, start):
+        return True
+    if probe is text:  # no escape in the text
+        return False
+    if "%" in text[max(0, start - 2) : start]:
+        # An escape of the text's that starts before `start` ("%ac" + base64) is none of
+        # the form's: canonicalise the text from `start` only.
+        return _upper_escapes(text[start : start + len(form)]) == form
+    return probe.startswith(form, start)
+
+
+def _registered_spans(text: str, spans: list[tuple[int, int]]) -> None:
+    long_index, short_index = _long_index, _short_index
+    if not (long_index or short_index):
+        return
+    folded = _fold(text)
+    probe = _upper_escapes(text)
+    last = len(text) - _KEY
+    if long_index:
+        get = long_index.get
+        for pos in range(0, last + 1, _STRIDE):
+            entries = get(folded[pos : pos + _KEY])
+            if entries:
+                for form, offset in entries:
+                    start = pos - offset
+                    if start >= 0 and _matches(text, probe, start, form):
+                        spans.append((start, start + len(form)))
+    if short_index:
+        for pos in [p for p in range(last + 1) if folded[p : p + _KEY] in short_index]:
+            for form in short_index.get(folded[pos : pos + _KEY], ()):
+                if _matches(text, probe, pos, form):
+                    spans.append((pos, pos + len(form)))
 
 
 def redact(text: str) -> str:
     """`text` without any registered secret, secret query value or URL userinfo."""
-    text = _scrub_registered(text)
+    spans: list[tuple[int, int]] = []
+    _registered_spans(text, spans)
     lower = text.lower()  # the patterns are slow to fail on long texts: look first
     if any(p in lower for p in SECRET_PARAMS):
-        text = _PARAM_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+        spans += (m.span(1) for m in _PARAM_RE.finditer(text) if m.end(1) > m.start(1))
     if "@" in text and "://" in text:
-        text = _USERINFO_RE.sub(rf"\g<1>{REDACTED}@", text)
-    return text
+        spans += (m.span(1) for m in _USERINFO_RE.finditer(text) if m.end(1) > m.start(1))
+    if not spans:
+        return text
+    spans.sort()
+    out: list[str] = []
+    done = 0  # text[:done] is in `out`
+    start, end = spans[0]
+    for s, e in spans[1:]:
+        if s <= end:  # overlapping or touching: one span
+            end = max(end, e)
+            continue
+        out += (text[done:start], REDACTED)
+        done, start, end = end, s, e
+    out += (text[done:start], REDACTED, text[end:])
+    return "".join(out)
 
 
 def cut(text: str, limit: int = 200) -> str:
@@ -165,6 +352,8 @@ def cut(text: str, limit: int = 200) -> str:
     text = redact(text)
     return text if len(text) <= limit else text[:limit] + "..."
 
+
+# --- logging ------------------------------------------------------------------------------
 
 # Attributes every LogRecord has; any other is an `extra` (JSON formatters print those).
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -175,8 +364,9 @@ class SecretFilter(logging.Filter):
     drops nothing. Idempotent.
 
     Works on a handler or a logger; `install_secret_filter` applies it to every record.
-    The exception is formatted here (and cached in `exc_text`, which formatters use as is),
-    because an exception's text may hold what its message did not.
+    The exception is formatted here into `exc_text` (scrubbed) and `exc_info` is cleared:
+    logging's Formatter prints `exc_text` as it is, but a JSON formatter (python-json-logger,
+    kopf's --log-format json) formats `exc_info` afresh whenever it is set.
     """
 
     _formatter = logging.Formatter()
@@ -189,8 +379,10 @@ class SecretFilter(logging.Filter):
         scrubbed = redact(message)
         if scrubbed != message or record.args:
             record.msg, record.args = scrubbed, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_info:
+            if not record.exc_text:
+                record.exc_text = self._formatter.formatException(record.exc_info)
+            record.exc_info = None
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         if record.stack_info:
@@ -199,6 +391,18 @@ class SecretFilter(logging.Filter):
             if isinstance(value, str) and name not in _STANDARD_ATTRS:
                 record.__dict__[name] = redact(value)
         return True
+
+
+class ScrubbingFormatter(logging.Formatter):
+    """Another formatter's output, scrubbed as a whole: a last net for what a formatter
+    adds from a record's other attributes (a JSON formatter prints dict extras too)."""
+
+    def __init__(self, inner: logging.Formatter | None = None):
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self.inner.format(record))
 
 
 _installed = False
@@ -223,3 +427,16 @@ def install_secret_filter() -> None:
 
         logging.setLogRecordFactory(factory)
         _installed = True
+
+
+def install_log_scrubbing(logger: logging.Logger | None = None) -> None:
+    """Scrub every log record (`install_secret_filter`) and wrap the formatter of each
+    handler of `logger` (default: the root logger) in a ScrubbingFormatter. Idempotent.
+
+    Call it after the log handlers are configured (after `kopf.configure(...)`): a handler
+    added later gets scrubbed records, but its formatter is not wrapped.
+    """
+    install_secret_filter()
+    for handler in (logger or logging.getLogger()).handlers:
+        if not isinstance(handler.formatter, ScrubbingFormatter):
+            handler.setFormatter(ScrubbingFormatter(handler.formatter))
