@@ -86,8 +86,8 @@ _LONG = _KEY + _STRIDE - 1
 _lock = threading.Lock()
 # Compartments by owner (None: no owner given): value -> its forms, oldest first.
 _owners: dict[str | None, OrderedDict[str, frozenset[str]]] = {}
-# How many compartments hold each value (its forms are in the index while one does).
-_holders: dict[str, int] = {}
+# The owners holding each value (its forms are in the index while one does).
+_holders: dict[str, set[str | None]] = {}
 # How many registered values have each form (two could share one).
 _form_count: dict[str, int] = {}
 # key -> ((form, offset), ...) for long forms; key -> (form, ...) for short ones. Changed
@@ -208,10 +208,10 @@ def _cap(owner: str | None) -> int:
     )
 
 
-def _drop(compartment: OrderedDict[str, frozenset[str]], value: str) -> None:
-    forms = compartment.pop(value)
-    _holders[value] -= 1
-    if _holders[value] == 0:
+def _drop(owner: str | None, value: str) -> None:
+    forms = _owners[owner].pop(value)
+    _holders[value].discard(owner)
+    if not _holders[value]:
         del _holders[value]
         for form in forms:
             _remove_form(form)
@@ -237,27 +237,24 @@ def register_secret(value: str | None, owner: str | None = None) -> bool:
     if owner is not None and owner != OPERATOR and unregistrable(value):
         return False
     with _lock:
-        if owner is None and value in _holders:
-            for compartment in _owners.values():
-                if value in compartment:
-                    compartment.move_to_end(value)
+        holders = _holders.get(value)
+        if holders and (owner is None or owner in holders):
+            for holder in holders:
+                _owners[holder].move_to_end(value)
             return True
-        compartment = _owners.setdefault(owner, OrderedDict())
-        if value in compartment:
-            compartment.move_to_end(value)
-            return True
-        if value in _holders:
-            forms = next(c[value] for c in _owners.values() if value in c)
-            _holders[value] += 1
+        if holders:
+            forms = _owners[next(iter(holders))][value]
+            holders.add(owner)
         else:
             forms = frozenset(map(_upper_escapes, secret_forms(value)))
-            _holders[value] = 1
+            _holders[value] = {owner}
             for form in forms:
                 _add_form(form)
+        compartment = _owners.setdefault(owner, OrderedDict())
         compartment[value] = forms
         cap = _cap(owner)
         while len(compartment) > cap:
-            _drop(compartment, next(iter(compartment)))
+            _drop(owner, next(iter(compartment)))
         return True
 
 
@@ -265,9 +262,9 @@ def forget_owner(owner: str | None) -> None:
     """Drop every secret `owner` registered (a namespace no longer served); a value another
     owner registered too stays."""
     with _lock:
-        compartment = _owners.pop(owner, None)
-        while compartment:
-            _drop(compartment, next(iter(compartment)))
+        while _owners.get(owner):
+            _drop(owner, next(iter(_owners[owner])))
+        _owners.pop(owner, None)
 
 
 def forget_secrets() -> None:
