@@ -293,3 +293,18 @@ def test_ready_only_at_the_requested_scale_and_a_batch_end_shows_within_two_seco
     wait_for("Complete", lambda: kube.condition(ns, "batch", "Complete").get("status") == "True", 10, 0.1)
     # 2 s of run time, and at most 2 s to show it (not the 10 s interval).
     assert time.monotonic() - running_at < 2 + 2.5
+
+
+def test_a_deleted_and_recreated_crd_is_watched_again_without_a_restart(control_plane, tmp_path, processes):
+    emulator = processes(Emulator(tmp_path, "--create-delay", "0.2", "--worker-delay", "0.1"))
+    kube = Kube(control_plane)
+    ns = kube.namespace(namespace_name("crd"))
+    operator = processes(Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[ns]))
+    kube.apply(ns, job("before", "Webserver", **WEB))
+    wait_for("Ready before", lambda: kube.ready(ns, "before"), 30)
+    control_plane.kubectl("delete", "jrj", "before", "-n", ns, "--timeout=60s")
+    control_plane.kubectl("delete", "crd", "juliarunjobs.juliarun.dev", "--timeout=60s")
+    apply_crds(control_plane)
+    kube.apply(ns, job("after", "Webserver", **WEB))
+    wait_for("Ready after the CRD came back", lambda: kube.ready(ns, "after"), 60)
+    assert operator.proc is not None and operator.proc.poll() is None

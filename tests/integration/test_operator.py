@@ -359,10 +359,21 @@ def test_invalid_spec_the_api_server_cannot_see_is_stalled_not_retried(stack, ns
     )
     assert stalled["reason"] == "InvalidSpec" and "passwordSecretRef" in stalled["message"]
     assert emulator.calls("submitJob", kube.job_name(ns, "nb")) == 0
+    # A password that would match ordinary text cannot be scrubbed from others' messages: refused.
     control_plane.kubectl("create", "secret", "generic", "pw", "-n", ns, "--from-literal=pw=hunter2")
     control_plane.kubectl("label", "secret", "pw", "-n", ns, "juliarun.dev/credentials=true")
     kube.apply(ns, job("nb", "Notebook", runVolume="v", passwordSecretRef={"name": "pw", "key": "pw"}))
-    wait_for("nb ready after fix", lambda: kube.condition(ns, "nb", "Ready").get("status") == "True")
+    wait_for(
+        "weak password refused",
+        lambda: "shorter than 8" in kube.condition(ns, "nb", "Stalled").get("message", ""),
+    )
+    assert emulator.calls("submitJob", kube.job_name(ns, "nb")) == 0
+    control_plane.kubectl("delete", "secret", "pw", "-n", ns)
+    control_plane.kubectl(
+        "create", "secret", "generic", "pw", "-n", ns, "--from-literal=pw=hunter2-Long-enough9"
+    )
+    control_plane.kubectl("label", "secret", "pw", "-n", ns, "juliarun.dev/credentials=true")
+    wait_for("nb ready after fix", lambda: kube.condition(ns, "nb", "Ready").get("status") == "True", 120)
     status = json.dumps(kube.get(ns, "nb"))
     assert "hunter2" not in status
 

@@ -247,3 +247,10 @@ def test_the_rate_limiter_doubles_per_failure_up_to_its_cap_and_resets_on_succes
     queue.forget("a")
     assert queue.add_rate_limited("a") == 0.01
     assert queue.get(1.0) in ("a", "b")  # queued after the delay, not at once
+
+
+def test_a_read_refused_with_a_4xx_leaves_no_view_and_counts_against_the_connection():
+    conn = Connection(CONTEXT, backoff=Backoff(base=10, cap=10))
+    with pytest.raises(HTTPError):
+        conn.read(fail_with(HTTPError("getAllJobInfo", 400, "GET /getAllJobInfo/?jruntok=... echoed")))
+    assert not conn.healthy and conn.problem.endswith("HTTP 400") and "echoed" not in conn.problem

@@ -230,5 +230,16 @@ async def reset_counters(request: web.Request) -> web.Response:
     return web.json_response(emu.counters())
 
 
+async def complete_jobs(request: web.Request) -> web.Response:
+    """POST {"namespace": ..., "names": [...]}: end those batch jobs now; answers when each ended."""
+    emu = request.app[EMULATOR]
+    try:
+        body = await request.json()
+        ended = emu.cluster.complete(str(body["namespace"]), [str(n) for n in body["names"]])
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        return web.json_response({"error": f"expected {{namespace, names}}: {exc}"}, status=400)
+    return web.json_response(ended)
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "jobs": request.app[EMULATOR].cluster.count()})

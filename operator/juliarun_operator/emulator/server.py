@@ -14,7 +14,16 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from ..juliarun.context import is_loopback
-from .handlers import api, delete_faults, get_counters, get_faults, healthz, put_faults, reset_counters
+from .handlers import (
+    api,
+    complete_jobs,
+    delete_faults,
+    get_counters,
+    get_faults,
+    healthz,
+    put_faults,
+    reset_counters,
+)
 from .service import EMULATOR, Emulator, EmulatorConfig
 
 # run.py and the tests build the app from here; the configuration lives in service.py.
@@ -54,6 +63,7 @@ def create_app(config: EmulatorConfig, clock: Callable[[], float] | None = None)
     app.router.add_get("/_emulator/counters", get_counters)
     app.router.add_post("/_emulator/counters/reset", reset_counters)
     app.router.add_get("/_emulator/healthz", healthz)
+    app.router.add_post("/_emulator/complete", complete_jobs)
     app.router.add_get("/{op}/", api)
     app.router.add_get("/{op}/{job_type}/", api)
 

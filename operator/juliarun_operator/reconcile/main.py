@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import tenancy
     from ..juliarun import Context, JuliaRunError
+    from ..juliarun.redact import OPERATOR, install_log_scrubbing, register_secret
     from .adapters.kopf_storage import NoDiffBase, NoProgress
     from .adapters.kube import Kube
     from .adapters.lease import LeaseElector
@@ -182,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if not args.verbose:  # kopf logs each watch event's handler at INFO: a line per event, no news
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # Every record, tracebacks included and in either format, is scrubbed before it is written.
+    install_log_scrubbing()
     # The connection flags `juliarun` takes before or after `operator` (as for every command).
     overrides: dict[str, Any] = {
         "url": getattr(args, "url", None),
@@ -193,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
         default = Context.from_env(None, **overrides)
     except JuliaRunError as exc:  # an unreadable token file, a bad URL: the message names the flag
         raise StartupError(str(exc)) from None
+    register_secret(default.token, owner=OPERATOR)  # never pushed out by tenants' registrations
     try:
         kube = Kube(kubeconfig, pool_size=workers + 8)
     except Exception as exc:

@@ -27,6 +27,7 @@ from .deleting import deleting
 from .mapping import changed_params, params_digest
 from .model import (
     DEFAULT_CONNECTION,
+    SECRET_RECHECK,
     Action,
     Facts,
     Kind,
@@ -57,9 +58,9 @@ def reconcile(obj: ObjectState, f: Facts) -> Plan:
         )
         return Plan(start + status_write(obj, f, st.stalled("ConnectionChanged", message)), job=recorded)
     if f.params is None:
-        return Plan(
-            start + status_write(obj, f, st.stalled("InvalidSpec", f.invalid), warn=True), job=recorded
-        )
+        stalled = st.stalled("InvalidSpec", f.invalid)
+        again = SECRET_RECHECK if f.invalid_outside else None
+        return Plan(start + status_write(obj, f, stalled, warn=True), job=recorded, requeue_after=again)
     if f.memory.invalid and f.memory.invalid_generation == obj.generation:  # refused before sending
         stalled = st.stalled("InvalidSpec", f.memory.invalid)
         return Plan(start + status_write(obj, f, stalled, warn=True), job=recorded)

@@ -20,6 +20,7 @@ from ...juliarun.errors import ParameterError
 SecretReader = Callable[[str, str, str], str]
 
 FIELD_TO_PARAM = {p.field: p for p in jt.PARAMETERS.values()}
+SECRET_FIELDS = frozenset(p.field for p in jt.PARAMETERS.values() if p.kind == jt.SECRET)  # passwordSecretRef
 CONTROL_FIELDS = (
     "type",
     "jobName",

@@ -16,6 +16,7 @@ from . import status as st
 DEFAULT_CONNECTION = "default"
 REFUSAL_BACKOFF = (2.0, 120.0)  # seconds before a refused request is sent again: first, cap
 SNAPSHOT_WAIT = 1.0  # seconds between looks while an object waits for JuliaRun to move
+SECRET_RECHECK = 15.0  # seconds between looks at a spec that waits for a Secret it names
 SNAPSHOT_SOON = 0.2  # ... and the first look after the operator asked it to (a submit, a scale)
 
 
@@ -123,6 +124,7 @@ class Facts:
     connection: str = DEFAULT_CONNECTION  # the connection spec and administrator choose now
     params: Mapping[str, Any] | None = None  # the checked parameters, None if `invalid`
     invalid: str = ""  # why the spec cannot be sent
+    invalid_outside: bool = False  # ... because of a Secret it names, which may be fixed without an edit
     unavailable: str = ""  # why JuliaRun (or the credentials to reach it) cannot be used now
     snapshot: Mapping[str, JobInfo] | None = None
     snapshot_time: float = 0.0

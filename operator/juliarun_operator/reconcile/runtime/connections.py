@@ -217,12 +217,13 @@ class Connection:
         return result
 
     def read(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """A call that only reads: a refusal (ApiError) leaves us without JuliaRun's view, so
-        it counts as a failure of the connection, whatever its code."""
+        """A call that only reads: any failure, a refusal too, leaves us without JuliaRun's
+        view, so it counts as a failure of the connection, whatever its code."""
         try:
             return self.call(fn, *args)
-        except ApiError as exc:
-            self.breaker.failed(trouble(exc))
+        except JuliaRunError as exc:
+            if blame(exc) is not Blame.CONNECTION:  # the connection's are counted already
+                self.breaker.failed(trouble(exc))
             raise
 
     def fetch(self) -> dict[str, JobInfo]:

@@ -23,7 +23,7 @@ from ...juliarun.client import Context, public_url
 from .. import decision as d
 from ..adapters.kube import ApiException, KubeAPI
 from ..adapters.metrics import Metrics
-from ..decision.mapping import job_params
+from ..decision.mapping import SECRET_FIELDS, job_params
 from ..decision.rules import handover
 from .connections import Backoff, Connection, Connections
 from .credentials import SecretCache
@@ -246,11 +246,13 @@ class Controller:
 
     def _facts(self, key: Key, obj: d.ObjectState, memory: d.Memory) -> tuple[Connection | None, d.Facts]:
         now = time.time()
-        params, invalid = None, ""
+        params, invalid, outside = None, "", False
         try:
             params = job_params(obj.spec, obj.namespace, self.routing.secret_value)
         except (ParameterError, ValueError) as exc:
             invalid = str(exc)
+            # A Secret the spec names can be fixed without touching the object: look again.
+            outside = getattr(exc, "param", None) in SECRET_FIELDS
         conn, problem, no_credentials = self.routing.connection(obj)
         if conn is not None:
             problem = problem or conn.problem
@@ -266,6 +268,7 @@ class Controller:
             connection=self.routing.wanted(obj),
             params=params,
             invalid=invalid,
+            invalid_outside=outside,
             unavailable=problem,
             snapshot=conn.snapshot if conn else None,
             snapshot_time=conn.snapshot_time if conn else 0.0,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ...juliarun.redact import register_secret, unregistrable
 from .. import decision as d
 from ..adapters.kube import SecretProblem
 from .connections import Connection, Connections, Credentials
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 
 CONNECTION_KEYS = ("url", "token", "namespace", "ca.crt")  # all a connection Secret is read for
+MIN_TOKEN_LENGTH = 16  # a tenant's token: every form of it is scrubbed from every message
 
 
 class Routing:
@@ -33,6 +35,13 @@ class Routing:
             raise LookupError(str(exc)) from None
         if key not in data:
             raise LookupError(f"Secret {namespace}/{name} has no key {key!r}")
+        # A tenant's secret becomes a pattern that scrubs every message: one that would match
+        # ordinary text (a word, a number, URL syntax) is refused, and the rest is the
+        # namespace's own compartment of patterns, which no other namespace can crowd out.
+        why = unregistrable(data[key])
+        if why:
+            raise LookupError(f"Secret {namespace}/{name}: the value of key {key!r} {why}")
+        register_secret(data[key], owner=namespace)
         return data[key]
 
     def wanted(self, obj: d.ObjectState) -> str:
@@ -59,6 +68,12 @@ class Routing:
         missing = [k for k in ("url", "token", "namespace") if not data.get(k)]
         if missing:
             return None, f"credentials: Secret {namespace}/{secret} has no key {missing[0]!r}", True
+        if len(data["token"]) < MIN_TOKEN_LENGTH and not admin:  # as a pattern it would censor ordinary text
+            return (
+                None,
+                f"credentials: Secret {namespace}/{secret}: token shorter than {MIN_TOKEN_LENGTH}",
+                True,
+            )
         refused = "" if admin or not self.config.check_url else self.config.check_url(data["url"])
         if refused:
             return None, f"credentials: Secret {namespace}/{secret}: {refused}", True
