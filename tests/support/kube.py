@@ -74,6 +74,9 @@ class RecordingKube:
         obj = self.objects.get((namespace, name))
         return copy.deepcopy(obj) if obj else None
 
+    def served(self) -> bool:
+        return True
+
     def list_objects(self, namespaces: list[str]) -> tuple[list[dict], str]:
         return [copy.deepcopy(o) for o in self.objects.values()], "1"
 

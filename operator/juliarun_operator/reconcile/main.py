@@ -283,7 +283,22 @@ def run(args: argparse.Namespace) -> int:
             server.shutdown()
         connections.close()
 
-    @kopf.on.startup()
+    # kopf watches a resource its scan found. A CRD deleted and created again may be served
+    # only after kopf's scan looked (discovery lags behind the CRD's events), and kopf does not
+    # look again: the housekeeper notices the resource served again and kopf starts anew, in
+    # this process, with the same handlers (their own registry) and the same runtime.
+    registry = kopf.OperatorRegistry()
+    rewatch = threading.Event()
+    stop_kopf = [threading.Event()]
+    runtime_started = threading.Event()
+
+    def served_again() -> None:
+        rewatch.set()
+        stop_kopf[0].set()
+
+    housekeeper.on_served_again = served_again
+
+    @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # our own Events say what happened, once
         settings.persistence.diffbase_storage = NoDiffBase()  # kopf only watches: nothing to diff
@@ -291,6 +306,9 @@ def run(args: argparse.Namespace) -> int:
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.batching.idle_timeout = 0.5  # per-object kopf workers: only a callback each
+        if runtime_started.is_set():  # kopf started anew: the runtime goes on as it was
+            return
+        runtime_started.set()
         threads.extend(controller.run_workers(stop))
         start("juliarun-housekeeping", housekeeper.run)
         housekeeper.add(connections.default)
@@ -301,11 +319,12 @@ def run(args: argparse.Namespace) -> int:
         if server is not None:
             serve(server, metrics, housekeeper.health, housekeeper.ready)
 
-    @kopf.on.cleanup()
+    @kopf.on.cleanup(registry=registry)
     def cleanup(**_: Any) -> None:
-        shutdown()
+        if not rewatch.is_set():
+            shutdown()
 
-    @kopf.on.event(GROUP, VERSION, PLURAL)
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def track(event: kopf.RawEvent, **_: Any) -> None:
         body = event.get("object")
         if body:
@@ -313,7 +332,20 @@ def run(args: argparse.Namespace) -> int:
 
     log.info("JuliaRun default connection: %s", default.describe())
     try:
-        kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=True)
+        while True:
+            kopf.run(
+                clusterwide=not namespaces,
+                namespaces=namespaces,
+                standalone=True,
+                registry=registry,
+                stop_flag=stop_kopf[0],
+            )
+            if not rewatch.is_set():
+                break
+            log.info("the JuliaRunJob resource is served again: watching it anew")
+            rewatch.clear()
+            stop_kopf[0] = threading.Event()
+            controller.resync()  # what changed while it was not watched
     finally:
         shutdown()
     return 0

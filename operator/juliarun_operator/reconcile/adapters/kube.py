@@ -83,6 +83,8 @@ class KubeAPI(Protocol):
 
     def get_object(self, namespace: str, name: str) -> Body | None: ...
 
+    def served(self) -> bool: ...
+
     def list_objects(self, namespaces: list[str]) -> tuple[list[Body], str]: ...
 
     def read_secret_data(
@@ -128,6 +130,17 @@ class Kube:
             GROUP, VERSION, namespace, PLURAL, name, patch, _request_timeout=TIMEOUT
         )
         return cast("Body", written)
+
+    def served(self) -> bool:
+        """Whether the API server serves JuliaRunJobs now (discovery lists the resource); an
+        error that says nothing of it counts as served (nothing is restarted on a blip)."""
+        try:
+            found = self.custom.get_api_resources(GROUP, VERSION, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            return bool(exc.status != 404)
+        except Exception:
+            return True
+        return any(r.name == PLURAL for r in (found.resources or []))
 
     def get_object(self, namespace: str, name: str) -> Body | None:
         """The JuliaRunJob as it is now; None if it is gone."""

@@ -30,6 +30,7 @@ log = logging.getLogger("juliarun_operator.sync")
 # 1 s (Ready within 2 s of JuliaRun showing a job; 10,000 jobs: 1 s) nor less than 0.2 s.
 GAP_MIN, GAP_MAX, GAP_PER_FETCH = 0.2, 1.0, 10.0
 WATCH_GAP = 1.0  # seconds between snapshots while a job is watched closely
+SERVED_CHECK = 5.0  # seconds between looks at whether the API server serves JuliaRunJobs
 LIVENESS = 60.0  # seconds without a housekeeping round, or without a finished object while some wait
 
 
@@ -133,6 +134,9 @@ class Housekeeper:
         self.heartbeat = time.monotonic()
         self.next_resync = time.monotonic() + self.config.resync_interval
         self.next_housekeeping = 0.0
+        self.served = True  # the JuliaRunJob resource, as discovery last showed it
+        self.next_served_check = 0.0
+        self.on_served_again: Callable[[], None] = lambda: None  # the wiring watches it anew
 
     def add(self, conn: Connection) -> SnapshotLoop:
         """The connection's snapshot loop, started once."""
@@ -169,6 +173,15 @@ class Housekeeper:
         if now >= self.next_resync:
             self.next_resync = now + self.config.resync_interval
             self.ctl.resync()
+        if now >= self.next_served_check:
+            self.next_served_check = now + SERVED_CHECK
+            served = self.ctl.kube.served()
+            if served and not self.served:
+                log.warning("the JuliaRunJob resource is served again (its CRD was created anew)")
+                self.on_served_again()
+            elif not served and self.served:
+                log.warning("the JuliaRunJob resource is not served (its CRD is gone): waiting for it")
+            self.served = served
 
     # --- probes: answered from memory, at once ---------------------------------------------
 
