@@ -38,13 +38,19 @@ show kubectl get nodes -o wide
 
 step "JuliaRun in the cluster: the Service juliarunremote-svc in namespace juliarun"
 show kubectl apply -f hack/node/juliarun-emulator.yaml
+# It accepts one token, made here (docs/install.md: ./juliarun.token), in the operator's namespace.
+TOKEN=$("$BIN/python" -c 'import secrets; print(secrets.token_hex(24))')
+kubectl -n juliarun create secret generic juliarun-auth --from-literal=tokens.yaml="juliarun-system: [$TOKEN]" >/dev/null
 show kubectl rollout status deployment/juliarunremote -n juliarun --timeout=120s
 
-step "the operator, installed with helm; no JuliaRun settings: the in-cluster defaults fit"
+step "the operator, installed with helm: the default in-cluster URL, the token from a Secret"
 show kubectl create namespace juliarun-system
 show kubectl label namespace juliarun-system pod-security.kubernetes.io/enforce=restricted
+kubectl -n juliarun-system create secret generic juliarun-token --from-literal=token="$TOKEN" >/dev/null
 show helm install juliarun-operator charts/juliarun-operator -n juliarun-system \
-  --set image.pullPolicy=Never --set juliarun.allowInsecureHttp=true --wait --timeout 3m
+  --set image.pullPolicy=Never --set juliarun.allowInsecureHttp=true \
+  --set juliarun.tokenSecret.name=juliarun-token --set 'networkPolicy.juliarun.ports={8080}' \
+  --wait --timeout 3m
 show kubectl get pods -n juliarun-system -o wide
 
 step "jobs, applied with kubectl"

@@ -8,9 +8,11 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import tarfile
+import time
 import tomllib
 import uuid
 from dataclasses import dataclass
@@ -20,6 +22,8 @@ import pytest
 import yaml
 
 from juliarun_dev import devcluster
+
+from support.docs import run_block
 
 pytestmark = pytest.mark.integration
 
@@ -312,3 +316,51 @@ def test_helm_and_kustomize_installs_send_jobs_to_the_same_juliarun_namespace(
     assert helm_env["JULIARUN_URL"] == kustomize_env["JULIARUN_URL"]
     assert helm_env["JULIARUN_TOKEN_FILE"].startswith("/var/run/secrets/juliarun/token/")
     assert kustomize_env["JULIARUN_TOKEN_FILE"].startswith("/var/run/secrets/juliarun/token/")
+
+
+# --- kustomize: install, upgrade and delete as docs/install.md writes them ---------------------
+
+
+@pytest.fixture(scope="module")
+def fresh_control_plane(tmp_path_factory):
+    """A control plane of its own: `kubectl delete -k deploy/` deletes the CRD, which the
+    session's other tests use."""
+    state = tmp_path_factory.mktemp("kustomize-cluster")
+    info = devcluster.up(state_dir=state)
+    try:
+        yield info
+    finally:
+        devcluster.down(state)
+
+
+@pytest.mark.cluster  # a control plane of its own, not the session's `control_plane`
+def test_kustomize_install_upgrade_and_delete_as_documented(fresh_control_plane, tmp_path):
+    from chart_helpers import BASE_ENV
+
+    info = fresh_control_plane
+    env = {
+        **BASE_ENV,
+        "KUBECONFIG": str(info.kubeconfig),
+        "PATH": f"{info.kubectl.parent}:{os.environ['PATH']}",
+    }
+    installed = run_block("docs/install.md", "kustomize-install", env=env).stdout
+    assert "deployment.apps/juliarun-operator serverside-applied" in installed, installed
+    # The next release's deploy/ (here: another image tag), applied with the documented
+    # upgrade: no field-manager conflict, the change applied.
+    release = tmp_path / "next"
+    shutil.copytree(REPO / "deploy", release / "deploy")
+    kustomization = release / "deploy" / "kustomization.yaml"
+    kustomization.write_text(re.sub(r'newTag: "[^"]*"', 'newTag: "9.9.9"', kustomization.read_text()))
+    upgraded = run_block("docs/install.md", "kustomize-upgrade", env=env, cwd=release)
+    assert "conflict" not in (upgraded.stdout + upgraded.stderr).lower()
+    image = subprocess.run(
+        [str(info.kubectl), "get", "deployment", "juliarun-operator", "-n", "juliarun-system",
+         "-o", "jsonpath={.spec.template.spec.containers[0].image}"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert image == "juliarun-operator:9.9.9"
+    # No namespace controller here: without --wait=false this would wait for ever.
+    start = time.monotonic()
+    deleted = run_block("docs/install.md", "kustomize-delete", env=env, timeout=60).stdout
+    assert 'namespace "juliarun-system" deleted' in deleted, deleted
+    assert time.monotonic() - start < 30

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import uuid
 
 import pytest
@@ -31,6 +30,7 @@ from chart_helpers import (
     service_account_user,
     unique_ns,
 )
+from support.docs import run_block
 
 pytestmark = pytest.mark.integration
 
@@ -75,17 +75,6 @@ def test_no_install_mode_reads_kube_system_secrets(control_plane, helm, crds_ins
         remove(control_plane, objs, release_ns, watched, opted, other)
 
 
-def documented(pattern: str) -> str:
-    """The one command in docs/install.md that matches `pattern`, as written (lines joined)."""
-    text = (REPO / "docs" / "install.md").read_text().replace("\\\n", " ")
-    (command,) = [
-        line.strip()
-        for line in text.splitlines()
-        if re.search(pattern, line) and line.strip().startswith("kubectl")
-    ]
-    return " ".join(command.split())
-
-
 def test_a_namespace_opts_in_with_the_documented_command(control_plane, helm):
     """The default install (release juliarun-operator in juliarun-system, as deploy/ has it)
     and the command docs/install.md gives a namespace admin, run as written."""
@@ -94,32 +83,16 @@ def test_a_namespace_opts_in_with_the_documented_command(control_plane, helm):
         create_namespace(control_plane, ns)
     objs = apply_rendered(control_plane, helm, release="juliarun-operator", namespace=release_ns)
     user = "system:serviceaccount:juliarun-system:juliarun-operator"
-    command = documented(r"kubectl create rolebinding")
     try:
         assert not can_i(control_plane, user, "get", "secrets", "-n", team)
-        subprocess.run(  # noqa: S602 (the docs' command, as written)
-            command,
-            shell=True,
-            check=True,
-            env=_kubectl_on_path(control_plane),
-            capture_output=True,
-            timeout=60,
-            executable="/bin/bash",
-        )
+        run_block("docs/install.md", "secrets-opt-in", env=_kubectl_on_path(control_plane), timeout=60)
         assert can_i(control_plane, user, "get", "secrets", "-n", team)
         assert not can_i(control_plane, user, "get", "secrets", "-n", "kube-system")
         # The owner marks a Secret for the operator, as documented.
         control_plane.kubectl(
             "create", "secret", "generic", "nb-password", "-n", team, "--from-literal=password=change-me"
         )
-        subprocess.run(  # noqa: S602 (the docs' command, as written)
-            documented(r"kubectl label secret"),
-            shell=True,
-            check=True,
-            env=_kubectl_on_path(control_plane),
-            capture_output=True,
-            timeout=60,
-        )
+        run_block("docs/install.md", "secrets-mark", env=_kubectl_on_path(control_plane), timeout=60)
         secret = control_plane.kubectl("get", "secret", "nb-password", "-n", team, "-o", "json").stdout
         assert tenancy.secret_is_marked(json.loads(secret)["metadata"]["labels"])
     finally:

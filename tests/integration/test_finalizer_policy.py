@@ -7,43 +7,28 @@ from __future__ import annotations
 
 import datetime
 import json
-import shlex
+import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from harness import Emulator, Kube, Operator, apply_crds, job, metric, namespace_name, started, wait_for
+from support.docs import run_block
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 FINALIZER = "juliarun.dev/finalizer"
 
 
-def documented_command() -> list[str]:
-    """The one command docs/install.md gives for the policy, as written."""
-    text = (ROOT / "docs" / "install.md").read_text()
-    (line,) = [
-        ln.strip() for ln in text.splitlines() if ln.strip().startswith("kubectl apply -f deploy/finalizer")
-    ]
-    return shlex.split(line)
-
-
 @pytest.fixture
 def policy(control_plane):
     """The policy, applied by the documented command from the repository's root; removed at
     the end, so that other tests' objects are created without it."""
-    command = documented_command()
-    assert command[0] == "kubectl"
-    subprocess.run(
-        [str(control_plane.kubectl_path), f"--kubeconfig={control_plane.kubeconfig}", *command[1:]],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    kubectl_first = f"{control_plane.kubectl_path.parent}:{os.environ['PATH']}"
+    env = {**os.environ, "KUBECONFIG": str(control_plane.kubeconfig), "PATH": kubectl_first}
+    run_block("docs/install.md", "finalizer-policy", env=env, timeout=60)
     yield
     control_plane.kubectl("delete", "-f", str(ROOT / "deploy" / "finalizer-policy.yaml"), "--wait=true")
 

@@ -1,9 +1,10 @@
 """The operator as users run it: the image built from the Dockerfile (hack/node/image.sh), the
 chart installed with helm, on a real node (`juliarun cluster up --node`: kubelet, containerd),
-with our JuliaRun server in the cluster at the operator's default address. The operator gets
-no JuliaRun URL, token or namespace: the in-cluster defaults (the chart's projected
-ServiceAccount token). The one setting: juliarun.allowInsecureHttp, since the default URL
-(http://juliarunremote-svc.juliarun:80) is plain http beyond loopback, refused otherwise.
+with our JuliaRun server in the cluster at the operator's default address, accepting only
+one token (its --auth file, from a Secret), which the operator gets as the chart's
+juliarun.tokenSecret, as docs/install.md's "Try it locally" sets it up. The operator gets no
+JuliaRun URL or namespace: the in-cluster defaults. Also juliarun.allowInsecureHttp, since the
+default URL (http://juliarunremote-svc.juliarun:80) is plain http beyond loopback.
 
 Needs root and the Debian packages of hack/node/install-deps.sh (`make tools` installs them).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import subprocess
 import time
 import urllib.parse
@@ -21,9 +23,9 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from conftest import ControlPlane
 from kubernetes import client, config
 
+from conftest import ControlPlane
 from juliarun_dev import devcluster, devnode
 
 from harness import job, wait_for
@@ -35,6 +37,9 @@ OPERATOR_NS = "juliarun-system"  # also the JuliaRun namespace: the operator's d
 JOBS_NS = "node-jobs"
 RELEASE = "juliarun-operator"
 FULLNAME = "juliarun-operator"  # the release name contains the chart name
+OPERATOR_PODS = "app.kubernetes.io/name=juliarun-operator"  # not `helm test`'s Pod
+# The one token our JuliaRun server accepts, in the JuliaRun namespace the operator uses.
+TOKEN = secrets.token_hex(24)
 
 
 class Node:
@@ -72,6 +77,11 @@ class Node:
             "image.pullPolicy=Never",
             "--set",
             "juliarun.allowInsecureHttp=true",
+            "--set",
+            "juliarun.tokenSecret.name=juliarun-token",
+            # The port our JuliaRun server's pod listens on (behind its Service's port 80).
+            "--set",
+            "networkPolicy.juliarun.ports={8080}",
             *values,
             "--wait",
             "--timeout",
@@ -101,7 +111,7 @@ class Node:
 
     def pods(self) -> list[dict]:
         return self.kubectl_json(
-            "get", "pods", "-n", OPERATOR_NS, "-l", f"app.kubernetes.io/instance={RELEASE}"
+            "get", "pods", "-n", OPERATOR_NS, "-l", f"app.kubernetes.io/instance={RELEASE},{OPERATOR_PODS}"
         )["items"]
 
     def ready_pods(self) -> list[dict]:
@@ -141,7 +151,7 @@ class Node:
         from juliarun_operator.juliarun import Client, Context
 
         # The Service's address is not loopback: plain http needs the same allowance the chart got.
-        context = Context(url=self.juliarun, token="any", namespace=OPERATOR_NS, allow_insecure_http=True)
+        context = Context(url=self.juliarun, token=TOKEN, namespace=OPERATOR_NS, allow_insecure_http=True)
         return set(Client(context).list_jobs())
 
     def tokens_of(self, pod: str) -> list[str]:
@@ -184,8 +194,27 @@ def node(tmp_path_factory):
             info.kubeconfig, info.server, info.kubectl, False, tmp_path_factory.mktemp("node-tokens")
         )
         cp.kubectl("apply", "-f", str(REPO / "hack" / "node" / "juliarun-emulator.yaml"))
+        auth = yaml.safe_dump({OPERATOR_NS: [TOKEN]})
+        cp.kubectl(
+            "create",
+            "secret",
+            "generic",
+            "juliarun-auth",
+            "-n",
+            "juliarun",
+            f"--from-literal=tokens.yaml={auth}",
+        )
         cp.kubectl("create", "namespace", OPERATOR_NS)
         cp.kubectl("label", "namespace", OPERATOR_NS, "pod-security.kubernetes.io/enforce=restricted")
+        cp.kubectl(
+            "create",
+            "secret",
+            "generic",
+            "juliarun-token",
+            "-n",
+            OPERATOR_NS,
+            f"--from-literal=token={TOKEN}",
+        )
         cp.kubectl("create", "namespace", JOBS_NS)
         cp.kubectl("rollout", "status", "deployment/juliarunremote", "-n", "juliarun", "--timeout=120s")
         yield Node(cp, devcluster.ensure_binaries()["helm"])
@@ -208,12 +237,14 @@ def token_encodings(token: str) -> dict[str, str]:
         "url-encoded base64 (plus)": urllib.parse.quote_plus(b64),
     }
     # A JWT's signature alone is what makes it usable.
-    forms["signature"] = token.rsplit(".", 1)[-1]
+    if "." in token:
+        forms["signature"] = token.rsplit(".", 1)[-1]
     return forms
 
 
 def assert_no_token(log: str, tokens: list[str]) -> None:
-    assert len(tokens) == 2 and all(len(t) > 100 for t in tokens), "expected two ServiceAccount tokens (JWTs)"
+    assert len(tokens) == 2, "expected the JuliaRun token and the API server's"
+    assert tokens[0] == TOKEN and len(tokens[1]) > 100, "expected our token and a ServiceAccount token (JWT)"
     for which, token in zip(("JuliaRun", "API server"), tokens, strict=True):
         leaked = [form for form, text in token_encodings(token).items() if text in log]
         assert not leaked, f"the operator's log holds its {which} token ({', '.join(leaked)})"
@@ -233,9 +264,29 @@ def test_chart_pod_ready_under_restricted_and_a_job_through_its_life(node):
         )
         tokens = node.tokens_of(name)
 
+        # The chart's NetworkPolicy selects this pod (admitted by the API server) and the
+        # operator works under it. It is not enforced here: the API server listens on a free
+        # port, which the policy's egress rules do not name, and the operator reaches it.
+        policy = node.kubectl_json("get", "networkpolicy", FULLNAME, "-n", OPERATOR_NS)
+        labels = pod["metadata"]["labels"]
+        assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+        allowed = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
+        (api_port,) = {
+            p["port"]
+            for s in node.kubectl_json(
+                "get", "endpointslices", "-n", "default", "-l", "kubernetes.io/service-name=kubernetes"
+            )["items"]
+            for p in s["ports"]
+        }
+        assert api_port not in allowed, "the API server's port is allowed: this no longer shows enforcement"
+        assert container["resources"]["limits"]["ephemeral-storage"] == "256Mi"
         node.apply_jobs("life")
         job_name = wait_for("the job Ready", lambda: node.ready("life"), 90)
         assert job_name in node.juliarun_jobs()
+        # helm test: the operator acts, JuliaRun answers with the operator's credentials.
+        tested = node.helm_run("test", RELEASE, "-n", OPERATOR_NS, "--logs", "--timeout", "3m").stdout
+        assert "Phase:          Succeeded" in tested or "Phase: Succeeded" in tested, tested
+        assert "the operator acts" in tested and job_name in tested, tested
         node.cp.kubectl("delete", "jrj", "life", "-n", JOBS_NS, "--timeout=60s")
         wait_for("the JuliaRun job deleted", lambda: job_name not in node.juliarun_jobs(), 30)
         assert node.calls(job_name, "submitJob") == 1
