@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from juliarun_operator.api import ADOPT_ANNOTATION, FINALIZER, PAUSE_ANNOTATION, default_job_name
@@ -151,6 +153,16 @@ def test_a_refused_chosen_name_is_forgotten_so_no_restart_can_adopt_a_job_of_tha
     # Restarted (no memory), a stranger's job of that name has appeared: not adopted.
     after = d.reconcile(obj(spec={"jobName": "team-mine"}, status=settled(plan)), facts([info("team-mine")]))
     assert cond(written(after), "Stalled") == ("True", "Conflict")
+
+
+def test_a_refused_resubmit_of_a_default_name_finds_its_own_job_and_deletes_it_with_the_object():
+    """The default name hashes the UID: whatever refused the resubmit (an earlier submit landed
+    unanswered), the job of that name is this object's, not a conflict, and deletion takes it."""
+    memory = refused(NAME)
+    plan = d.reconcile(obj(), facts([info()], memory))
+    assert "Conflict" not in json.dumps([dict(a.status) for a in plan.actions])
+    gone = d.reconcile(deleting(status={"phase": "Running"}), facts([info()], memory))
+    assert kinds(gone) == [d.Kind.DELETE]
 
 
 def test_a_refused_submit_with_the_name_taken_is_a_conflict_whatever_the_code():

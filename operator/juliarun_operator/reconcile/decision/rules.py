@@ -31,8 +31,9 @@ def ours(obj: ObjectState, f: Facts, name: str) -> bool:
     m = f.memory
     if f.claimed_by:
         return False
-    if m.name == name and m.submit is Outcome.REFUSED:  # so the job there is someone else's
-        return obj.adopt and f.adopt_allowed
+    if m.name == name and m.submit is Outcome.REFUSED:  # so the job there is someone else's ...
+        # ... unless its name proves it ours (the UID's hash): an earlier submit of it landed.
+        return batch.derived(obj, name) or (obj.adopt and f.adopt_allowed)
     if m.name == name and m.submit is not None:
         return True
     if obj.status.get("jobName") == name and (obj.status.get("submitted") or obj.status.get("submitTime")):
