@@ -523,7 +523,8 @@ def test_another_namespace_cannot_reach_a_job_by_name_or_adoption(stack, namespa
         return c.get("status") == "True" and c
 
     stalled = wait_for("B refused", refused)
-    assert stalled["reason"] == "Conflict" and f"held by {team_a}/sim" in stalled["message"]
+    assert stalled["reason"] == "Conflict" and "held by an object of another namespace" in stalled["message"]
+    assert f"{team_a}/sim" not in stalled["message"]  # another namespace's objects are not B's to read
     control_plane.kubectl("delete", "jrj", "grab", "-n", team_b, "--timeout=60s")
     after = emulator.counters()["jobs"][JRUN_NAMESPACE][name]
     for op in ("setJobScale", "updateJob", "deleteJob", "submitJob"):

@@ -97,7 +97,7 @@ def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[
     if not ours(obj, f, name):
         if obj.adopt and not f.adopt_allowed:
             why = (
-                f"held by {f.claimed_by}"
+                _holder(obj, f.claimed_by)
                 if f.claimed_by
                 else "this namespace may not adopt jobs (the operator's administrator decides)"
             )
@@ -232,3 +232,14 @@ def _absent(obj: ObjectState, f: Facts, name: str, start: tuple[Action, ...]) ->
             },
         )
     return Plan(tuple(actions) + submit_actions(obj, f, name), job=name, wait_snapshot=True)
+
+
+def _holder(obj: ObjectState, claimed_by: str) -> str:
+    """Who holds the name, as this object's people may be told: another namespace's object
+    names are not theirs to read."""
+    namespace, _, name = claimed_by.partition("/")
+    return (
+        f"held by JuliaRunJob {name}"
+        if namespace == obj.namespace
+        else "held by an object of another namespace"
+    )
