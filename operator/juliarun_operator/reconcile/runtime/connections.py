@@ -211,6 +211,9 @@ class Connection:
             else:
                 self.breaker.answered()
             raise
+        except OSError as exc:  # the client could not even try (a CA file gone): the connection's
+            self.breaker.failed(f"cannot send ({type(exc).__name__})")
+            raise TransportError(f"cannot send to JuliaRun: {type(exc).__name__}") from None
         finally:
             self._slots.release()
         self.breaker.succeeded()
