@@ -212,6 +212,11 @@ class Kube:
     def ready(self, namespace: str, name: str) -> bool:
         return self.condition(namespace, name, "Ready").get("status") == "True"
 
+    def at_scale(self, namespace: str, name: str, workers: int) -> bool:
+        """Ready, with JuliaRun running and asked for exactly `workers`."""
+        scale = self.status(namespace, name).get("scale")
+        return scale == {"running": workers, "requested": workers} and self.ready(namespace, name)
+
     def job_name(self, namespace: str, name: str) -> str:
         """The default JuliaRun name of an object: it hashes the object's UID."""
         from juliarun_operator.api import default_job_name

@@ -8,7 +8,7 @@ import base64
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -26,6 +26,8 @@ from juliarun_operator.juliarun import (
     RetryPolicy,
     TransportError,
 )
+
+from support.servers import QuietHandler
 
 TOKEN = "s3cr3t-token-value"
 TOKEN_B64 = base64.b64encode(TOKEN.encode()).decode()
@@ -46,7 +48,7 @@ class Recorder(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     def do_GET(self):
         server = self.server
         server.lines.append(self.path)
@@ -54,14 +56,7 @@ class Handler(BaseHTTPRequestHandler):
         if status == 0:  # hang up without answering
             self.close_connection = True
             return
-        payload = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+        self.reply(status, body)
 
 
 @pytest.fixture

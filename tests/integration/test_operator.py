@@ -210,14 +210,7 @@ def test_credentials_secret_routes_the_job_to_its_own_connection(stack, ns, cont
     )
     assert not any(name in calls for calls in emulator.counters()["jobs"].values())
     control_plane.kubectl("label", "secret", "jr-team-b", "-n", ns, "juliarun.dev/credentials=true")
-    wait_for(
-        "routed at scale",
-        lambda: (
-            kube.status(ns, "routed").get("scale") == {"running": 2, "requested": 2}
-            and kube.condition(ns, "routed", "Ready").get("status") == "True"
-        ),
-        60,
-    )
+    wait_for("routed at scale", lambda: kube.at_scale(ns, "routed", 2), 60)
     team_b = Client(Context(url=emulator.url, token=team_token, namespace="team-b"))
     assert team_b.list_jobs() == {name: "Webserver"}
     assert name not in emulator.jobs()  # not in the operator's default JuliaRun namespace
@@ -323,14 +316,7 @@ def test_juliarun_failing_is_reported_bounded_and_recovered(stack, ns, faults):
         assert operator.proc.poll() is None
     finally:
         emulator.clear_faults()
-    wait_for(
-        "recovered at the new scale",
-        lambda: (
-            kube.status(ns, "w").get("scale") == {"running": 2, "requested": 2}
-            and kube.condition(ns, "w", "Ready").get("status") == "True"
-        ),
-        90,
-    )
+    wait_for("recovered at the new scale", lambda: kube.at_scale(ns, "w", 2), 90)
 
 
 def test_juliarun_down_then_back(stack, ns):

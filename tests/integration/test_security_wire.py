@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import tracemalloc
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -30,6 +30,8 @@ from juliarun_operator.juliarun import (
 )
 from juliarun_operator.juliarun.client import MAX_REQUEST_LINE
 from juliarun_operator.juliarun.errors import CODE_UNAUTHORIZED
+
+from support.servers import QuietHandler
 
 pytestmark = pytest.mark.integration
 
@@ -73,20 +75,11 @@ class Recorder(ThreadingHTTPServer):
         self.server_close()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     def do_GET(self):
         srv = self.server
         srv.requests.append(self.requestline)
-        payload = srv.body.encode()
-        self.send_response(srv.status)
-        for k, v in srv.headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+        self.reply(srv.status, srv.body, srv.headers)
 
 
 @pytest.fixture

@@ -10,48 +10,61 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler
+from typing import Self
 
 OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
 
 
-class Misbehaving:
-    """`mode`: "trickle" (one byte per `pause` seconds, forever), "huge" (`huge_bytes` of an
-    endless JSON string at loopback speed), "echo" (a 500 whose body is the request line)."""
+class Loopback:
+    """A TCP server on 127.0.0.1 (a free port) that serves each connection in a thread of its
+    own with `serve(conn)`, until `stop`; the base of the servers here and in the tests."""
 
-    def __init__(self, mode: str, pause: float = 1.0, huge_bytes: int = 1 << 30):
-        self.mode, self.pause, self.huge_bytes = mode, pause, huge_bytes
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.requests: list[str] = []  # request lines, as received
-        self.sent_bytes = 0
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
 
-    def start(self) -> Misbehaving:
+    def start(self) -> Self:
         threading.Thread(target=self._accept, daemon=True).start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self.sock.close()
+        self.stopping.set()
+        self.listener.close()
 
     def _accept(self) -> None:
-        while not self._stop.is_set():
+        while not self.stopping.is_set():
             try:
-                conn, _ = self.sock.accept()
+                conn, _ = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            with self.lock:
+                self.connections += 1
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
 
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class Misbehaving(Loopback):
+    """`mode`: "trickle" (one byte per `pause` seconds, forever), "huge" (`huge_bytes` of an
+    endless JSON string at loopback speed), "echo" (a 500 whose body is the request line)."""
+
+    def __init__(self, mode: str, pause: float = 1.0, huge_bytes: int = 1 << 30):
+        super().__init__()
+        self.mode, self.pause, self.huge_bytes = mode, pause, huge_bytes
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.requests: list[str] = []  # request lines, as received
+        self.sent_bytes = 0
+
+    def serve(self, conn: socket.socket) -> None:
         with conn:
             try:
                 line = conn.makefile("rb").readline(65536).decode("latin-1").strip()
-                with self._lock:
+                with self.lock:
                     self.requests.append(line)
                 if self.mode == "trickle":
                     self._trickle(conn)
@@ -67,18 +80,18 @@ class Misbehaving:
     def _trickle(self, conn: socket.socket) -> None:
         answer = OK_HEAD + b"Content-Length: 30\r\n\r\n" + b'{"code": 0, "data": {}}       '
         for byte in answer:
-            if self._stop.wait(self.pause):
+            if self.stopping.wait(self.pause):
                 return
             conn.sendall(bytes([byte]))
             self.sent_bytes += 1
-        while not self._stop.wait(self.pause):  # then hold the connection open
+        while not self.stopping.wait(self.pause):  # then hold the connection open
             pass
 
     def _huge(self, conn: socket.socket) -> None:
         conn.sendall(OK_HEAD + b"\r\n" + b'{"code": 0, "data": "')
         chunk = b"x" * (1 << 20)
         sent = 0
-        while sent < self.huge_bytes and not self._stop.is_set():
+        while sent < self.huge_bytes and not self.stopping.is_set():
             conn.sendall(chunk)
             sent += len(chunk)
             self.sent_bytes += len(chunk)
@@ -93,42 +106,24 @@ def misbehaving(mode: str, **options: float) -> Iterator[Misbehaving]:
         server.stop()
 
 
-class Recorder:
+class Recorder(Loopback):
     """A TCP relay on loopback in front of a JuliaRun: what passes through is forwarded as is,
     and the operation of every request (`GET /<operation>/...`) is recorded, so a test can
     tell what one of several clients of the same JuliaRun sent."""
 
     def __init__(self, target_port: int):
+        super().__init__()
         self.target_port = target_port
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.operations: list[str] = []
-        self._stop = threading.Event()
 
-    def start(self) -> Recorder:
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.sock.close()
+    def serve(self, conn: socket.socket) -> None:
+        server = socket.create_connection(("127.0.0.1", self.target_port))
+        threading.Thread(target=self._pump, args=(server, conn, False), daemon=True).start()
+        self._pump(conn, server, True)
 
     def count(self, *operations: str) -> int:
         return sum(1 for op in list(self.operations) if op in operations)
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self.target_port))
-            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket, requests: bool) -> None:
         pending = b""
@@ -147,3 +142,19 @@ class Recorder:
             for s in (source, sink):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing and answers with `reply`."""
+
+    def reply(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
+        payload = body.encode()
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass

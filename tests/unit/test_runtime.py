@@ -259,6 +259,6 @@ def test_a_read_refused_with_a_4xx_leaves_no_view_and_counts_against_the_connect
 def test_a_client_that_cannot_even_send_fails_its_own_connection_only():
     conn = Connection(CONTEXT, backoff=Backoff(base=10, cap=10))
     with pytest.raises(TransportError):
-        conn.call(fail_with(FileNotFoundError("/tmp/gone.crt")))
+        conn.call(fail_with(FileNotFoundError("secrets/team-b/gone.crt")))
     assert not conn.healthy and "FileNotFoundError" in conn.problem and "gone.crt" not in conn.problem
     assert Connection(CONTEXT).healthy  # another connection: untouched

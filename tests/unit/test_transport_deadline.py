@@ -34,6 +34,8 @@ from juliarun_operator.juliarun import (
 from juliarun_operator.juliarun.errors import CONNECTION_4XX, Blame, ResponseTooLarge, blame
 from juliarun_operator.juliarun.transport import READ_CHUNK
 
+from support.servers import Loopback
+
 TOKEN = "deadline-s3cret-token"
 SECRETS = (TOKEN, base64.b64encode(TOKEN.encode()).decode())
 ONE = RetryPolicy(attempts=1)
@@ -46,28 +48,18 @@ GOOD = b'{"code": 0, "data": true}'
 Action = Callable[["Scripted", socket.socket], bool]  # True: keep the connection for the next
 
 
-class Scripted:
+class Scripted(Loopback):
     """A raw HTTP/1.1 server on loopback: each request gets the next action of `script`,
     then a good answer. Counts connections, requests, bytes sent and hang-ups seen."""
 
     def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
+        super().__init__()
         self.script: list[Action] = []
-        self.connections = self.requests = self.sent = self.hung_up = 0
-        self.stopping = threading.Event()
-        self._lock = threading.Lock()
+        self.requests = self.sent = self.hung_up = 0
+        self._lock = self.lock
 
     def url(self, scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.port}"
-
-    def start(self) -> Scripted:
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.listener.close()
 
     def send(self, conn: socket.socket, data: bytes) -> None:
         conn.sendall(data)
@@ -81,17 +73,7 @@ class Scripted:
                 return
             self.send(conn, bytes([byte]))
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         with conn, conn.makefile("rb") as requests:
             try:
                 while requests.readline(65536):
@@ -105,6 +87,16 @@ class Scripted:
             except OSError:
                 with self._lock:
                     self.hung_up += 1
+
+
+def peak_memory(call: Callable[[], object]) -> tuple[BaseException | None, int]:
+    """The error `call` raised (None if none) and the peak of memory allocated meanwhile."""
+    tracemalloc.start()
+    try:
+        error, _ = timed(call)
+        return error, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def good(server: Scripted, conn: socket.socket) -> bool:
@@ -314,12 +306,7 @@ def test_an_endless_body_is_cut_at_the_cap_without_filling_memory(server, head):
     # For chunked, one chunk of 64 KiB (hex 10000) after another.
     chunk = b"10000\r\n" + b"x" * 0x10000 + b"\r\n" if b"chunked" in head else b"x" * (1 << 16)
     server.script = [endless(head, chunk)]
-    tracemalloc.start()
-    try:
-        error, _ = timed(client.get_all_job_info)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    error, peak = peak_memory(client.get_all_job_info)
     assert isinstance(error, ResponseTooLarge) and error.declared is None
     assert CAP < error.read <= CAP + READ_CHUNK  # what was taken in: the cap and one chunk
     assert peak < 3 * CAP  # the cap, one chunk, and the join of the parts at most
@@ -332,12 +319,7 @@ def test_a_compressed_answer_is_capped_as_decoded(server):
     head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb)
     client = client_of(server, max_response_bytes=CAP, call_deadline=5.0)
     server.script = [raw(head + bomb)]
-    tracemalloc.start()
-    try:
-        error, _ = timed(client.get_all_job_info)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    error, peak = peak_memory(client.get_all_job_info)
     assert len(bomb) < CAP and isinstance(error, ResponseTooLarge)
     assert peak < 3 * CAP
 
