@@ -298,6 +298,10 @@ def run(args: argparse.Namespace) -> int:
 
     housekeeper.on_served_again = served_again
 
+    @kopf.on.login(registry=registry)  # the default registry's login handler is not in ours
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)
+
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # our own Events say what happened, once
