@@ -180,6 +180,18 @@ def test_a_9k_start_script_is_refused_at_apply(control_plane, namespace, tmp_pat
     assert gone.returncode != 0 and "NotFound" in gone.stderr
 
 
+def test_parameters_that_cannot_travel_together_in_one_request_are_refused_at_apply(control_plane, namespace):
+    """Each within its own bound, together over what one request line carries: refused, so an
+    admitted spec is one the operator can send; just within, admitted."""
+    over = _with("JuliaBatch", runVolume="v" * 2000, startScript="s" * 3200)
+    error = refused(control_plane, namespace, over)
+    assert f"at most {jt.MAX_PARAMS_TEXT} characters" in error and "one request line" in error
+    within = _with("JuliaBatch", runVolume="v" * 2000, startScript="s" * (jt.MAX_PARAMS_TEXT - 2000))
+    name = f"fits-{uuid.uuid4().hex[:6]}"
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=manifest(within, name))
+    control_plane.kubectl("delete", RESOURCE, name, "-n", namespace)
+
+
 def test_type_and_job_name_are_immutable(control_plane, namespace):
     named = f"im-{uuid.uuid4().hex[:6]}"
     control_plane.kubectl(

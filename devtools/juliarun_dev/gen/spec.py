@@ -111,9 +111,30 @@ def _cel_list(names: list[str]) -> str:
     return "[" + ", ".join(f"'{n}'" for n in names) + "]"
 
 
+def size_rule() -> Schema:
+    """The text parameters together within what one request line carries (every parameter
+    travels in the query string of one GET, at most 8 KiB with the token): a spec the API server
+    admits is one the operator can send. Characters that URL-encoding widens (non-ASCII, some
+    symbols) can still make a request too long: the operator refuses that one before sending,
+    and the object says so (InvalidSpec)."""
+    # size() of a bounded string costs the estimator a constant; lists (each bounded) are
+    # left to the operator's own check rather than iterated here.
+    terms = [
+        f"(has(self.{p.field}) ? self.{p.field}.size() : 0)" for p in crd_params() if p.kind == jt.STRING
+    ]
+    return _rule(
+        " + ".join(terms) + f" <= {jt.MAX_PARAMS_TEXT}",
+        f"the job's parameters together may hold at most {jt.MAX_PARAMS_TEXT} characters: they travel "
+        "to JuliaRun in one request line",
+        "type",
+        "FieldValueInvalid",
+    )
+
+
 def spec_rules() -> list[Schema]:
     """CEL rules on spec. Only has() and `in` on literal lists, to keep their cost low."""
     rules = [
+        size_rule(),
         _rule("self.type == oldSelf.type", "spec.type is immutable", "type"),
         _rule(
             "has(self.jobName) == has(oldSelf.jobName)"

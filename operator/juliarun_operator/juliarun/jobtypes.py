@@ -31,6 +31,9 @@ RESTART_POLICIES = ("RestartAlways", "RestartOnFailure", "Never")
 MAX_TEXT = 4096  # characters of a text value: scripts, paths, images, shells
 MAX_ITEM = 1024  # characters of a list element or an environment variable's value
 MAX_KEY = 253  # characters of a port or variable name, a quantity, a Secret name or key
+# characters of all text parameters together: they and the token share one request line of
+# 8 KiB (context.MAX_REQUEST_LINE); the CRD admits no more (the rest is for the token and names)
+MAX_PARAMS_TEXT = 5120
 MAX_ITEMS = 64  # elements of a list (volumes, ports, variables, command, args)
 
 
