@@ -1,5 +1,5 @@
 # The operator image: `juliarun operator` (also the juliarun CLI and emulator).
-#   docker build -t juliarun-operator:0.1.0 .      (the tag: pyproject.toml's version; or hack/kind-load-image.sh)
+#   docker build -t juliarun-operator:0.2.0.dev0 .      (the tag: pyproject.toml's version; or hack/kind-load-image.sh)
 # Runs as uid 65532 with a read-only root filesystem (the chart's securityContext).
 # BASE: any image with Python 3.11 as python3 and its venv module. Without Docker Hub,
 # hack/node/image.sh builds one from Debian bookworm (mmdebstrap) and passes it here.

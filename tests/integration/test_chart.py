@@ -162,7 +162,7 @@ def test_render_defaults_is_one_replica_holding_a_lease(helm):
     assert "strategy" not in workload["spec"]  # RollingUpdate
     container = workload["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["operator"]
-    assert container["image"] == "juliarun-operator:0.1.0"
+    assert container["image"] == "juliarun-operator:0.2.0.dev0"
     assert env_of(container)["LEASE_NAME"] == "jro-juliarun-operator"
     assert "WATCH_NAMESPACES" not in env_of(container)
     (role,) = by_kind(objs, "Role")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +20,10 @@ from juliarun_operator import cli, envvars
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "juliarun-operator"
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+# The newest release: the first `## [x.y.z]` of CHANGELOG.md. What is built from this checkout
+# names VERSION; what names a release in Git (the GitOps examples, the production install's
+# image and tag) names RELEASE, which must exist as the tag v<RELEASE>.
+RELEASE = re.search(r"^## \[(\d[^\]]*)\]", (REPO / "CHANGELOG.md").read_text(), re.MULTILINE).group(1)
 CHART_YAML = yaml.safe_load((CHART / "Chart.yaml").read_text())
 
 
@@ -50,18 +55,17 @@ PLACES = [
     ("deploy/kustomization.yaml", r'newTag: "([^"]+)"', VERSION),
     ("deploy/deployment.yaml", r'image: "juliarun-operator:([^"]+)"', VERSION),
     ("deploy/*.yaml", r'app\.kubernetes\.io/version: "([^"]+)"', VERSION),
-    ("gitops/argocd/application.yaml", r'tag: "([^"]+)"', VERSION),
-    ("gitops/argocd/application.yaml", r"targetRevision: (\S+)", f"v{VERSION}"),
-    ("gitops/flux/operator/helmrelease.yaml", r'tag: "([^"]+)"', VERSION),
-    ("gitops/flux/source.yaml", r"tag: (\S+)", f"v{VERSION}"),
-    ("docs/install.md", r"image\.tag=(\S+)", VERSION),
-    ("docs/install.md", r'newTag: "([^"]+)"', VERSION),
+    ("gitops/argocd/application.yaml", r'tag: "([^"]+)"', RELEASE),
+    ("gitops/argocd/application.yaml", r"targetRevision: (\S+)", f"v{RELEASE}"),
+    ("gitops/flux/operator/helmrelease.yaml", r'tag: "([^"]+)"', RELEASE),
+    ("gitops/flux/source.yaml", r"tag: (\S+)", f"v{RELEASE}"),
+    ("docs/install.md", r"image\.tag=(\S+)", RELEASE),
+    ("docs/install.md", r'newTag: "([^"]+)"', RELEASE),
     ("docs/install.md", r"chart's appVersion \(`([^`]+)`\)", VERSION),
-    ("docs/install.md", r"ref=(v[^\s)]+)", f"v{VERSION}"),
-    ("docs/install.md", r"tag `(v[^`]+)`", f"v{VERSION}"),
+    ("docs/install.md", r"ref=(v[^\s)]+)", f"v{RELEASE}"),
+    ("docs/install.md", r"tag `(v[^`]+)`", f"v{RELEASE}"),
     ("docs/install.md", r"dist/juliarun-operator-([0-9][^\s]*)\.tgz", CHART_YAML["version"]),
     ("Dockerfile", r"docker build -t juliarun-operator:(\S+)", VERSION),
-    ("CHANGELOG.md", r"^## \[(\d[^\]]*)\]", VERSION),  # the newest release comes first
 ]
 
 
@@ -73,8 +77,6 @@ def test_every_place_names_the_current_version(pattern, regex, expected):
         for m in re.finditer(regex, path.read_text(), re.MULTILINE)
     ]
     assert found, f"{pattern}: no match for {regex!r}; update PLACES if the file changed"
-    if pattern == "CHANGELOG.md":
-        found = found[:1]
     wrong = [(str(p), v) for p, v in found if v != expected]
     assert not wrong, f"expected {expected} (pyproject.toml / Chart.yaml), found {wrong}"
 
@@ -82,7 +84,58 @@ def test_every_place_names_the_current_version(pattern, regex, expected):
 def test_changelog_keeps_an_unreleased_section_and_links():
     text = read("CHANGELOG.md")
     assert "## [Unreleased]" in text
-    assert f"[{VERSION}]: " in text and "[Unreleased]: " in text
+    assert f"[{RELEASE}]: " in text and "[Unreleased]: " in text
+
+
+def numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.match(r"\d+(?:\.\d+)*", version).group(0).split("."))
+
+
+def test_the_version_is_the_release_or_a_development_version_after_it():
+    """Between releases the checkout calls itself x.y.z.devN, above the last release."""
+    after = ".dev" in VERSION and numbers(VERSION) > numbers(RELEASE)
+    assert VERSION == RELEASE or after, (VERSION, RELEASE)
+
+
+def test_each_release_has_one_section_of_each_kind():
+    """Keep a Changelog: one `### Added`, one `### Changed`, ... per release."""
+    releases = re.split(r"^## ", read("CHANGELOG.md"), flags=re.MULTILINE)[1:]
+    for release in releases:
+        kinds = re.findall(r"^### (\w+)", release, re.MULTILINE)
+        assert len(kinds) == len(set(kinds)), f"{release.splitlines()[0]}: {kinds}"
+
+
+def git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False)
+
+
+def test_the_release_the_gitops_examples_pin_is_in_the_repository():
+    """v<RELEASE> is a tag of this repository, and what the examples read from it is there."""
+    tag = f"v{RELEASE}"
+    assert git("rev-parse", "--verify", "--quiet", f"{tag}^{{commit}}").returncode == 0, f"no tag {tag}"
+    argo = yaml.safe_load(read("gitops/argocd/application.yaml"))["spec"]["source"]
+    flux = [o for _, o in flux_objects()]
+    paths = [f"{argo['path']}/Chart.yaml"]
+    paths += [o["spec"]["path"].lstrip("./") for o in flux if o["kind"] == "Kustomization"]
+    paths += [o["spec"]["chart"]["spec"]["chart"] + "/Chart.yaml" for o in flux if o["kind"] == "HelmRelease"]
+    for path in paths:
+        assert git("cat-file", "-e", f"{tag}:{path}").returncode == 0, f"{tag} has no {path}"
+    released = yaml.safe_load(git("show", f"{tag}:{argo['path']}/Chart.yaml").stdout)
+    assert released["appVersion"] == RELEASE  # the image tag the examples set is that release's
+
+
+def test_the_kubernetes_client_floor_does_not_log_response_bodies():
+    """kubernetes<37 logs each response body at DEBUG (client/rest.py), Secrets' data too;
+    the floor excludes it, and constraints.txt (what the image and make setup install) is above it."""
+    dependencies = tomllib.loads(read("pyproject.toml"))["project"]["dependencies"]
+    (spec,) = [d for d in dependencies if d.startswith("kubernetes")]
+    floor = re.search(r">=(\d+)", spec).group(1)
+    assert int(floor) >= 37, spec
+    pinned = re.search(r"^kubernetes==(\S+)$", read("constraints.txt"), re.MULTILINE).group(1)
+    assert numbers(pinned) >= numbers(floor) and int(pinned.split(".")[0]) < 38
+    import kubernetes.client.rest
+
+    assert "response body" not in Path(kubernetes.client.rest.__file__).read_text()
 
 
 def test_license_is_the_declared_mit():
@@ -190,7 +243,7 @@ def test_flux_example_is_complete_and_pinned():
     for _, obj in objs:
         by_kind.setdefault(obj["kind"], {})[obj["metadata"]["name"]] = obj
     (source,) = by_kind["GitRepository"].values()
-    assert source["spec"]["ref"] == {"tag": f"v{VERSION}"}, "pin a release tag, not a branch"
+    assert source["spec"]["ref"] == {"tag": f"v{RELEASE}"}, "pin a release tag, not a branch"
     for kustomization in by_kind["Kustomization"].values():
         spec = kustomization["spec"]
         assert spec["sourceRef"]["name"] in by_kind["GitRepository"]
