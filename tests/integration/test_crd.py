@@ -280,6 +280,25 @@ def test_status_keeps_every_field_and_feeds_the_columns(control_plane, namespace
     assert scale["status"]["replicas"] == 2
 
 
+def test_a_memory_typo_is_told_what_a_quantity_is(control_plane, namespace):
+    err = refused(control_plane, namespace, _with("JuliaBatch", memory="2GB"))
+    assert "spec.memory" in err and "must be a quantity such as 512Mi or 4Gi" in err, err
+    assert "[0-9]" not in err  # no regex for a person to decode
+
+
+def test_explain_lists_the_condition_types(control_plane, crd):
+    deadline = time.monotonic() + 30
+    while True:
+        result = control_plane.kubectl("explain", "jrj.status.conditions", check=False)
+        if result.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for kind in ("Ready", "Reconciling", "Stalled", "Complete", "Failed", "Suspended"):
+        assert f"{kind}" in text.split("FIELDS")[0], kind
+
+
 def test_explain_shows_parameter_descriptions(control_plane, crd):
     # The short name appears once discovery has caught up with the new CRD.
     deadline = time.monotonic() + 30

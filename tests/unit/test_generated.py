@@ -124,8 +124,23 @@ def test_every_string_and_list_of_the_spec_is_bounded():
     assert FIELDS["startScript"]["maxLength"] == jt.MAX_TEXT < 9000
 
 
+def test_the_conditions_description_lists_every_condition_type():
+    """What `kubectl explain jrj.status.conditions` prints."""
+    from juliarun_operator.reconcile.decision import status as st
+
+    conditions = gen.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"][
+        "properties"
+    ]["conditions"]
+    for kind in (st.READY, st.RECONCILING, st.STALLED, st.COMPLETE, st.FAILED, st.SUSPENDED):
+        assert f"{kind}:" in conditions["description"] or f"{kind} (" in conditions["description"], kind
+        assert kind in conditions["items"]["properties"]["type"]["description"]
+
+
 def test_kinds_map_to_schemas():
-    assert FIELDS["memory"]["pattern"] == QUANTITY_RE.pattern
+    # A quantity is checked by a rule with a message (a pattern's error would quote the regex).
+    (rule,) = FIELDS["memory"]["x-kubernetes-validations"]
+    assert rule["message"] == "must be a quantity such as 512Mi or 4Gi" and "pattern" not in FIELDS["memory"]
+    assert QUANTITY_RE.pattern.replace("\\", "\\\\") in rule["rule"]
     assert FIELDS["jobName"]["pattern"] == JOB_NAME_RE.pattern
     assert FIELDS["restart"]["enum"] == list(jt.RESTART_POLICIES)
     ports = FIELDS["ports"]

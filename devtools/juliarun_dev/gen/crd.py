@@ -5,10 +5,24 @@ from __future__ import annotations
 
 import yaml
 
+from juliarun_operator.reconcile.decision import status as st
+
 from .common import GROUP, KIND, PHASES, PLURAL, SINGULAR, VERSION, Schema, header
 from .spec import spec_schema
 
 # --- status ------------------------------------------------------------------------------
+
+
+CONDITION_TYPES = (st.READY, st.RECONCILING, st.STALLED, st.COMPLETE, st.FAILED, st.SUSPENDED)
+# `kubectl explain jrj.status.conditions` shows this: every type the operator sets, and when.
+CONDITIONS_DESCRIPTION = (
+    f"Conditions of the job, one of each type. {st.READY}: at the requested scale, or completed. "
+    f"{st.RECONCILING}: work pending (a submit, a scale, a change, a retry). "
+    f"{st.STALLED}: an error no retry will fix (a refused spec, a name conflict, a failed or vanished job). "
+    f"Batch types also: {st.COMPLETE} (an attempt succeeded), {st.FAILED} (failed for good: "
+    f"JobFailed, BackoffLimitExceeded or DeadlineExceeded) and {st.SUSPENDED} (spec.suspend). "
+    "Each has a status (True, False, Unknown), a reason, a message and the observedGeneration it is for."
+)
 
 
 def _condition_schema() -> Schema:
@@ -16,7 +30,7 @@ def _condition_schema() -> Schema:
         "type": "object",
         "required": ["type", "status"],
         "properties": {
-            "type": {"type": "string", "description": "Type of the condition."},
+            "type": {"type": "string", "description": f"The condition: {', '.join(CONDITION_TYPES)}."},
             "status": {
                 "type": "string",
                 "enum": ["True", "False", "Unknown"],
@@ -137,7 +151,7 @@ def status_schema() -> Schema:
             },
             "conditions": {
                 "type": "array",
-                "description": "Conditions of the job.",
+                "description": CONDITIONS_DESCRIPTION,
                 "items": _condition_schema(),
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],

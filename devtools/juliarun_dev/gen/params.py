@@ -131,6 +131,10 @@ def _secret_ref_schema() -> Schema:
     }
 
 
+# What `kubectl apply` says of a memory that is not one (the client says the same).
+QUANTITY_MESSAGE = "must be a quantity such as 512Mi or 4Gi"
+
+
 def kind_schema(param: jt.Param) -> Schema:
     """The OpenAPI schema of a parameter's value, by its kind."""
     kind = param.kind
@@ -143,7 +147,15 @@ def kind_schema(param: jt.Param) -> Schema:
     if kind == jt.BOOLEAN:
         return {"type": "boolean"}
     if kind == jt.QUANTITY:
-        return {"type": "string", "pattern": regex_pattern(QUANTITY_RE), "maxLength": jt.MAX_KEY}
+        # A rule with a message, not `pattern`: the API server would answer a typo with the regex.
+        regex = regex_pattern(QUANTITY_RE).replace("\\", "\\\\")
+        return {
+            "type": "string",
+            "maxLength": jt.MAX_KEY,
+            "x-kubernetes-validations": [
+                {"rule": f"self.matches('{regex}')", "message": QUANTITY_MESSAGE},
+            ],
+        }
     if kind == jt.ENUM:
         return {"type": "string", "enum": list(param.choices)}
     if kind == jt.STRING_LIST:
