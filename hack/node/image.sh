@@ -17,6 +17,24 @@ tag="${1:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' charts/juli
 out="${JULIARUN_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/juliarun-operator/images}"
 base="localhost/juliarun-base:bookworm-python3.11"
 log() { echo "[image] $*" >&2; }
+# Run "$@" showing its progress on stderr: its step lines ("[1/2] STEP 3/7", mmdebstrap's "I: ..."),
+# and every 30 s a line that it still runs (a cold base or `pip install` takes minutes).
+# Its whole output is kept in $out/$1.log, and the end of it shown if it fails.
+progress() {
+  local name=$1 t0 beat rc=0
+  shift
+  t0=$(date +%s)
+  (while sleep 30; do log "$name: still running ($(($(date +%s) - t0))s)"; done) &
+  beat=$!
+  "$@" 2>&1 | tee "$out/$name.log" | awk '/STEP [0-9]|^COMMIT|^I: / { print "[image] " $0; fflush() }' >&2 || rc=$?
+  kill "$beat" 2>/dev/null || true
+  wait "$beat" 2>/dev/null || true
+  if [ "$rc" -ne 0 ]; then
+    log "$name failed ($rc); the end of $out/$name.log:"
+    tail -n 30 "$out/$name.log" >&2
+  fi
+  return "$rc"
+}
 for tool in buildah mmdebstrap; do
   command -v "$tool" >/dev/null || { echo "image.sh: $tool not found (hack/node/install-deps.sh)" >&2; exit 1; }
 done
@@ -27,7 +45,7 @@ if ! buildah inspect --type image "$base" >/dev/null 2>&1; then
   log "making $base with mmdebstrap ..."
   rootfs="$(mktemp -d)"; trap 'rm -rf "$rootfs"' EXIT
   # minbase + python3 (3.11 in bookworm) and its venv module; no docs, man pages or locales.
-  mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates \
+  progress base mmdebstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
@@ -49,8 +67,9 @@ if [ -f /etc/pip.conf ]; then
   [ -n "$ca" ] && [ -f "$ca" ] && mounts+=(-v "$ca:$ca:ro")
 fi
 # chroot isolation: RUN steps need no OCI runtime or cgroup setup; host network: no CNI.
-buildah build --quiet --isolation chroot --network host --layers "${mounts[@]}" \
-  --build-arg BASE="$base" -t "localhost/$image:$tag" . >/dev/null
+log "building $image:$tag from the Dockerfile (a cold pip install takes minutes) ..."
+progress build buildah build --isolation chroot --network host --layers "${mounts[@]}" \
+  --build-arg BASE="$base" -t "localhost/$image:$tag" .
 archive="$out/$image-$tag.tar"
 rm -f "$archive"
 # Named as the chart names it (docker.io/library/$image:$tag once containerd normalizes it).
