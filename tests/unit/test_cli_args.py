@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from juliarun_operator import cli
@@ -267,3 +269,16 @@ def test_types_needs_no_connection(capsys):
     assert cli.main(["types", "JuliaBatch"]) == 0
     out = capsys.readouterr().out
     assert "start_script" in out and "required" in out and "default 0.1" in out
+    assert "CRD FIELD" in out and "spec.startScript" in out
+
+
+def test_types_names_the_crd_field_of_every_parameter(capsys):
+    """Each parameter's field as the generated CRD has it, for writing a JuliaRunJob."""
+    from juliarun_dev import gen
+
+    spec = gen.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    assert cli.main(["types", "-o", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    for job_type in listed:
+        for param in job_type["parameters"]:
+            assert param["field"].removeprefix("spec.") in spec, (job_type["type"], param)

@@ -181,6 +181,16 @@ def use_text(default: Any) -> str:
     return "default " + (default if isinstance(default, str) else flow_yaml(default))
 
 
+# Parameters the CRD carries in a field of its own making: the workers are the scale
+# subresource's `spec.parallelism` (tests/unit/test_cli_args.py checks every field is the CRD's).
+CRD_FIELD_OF = {"nworkers": "parallelism"}
+
+
+def crd_field(param: jt.Param) -> str:
+    """The JuliaRunJob field that sets the parameter: `spec.runVolume` for run_volume."""
+    return "spec." + CRD_FIELD_OF.get(param.name, param.field)
+
+
 def cmd_types(args: argparse.Namespace) -> int:
     types = [JOB_TYPES[args.job_type]] if args.job_type else list(JOB_TYPES.values())
     data = [
@@ -192,6 +202,7 @@ def cmd_types(args: argparse.Namespace) -> int:
             "parameters": [
                 {
                     "name": n,
+                    "field": crd_field(PARAMETERS[n]),
                     "kind": PARAMETERS[n].kind,
                     "required": d is jt.REQUIRED,
                     **({} if d in (jt.REQUIRED, jt.OPTIONAL) else {"default": d}),
@@ -204,9 +215,10 @@ def cmd_types(args: argparse.Namespace) -> int:
         for t in types
     ]
     rows = [
-        [t.name, n, kind_text(PARAMETERS[n]), use_text(d), PARAMETERS[n].description]
+        [t.name, n, crd_field(p), kind_text(p), use_text(d), p.description]
         for t in types
         for n, d in t.params.items()
+        for p in [PARAMETERS[n]]
     ]
-    show(args, data, ["TYPE", "PARAMETER", "KIND", "USE", "DESCRIPTION"], rows)
+    show(args, data, ["TYPE", "PARAMETER", "CRD FIELD", "KIND", "USE", "DESCRIPTION"], rows)
     return 0
