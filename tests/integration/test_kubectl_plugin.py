@@ -6,14 +6,33 @@ credentialsRef Secret's `ca.crt` used to verify JuliaRun."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from harness import JRUN_NAMESPACE, TOKEN, Emulator, Namespaces, Operator, apply_crds, job, running, using
+from juliarun_dev import devpki
+
+from harness import (
+    JRUN_NAMESPACE,
+    JULIARUN,
+    TOKEN,
+    Emulator,
+    Namespaces,
+    Operator,
+    apply_crds,
+    job,
+    running,
+    using,
+)
+from support.servers import Loopback
 
 pytestmark = pytest.mark.integration
 PLUGIN = str(Path(sys.executable).with_name("kubectl-juliarun"))
@@ -137,29 +156,102 @@ def test_errors_are_kubectls_one_line_in_every_subcommand(stack, ns, control_pla
     assert "kubeconfig" in nowhere
 
 
-def test_a_credentials_secret_ca_crt_is_the_ca_bundle(stack, ns, control_plane):
-    """The Secret's ca.crt becomes the CA bundle the client verifies JuliaRun with."""
-    import kubernetes
+class TlsRelay(Loopback):
+    """JuliaRun over TLS: a relay on loopback that terminates TLS with a certificate of its
+    own CA (for 127.0.0.1) and forwards the plain bytes to the JuliaRun server."""
 
-    from juliarun_operator import resources
+    def __init__(self, target_port: int, pki: Path):
+        super().__init__()
+        self.target_port = target_port
+        self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.tls.load_cert_chain(pki / "apiserver.crt", pki / "apiserver.key")
+        self.url = f"https://127.0.0.1:{self.port}"
 
-    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-    data = {"url": "https://juliarun.example", "token": TOKEN, "namespace": "team", "ca.crt": pem}
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "creds", "labels": {"juliarun.dev/credentials": "true"}},
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
-    }
-    _, _, kube = stack
-    kube.apply(ns, secret)
-    kubernetes.config.load_kube_config(config_file=str(control_plane.kubeconfig))
-    obj = job("x", "JuliaBatch", credentialsRef={"name": "creds"})
-    context, why_not = resources.connection(obj, ns)
-    assert why_not is None and context is not None
-    assert isinstance(context.verify, str) and Path(context.verify).read_text() == pem
-    plain = {k: v for k, v in secret["data"].items() if k != "ca.crt"}
-    without = {**secret, "metadata": {"name": "plain"}, "data": plain}
-    kube.apply(ns, without)
-    context, _ = resources.connection(job("y", "JuliaBatch", credentialsRef={"name": "plain"}), ns)
-    assert context is not None and context.verify is True
+    def serve(self, conn: socket.socket) -> None:
+        try:
+            client = self.tls.wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError):  # a client that does not trust us hangs up
+            conn.close()
+            return
+        server = socket.create_connection(("127.0.0.1", self.target_port))
+        threading.Thread(target=pump, args=(server, client), daemon=True).start()
+        pump(client, server)
+
+
+def pump(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    for s in (source, sink):
+        with contextlib.suppress(OSError):
+            s.close()
+
+
+def test_a_credentials_secret_ca_crt_verifies_juliarun(stack, ns, control_plane, tmp_path):
+    """JuliaRun behind TLS with a private CA: the plugin trusts it with the Secret's ca.crt,
+    and without it refuses the connection in one line."""
+    emulator, _, kube = stack
+    pki = tmp_path / "pki"
+    devpki.make_pki(pki)
+    relay = TlsRelay(emulator.port, pki).start()
+    try:
+        # A job in JuliaRun, and an object standing for it: paused, so the operator leaves it,
+        # with the status the operator would have written.
+        submitted = subprocess.run(
+            [
+                *JULIARUN,
+                "--url",
+                emulator.url,
+                "--namespace",
+                JRUN_NAMESPACE,
+                "submit",
+                "JuliaBatch",
+                f"{ns}-tls",
+                "run_volume=jobs",
+                "start_script=run.jl",
+            ],
+            env={**os.environ, "JULIARUN_TOKEN": TOKEN},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert submitted.returncode == 0, submitted.stderr
+        for name, with_ca in (("tls", True), ("tls-no-ca", False)):
+            data = {"url": relay.url, "token": TOKEN, "namespace": JRUN_NAMESPACE}
+            if with_ca:
+                data["ca.crt"] = (pki / "ca.crt").read_text()
+            kube.apply(
+                ns,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": name, "labels": {"juliarun.dev/credentials": "true"}},
+                    "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+                },
+            )
+            # Orphan: deleting the object later asks nothing of this JuliaRun, which the operator
+            # may not reach (its host is on no allow-list).
+            spec = {"runVolume": "jobs", "startScript": "run.jl", "credentialsRef": {"name": name}}
+            spec["deletionPolicy"] = "Orphan"
+            obj = job(name, "JuliaBatch", **spec)
+            obj["metadata"]["annotations"] = {"juliarun.dev/paused": "true"}
+            kube.apply(ns, obj)
+            status = {"status": {"jobName": f"{ns}-tls", "submitted": True}}
+            control_plane.kubectl(
+                "patch",
+                "jrj",
+                name,
+                "-n",
+                ns,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                json.dumps(status),
+            )
+        trusted = plugin("logs", "tls", "-n", ns, "--count", "2", kubeconfig=control_plane.kubeconfig)
+        assert trusted.returncode == 0 and len(trusted.stdout.splitlines()) == 2, trusted.stderr
+        untrusted = one_error_line(plugin("logs", "tls-no-ca", "-n", ns, kubeconfig=control_plane.kubeconfig))
+        assert "TLS handshake" in untrusted and "failed" in untrusted, untrusted
+        assert TOKEN not in trusted.stderr + untrusted
+    finally:
+        relay.stop()
