@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml devtools/pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --constraint constraints.txt -e '.[test]' -e ./devtools
 	touch $@
+	@echo 'juliarun and kubectl-juliarun are in $(BIN); to put them (and, once built, kubectl and helm) on PATH: eval "$$($(BIN)/juliarun cluster env)"'
 
 # System packages (lua5.4, openssl, curl) and the control-plane binaries (built once into
 # ~/.cache; see README): all that `make demo` and `make cluster-up` need, no root when the
