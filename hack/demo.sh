@@ -13,12 +13,27 @@ STATE="$DIR/cluster"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
+# SIGTERM, then up to 15 s for the process to exit; one that does not is a bug: it is killed,
+# said, and the demo fails.
+stop() {
+  local pid=$1 name=$2
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 150); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  echo "demo: $name did not stop within 15 s of SIGTERM; killed" >&2
+  kill -KILL "$pid" 2>/dev/null || true
+  STOP_FAILED=1
+}
+
 cleanup() {
   step "stopping the operator, the JuliaRun server and the control plane"
-  [[ -n ${OPERATOR:-} ]] && kill "$OPERATOR" 2>/dev/null && wait "$OPERATOR" 2>/dev/null || true
-  [[ -n ${SERVER:-} ]] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null || true
+  [[ -n ${OPERATOR:-} ]] && stop "$OPERATOR" "the operator"
+  [[ -n ${SERVER:-} ]] && stop "$SERVER" "the JuliaRun server"
   "$BIN/juliarun" cluster down --state-dir "$STATE" >/dev/null 2>&1 || true
   rm -rf "$DIR"
+  [[ -z ${STOP_FAILED:-} ]] || exit 1
 }
 trap cleanup EXIT
 
