@@ -325,6 +325,9 @@ def run(args: argparse.Namespace) -> int:
 
     @kopf.on.cleanup(registry=registry)
     def cleanup(**_: Any) -> None:
+        # kopf waits for a threading.Event stop flag in a thread of its own: set, it lets the
+        # process end (unset, a SIGTERM would leave kopf waiting for it for ever).
+        stop_kopf[0].set()
         if not rewatch.is_set():
             shutdown()
 
