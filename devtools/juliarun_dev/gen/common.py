@@ -32,6 +32,7 @@ MAX_PARALLELISM = 10000
 SCALABLE_TYPES = [t.name for t in jt.JOB_TYPES.values() if t.scalable]
 PHASES = ["Pending", "Running", "Completed", "Failed", "Deleting", "Paused", "Suspended"]
 BATCH_TYPES = [t.name for t in jt.JOB_TYPES.values() if t.completes]
+SERVICE_TYPES = list(jt.SERVICE_TYPES)  # published as a Service unless spec.service.enabled is false
 MAX_BACKOFF_LIMIT = 100  # each attempt is a JuliaRun job that deletion must find and delete
 
 

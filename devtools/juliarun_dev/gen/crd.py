@@ -143,6 +143,12 @@ def status_schema() -> Schema:
                 "items": {"type": "string"},
                 "description": "Addresses at which the job's ports are reachable.",
             },
+            "binding": {
+                "type": "object",
+                "description": "The Service Binding spec's pointer: the connection Secret "
+                "(spec.writeConnectionSecretToRef) the operator keeps.",
+                "properties": {"name": {"type": "string", "description": "Name of the Secret."}},
+            },
             "message": {"type": "string", "description": "Detail of the phase, e.g. the last error."},
             "lastSyncTime": {
                 "type": "string",

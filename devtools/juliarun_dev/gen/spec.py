@@ -6,7 +6,7 @@ from __future__ import annotations
 from juliarun_operator.juliarun import jobtypes as jt
 from juliarun_operator.juliarun.encoding import JOB_NAME_RE
 
-from .common import BATCH_TYPES, MAX_BACKOFF_LIMIT, MAX_PARALLELISM, SCALABLE_TYPES, Schema
+from .common import BATCH_TYPES, MAX_BACKOFF_LIMIT, MAX_PARALLELISM, SCALABLE_TYPES, SERVICE_TYPES, Schema
 from .params import crd_params, param_property, regex_pattern, types_phrase, types_taking
 
 
@@ -58,6 +58,44 @@ def fixed_spec_properties() -> dict[str, Schema]:
             "description": "A Secret in this namespace with the JuliaRun connection: keys url, token, "
             "namespace (the JuliaRun namespace) and optionally ca.crt. When unset the "
             "operator's default connection is used.",
+        },
+        **publish_spec_properties(),
+    }
+
+
+def publish_spec_properties() -> dict[str, Schema]:
+    """How the job's endpoints are published in Kubernetes: a Service, a connection Secret."""
+    return {
+        "service": {
+            "type": "object",
+            "properties": {
+                "enabled": {
+                    "type": "boolean",
+                    "description": "Publish the job's ports as a Service named after this resource "
+                    "(no selector; an EndpointSlice with the addresses JuliaRun reports, or an "
+                    "ExternalName Service for a host name). Unset: true for the service types "
+                    f"({', '.join(SERVICE_TYPES)}), false for the others.",
+                }
+            },
+            "description": "The Service of the job's ports.",
+        },
+        "writeConnectionSecretToRef": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": jt.MAX_KEY,
+                    "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+                    "description": "Name of the Secret.",
+                }
+            },
+            "description": "A Secret in this namespace the operator writes with how to reach the "
+            "job, in the Service Binding spec's keys: host, port, uri (and port-<name>, "
+            "uri-<name> per port where there are several), type, provider, and a notebook's "
+            "password. status.binding.name names it. A Secret of that name the operator did "
+            "not create is never overwritten.",
         },
     }
 

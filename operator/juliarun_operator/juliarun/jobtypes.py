@@ -274,6 +274,10 @@ JOB_TYPES: dict[str, JobType] = {
 }
 
 
+# Jobs that run until deleted and serve their ports: published as a Service by default.
+SERVICE_TYPES = tuple(t.name for t in JOB_TYPES.values() if not t.completes)
+
+
 def job_type(name: str) -> JobType:
     """The job type called `name`, or a ValueError that lists the valid ones."""
     try:

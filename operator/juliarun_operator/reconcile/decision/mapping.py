@@ -27,6 +27,8 @@ CONTROL_FIELDS = (
     "parallelism",
     "deletionPolicy",
     "credentialsRef",
+    "service",  # publishing in Kubernetes (reconcile/decision/publish.py)
+    "writeConnectionSecretToRef",
     # batch: what the operator does with the job, not what JuliaRun is told
     "ttlSecondsAfterFinished",
     "activeDeadlineSeconds",
