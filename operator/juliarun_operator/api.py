@@ -11,7 +11,9 @@ object's: no record of the name is needed before `submitJob`.
 
 from __future__ import annotations
 
+import enum
 import hashlib
+from collections.abc import Mapping
 from typing import Any, TypedDict
 
 GROUP, VERSION, PLURAL, KIND = "juliarun.dev", "v1alpha1", "juliarunjobs", "JuliaRunJob"
@@ -20,6 +22,27 @@ FINALIZER = "juliarun.dev/finalizer"
 PAUSE_ANNOTATION = "juliarun.dev/paused"
 ADOPT_ANNOTATION = "juliarun.dev/adopt"
 COMPONENT = "juliarun-operator"  # Events' source, the Lease's field manager
+
+
+class ManagementPolicy(enum.Enum):
+    """`spec.managementPolicy`: what the operator may do to the JuliaRun job."""
+
+    FULL = "Full"  # submit, scale, update and delete it
+    OBSERVE = "Observe"  # only mirror it (spec.jobName): never a write to JuliaRun
+
+
+DEFAULT_MANAGEMENT_POLICY = ManagementPolicy.FULL
+
+
+def management_policy(spec: Mapping[str, Any]) -> ManagementPolicy:
+    """The spec's policy; an unknown value counts as Observe, which sends nothing (the CRD
+    admits only the enum's values)."""
+    value = spec.get("managementPolicy") or DEFAULT_MANAGEMENT_POLICY.value
+    try:
+        return ManagementPolicy(value)
+    except ValueError:
+        return ManagementPolicy.OBSERVE
+
 
 MAX_NAME = 63  # a DNS-1123 label: JuliaRun names Kubernetes objects after its jobs
 HASH_LEN = 10
@@ -70,6 +93,7 @@ class Status(TypedDict, total=False):
     submitted: bool
     submitTime: str | None
     connection: str  # "default", "Secret/<name>" or "Admin/<name>": fixed once submitted
+    managementPolicy: str | None  # "Observe" while only mirrored: switching to Full is a takeover
     parametersHash: str
     phase: str
     message: str

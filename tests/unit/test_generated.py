@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from juliarun_dev import gen
+from juliarun_dev.gen.spec import OBSERVING
 from juliarun_operator.juliarun import jobtypes as jt
 from juliarun_operator.juliarun.encoding import JOB_NAME_RE, KEY_RE, MAX_PORT, QUANTITY_RE
 
@@ -71,8 +72,8 @@ def test_required_parameters_have_a_rule_per_type(t):
     for name in t.required():
         field = jt.PARAMETERS[name].field
         assert (
-            RULES[f"self.type != '{t.name}' || has(self.{field})"]
-            == f"spec.{field} is required for type {t.name}"
+            RULES[f"self.type != '{t.name}' || has(self.{field}) || {OBSERVING}"]
+            == f"spec.{field} is required for type {t.name} (with spec.managementPolicy Full)"
         )
 
 
@@ -91,6 +92,17 @@ def test_parallelism_only_for_scalable_types():
     assert RULES[
         f"!has(self.parallelism) || self.type in [{', '.join(repr(t) for t in scalable)}]"
     ] == "spec.parallelism applies only to types " + ", ".join(scalable)
+
+
+def test_management_policy_defaults_to_full_and_observe_names_a_job_and_asks_for_no_writes():
+    assert FIELDS["managementPolicy"]["enum"] == ["Full", "Observe"]
+    assert FIELDS["managementPolicy"]["default"] == "Full"
+    assert RULES[f"!{OBSERVING} || has(self.jobName)"].startswith(
+        "spec.managementPolicy Observe requires spec.jobName"
+    )
+    for field in ("suspend", "activeDeadlineSeconds", "backoffLimit"):
+        (message,) = [m for r, m in RULES.items() if r.startswith(f"!{OBSERVING} || !has(self.{field})")]
+        assert message.startswith(f"spec.{field} needs spec.managementPolicy Full")
 
 
 def test_immutability_rules():

@@ -77,6 +77,12 @@ def status_schema() -> Schema:
                 "default, or Secret/<name> (spec.credentialsRef); it cannot "
                 "change once the job exists.",
             },
+            "managementPolicy": {
+                "type": "string",
+                "enum": ["Observe"],
+                "description": "Observe while the operator only mirrors the job (spec.managementPolicy "
+                "Observe); switching to Full then takes the job over, where the adoption rules allow.",
+            },
             "startTime": {
                 "type": "string",
                 "format": "date-time",

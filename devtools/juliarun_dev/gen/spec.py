@@ -3,6 +3,7 @@ parameter, and the CEL rules that say which fields each job type requires or ref
 
 from __future__ import annotations
 
+from juliarun_operator.api import DEFAULT_MANAGEMENT_POLICY, ManagementPolicy
 from juliarun_operator.juliarun import jobtypes as jt
 from juliarun_operator.juliarun.encoding import JOB_NAME_RE
 
@@ -42,6 +43,16 @@ def fixed_spec_properties() -> dict[str, Schema]:
             "default": "Delete",
             "description": "What deleting this resource does to the JuliaRun job: Delete deletes it, "
             "Orphan leaves it running.",
+        },
+        "managementPolicy": {
+            "type": "string",
+            "enum": [p.value for p in ManagementPolicy],
+            "default": DEFAULT_MANAGEMENT_POLICY.value,
+            "description": "What the operator may do to the JuliaRun job. Full: submit, scale, update "
+            "and delete it. Observe: only mirror the existing job named by spec.jobName (its status, "
+            "scale and endpoints) and never submit, scale, update or delete it; deleting this resource "
+            "leaves the job. The job's parameters are not required in Observe. Observing or taking "
+            "over (Observe to Full) a job follows the adoption rules (the operator's --adopt-namespace).",
         },
         **batch_spec_properties(),
         "credentialsRef": {
@@ -145,6 +156,40 @@ def _rule(rule: str, message: str, field: str, reason: str | None = None) -> Sch
     return out
 
 
+# Defaulting runs before validation, so the field is there; has() keeps a rule safe anyway.
+OBSERVING = f"(has(self.managementPolicy) && self.managementPolicy == '{ManagementPolicy.OBSERVE.value}')"
+# Batch fields that make the operator submit or delete the job: nothing Observe may do.
+# (suspend: false asks for nothing.)
+OBSERVE_FORBIDS = {
+    "suspend": "!has(self.suspend) || !self.suspend",
+    "activeDeadlineSeconds": "!has(self.activeDeadlineSeconds)",
+    "backoffLimit": "!has(self.backoffLimit)",
+}
+
+
+def observe_rules() -> list[Schema]:
+    """Observe names a job that exists (spec.jobName) and asks for nothing that writes to it."""
+    rules = [
+        _rule(
+            f"!{OBSERVING} || has(self.jobName)",
+            "spec.managementPolicy Observe requires spec.jobName: the JuliaRun job to observe",
+            "jobName",
+            "FieldValueRequired",
+        )
+    ]
+    for field, unasked in OBSERVE_FORBIDS.items():
+        rules.append(
+            _rule(
+                f"!{OBSERVING} || {unasked}",
+                f"spec.{field} needs spec.managementPolicy Full: in Observe the operator never "
+                "submits or deletes the job",
+                field,
+                "FieldValueForbidden",
+            )
+        )
+    return rules
+
+
 def _cel_list(names: list[str]) -> str:
     return "[" + ", ".join(f"'{n}'" for n in names) + "]"
 
@@ -180,14 +225,16 @@ def spec_rules() -> list[Schema]:
             "spec.jobName is immutable",
             "jobName",
         ),
+        *observe_rules(),
     ]
     for t in jt.JOB_TYPES.values():
         for name in t.required():
             field = jt.PARAMETERS[name].field
             rules.append(
+                # Observe sends no parameters: JuliaRun does not say a job's, so none is required.
                 _rule(
-                    f"self.type != '{t.name}' || has(self.{field})",
-                    f"spec.{field} is required for type {t.name}",
+                    f"self.type != '{t.name}' || has(self.{field}) || {OBSERVING}",
+                    f"spec.{field} is required for type {t.name} (with spec.managementPolicy Full)",
                     field,
                     "FieldValueRequired",
                 )

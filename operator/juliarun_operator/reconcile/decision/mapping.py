@@ -26,6 +26,7 @@ CONTROL_FIELDS = (
     "jobName",
     "parallelism",
     "deletionPolicy",
+    "managementPolicy",
     "credentialsRef",
     "service",  # publishing in Kubernetes (reconcile/decision/publish.py)
     "writeConnectionSecretToRef",
