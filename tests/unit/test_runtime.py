@@ -97,7 +97,7 @@ def test_a_connections_trouble_reads_the_same_for_everyone_and_carries_no_reques
     assert str(held.value) == conn.problem and held.value.why is Why.BREAKER
 
 
-def test_a_connection_allows_only_so_many_calls_at_once_and_refuses_the_rest_locally():
+def test_a_connection_allows_only_so_many_worker_calls_at_once_and_refuses_the_rest_locally():
     conn = Connection(CONTEXT, max_calls=2)
     release = threading.Event()
     inside = []
@@ -115,6 +115,8 @@ def test_a_connection_allows_only_so_many_calls_at_once_and_refuses_the_rest_loc
     with pytest.raises(Unavailable) as busy:
         conn.call(lambda: sent.append(1))
     assert busy.value.why is Why.BUSY and not sent and conn.healthy
+    # The snapshot loop's read is not among them: busy workers never starve the snapshot.
+    assert conn.read(lambda: "view") == "view"
     release.set()
     for t in threads:
         t.join()

@@ -190,10 +190,15 @@ class Connection:
 
         Unavailable: nothing was sent. Otherwise the client's error, counted on the breaker
         only where it is the connection's (`blame`)."""
+        return self._send(fn, args, kwargs, capped=True)
+
+    def _send(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], capped: bool
+    ) -> Any:
         if not self.fence():
             raise Unavailable("this replica does not hold the Lease", 1.0, Why.FENCED)
         self.breaker.admit()
-        if not self._slots.acquire(timeout=0.05):
+        if capped and not self._slots.acquire(timeout=0.05):
             self.breaker.answered()  # a trial call that never went out
             raise Unavailable(
                 "as many JuliaRun calls as this connection allows are under way",
@@ -215,15 +220,18 @@ class Connection:
             self.breaker.failed(f"cannot send ({type(exc).__name__})")
             raise TransportError(f"cannot send to JuliaRun: {type(exc).__name__}") from None
         finally:
-            self._slots.release()
+            if capped:
+                self._slots.release()
         self.breaker.succeeded()
         return result
 
     def read(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """A call that only reads: any failure, a refusal too, leaves us without JuliaRun's
-        view, so it counts as a failure of the connection, whatever its code."""
+        """The snapshot loop's call: any failure, a refusal too, leaves us without JuliaRun's
+        view, so it counts as a failure of the connection, whatever its code. Outside the call
+        cap (the loop is one thread, so one call more at most): workers busy submitting must
+        not starve the snapshot that tells them what landed."""
         try:
-            return self.call(fn, *args)
+            return self._send(fn, args, {}, capped=False)
         except JuliaRunError as exc:
             if blame(exc) is not Blame.CONNECTION:  # the connection's are counted already
                 self.breaker.failed(trouble(exc))
