@@ -480,3 +480,93 @@ def test_what_a_stopping_process_tells_the_next_one():
     assert handover(answered, d.Earlier(until=NOW - 30), NOW - 20, NOW, 40) == d.Earlier(until=NOW - 30)
     assert handover(answered, unknown, NOW - 20, NOW, 40) == d.Earlier(until=NOW - 20)
     assert handover(answered, unknown, NOW - 41, NOW, 40) == settled
+
+
+# --- restarts after a refused submit -----------------------------------------------------------
+#
+# A refused submit did not land; until the status says so, only the memory of the process
+# that sent it knows. Each row: what the status shows when the next process (no memory) looks,
+# what the Lease says of the process before (Earlier), what JuliaRun shows, and what the next
+# process does. A "stranger" is a job of that name someone else submitted meanwhile.
+
+MINE = "team-mine"
+SENT = st.iso(NOW - 30)  # recorded (and sent) before the next process began to act (NOW - 20)
+INTENT = {"jobName": MINE, "submitTime": SENT, "submitted": False}
+REFUSED_SHOWN = {"conditions": [{"type": "Stalled", "status": "True", "reason": "SubmitRefused"}]}
+SETTLED, CRASHED = d.Earlier(settled=True), d.Earlier(until=NOW - 25)
+
+
+def outcome(plan: d.Plan) -> str:
+    """What a plan does, in the words of the table below."""
+    k = kinds(plan)
+    if d.Kind.DELETE in k:
+        return "deletes"
+    if d.Kind.REMOVE_FINALIZER in k:
+        return "lets go"
+    if d.Kind.SUBMIT in k:
+        return "submits"
+    writes = [a.status for a in plan.actions if a.kind is d.Kind.WRITE_STATUS]
+    if writes and writes[-1].get("submitted") is True:
+        return "takes"
+    if writes and cond(writes[-1], "Stalled") == ("True", "Conflict"):
+        assert writes[-1]["jobName"] is None  # nothing left that a later look could take for ours
+        return "conflict"
+    if plan.requeue_after:
+        return "waits"
+    return "nothing"
+
+
+@pytest.mark.parametrize(
+    ("spec_name", "status", "earlier", "stranger", "deleting_it", "expected"),
+    [
+        # The refusal written (the name forgotten) before the restart: a stranger is a conflict.
+        (MINE, REFUSED_SHOWN, CRASHED, True, False, "conflict"),
+        (MINE, REFUSED_SHOWN, CRASHED, True, True, "lets go"),
+        (MINE, REFUSED_SHOWN, SETTLED, False, False, "submits"),
+        # Stopped between the refusal and its write: settled only knowing the submit refused
+        # (handover), so a stranger's job is not taken, nor deleted with the object.
+        (MINE, INTENT, SETTLED, True, False, "conflict"),
+        (MINE, INTENT, SETTLED, True, True, "lets go"),
+        (MINE, INTENT, SETTLED, False, False, "submits"),
+        (MINE, INTENT, SETTLED, False, True, "lets go"),
+        # Killed (no word from the Lease): the submit may have landed unanswered, so a job of
+        # that name is this object's (no leak) and goes with it; absent, the window is waited.
+        (MINE, INTENT, CRASHED, True, False, "takes"),
+        (MINE, INTENT, CRASHED, True, True, "deletes"),
+        (MINE, INTENT, CRASHED, False, False, "waits"),
+        (MINE, INTENT, CRASHED, False, True, "waits"),
+        # A default name hashes the UID: a job of that name is this object's whatever refused
+        # the submit (an earlier one landed unanswered); deleting the object deletes it.
+        (None, REFUSED_SHOWN, SETTLED, True, False, "takes"),
+        (None, REFUSED_SHOWN, SETTLED, True, True, "deletes"),
+        (None, REFUSED_SHOWN, CRASHED, True, True, "deletes"),
+        (None, REFUSED_SHOWN, SETTLED, False, False, "submits"),
+        (None, REFUSED_SHOWN, SETTLED, False, True, "lets go"),
+    ],
+)
+def test_a_restart_after_a_refused_submit_neither_adopts_nor_leaks(
+    spec_name, status, earlier, stranger, deleting_it, expected
+):
+    spec = {"jobName": spec_name} if spec_name else {}
+    o = obj(spec=spec, status=dict(status), deleting=deleting_it, created=NOW - 60)
+    jobs = [info(spec_name or NAME)] if stranger else []
+    plan = d.reconcile(o, facts(jobs, acting_since=NOW - 20, earlier=earlier))
+    assert outcome(plan) == expected
+
+
+def test_a_stopping_process_vouches_only_for_recorded_names_it_knows_refused():
+    """Settled says of every name recorded before its submit (status jobName and submitTime,
+    not submitted) that its submit was refused: said only where this process's own memory
+    knows so; a submit answered yes but not yet shown, or not known here, is not settled."""
+    o = obj(spec={"jobName": MINE}, status=INTENT)
+
+    def stop(memory: d.Memory | None) -> d.Earlier:
+        return handover([memory] if memory else [], SETTLED, NOW - 100, NOW, 40, [(o, memory)])
+
+    assert stop(refused(MINE)) == SETTLED
+    assert stop(None) == d.Earlier(until=NOW - 100)
+    assert stop(refused("team-other")) == d.Earlier(until=NOW - 100)
+    landed = d.Memory(name=MINE, submit=d.Outcome.LANDED, submit_at=NOW - 30, landed_at=NOW - 29)
+    assert stop(landed) == d.Earlier(until=NOW - 100)
+    shown = obj(spec={"jobName": MINE}, status={**INTENT, "submitted": True})
+    assert handover([], SETTLED, NOW - 100, NOW, 40, [(shown, None)]) == SETTLED

@@ -164,9 +164,21 @@ def test_a_refused_submit_is_the_objects_and_keeps_the_connection_healthy():
     conn.client.submit_job = fail_with(ApiError("submitJob", 3, "invalid parameter"))
     ctl.track("ADDED", kube.get_object(*KEY))
     result = ctl.process(KEY)
-    assert result.next is Next.DONE and conn.healthy
+    assert result.next is Next.AFTER and result.delay > 0 and conn.healthy  # refusal_wait paces it
     assert ctl.memory["uid-a"].submit is d.Outcome.REFUSED
-    assert KEY in conn.waiters  # the next snapshot tells a conflict from a refused spec
+
+
+def test_a_refused_submit_of_a_recorded_name_is_forgotten_in_the_same_look():
+    """The status says so before the worker lets go of the object: no snapshot round (nor a
+    stop of the process) between the refusal and the write that forgets the recorded name."""
+    ctl, kube = controller(body("a", 1, spec={**SPEC, "jobName": "team-mine"}))
+    conn = with_snapshot(ctl)
+    conn.client.submit_job = fail_with(ApiError("submitJob", 3, "no"))
+    ctl.track("ADDED", kube.get_object(*KEY))
+    ctl.process(KEY)
+    status = kube.objects[KEY]["status"]
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert stalled["reason"] == "SubmitRefused" and not status.get("jobName")
 
 
 def test_an_unanswered_submit_is_looked_at_after_the_breakers_delay_and_may_still_land():

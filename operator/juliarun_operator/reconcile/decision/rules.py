@@ -36,9 +36,25 @@ def ours(obj: ObjectState, f: Facts, name: str) -> bool:
         return batch.derived(obj, name) or (obj.adopt and f.adopt_allowed)
     if m.name == name and m.submit is not None:
         return True
-    if obj.status.get("jobName") == name and (obj.status.get("submitted") or obj.status.get("submitTime")):
+    s = obj.status
+    if s.get("jobName") == name and (
+        s.get("submitted") or (s.get("submitTime") and not refused_before(obj, f))
+    ):
         return True
     return batch.derived(obj, name) or (obj.adopt and f.adopt_allowed)
+
+
+def intent(obj: ObjectState) -> bool:
+    """A name recorded before its submit, whose outcome the status does not show yet."""
+    s = obj.status
+    return bool(s.get("jobName") and s.get("submitTime") and not s.get("submitted"))
+
+
+def refused_before(obj: ObjectState, f: Facts) -> bool:
+    """The recorded name's submit was refused by the process before this one: it stopped
+    settled, which it says of a recorded name only knowing its submit refused (`handover`),
+    and the record is older than this process's acting."""
+    return intent(obj) and f.earlier.settled and st.parse_time(obj.status["submitTime"]) < f.acting_since
 
 
 def submit_actions(obj: ObjectState, f: Facts, name: str) -> tuple[Action, ...]:
@@ -52,16 +68,28 @@ def submit_actions(obj: ObjectState, f: Facts, name: str) -> tuple[Action, ...]:
 
 
 def handover(
-    memories: Iterable[Memory], earlier: Earlier, acting_since: float, now: float, landing: float
+    memories: Iterable[Memory],
+    earlier: Earlier,
+    acting_since: float,
+    now: float,
+    landing: float,
+    objects: Iterable[tuple[ObjectState, Memory | None]] = (),
 ) -> Earlier:
     """What a process that stops tells the next one of the submits sent so far: every one
-    answered (settled); or only those of objects created before `until` may still land (a
-    process before this one may have sent them); or, with a submit of its own unanswered,
-    nothing it can bound (the next one bounds it by when the Lease was handed back)."""
+    answered, and every name recorded before its submit and not shown submitted known to be
+    refused (settled: the next process takes no job of such a name for the object's, see
+    `ours`); or only those of objects created before `until` may still land (a process before
+    this one may have sent them, or a recorded name's outcome is not known here); or, with a
+    submit of its own unanswered, nothing it can bound (the next one bounds it by when the
+    Lease was handed back). `objects`: each object this process knows, with its memory."""
     if any(m.submit is Outcome.UNKNOWN and now < m.submit_at + landing for m in memories):
         return Earlier()
     stop = earlier.stopped_by(acting_since)
-    if earlier.settled or now >= stop + landing:
+    unknown = any(
+        intent(o) and not (m and m.name == o.status["jobName"] and m.submit is Outcome.REFUSED)
+        for o, m in objects
+    )
+    if (earlier.settled or now >= stop + landing) and not unknown:
         return Earlier(settled=True)
     return Earlier(until=stop)
 

@@ -152,9 +152,12 @@ class Controller:
     def handover(self) -> d.Earlier:
         """What this process, stopping, tells the next one of the submits sent so far."""
         with self.lock:
-            memories = list(self.memory.values())
+            memories = dict(self.memory)
+        # Each object with its memory: a name recorded before its submit is settled only if refused.
+        bodies = [b for b in map(self.registry.get, self.keys()) if b is not None]
+        objects = [(o, memories.get(o.uid)) for o in map(d.ObjectState.of, bodies)]
         landing = self.landing(self.connections.default.context)
-        return handover(memories, self.earlier, self.acting_since, time.time(), landing)
+        return handover(memories.values(), self.earlier, self.acting_since, time.time(), landing, objects)
 
     def run_workers(self, stop: threading.Event) -> list[threading.Thread]:
         threads = [

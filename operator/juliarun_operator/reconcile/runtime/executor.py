@@ -198,14 +198,17 @@ class Executor:
             return Result(Next.RETRY, reason=reason)
         memory.refusals, memory.refused_at = memory.refusals + 1, time.time()
         if action.kind is d.Kind.SUBMIT:
-            # Did not land. Is the name taken (a conflict) or was the spec refused? The next
-            # snapshot tells; the decision paces the next try (refusal_wait).
+            # Did not land. Decided again at once, so that the status says so (and a recorded
+            # name goes) before anything else: until then only this process's memory knows,
+            # and a restart in between would take a stranger's job of that name for ours.
+            # Whether the name is taken (a conflict) a later snapshot tells; the decision
+            # paces the next try (refusal_wait).
             memory.submit, memory.refusal, memory.refused_generation = (
                 d.Outcome.REFUSED,
                 reason,
                 obj.generation,
             )
-            return DONE
+            return Result(Next.AGAIN)
         memory.update_refusal, memory.update_refused_generation = reason, obj.generation
         return Result(Next.AGAIN)
 
