@@ -148,6 +148,29 @@ class Kind(enum.Enum):
     DELETE_OBJECT = "delete-object"  # the JuliaRunJob itself (ttlSecondsAfterFinished)
     POST_LOGS = "post-logs"
     EVENT = "event"
+    PUBLISH = "publish"  # create or patch a Service, EndpointSlice or Secret of the object's
+    UNPUBLISH = "unpublish"  # delete one
+
+
+class Resource(enum.Enum):
+    """What the operator publishes of a job in the object's namespace (publish.py)."""
+
+    SERVICE = "Service"
+    ENDPOINT_SLICE = "EndpointSlice"
+    SECRET = "Secret"  # noqa: S105 (a kind of object, not a password)
+
+
+class Publication(NamedTuple):
+    """PUBLISH: the object as it should be (`body`), created, patched onto the one there
+    (`exists`), or deleted and created again (`replace`: a Service's type changes);
+    UNPUBLISH: delete it, only the one with this `uid` (not one created again meanwhile)."""
+
+    resource: Resource
+    name: str
+    body: Mapping[str, Any] = MappingProxyType({})
+    exists: bool = False
+    replace: bool = False
+    uid: str = ""
 
 
 MOVES_JULIARUN = frozenset({Kind.SUBMIT, Kind.SET_SCALE, Kind.UPDATE, Kind.DELETE})
@@ -172,6 +195,7 @@ class Action(NamedTuple):
     status: Mapping[str, Any] = MappingProxyType({})  # WRITE_STATUS: the fields to merge
     note: Note | None = None  # EVENT
     phase: str = ""  # POST_LOGS: how the job ended
+    publication: Publication | None = None  # PUBLISH, UNPUBLISH
 
 
 def submit(job: str, params: Mapping[str, Any]) -> Action:
@@ -200,6 +224,14 @@ def event(etype: str, reason: str, message: str, job: str = "") -> Action:
 
 def post_logs(job: str, phase: str) -> Action:
     return Action(Kind.POST_LOGS, job, phase=phase)
+
+
+def publish(p: Publication) -> Action:
+    return Action(Kind.PUBLISH, publication=p)
+
+
+def unpublish(p: Publication) -> Action:
+    return Action(Kind.UNPUBLISH, publication=p)
 
 
 class Plan(NamedTuple):

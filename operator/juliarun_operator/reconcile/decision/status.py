@@ -17,7 +17,8 @@ from ...juliarun.client import JobInfo
 
 READY, RECONCILING, STALLED = "Ready", "Reconciling", "Stalled"
 COMPLETE, FAILED, SUSPENDED = "Complete", "Failed", "Suspended"
-ORDER = {READY: 0, RECONCILING: 1, STALLED: 2, COMPLETE: 3, FAILED: 4, SUSPENDED: 5}
+PUBLISHED = "Published"  # the Service, EndpointSlice and connection Secret (publish.py)
+ORDER = {READY: 0, RECONCILING: 1, STALLED: 2, COMPLETE: 3, FAILED: 4, SUSPENDED: 5, PUBLISHED: 6}
 
 
 class Cond(NamedTuple):
