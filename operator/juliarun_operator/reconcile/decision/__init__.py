@@ -1,8 +1,9 @@
 """The decision, pure: from a JuliaRunJob and JuliaRun's view of it, the plan. No I/O.
 
 `reconcile(obj, facts)` is the entry (decide.py: live objects; deleting.py; batch.py: the
-rules of batch jobs; rules.py: what they share); status.py builds conditions, mapping.py
-turns a spec into JuliaRun parameters, model.py holds the types. This package imports
+rules of batch jobs; observe.py: managementPolicy Observe and the takeover; rules.py: what
+they share); status.py builds conditions, mapping.py turns a spec into JuliaRun parameters,
+model.py holds the types. This package imports
 nothing of the runtime or the adapters (tests/unit/test_layers.py).
 """
 

@@ -39,6 +39,7 @@ from .model import (
     set_scale,
     update,
 )
+from .observe import observe, observing, takeover, takeover_refused
 from .rules import landing_wait, ours, refusal_wait, spec_stall, status_write, submit_actions
 
 
@@ -57,6 +58,8 @@ def reconcile(obj: ObjectState, f: Facts) -> Plan:
             f"its connection cannot change once submitted (now {f.connection})"
         )
         return Plan(start + status_write(obj, f, st.stalled("ConnectionChanged", message)), job=recorded)
+    if observing(obj):  # no parameters needed: none is sent
+        return observe(obj, f, start)
     if f.params is None:
         stalled = st.stalled("InvalidSpec", f.invalid)
         again = SECRET_RECHECK if f.invalid_outside else None
@@ -94,7 +97,10 @@ def reconcile(obj: ObjectState, f: Facts) -> Plan:
 
 
 def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[Action, ...]) -> Plan:
-    if not ours(obj, f, name):
+    taking = takeover(obj, f, name)  # spec.managementPolicy turned from Observe to Full
+    if taking is False:
+        return Plan(start + status_write(obj, f, takeover_refused(obj, f, name), warn=True))
+    if not taking and not ours(obj, f, name):
         if obj.adopt and not f.adopt_allowed:
             why = (
                 _holder(obj, f.claimed_by)
@@ -159,6 +165,8 @@ def _present(obj: ObjectState, f: Facts, name: str, info: JobInfo, start: tuple[
         "connection": f.connection,
         **ended,
     }
+    if taking:
+        extra["managementPolicy"] = None  # taken over: from now on as if submitted here
     if batch.is_batch(obj):
         extra["attempts"] = batch.attempts(obj.status)
         extra["startTime"] = batch.start_time(obj, f, name)

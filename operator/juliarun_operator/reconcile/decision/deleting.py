@@ -1,5 +1,6 @@
 """The decision for an object being deleted: delete its JuliaRun jobs (each attempt's),
-or leave them under `deletionPolicy: Orphan`, then let the object go. Pure, no I/O."""
+or leave them under `deletionPolicy: Orphan` or `managementPolicy: Observe`, then let the
+object go. Pure, no I/O."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from ...api import FINALIZER
 from . import batch
 from . import status as st
 from .model import Action, Facts, Kind, ObjectState, Outcome, Plan, delete, event
+from .observe import observing
 from .rules import landing_wait, ours, status_write
 
 
@@ -15,6 +17,11 @@ def deleting(obj: ObjectState, f: Facts) -> Plan:
         return Plan()
     m = f.memory
     done = (Action(Kind.REMOVE_FINALIZER),)
+    if observing(obj):  # never a deleteJob: the job was only mirrored
+        seen = obj.status.get("jobName")
+        message = f"left JuliaRun job {seen} running (managementPolicy Observe)"
+        orphaned = event("Normal", "Orphaned", message, seen or "")
+        return Plan((orphaned, *done) if seen else done)
     name = obj.status.get("jobName") or m.name or (None if obj.spec.get("jobName") else obj.default_name)
     earlier = [n for n in batch.earlier_names(obj) if n != name and n not in m.deleted_jobs]
     if (name is None or name in m.deleted_jobs) and not earlier:

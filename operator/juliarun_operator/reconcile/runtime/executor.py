@@ -23,6 +23,7 @@ from .. import decision as d
 from ..adapters.kube import ApiException, KubeAPI
 from ..adapters.metrics import Metrics
 from ..decision.mapping import SecretReader, job_params
+from ..decision.observe import observing
 from .connections import Connection, Unavailable, Why
 from .registry import Body, Registry
 
@@ -46,6 +47,10 @@ class Result(NamedTuple):
 
 
 DONE = Result(Next.DONE)
+
+
+class ObserveViolation(RuntimeError):
+    """A plan asked to move JuliaRun for an Observe object: nothing was sent."""
 
 
 class NotSent(Exception):
@@ -147,6 +152,8 @@ class Executor:
         """One JuliaRun call; its outcome goes into `memory`. Anything but DONE stops the plan."""
         job = Job(obj.spec["type"], action.job)
         kind = action.kind
+        if observing(obj):  # the decision plans none: a second lock on the one promise Observe makes
+            raise ObserveViolation(f"{kind.value} of {action.job} not sent: spec.managementPolicy is Observe")
         before = (memory.name, memory.submit, memory.submit_at)
         try:
             if kind is d.Kind.SUBMIT:  # possibly sent from here on, until JuliaRun answers
