@@ -3,9 +3,11 @@
 Pure functions and constants, no Kubernetes calls: the reconciler applies them.
 
 - `check_tenant_url(url, allowed_hosts)`: a `credentialsRef` URL is refused unless it is
-  plain http(s) to a host on the administrator's allow-list, with no userinfo, query or
-  fragment (a query would choose the whole path of every call; userinfo is a credential
-  in the clear). Nothing is resolved: the check is on the text, before any connection.
+  plain http(s) to a host and port on the administrator's allow-list (an entry without a
+  port allows the scheme's default port only), with no userinfo, query or fragment (a
+  query would choose the whole path of every call; userinfo is a credential in the clear).
+  Nothing is resolved: the check is on the text, before any connection. A refusal does not
+  tell the tenant what the list holds.
 - `SECRET_LABEL`: a Secret is read for a tenant (credentialsRef, passwordSecretRef) only
   if it carries `juliarun.dev/credentials: "true"`, so someone who may create a JuliaRunJob
   but not read Secrets cannot hand the operator a Secret that was never meant for it.
@@ -32,7 +34,8 @@ SECRET_LABEL = "juliarun.dev/credentials"  # noqa: S105 (a label's name, not a p
 SECRET_LABEL_VALUE = "true"  # noqa: S105
 
 # An allow-list entry: "*" (any host), "host", "host:port", "*.domain" or "*.domain:port";
-# hosts are DNS names, IPv4 addresses or bracketed IPv6 addresses.
+# hosts are DNS names, IPv4 addresses or bracketed IPv6 addresses. Without a port, the
+# scheme's default (443 for https, 80 for http): a host's other ports are other services.
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _ENTRY_RE = re.compile(rf"^(\*|(\*\.)?{_LABEL}(\.{_LABEL})*|\[[0-9a-f:.]+\])(:[0-9]{{1,5}})?$")
 # Characters that parsers disagree about (a backslash is a slash to browsers and some
@@ -66,16 +69,20 @@ def insecure_http_allowed(environ: Mapping[str, str] | None = None) -> bool:
     return env.get("JULIARUN_ALLOW_INSECURE_HTTP", "").lower() in TRUE_WORDS
 
 
-def _host_matches(host: str, port: int, entry: str) -> bool:
+def _split_entry(entry: str) -> tuple[str, int | None]:
+    """An entry's host (brackets off) and its port, None if it names none."""
+    if re.search(r":[0-9]+$", entry) and not entry.endswith("]"):
+        host, _, port_text = entry.rpartition(":")
+        return host.strip("[]"), int(port_text)
+    return entry.strip("[]"), None
+
+
+def _host_matches(host: str, port: int, default_port: int, entry: str) -> bool:
+    entry, entry_port = _split_entry(entry)
+    if port != (default_port if entry_port is None else entry_port):
+        return False
     if entry == "*":
         return True
-    entry_port: int | None = None
-    if re.search(r":[0-9]+$", entry) and not entry.endswith("]"):
-        entry, _, port_text = entry.rpartition(":")
-        entry_port = int(port_text)
-    if entry_port is not None and entry_port != port:
-        return False
-    entry = entry.strip("[]")
     if entry.startswith("*."):
         return host.endswith(entry[1:]) and host != entry[2:]
     try:  # IPv6 (and IPv4) compare as addresses: [::1] and [0:0::1] are one host
@@ -92,8 +99,9 @@ def check_tenant_url(
     `key` names the field in messages (e.g. "credentialsRef url"). Refused: anything not
     a string; whitespace, control characters or backslashes; a scheme other than http
     and https; userinfo; a query or a fragment (even empty: `?` or `#`); no host; a host
-    (and port) outside `allowed_hosts` (an empty list allows none); plain http to a host
-    other than loopback unless `allow_insecure_http`.
+    and port outside `allowed_hosts` (an empty list allows none; an entry without a port
+    allows the scheme's default port only); plain http to a host other than loopback (an
+    address, or a loopback name listed exactly) unless `allow_insecure_http`.
     """
     if not isinstance(url, str) or not url:
         raise TenantURLError(f"{key}: expected a URL such as https://juliarun.example.com")
@@ -129,16 +137,29 @@ def check_tenant_url(
             f"{key}: the administrator allows no JuliaRun hosts for tenants "
             f"({ALLOWED_HOSTS_ENV} is empty); leave credentialsRef out to use the default"
         )
-    if not any(_host_matches(host, port, entry) for entry in allowed):
+    default_port = 443 if parts.scheme == "https" else 80
+    if not any(_host_matches(host, port, default_port, entry) for entry in allowed):
+        # What the list holds is the administrator's: a tenant learns only that this is not on it.
         raise TenantURLError(
-            f"{key}: host {host}:{port} is not on the administrator's allow-list ({', '.join(allowed)})"
+            f"{key}: {host}:{port} is not on the administrator's allow-list of JuliaRun hosts "
+            f"for tenants ({ALLOWED_HOSTS_ENV}, the chart's tenancy.allowedHosts)"
         )
-    if parts.scheme == "http" and not is_loopback(host) and not allow_insecure_http:
+    if parts.scheme == "http" and not _loopback(host, allowed) and not allow_insecure_http:
         raise TenantURLError(
             f"{key}: plain http to {public_url(url)} is not allowed (the token would "
             "cross the network unencrypted); use https"
         )
     return url
+
+
+def _loopback(host: str, allowed: Iterable[str]) -> bool:
+    """Plain http to `host` stays on this machine: a loopback address, or a loopback name
+    (localhost, *.localhost) the administrator listed as it is. A name is only as local as
+    the resolver makes it, so no wildcard vouches for one."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return is_loopback(host) and any(_split_entry(entry)[0] == host for entry in allowed)
 
 
 def secret_is_marked(labels: Mapping[str, str] | None) -> bool:

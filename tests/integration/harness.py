@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import yaml
@@ -141,6 +142,7 @@ class Operator(Process):
         *flags: str,
         watch: Sequence[str] | None,
         log_name: str = "operator.log",
+        tenant_urls: Sequence[str] = (),
     ):
         if watch is not None and not watch:
             raise ValueError("watch=[] would watch every namespace: name them, or pass None")
@@ -153,7 +155,10 @@ class Operator(Process):
             "JULIARUN_TOKEN": TOKEN,
             "JULIARUN_NAMESPACE": JRUN_NAMESPACE,
             "JULIARUN_TIMEOUT": "2",
-            "JULIARUN_TENANT_ALLOWED_HOSTS": "127.0.0.1",
+            # Tenants may name the emulator and `tenant_urls`: each host at its own port.
+            "JULIARUN_TENANT_ALLOWED_HOSTS": ",".join(
+                f"{u.hostname}:{u.port}" for u in map(urlsplit, [emulator.url, *tenant_urls])
+            ),
         }
         # Standalone unless the flags set up the Lease.
         peering = [] if any(f.startswith("--lease") for f in flags) else ["--standalone"]
@@ -333,3 +338,57 @@ def job(name: str, job_type: str, **spec: Any) -> dict:
         "metadata": {"name": name},
         "spec": {"type": job_type, **spec},
     }
+
+
+def deny_status_writes(control_plane, namespace: str, expression: str = "false") -> Callable[[], None]:
+    """A ValidatingAdmissionPolicy refusing the status writes of JuliaRunJobs in `namespace`
+    for which the CEL `expression` (of object and oldObject) is false: every one by default.
+    Refused with 403 Forbidden, as a missing permission would be (the default reason is 422
+    Invalid). Returns what removes it."""
+    name = f"deny-status-{namespace}"
+    objects = [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": ["juliarun.dev"],
+                            "apiVersions": ["*"],
+                            "operations": ["UPDATE"],
+                            "resources": ["juliarunjobs/status"],
+                        }
+                    ]
+                },
+                "validations": [
+                    {
+                        "expression": expression,
+                        "message": "status writes denied by the test",
+                        "reason": "Forbidden",
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+                },
+            },
+        },
+    ]
+    text = yaml.safe_dump_all(objects)
+    control_plane.kubectl("apply", "-f", "-", input=text)
+
+    def remove() -> None:
+        control_plane.kubectl("delete", "--ignore-not-found", "-f", "-", input=text)
+
+    return remove

@@ -103,7 +103,9 @@ def test_the_snapshot_loop_a_trickling_tenant_juliarun_delays_only_its_own(
     a, b = teams(kube)
     with misbehaving("trickle", pause=1.0) as slow:
         tenant_secret(control_plane, b, slow.url)
-        operator = processes(Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[a, b]))
+        operator = processes(
+            Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[a, b], tenant_urls=[slow.url])
+        )
         kube.apply(
             b, *[job(f"b{i}", "Webserver", **WEB, credentialsRef={"name": "juliarun"}) for i in range(5)]
         )
@@ -135,6 +137,7 @@ def test_the_workers_a_slow_tenant_holds_no_more_than_its_call_cap(control_plane
                 "--max-calls",
                 "2",
                 watch=[a, b],
+                tenant_urls=[slow.url],
             )
         )
         kube.apply(
@@ -152,7 +155,9 @@ def test_memory_a_tenant_juliarun_answering_without_end_fills_no_memory(control_
     a, b = teams(kube)
     with misbehaving("huge", huge_bytes=1 << 30) as huge:
         tenant_secret(control_plane, b, huge.url)
-        operator = processes(Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[a, b]))
+        operator = processes(
+            Operator(tmp_path, control_plane.kubeconfig, emulator, watch=[a, b], tenant_urls=[huge.url])
+        )
         before = rss_mb(operator)
         kube.apply(b, job("b0", "Webserver", **WEB, credentialsRef={"name": "juliarun"}))
         wait_for("B's JuliaRun asked twice", lambda: len(huge.requests) >= 2, 60)

@@ -27,7 +27,7 @@ import yaml
 
 from juliarun_dev import devcluster
 
-from harness import Emulator, Kube, Operator, apply_crds, job, namespace_name, wait_for
+from harness import Emulator, Kube, Operator, apply_crds, deny_status_writes, job, namespace_name, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -158,61 +158,6 @@ class Scraper:
             assert time.monotonic() - start < timeout, f"phase {name}: not done after {timeout} s"
             time.sleep(max(0.0, SCRAPE - (time.monotonic() - tick)))
         self.scrapes.phases[name] = len(self.scrapes.pages) - 1
-
-
-DENIED = "Forbidden"  # 403, as a missing permission would be (the default reason is 422 Invalid)
-
-
-def deny_status_writes(control_plane, namespace: str) -> Callable[[], None]:
-    """A ValidatingAdmissionPolicy refusing every status write of JuliaRunJobs in `namespace`
-    (403, as a missing permission would be); returns what removes it."""
-    name = f"deny-status-{namespace}"
-    objects = [
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": name},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "resourceRules": [
-                        {
-                            "apiGroups": ["juliarun.dev"],
-                            "apiVersions": ["*"],
-                            "operations": ["UPDATE"],
-                            "resources": ["juliarunjobs/status"],
-                        }
-                    ]
-                },
-                "validations": [
-                    {
-                        "expression": "false",
-                        "message": "status writes denied by the test",
-                        "reason": "Forbidden",
-                    }
-                ],
-            },
-        },
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": name},
-            "spec": {
-                "policyName": name,
-                "validationActions": ["Deny"],
-                "matchResources": {
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
-                },
-            },
-        },
-    ]
-    text = yaml.safe_dump_all(objects)
-    control_plane.kubectl("apply", "-f", "-", input=text)
-
-    def remove() -> None:
-        control_plane.kubectl("delete", "--ignore-not-found", "-f", "-", input=text)
-
-    return remove
 
 
 @pytest.fixture(scope="module")

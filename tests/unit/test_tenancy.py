@@ -15,7 +15,8 @@ ALLOWED = ("juliarun.example.com", "*.jr.internal", "10.0.0.5:8443", "[fd00::1]"
         "https://juliarun.example.com",
         "https://JULIARUN.example.com/base/",
         "https://juliarun.example.com.:443/",
-        "https://team-a.jr.internal:9000/api",
+        "https://team-a.jr.internal/api",
+        "https://team-a.jr.internal:443/api",
         "https://10.0.0.5:8443",
         "https://[fd00::1]:443/",
         "https://[fd00:0::1]/",
@@ -46,6 +47,10 @@ def test_allowed_urls_pass_unchanged(url):
         ("https://juliarun.example.com.evil.io", "allow-list"),
         ("https://10.0.0.5", "allow-list"),  # listed with port 8443 only
         ("https://10.0.0.5:8444", "allow-list"),
+        # An entry without a port allows the scheme's default port only.
+        ("https://team-a.jr.internal:9000/api", "allow-list"),
+        ("https://juliarun.example.com:8443", "allow-list"),
+        ("https://[fd00::1]:6443", "allow-list"),
         ("http://juliarun.example.com", "plain http"),
         ("https://juliarun.example.com\\@evil.io", "backslash"),
         ("https://juliarun.example.com /x", "whitespace"),
@@ -81,8 +86,51 @@ def test_star_allows_any_host_but_not_the_rest():
 
 
 def test_plain_http_needs_the_administrators_opt_in_except_to_loopback():
-    assert tn.check_tenant_url("http://127.0.0.1:8080", ["127.0.0.1"])
+    assert tn.check_tenant_url("http://127.0.0.1:8080", ["127.0.0.1:8080"])
+    assert tn.check_tenant_url("http://[::1]/", ["[::1]"])
     assert tn.check_tenant_url("http://juliarun.example.com", ALLOWED, allow_insecure_http=True)
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("http://127.0.0.1:8080", ["127.0.0.1"]),  # port 80 only
+        ("http://127.0.0.1:9180/metrics", ["*"]),  # any host, but on its default port
+        ("https://jr.internal:8443", ["*.internal", "jr.internal"]),
+    ],
+)
+def test_an_entry_without_a_port_allows_only_the_schemes_default_port(url, allowed):
+    with pytest.raises(tn.TenantURLError, match="allow-list"):
+        tn.check_tenant_url(url, allowed)
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed", "exact"),
+    [
+        ("http://localhost", ["*"], "localhost"),
+        ("http://evil.localhost", ["*.localhost"], "evil.localhost"),
+        ("http://a.localhost:8080", ["*.localhost:8080"], "a.localhost:8080"),
+        ("http://localhost:8080", ["*:8080"], "localhost:8080"),
+    ],
+)
+def test_a_localhost_name_is_no_loopback_for_plain_http_unless_listed_as_it_is(url, allowed, exact):
+    """A name resolves where the resolver says (a search domain, /etc/hosts, a DNS answer):
+    only an address is loopback by itself; a localhost name is taken as one only where
+    the administrator listed exactly that name."""
+    with pytest.raises(tn.TenantURLError, match="plain http"):
+        tn.check_tenant_url(url, allowed)
+    assert tn.check_tenant_url(url, allowed, allow_insecure_http=True) == url
+    assert tn.check_tenant_url(url, [exact]) == url
+
+
+def test_a_refusal_does_not_tell_the_tenant_what_the_allow_list_holds():
+    secret = ("jr-prod.corp.example:8443", "*.hidden-team.example", "10.9.8.7")
+    with pytest.raises(tn.TenantURLError) as err:
+        tn.check_tenant_url("https://juliarun.example.com", secret, key="credentialsRef url")
+    message = str(err.value)
+    assert not any(part in message for e in secret for part in e.replace("*.", "").split(":")), message
+    assert "juliarun.example.com:443 is not on the administrator's allow-list" in message
+    assert tn.ALLOWED_HOSTS_ENV in message and "tenancy.allowedHosts" in message
 
 
 def test_allow_list_from_the_environment():
