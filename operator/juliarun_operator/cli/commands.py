@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from ..juliarun import JOB_TYPES, PARAMETERS, Client, Job, JuliaRunError, ParameterError
 from ..juliarun import jobtypes as jt
 from ..juliarun.errors import ApiError
 from ..output import flow_yaml
+from . import importing
 from .connection import connected, context_from_args, find_job
 from .params import parse_params
 from .show import EXIT_ERROR, info_data, show, state, status_data
@@ -156,6 +159,34 @@ def cmd_delete(client: Client, args: argparse.Namespace) -> int:
     if not client.delete_job(job, force=args.force):
         raise JuliaRunError(f"JuliaRun did not delete {job.name}")
     print(f"deleted {job.type} {job.name}")
+    return 0
+
+
+@connected
+def cmd_import(client: Client, args: argparse.Namespace) -> int:
+    """Observe manifests of the namespace's jobs (or of the NAMEs given): a read, never a write."""
+    infos = client.get_all_job_info()
+    unknown = [n for n in args.names if n not in infos]
+    if unknown:
+        raise JuliaRunError(f"no job named {', '.join(unknown)} in {client.context.describe()}")
+    chosen = {n: i for n, i in infos.items() if not args.names or n in args.names}
+    source = f"JuliaRun namespace {client.context.namespace}"
+    items, skipped = importing.manifests(chosen, source, args.kube_namespace, args.credentials_ref)
+    for warning in skipped:
+        print(f"warning: {warning}", file=sys.stderr)
+    if not items:
+        print(no_jobs(client) + (" that a JuliaRunJob can have" if skipped else ""), file=sys.stderr)
+        return 0
+    if args.out_dir is None:
+        print(importing.stream(items), end="")
+        return 0
+    try:
+        written = importing.write_files(Path(args.out_dir), items)
+    except importing.Exists as exc:
+        print(f"error: not overwriting {exc}: nothing was written", file=sys.stderr)
+        return EXIT_ERROR
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 

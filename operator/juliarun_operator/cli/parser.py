@@ -11,6 +11,7 @@ from ..output import FORMATS
 from .commands import (
     cmd_delete,
     cmd_endpoint,
+    cmd_import,
     cmd_jobs,
     cmd_logs,
     cmd_scale,
@@ -218,6 +219,41 @@ examples:
         epilog="example:\n  juliarun url nb 8888",
     )
     url.add_argument("port", metavar="PORT", type=int, help="the port")
+
+    imports = add(
+        "import",
+        cmd_import,
+        "print a JuliaRunJob manifest (managementPolicy Observe) for each job in the namespace",
+        epilog="""\
+Each manifest has the job's type, jobName and parallelism (JuliaRun's requested scale); JuliaRun
+does not report a job's parameters, so comments list the fields to fill in before switching it
+to managementPolicy Full. Only reads JuliaRun.
+
+examples:
+  juliarun import > jobs.yaml
+  juliarun import --out-dir gitops/jobs --kube-namespace team-a
+  juliarun import legacy-web --credentials-ref juliarun-team-a | kubectl apply -n team-a -f -
+""",
+    )
+    imports.add_argument("names", metavar="NAME", nargs="*", help="only these jobs (default: all)")
+    imports.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="write one file per job, DIR/<job>.yaml, instead of one stream to stdout; "
+        "refuses (writing nothing) if any of them exists",
+    )
+    imports.add_argument(
+        "--kube-namespace",
+        "-k",
+        metavar="NS",
+        help="metadata.namespace of the manifests (default: none; kubectl's namespace applies)",
+    )
+    imports.add_argument(
+        "--credentials-ref",
+        metavar="SECRET",
+        help="spec.credentialsRef.name: the Secret in that namespace with this JuliaRun connection "
+        "(default: none, the operator's default connection)",
+    )
 
     types = sub.add_parser(
         "types",
