@@ -4,6 +4,7 @@ failure is (the breaker), the call cap and the fence."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -276,3 +277,44 @@ def test_a_client_that_cannot_even_send_fails_its_own_connection_only():
         conn.call(fail_with(FileNotFoundError("secrets/team-b/gone.crt")))
     assert not conn.healthy and "FileNotFoundError" in conn.problem and "gone.crt" not in conn.problem
     assert Connection(CONTEXT).healthy  # another connection: untouched
+
+
+def test_a_tenants_server_refusal_reaches_status_and_events_only_as_its_kind(caplog):
+    """A credentialsRef server may be any service on an allowed host: nothing of its error
+    reply goes into the object's status or Events, only its kind (HTTP status, or an error
+    answer); the reply is in the operator's log, bounded."""
+    from juliarun_operator.reconcile.runtime.connections import Credentials
+
+    secret = {"url": "https://jr.tenant.example", "token": "tenant-token-0123456789", "namespace": "t"}
+    spec = {**SPEC, "credentialsRef": {"name": "creds"}}
+    reply = "internal-banner: db01.corp 10.1.2.3 " + "x" * 2000
+    for exc, kind in (
+        (HTTPError("submitJob", 422, reply), "HTTP 422"),
+        (ApiError("submitJob", 3, reply), "answered with an error"),
+    ):
+        kube = RecordingKube(body("a", 1, spec=spec), secrets={("team", "creds"): secret})
+        ctl = Controller(Config(), kube, Connections(CONTEXT), Metrics())
+        ctl.acting = True
+        conn = ctl.connections.get(Credentials(secret["url"], secret["token"], secret["namespace"]))
+        conn.snapshot, conn.snapshot_time = {}, time.time()
+        conn.client.submit_job = fail_with(exc)
+        ctl.track("ADDED", kube.get_object(*KEY))
+        with caplog.at_level("WARNING", logger="juliarun_operator"):
+            ctl.process(KEY)
+        status = kube.objects[KEY]["status"]
+        stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+        assert stalled["reason"] == "SubmitRefused" and kind in stalled["message"], stalled
+        told = repr(status) + repr(kube.events)
+        assert "banner" not in told and "10.1.2.3" not in told and "xxx" not in told
+        logged = [
+            r.getMessage() for r in caplog.records if "refused by the tenant's JuliaRun" in r.getMessage()
+        ]
+        assert logged and "internal-banner" in logged[-1] and len(logged[-1]) < 700
+        caplog.clear()
+    # The administrator's JuliaRun (the default connection) keeps its reason on the object.
+    ctl, kube = controller(body("a", 1, spec=SPEC))
+    conn = with_snapshot(ctl)
+    conn.client.submit_job = fail_with(ApiError("submitJob", 3, "cpu: at most 64"))
+    ctl.track("ADDED", kube.get_object(*KEY))
+    ctl.process(KEY)
+    assert "cpu: at most 64" in json.dumps(kube.objects[KEY]["status"])

@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 
 from ...api import FINALIZER
 from ...juliarun import Job, JuliaRunError
-from ...juliarun.errors import ApiError, Blame, blame
+from ...juliarun.errors import ApiError, Blame, HTTPError, blame
+from ...juliarun.redact import cut
 from .. import decision as d
 from ..adapters.kube import ApiException, KubeAPI
 from ..adapters.metrics import Metrics
@@ -26,9 +27,11 @@ from ..decision.mapping import SecretReader, job_params
 from ..decision.observe import observing
 from .connections import Connection, Unavailable, Why
 from .registry import Body, Registry
+from .routing import tenants_server
 
 log = logging.getLogger("juliarun_operator")
 CONFLICT_RETRY = 0.05  # seconds: a status write refused as stale waits for the newer body
+MAX_LOGGED = 500  # characters of a tenant's server's refusal in the operator's log
 
 
 class Next(enum.Enum):
@@ -196,7 +199,7 @@ class Executor:
         return DONE
 
     def refused(self, obj: d.ObjectState, memory: d.Memory, action: d.Action, exc: JuliaRunError) -> Result:
-        why = exc.reason if isinstance(exc, ApiError) else str(exc)
+        why = told(obj, action.kind.value, action.job, exc)
         reason = f"JuliaRun refused {action.kind.value} of {action.job}: {why}"
         if action.kind is d.Kind.DELETE:
             if reason != memory.delete_refusal:  # said once; the retries that follow are counted
@@ -234,7 +237,8 @@ class Executor:
         except Unavailable as exc:
             lines = f"(logs unavailable: {exc})"
         except JuliaRunError as exc:
-            lines = f"(logs unavailable: {conn.problem if conn and blame(exc) is Blame.CONNECTION else exc})"
+            trouble = conn.problem if conn and blame(exc) is Blame.CONNECTION else None
+            lines = f"(logs unavailable: {trouble or told(obj, 'tailJob', name, exc)})"
         etype = "Normal" if phase == "Completed" else "Warning"
         self._fence()
         self.kube.event(
@@ -252,6 +256,23 @@ class Executor:
             lines[-4096:],
         )
         return lines[-4096:]  # a status field: bounded
+
+
+def told(obj: d.ObjectState, what: str, job: str, exc: JuliaRunError) -> str:
+    """What the object's status and Events say of a refused call: the administrator's
+    JuliaRun's reason as it gave it; of a server the tenant named, its kind alone. Nothing
+    of that server's reply goes where the tenant reads (it may be any service on an allowed
+    host); the reply goes to the operator's log, scrubbed, bounded and on one line."""
+    if not tenants_server(obj):
+        return str(exc.reason) if isinstance(exc, ApiError) else str(exc)
+    reply = exc.reason if isinstance(exc, ApiError) else exc.body if isinstance(exc, HTTPError) else exc
+    where = f"{obj.namespace}/{obj.name}"
+    log.warning(
+        "%s: %s of %s refused by the tenant's JuliaRun: %r", where, what, job, cut(str(reply), MAX_LOGGED)
+    )
+    if isinstance(exc, HTTPError):
+        return f"the credentialsRef server answered HTTP {exc.status} (its reply is in the operator's log)"
+    return "the credentialsRef server answered with an error (its reply is in the operator's log)"
 
 
 def obj_body(obj: d.ObjectState) -> Body:

@@ -47,9 +47,9 @@ class Routing:
     def wanted(self, obj: d.ObjectState) -> str:
         """The connection spec and administrator choose: a tenant's credentials Secret, the
         administrator's Secret for the namespace, or the default."""
-        ref = obj.spec.get("credentialsRef")
-        if isinstance(ref, dict) and ref.get("name"):
-            return f"Secret/{ref['name']}"
+        own = _tenants_own(obj)
+        if own:
+            return own
         mapped = self.config.namespace_connections.get(obj.namespace)
         return f"Admin/{mapped}" if mapped else d.DEFAULT_CONNECTION
 
@@ -84,3 +84,15 @@ class Routing:
             "",
             False,
         )
+
+
+def _tenants_own(obj: d.ObjectState) -> str:
+    ref = obj.spec.get("credentialsRef")
+    return f"Secret/{ref['name']}" if isinstance(ref, dict) and ref.get("name") else ""
+
+
+def tenants_server(obj: d.ObjectState) -> bool:
+    """Whether the object's JuliaRun is one its tenant named (credentialsRef): any service on
+    an allowed host, whose replies are not for the tenant to read (the administrator's are)."""
+    which = obj.status.get("connection") or _tenants_own(obj)
+    return which.startswith("Secret/")
