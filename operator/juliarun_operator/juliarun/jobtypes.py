@@ -1,7 +1,7 @@
 """The job-type table: the single source of truth for JuliaRun job types.
 
 The client validates with it, the emulator enforces it, and the CRD schema and the
-parameter docs are generated from it (`juliarun_operator.gen`). Defaults and the
+parameter docs are generated from it (`juliarun_dev.gen`, `make generate`). Defaults and the
 required/optional matrix follow the JuliaRun API reference (which, where it differs from
 the 2019 JuliaRunClient docs, wins).
 """
