@@ -43,6 +43,7 @@ OPERATOR: dict[str, str] = {
     "JULIARUN_TENANT_ALLOWED_HOSTS": "hosts a credentials Secret's url may name, comma-separated",
     "NAMESPACE_CONNECTIONS": "namespace=Secret pairs: the administrator's connection per namespace",
     "ADOPT_NAMESPACES": "namespaces that may adopt jobs and name them freely; * for all (--adopt-namespace)",
+    "ENDPOINT_RANGES": "CONNECTION=RANGE entries: where a connection's Services may point (--endpoint-range)",
 }
 
 # Read by the Python client inside a JuliaRun job (juliarun.current_job, Julia's `self()`).

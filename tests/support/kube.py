@@ -36,6 +36,7 @@ class RecordingKube:
         self.secrets = dict(secrets or {})
         self.events: list[tuple[str, str, str]] = []
         self.writes: list[tuple[str, str]] = []  # (kind of write, object name)
+        self.published: dict[tuple[Any, str, str], dict] = {}  # Services, EndpointSlices, Secrets
 
     def _bump(self, obj: dict) -> dict:
         meta = obj["metadata"]
@@ -90,3 +91,31 @@ class RecordingKube:
     def event(self, body: Mapping[str, Any], etype: str, reason: str, message: str, now: float) -> None:
         self.writes.append(("event", body["metadata"]["name"]))
         self.events.append((etype, reason, message))
+
+    # A job's Service, EndpointSlice and Secret: kept by (resource, namespace, name).
+    def get_published(self, resource: Any, namespace: str, name: str) -> dict | None:
+        found = self.published.get((resource, namespace, name))
+        return copy.deepcopy(found) if found else None
+
+    def create_published(self, resource: Any, namespace: str, body: Mapping[str, Any]) -> dict:
+        key = (resource, namespace, body["metadata"]["name"])
+        if key in self.published:
+            raise ApiException(status=409, reason="AlreadyExists")
+        self.writes.append((f"create {resource.value}", key[2]))
+        stored = copy.deepcopy(dict(body))
+        stored["metadata"] = {**stored["metadata"], "uid": f"uid-{key[2]}"}
+        self.published[key] = stored
+        return copy.deepcopy(stored)
+
+    def patch_published(self, resource: Any, namespace: str, name: str, patch: Mapping[str, Any]) -> dict:
+        key = (resource, namespace, name)
+        if key not in self.published:
+            raise ApiException(status=404, reason="Not Found")
+        self.writes.append((f"patch {resource.value}", name))
+        merged = {**self.published[key], **{k: v for k, v in patch.items() if k != "metadata"}}
+        self.published[key] = merged
+        return copy.deepcopy(merged)
+
+    def delete_published(self, resource: Any, namespace: str, name: str, uid: str) -> None:
+        self.writes.append((f"delete {resource.value}", name))
+        self.published.pop((resource, namespace, name), None)

@@ -284,3 +284,19 @@ def test_invalid_state_is_refused_and_keeps_the_jobs(cluster, data):
     with pytest.raises(ValueError):
         cluster.load_dict(data)
     assert list(cluster.list_jobs(NS)) == ["b"]
+
+
+def test_a_moved_job_reports_its_new_address_and_keeps_it_across_a_restart(cluster, clock):
+    submit(cluster, "nb", "Notebook")
+    clock.advance(1.0)
+    before = cluster.endpoints(NS, "nb", "Notebook")
+    assert cluster.move(NS, "nb", "10.77.0.5") == ["10.77.0.5:8888"]
+    assert cluster.endpoints(NS, "nb", "Notebook") == ["10.77.0.5:8888"] != before
+    assert "job moved: pod 10.77.0.5" in cluster.tail(NS, "nb", "Notebook", 10)
+    again = Cluster(cluster.timing, clock)
+    again.load_dict(cluster.to_dict())
+    assert again.endpoints(NS, "nb", "Notebook") == ["10.77.0.5:8888"]
+    cluster.move(NS, "nb", "")
+    assert cluster.endpoints(NS, "nb", "Notebook") == before
+    with pytest.raises(KeyError):
+        cluster.move(NS, "absent", "10.0.0.1")

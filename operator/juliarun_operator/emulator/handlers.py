@@ -16,6 +16,7 @@ import base64
 import gc
 import json
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from http import HTTPStatus
@@ -239,6 +240,27 @@ async def complete_jobs(request: web.Request) -> web.Response:
     except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         return web.json_response({"error": f"expected {{namespace, names}}: {exc}"}, status=400)
     return web.json_response(ended)
+
+
+async def move_job(request: web.Request) -> web.Response:
+    """POST {"namespace": ..., "name": ..., "address": ...}: the job runs at that address now
+    (its endpoints follow); answers its new endpoints."""
+    emu = request.app[EMULATOR]
+    try:
+        body = await request.json()
+        address = str(body.get("address") or "")
+        if address and not _ADDRESS.match(address):
+            raise ValueError(f"address {address!r} is not an IP address or host name")
+        endpoints = emu.cluster.move(str(body["namespace"]), str(body["name"]), address)
+    except KeyError as exc:
+        return web.json_response({"error": f"expected {{namespace, name, address}}: {exc}"}, status=404)
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        return web.json_response({"error": f"expected {{namespace, name, address}}: {exc}"}, status=400)
+    emu.changed()
+    return web.json_response({"endpoints": endpoints})
+
+
+_ADDRESS = re.compile(r"^[A-Za-z0-9.:-]{1,253}$")
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -57,11 +57,18 @@ class Job:
     started_before: int  # workers started before the current approach
     history: list[list[Any]] = field(default_factory=list)  # [time, stream, text], by time
     fail: str = ""  # one of FAIL_MODES, or "" for a job that succeeds
+    address: str = ""  # where the job was moved to (/_emulator/move); "" at its own fake pod IP
     ip: str = field(init=False)
     endpoints: list[str] = field(init=False)  # while running; derived, not saved
 
     def __post_init__(self) -> None:
-        self.ip = fake_pod_ip(self.namespace, self.name)
+        self.move(self.address)
+
+    def move(self, address: str) -> None:
+        """The job runs at `address` from now on ("": its own fake pod IP), as when JuliaRun
+        reschedules a job's pod."""
+        self.address = address
+        self.ip = address or fake_pod_ip(self.namespace, self.name)
         self.refresh_endpoints()
 
     def ports(self) -> dict[str, Any]:
@@ -88,6 +95,7 @@ class Job:
                 "started_before",
                 "history",
                 "fail",
+                "address",
             )
         }
 

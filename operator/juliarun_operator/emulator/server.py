@@ -21,6 +21,7 @@ from .handlers import (
     get_counters,
     get_faults,
     healthz,
+    move_job,
     put_faults,
     reset_counters,
 )
@@ -64,6 +65,7 @@ def create_app(config: EmulatorConfig, clock: Callable[[], float] | None = None)
     app.router.add_post("/_emulator/counters/reset", reset_counters)
     app.router.add_get("/_emulator/healthz", healthz)
     app.router.add_post("/_emulator/complete", complete_jobs)
+    app.router.add_post("/_emulator/move", move_job)
     app.router.add_get("/{op}/", api)
     app.router.add_get("/{op}/{job_type}/", api)
 

@@ -145,6 +145,17 @@ class Cluster:
         self.version += 1
         return ended
 
+    def move(self, namespace: str, name: str, address: str) -> list[str]:
+        """Move a job to `address` (an IP address or host name; "" back to its own), as
+        JuliaRun does when it reschedules one: its endpoints follow. Its new endpoints."""
+        job = self.jobs.get(namespace, {}).get(name)
+        if job is None:
+            raise KeyError(f"no job {name!r} in namespace {namespace!r}")
+        job.move(address)
+        self._log(job, self.clock(), STDERR, f"[ Info: job moved: pod {job.ip}")
+        self.version += 1
+        return list(job.endpoints)
+
     def _rescale(self, job: Job, now: float, parallelism: int) -> None:
         # Fix the finished part of the current approach in the history, then start anew
         # from where the workers are now.

@@ -110,6 +110,17 @@ def configure_parser(subparsers: Any) -> None:
         "own prefix <namespace>- (repeatable; default $ADOPT_NAMESPACES, comma-separated; "
         "'*' for all; default none)",
     )
+    add(
+        "--endpoint-range",
+        action="append",
+        dest="endpoint_ranges",
+        metavar="CONNECTION=RANGE",
+        help="where the Services of a connection's jobs may point: an address range (10.0.0.0/8) or a "
+        "host-name suffix (.jobs.example.com) for CONNECTION default, Admin/<secret> (a "
+        "--namespace-connection Secret) or Secret/<namespace>/<name> (a tenant's credentialsRef); "
+        "CONNECTION= alone allows nothing (repeatable; default $ENDPOINT_RANGES, comma-separated; "
+        "default: default=10.0.0.0/8, JuliaRun's pod network, and nothing for the others)",
+    )
     p.set_defaults(func=run)
 
 
@@ -161,6 +172,12 @@ def run(args: argparse.Namespace) -> int:
             raise EnvVarError(f"namespace connection {entry!r}: expected NAMESPACE=SECRET")
         mapping[namespace.strip()] = secret.strip()
     kubeconfig = args.kubeconfig or env_str("KUBECONFIG")
+    from .runtime.published import parse_ranges
+
+    try:
+        endpoint_ranges = parse_ranges(args.endpoint_ranges or env_list("ENDPOINT_RANGES"))
+    except ValueError as exc:
+        raise StartupError(f"--endpoint-range / ENDPOINT_RANGES: {exc}") from None
     try:
         allowed_hosts = tenancy.allowed_hosts_from_env()
     except ValueError as exc:
@@ -233,6 +250,7 @@ def run(args: argparse.Namespace) -> int:
             check_url=check_url,
             namespace_connections=mapping,
             own_namespace=_pod_namespace(),
+            endpoint_ranges=endpoint_ranges,
         ),
         kube,
         connections,

@@ -15,6 +15,7 @@ import kubernetes
 
 from ...api import COMPONENT, GROUP, KIND, PLURAL, VERSION
 from ...tenancy import secret_is_marked, unmarked_secret_message
+from ..decision.model import Resource
 from ..decision.status import iso
 
 TIMEOUT = (5.0, 30.0)  # connect, read: no Kubernetes call may hang a worker
@@ -93,6 +94,17 @@ class KubeAPI(Protocol):
 
     def event(self, body: Mapping[str, Any], etype: str, reason: str, message: str, now: float) -> None: ...
 
+    # A job's Service, EndpointSlice and connection Secret (decision/publish.py).
+    def get_published(self, resource: Resource, namespace: str, name: str) -> Body | None: ...
+
+    def create_published(self, resource: Resource, namespace: str, body: Mapping[str, Any]) -> Body: ...
+
+    def patch_published(
+        self, resource: Resource, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> Body: ...
+
+    def delete_published(self, resource: Resource, namespace: str, name: str, uid: str) -> None: ...
+
 
 class Kube:
     """Thin wrappers over the official client, with the operator's group and kind."""
@@ -105,6 +117,7 @@ class Kube:
         self.api = kubernetes.client.ApiClient(config)
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
         self.core = kubernetes.client.CoreV1Api(self.api)
+        self.discovery = kubernetes.client.DiscoveryV1Api(self.api)
         self.host = socket.gethostname()
         self.writes = 0  # status patches, finalizer patches and Events: for the benchmarks
         self._lock = threading.Lock()
@@ -287,3 +300,78 @@ class Kube:
                 meta["name"],
                 getattr(exc, "status", type(exc).__name__),
             )
+
+    # --- a job's Service, EndpointSlice and connection Secret -----------------------------------
+
+    def _calls(self, resource: Resource) -> tuple[Callable[..., Any], ...]:
+        """read, create, patch, delete of the resource's API."""
+        if resource is Resource.SERVICE:
+            c = self.core
+            return (
+                c.read_namespaced_service,
+                c.create_namespaced_service,
+                c.patch_namespaced_service,
+                c.delete_namespaced_service,
+            )
+        if resource is Resource.ENDPOINT_SLICE:
+            e = self.discovery
+            return (
+                e.read_namespaced_endpoint_slice,
+                e.create_namespaced_endpoint_slice,
+                e.patch_namespaced_endpoint_slice,
+                e.delete_namespaced_endpoint_slice,
+            )
+        c = self.core
+        return (
+            c.read_namespaced_secret,
+            c.create_namespaced_secret,
+            c.patch_namespaced_secret,
+            c.delete_namespaced_secret,
+        )
+
+    def _plain(self, answer: Any) -> Body:
+        return cast("Body", self.api.sanitize_for_serialization(answer))
+
+    def get_published(self, resource: Resource, namespace: str, name: str) -> Body | None:
+        """The object as it is now (a Secret's data still base64); None if there is none."""
+        read = self._calls(resource)[0]
+        try:
+            return self._plain(read(name, namespace, _request_timeout=TIMEOUT))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create_published(self, resource: Resource, namespace: str, body: Mapping[str, Any]) -> Body:
+        create = self._calls(resource)[1]
+        self._count()
+        # A dict is sent as JSON as it stands.
+        return self._plain(create(namespace, cast(Any, dict(body)), _request_timeout=TIMEOUT))
+
+    def patch_published(
+        self, resource: Resource, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> Body:
+        """A JSON merge patch: the lists it names (ports, endpoints) are replaced whole."""
+        call = self._calls(resource)[2]
+        self._count()
+        answer = call(
+            name,
+            namespace,
+            cast(Any, dict(patch)),
+            _content_type="application/merge-patch+json",
+            _request_timeout=TIMEOUT,
+        )
+        return self._plain(answer)
+
+    def delete_published(self, resource: Resource, namespace: str, name: str, uid: str) -> None:
+        """Delete the object, only the one with this UID; gone already is fine."""
+        delete = self._calls(resource)[3]
+        self._count()
+        options = kubernetes.client.V1DeleteOptions(
+            preconditions=kubernetes.client.V1Preconditions(uid=uid) if uid else None
+        )
+        try:
+            delete(name, namespace, body=options, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status not in (404, 409):  # 409: another object of that name now: not ours
+                raise

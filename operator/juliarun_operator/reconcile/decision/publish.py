@@ -562,3 +562,15 @@ def _set_published(
         return [c for c in conditions if c.get("type") != PUBLISHED]
     updated = st.set_condition(conditions, PUBLISHED, cond, generation, now)
     return sorted(updated, key=lambda x: st.ORDER.get(x["type"], 3))
+
+
+def relevant(obj: ObjectState) -> bool:
+    """Whether the object publishes anything, or did (what is there must then be looked at)."""
+    if obj.deleting and FINALIZER not in obj.finalizers:
+        return False
+    return (
+        (service_enabled(obj.spec) and bool(ports(obj.spec)))
+        or bool(secret_name(obj.spec))
+        or bool(obj.status.get("binding"))
+        or bool(st.condition(obj.status, PUBLISHED))
+    )

@@ -23,11 +23,13 @@ from ...juliarun.client import Context, public_url
 from .. import decision as d
 from ..adapters.kube import ApiException, KubeAPI
 from ..adapters.metrics import Metrics
+from ..decision import publish as pub
 from ..decision.mapping import SECRET_FIELDS, job_params
-from ..decision.rules import handover
+from ..decision.rules import handover, ours
 from .connections import Backoff, Connection, Connections
 from .credentials import SecretCache
 from .executor import DONE, Executor, Next, Result
+from .published import Published, allowed, parse_ranges
 from .queue import RateLimit, WorkQueue
 from .registry import Body, Key, Registry, key_of
 from .routing import Routing
@@ -55,6 +57,9 @@ class Config:
     backoff: Backoff = field(default_factory=Backoff)
     rate_limit: RateLimit = field(default_factory=RateLimit)  # an object's retries after failures
     max_calls: int = 8  # JuliaRun calls under way at once per connection: a slow one holds no more workers
+    # connection (default, Admin/<secret>, Secret/<namespace>/<name>) -> where its jobs'
+    # Services may point (published.parse_ranges; a connection not named: nowhere)
+    endpoint_ranges: dict[str, pub.Allowed] = field(default_factory=lambda: parse_ranges(()))
 
 
 class Controller:
@@ -68,6 +73,7 @@ class Controller:
             config, connections, SecretCache(kube.read_secret_data, config.credentials_ttl, config.backoff)
         )
         self.queue = WorkQueue(config.rate_limit)
+        self.published = Published(kube)
         self.acting = False
         self.acting_since = 0.0
         self.earlier = d.Earlier()
@@ -80,6 +86,7 @@ class Controller:
             self.routing.secret_value,
             lambda: self.fence(),
             config.log_lines_on_completion,
+            self.published,
         )
 
     # --- the registry, fed by the watch -----------------------------------------------------
@@ -95,6 +102,7 @@ class Controller:
         self.queue.forget(key)
         self.memory.pop(body["metadata"].get("uid", ""), None)
         self.warned_insecure.discard(body["metadata"].get("uid", ""))
+        self.published.forget(body["metadata"].get("uid", ""))
         for conn in self.connections.all():
             conn.forget(key)
 
@@ -119,6 +127,7 @@ class Controller:
             log.warning("resync list failed: %s", _describe(exc))
             return
         self.replace_all(bodies)
+        self.published.clear()  # what others changed of the published objects shows now
         self.wake(self.keys())
 
     # --- acting ----------------------------------------------------------------------------
@@ -211,7 +220,7 @@ class Controller:
             if conn is not None and conn.context.insecure() and obj.uid not in self.warned_insecure:
                 self._warn_insecure(body, conn)
                 self.warned_insecure.add(obj.uid)
-            plan = d.reconcile(obj, facts)
+            plan = self._publishing(obj, facts, d.reconcile(obj, facts))
             if plan.job:
                 self.registry.route(plan.job, key, conn)
             if conn is not None:
@@ -228,6 +237,27 @@ class Controller:
                     return Result(Next.AFTER, plan.requeue_after)
             return result
         return Result(Next.AFTER, 0.1)  # AGAIN three times: a breather, then on
+
+    def _publishing(self, obj: d.ObjectState, facts: d.Facts, plan: d.Plan) -> d.Plan:
+        """The plan with the object's Service, EndpointSlice and Secret kept in step."""
+        if not pub.relevant(obj):
+            return plan
+        found = self.published.found(obj, pub.wanted_names(obj))
+        name = plan.job
+        known = facts.snapshot is not None and name is not None
+        info = facts.snapshot.get(name) if facts.snapshot is not None and name else None
+        if (
+            info is not None
+            and name
+            and not (
+                info.type == obj.spec.get("type")
+                and (obj.status.get("jobName") == name or ours(obj, facts, name))
+            )
+        ):
+            info = None  # not this object's job: nothing of it is published
+        where = allowed(self.config.endpoint_ranges, obj, obj.status.get("connection") or facts.connection)
+        password = str((facts.params or {}).get("passwd") or "")
+        return pub.plan(obj, plan, pub.View(facts.now, known, info, where, found, password))
 
     def _warn_insecure(self, body: Body, conn: Connection) -> None:
         """The administrator allowed plain http beyond loopback: the object's people are told."""

@@ -24,8 +24,10 @@ from .. import decision as d
 from ..adapters.kube import ApiException, KubeAPI
 from ..adapters.metrics import Metrics
 from ..decision.mapping import SecretReader, job_params
+from ..decision.model import Publication
 from ..decision.observe import observing
 from .connections import Connection, Unavailable, Why
+from .published import Published
 from .registry import Body, Registry
 from .routing import tenants_server
 
@@ -68,6 +70,7 @@ class Executor:
     secret_value: SecretReader
     fence: Callable[[], bool]
     log_lines_on_completion: int = 20
+    published: Published | None = None  # the Services, EndpointSlices and Secrets last seen
 
     def execute(
         self, body: Body, obj: d.ObjectState, memory: d.Memory, conn: Connection | None, plan: d.Plan
@@ -110,6 +113,9 @@ class Executor:
             elif kind is d.Kind.POST_LOGS:
                 last_logs = self.post_logs(body, obj, conn, action.job, action.phase)
                 memory.logs_posted, memory.last_logs = action.job, last_logs
+            elif kind is d.Kind.PUBLISH or kind is d.Kind.UNPUBLISH:
+                if action.publication is not None and not self.publish(obj, kind, action.publication):
+                    return Result(Next.AFTER, CONFLICT_RETRY)
             elif kind is d.Kind.DELETE_OBJECT:  # batch: ttlSecondsAfterFinished ran out
                 self._fence()
                 log.info("%s/%s: deleting: ttlSecondsAfterFinished has passed", obj.namespace, obj.name)
@@ -141,6 +147,33 @@ class Executor:
         if keep:
             self.registry.remember(written)
         return written
+
+    def publish(self, obj: d.ObjectState, kind: d.Kind, p: Publication) -> bool:
+        """Create, patch or delete a Service, EndpointSlice or Secret of the object's, in its
+        own namespace only. False: what it was decided on was stale (the object is read again
+        at the next look)."""
+        ns, key, what = obj.namespace, (p.resource, p.name), p.resource.value
+        if (p.body.get("metadata") or {}).get("namespace", ns) != ns:  # never into another namespace
+            raise RuntimeError(f"{what} {p.name} not written: not in the object's namespace {ns}")
+        try:
+            if kind is d.Kind.UNPUBLISH or p.replace:
+                self._fence()
+                self.kube.delete_published(p.resource, ns, p.name, p.uid)
+                if self.published is not None:
+                    self.published.remember(obj.uid, key, None)
+            if kind is d.Kind.PUBLISH:
+                fn = self.kube.patch_published if p.exists else self.kube.create_published
+                args = (p.resource, ns, p.name, p.body) if p.exists else (p.resource, ns, p.body)
+                written = self.write(what, fn, *args, keep=False)
+                if self.published is not None:
+                    self.published.remember(obj.uid, key, written)
+        except ApiException as exc:
+            if exc.status not in (404, 409):  # gone, or there already: not as last seen
+                raise
+            if self.published is not None:
+                self.published.forget(obj.uid)
+            return False
+        return True
 
     def _refresh(self, obj: d.ObjectState) -> None:
         """The object as it is now, in place of the stale body a write was refused for."""

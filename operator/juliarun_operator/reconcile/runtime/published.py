@@ -1,0 +1,85 @@
+"""What the operator published of each object (its Service, EndpointSlice, connection Secret)
+as last seen: read once with a GET, then kept from the answers to its own writes, so that a
+look at an object in the steady state costs no call. A full resync forgets it all (a change
+made by someone else shows within the resync interval); a write refused as stale forgets
+the object's entries (the next look reads them again).
+
+Also where each connection may point a Service (the administrator's ranges)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+
+from .. import decision as d
+from ..adapters.kube import KubeAPI
+from ..decision import publish as pub
+from ..decision.model import Resource
+from .registry import Body
+
+Key = tuple[Resource, str]
+DEFAULT_RANGES = (
+    "10.0.0.0/8",
+)  # the default connection's, unless the administrator says: JuliaRun's pod network
+
+
+class Published:
+    def __init__(self, kube: KubeAPI):
+        self.kube = kube
+        self._seen: dict[str, dict[Key, Body | None]] = {}  # by object UID
+        self._lock = threading.Lock()
+
+    def found(self, obj: d.ObjectState, names: Iterable[Key]) -> dict[Key, Body | None]:
+        """The objects of these names in the object's namespace, as last seen (read if never)."""
+        with self._lock:
+            seen = dict(self._seen.get(obj.uid, {}))
+        out: dict[Key, Body | None] = {}
+        for key in names:
+            if key not in seen:
+                seen[key] = self.kube.get_published(key[0], obj.namespace, key[1])
+            out[key] = seen[key]
+        with self._lock:
+            self._seen.setdefault(obj.uid, {}).update(out)
+        return out
+
+    def remember(self, uid: str, key: Key, body: Body | None) -> None:
+        with self._lock:
+            self._seen.setdefault(uid, {})[key] = body
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            self._seen.pop(uid, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._seen.clear()
+
+
+def ranges_key(obj: d.ObjectState, connection: str) -> str:
+    """The connection as the administrator names it for its ranges: default, Admin/<secret>
+    (a --namespace-connection Secret), or Secret/<namespace>/<name> (a tenant's credentialsRef)."""
+    kind, _, name = connection.partition("/")
+    return f"Secret/{obj.namespace}/{name}" if kind == "Secret" else connection
+
+
+def parse_ranges(entries: Iterable[str]) -> dict[str, pub.Allowed]:
+    """`CONNECTION=RANGE` entries (a range or a .host-suffix each; `CONNECTION=` alone: none)
+    into each connection's Allowed; the default connection has DEFAULT_RANGES unless named.
+    ValueError names a bad entry."""
+    given: dict[str, list[str]] = {}
+    for entry in entries:
+        connection, sep, value = entry.partition("=")
+        if not sep or not connection.strip():
+            raise ValueError(f"endpoint range {entry!r}: expected CONNECTION=RANGE (e.g. default=10.0.0.0/8)")
+        given.setdefault(connection.strip(), []).append(value.strip())
+    ranges = {d.DEFAULT_CONNECTION: pub.Allowed.parse(DEFAULT_RANGES)}
+    for connection, values in given.items():
+        try:
+            ranges[connection] = pub.Allowed.parse(values)
+        except ValueError as exc:
+            raise ValueError(f"endpoint range of {connection}: {exc}") from None
+    return ranges
+
+
+def allowed(ranges: Mapping[str, pub.Allowed], obj: d.ObjectState, connection: str) -> pub.Allowed:
+    return ranges.get(ranges_key(obj, connection), pub.Allowed())
