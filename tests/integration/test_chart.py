@@ -666,6 +666,11 @@ def test_rbac_allows_what_the_operator_needs(control_plane, operator_release):
         ["create", "events", "-n", watched],
         ["delete", "juliarunjobs.juliarun.dev", "-n", watched],  # ttlSecondsAfterFinished
         ["get", "secrets", "-n", watched],
+        # a job's Service and EndpointSlice; its connection Secret where the namespace opted in
+        ["create", "services", "-n", watched],
+        ["patch", "endpointslices.discovery.k8s.io", "-n", watched],
+        ["delete", "services", "-n", watched],
+        ["create", "secrets", "-n", watched],
         ["watch", "customresourcedefinitions.apiextensions.k8s.io"],
         ["list", "namespaces"],
     ):
@@ -688,6 +693,10 @@ def test_rbac_refuses_what_the_operator_does_not_need(control_plane, operator_re
         ["create", "clusterrolebindings.rbac.authorization.k8s.io"],
         ["delete", "juliarunjobs.juliarun.dev", "-n", rel["other"]],
         ["create", "pods", "-n", rel["watched"]],
+        ["create", "services", "-n", rel["other"]],
+        ["create", "endpointslices.discovery.k8s.io", "-n", rel["other"]],
+        ["list", "services", "-n", rel["watched"]],
+        ["create", "secrets", "-n", rel["other"]],
     ):
         assert not can_i(control_plane, user, *args), f"{user} can {' '.join(args)}"
 

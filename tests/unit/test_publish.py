@@ -357,3 +357,11 @@ def test_allowed_entries_are_ranges_or_host_suffixes(entries, error):
             pub.Allowed.parse(entries)
     else:
         assert pub.Allowed.parse(entries).describe() == "10.0.0.0/8, .example.com"
+
+
+def test_where_the_operator_may_not_read_secrets_the_condition_says_so_and_nothing_is_sent():
+    o = obj({"writeConnectionSecretToRef": {"name": "conn"}})
+    v = view(job())._replace(forbidden=frozenset({(Resource.SECRET, "conn")}))
+    plan = pub.plan(o, d.Plan(), v)
+    assert Resource.SECRET not in [r for _, r, _ in publications(plan)]
+    assert "may not read or write Secrets in this namespace" in published(plan)[2]

@@ -151,3 +151,24 @@ def test_ranges_per_connection_none_for_a_tenant_unless_the_administrator_says(e
 def test_a_bad_range_is_named():
     with pytest.raises(ValueError, match=r"default.*'10\.0\.0\.0/40'"):
         parse_ranges(["default=10.0.0.0/40"])
+
+
+def test_a_secret_the_operator_may_not_read_is_a_condition_read_again_only_at_resync():
+    ctl, kube, _ = setup()
+
+    def forbidden(resource, namespace, name):
+        kube.reads += 1
+        if resource is Resource.SECRET:
+            from juliarun_operator.reconcile.adapters.kube import ApiException
+
+            raise ApiException(status=403, reason="Forbidden")
+        return RecordingKube.get_published(kube, resource, namespace, name)
+
+    kube.get_published = forbidden  # type: ignore[method-assign]
+    settle(ctl, kube)
+    assert (Resource.SECRET, "team", "nb-conn") not in kube.published
+    cond = next(c for c in kube.objects[KEY]["status"]["conditions"] if c["type"] == "Published")
+    assert "may not read or write Secrets" in cond["message"]
+    reads = kube.reads
+    ctl.process(KEY)
+    assert kube.reads == reads

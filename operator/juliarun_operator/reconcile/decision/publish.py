@@ -114,6 +114,7 @@ class View(NamedTuple):
     allowed: Allowed
     found: Mapping[tuple[Resource, str], Body | None]
     password: str = ""  # a notebook's, from the spec's passwordSecretRef (the checked parameters)
+    forbidden: frozenset[tuple[Resource, str]] = frozenset()  # not readable by the operator (RBAC)
 
 
 def service_enabled(spec: Mapping[str, Any]) -> bool:
@@ -406,7 +407,13 @@ def _keep(obj: ObjectState, view: View) -> tuple[tuple[Action, ...], st.Cond | N
     published_host = ""
     if want_service:
         bad_port = next((p.name for p in job_ports if not _port_name_ok(p.name)), None)
-        if not SERVICE_NAME_RE.match(obj.name):
+        if {(Resource.SERVICE, obj.name), (Resource.ENDPOINT_SLICE, slice_name(obj))} & view.forbidden:
+            problems.append(
+                "no Service: the operator may not read Services and EndpointSlices in this namespace "
+                "(its RBAC: docs/install.md)"
+            )
+            want_service = False
+        elif not SERVICE_NAME_RE.match(obj.name):
             problems.append(f"no Service: {obj.name!r} is not a Service name (a DNS-1035 label)")
             want_service = False
         elif bad_port is not None:
@@ -488,6 +495,12 @@ def _secret_actions(
     if not name:
         return ""
     found = view.found.get((Resource.SECRET, name))
+    if (Resource.SECRET, name) in view.forbidden:
+        problems.append(
+            f"no Secret {name}: the operator may not read or write Secrets in this namespace "
+            "(the namespace opts in: docs/install.md)"
+        )
+        return ""
     if found is not None and not owned(found, obj.uid):
         problems.append(f"Secret {name} exists and was not created by the operator: left as it is")
         return ""

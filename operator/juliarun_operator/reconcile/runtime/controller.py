@@ -242,7 +242,7 @@ class Controller:
         """The plan with the object's Service, EndpointSlice and Secret kept in step."""
         if not pub.relevant(obj):
             return plan
-        found = self.published.found(obj, pub.wanted_names(obj))
+        found, forbidden = self.published.found(obj, pub.wanted_names(obj))
         name = plan.job
         known = facts.snapshot is not None and name is not None
         info = facts.snapshot.get(name) if facts.snapshot is not None and name else None
@@ -257,7 +257,8 @@ class Controller:
             info = None  # not this object's job: nothing of it is published
         where = allowed(self.config.endpoint_ranges, obj, obj.status.get("connection") or facts.connection)
         password = str((facts.params or {}).get("passwd") or "")
-        return pub.plan(obj, plan, pub.View(facts.now, known, info, where, found, password))
+        view = pub.View(facts.now, known, info, where, found, password, forbidden)
+        return pub.plan(obj, plan, view)
 
     def _warn_insecure(self, body: Body, conn: Connection) -> None:
         """The administrator allowed plain http beyond loopback: the object's people are told."""

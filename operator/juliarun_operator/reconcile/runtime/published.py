@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable, Mapping
 
 from .. import decision as d
-from ..adapters.kube import KubeAPI
+from ..adapters.kube import ApiException, KubeAPI
 from ..decision import publish as pub
 from ..decision.model import Resource
 from .registry import Body
@@ -27,20 +27,32 @@ class Published:
     def __init__(self, kube: KubeAPI):
         self.kube = kube
         self._seen: dict[str, dict[Key, Body | None]] = {}  # by object UID
+        self._forbidden: dict[str, set[Key]] = {}  # ... and what the operator may not read (RBAC)
         self._lock = threading.Lock()
 
-    def found(self, obj: d.ObjectState, names: Iterable[Key]) -> dict[Key, Body | None]:
-        """The objects of these names in the object's namespace, as last seen (read if never)."""
+    def found(
+        self, obj: d.ObjectState, names: Iterable[Key]
+    ) -> tuple[dict[Key, Body | None], frozenset[Key]]:
+        """The objects of these names in the object's namespace, as last seen (read if never),
+        and those the operator may not read there (its RBAC: a namespace not opted in)."""
         with self._lock:
             seen = dict(self._seen.get(obj.uid, {}))
+            forbidden = set(self._forbidden.get(obj.uid, ()))
         out: dict[Key, Body | None] = {}
         for key in names:
-            if key not in seen:
-                seen[key] = self.kube.get_published(key[0], obj.namespace, key[1])
-            out[key] = seen[key]
+            if key not in seen and key not in forbidden:
+                try:
+                    seen[key] = self.kube.get_published(key[0], obj.namespace, key[1])
+                except ApiException as exc:
+                    if exc.status != 403:
+                        raise
+                    forbidden.add(key)
+            out[key] = seen.get(key)
         with self._lock:
-            self._seen.setdefault(obj.uid, {}).update(out)
-        return out
+            self._seen.setdefault(obj.uid, {}).update({k: v for k, v in out.items() if k not in forbidden})
+            if forbidden:
+                self._forbidden[obj.uid] = forbidden
+        return out, frozenset(forbidden & set(out))
 
     def remember(self, uid: str, key: Key, body: Body | None) -> None:
         with self._lock:
@@ -49,10 +61,12 @@ class Published:
     def forget(self, uid: str) -> None:
         with self._lock:
             self._seen.pop(uid, None)
+            self._forbidden.pop(uid, None)
 
     def clear(self) -> None:
         with self._lock:
             self._seen.clear()
+            self._forbidden.clear()
 
 
 def ranges_key(obj: d.ObjectState, connection: str) -> str:
