@@ -300,3 +300,21 @@ def test_a_moved_job_reports_its_new_address_and_keeps_it_across_a_restart(clust
     assert cluster.endpoints(NS, "nb", "Notebook") == before
     with pytest.raises(KeyError):
         cluster.move(NS, "absent", "10.0.0.1")
+
+
+def test_with_listen_addresses_each_job_takes_a_free_one_and_reports_it(cluster, clock):
+    from juliarun_operator.emulator.listeners import address_pool
+
+    cluster.pool = address_pool(["10.1.0.0/30", "10.2.0.9"])
+    assert cluster.pool == ["10.1.0.1", "10.1.0.2", "10.2.0.9"]
+    submit(cluster, "a", "Notebook")
+    submit(cluster, "b", "Notebook")
+    clock.advance(1.0)
+    assert cluster.endpoints(NS, "a", "Notebook") == ["10.1.0.1:8888"]
+    assert cluster.endpoints(NS, "b", "Notebook") == ["10.1.0.2:8888"]
+    cluster.delete(NS, "a", "Notebook", force=True)
+    submit(cluster, "c", "Notebook")  # the freed address
+    clock.advance(1.0)
+    assert cluster.endpoints(NS, "c", "Notebook") == ["10.1.0.1:8888"]
+    with pytest.raises(ValueError, match=r"--listen-host 'nb\.local'"):
+        address_pool(["nb.local"])

@@ -17,6 +17,7 @@ import yaml
 from aiohttp import web
 
 from . import faults as fl
+from .listeners import address_pool
 from .server import EMULATOR, Emulator, EmulatorConfig, create_app, make_runner
 from .state import Cluster
 
@@ -180,6 +181,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "a client that works with any N does not depend on ours)",
     )
     parser.add_argument(
+        "--listen-host",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="an address (or CIDR range) for jobs: each job takes one and, while it runs, listens "
+        "there on its service ports, answering HTTP with a line naming the job; its endpoints "
+        "report that address. Repeatable; default none (jobs report fake 10.x pod IPs)",
+    )
+    parser.add_argument(
         "--no-access-log",
         action="store_true",
         help="do not log requests (the log never holds query strings anyway)",
@@ -216,6 +226,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         faults=faults,
         log_interval=args.log_interval,
         code_offset=args.code_offset,
+        listen=tuple(address_pool(args.listen_host)),
     )
 
 

@@ -6,6 +6,7 @@ an address other than loopback is warned about.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from .handlers import (
     put_faults,
     reset_counters,
 )
+from .listeners import Listeners
 from .service import EMULATOR, Emulator, EmulatorConfig
 
 # run.py and the tests build the app from here; the configuration lives in service.py.
@@ -69,6 +71,8 @@ def create_app(config: EmulatorConfig, clock: Callable[[], float] | None = None)
     app.router.add_get("/{op}/", api)
     app.router.add_get("/{op}/{job_type}/", api)
 
+    listeners: list[asyncio.Task[None]] = []  # the jobs' own sockets (--listen-host)
+
     async def on_startup(app: web.Application) -> None:
         if config.auth is None:
             log.warning("no --auth file: any non-empty token is accepted in any namespace")
@@ -77,11 +81,16 @@ def create_app(config: EmulatorConfig, clock: Callable[[], float] | None = None)
             log.warning("%s", warning)
         if emu.faults.config:
             log.warning("faults set: %s", json.dumps(emu.faults.config))
+        if config.listen:
+            listeners.append(asyncio.create_task(Listeners(emu.cluster).run(emu.stopping)))
 
     async def on_shutdown(app: web.Application) -> None:
         emu.stopping.set()
 
     async def on_cleanup(app: web.Application) -> None:
+        emu.stopping.set()
+        for task in listeners:
+            await task
         emu.close()
 
     app.on_startup.append(on_startup)

@@ -38,6 +38,7 @@ class EmulatorConfig:
     faults: dict[str, Any] = field(default_factory=dict)
     log_interval: float = 5.0  # heartbeat log lines of jobs that run until deleted
     code_offset: int = 0  # added to every error code: clients must not depend on our codes
+    listen: tuple[str, ...] = ()  # addresses jobs take and listen on while they run (listeners.py)
 
 
 class Emulator:
@@ -47,6 +48,7 @@ class Emulator:
         self.config = config
         timing = Timing(config.create_delay, config.worker_delay, config.run_time, config.log_interval)
         self.cluster = Cluster(timing, clock) if clock else Cluster(timing)
+        self.cluster.pool = list(config.listen)
         self.faults = fl.Faults(config.faults, config.seed)
         self.auth = (
             {ns: [t.encode() for t in tokens] for ns, tokens in config.auth.items()}

@@ -48,6 +48,7 @@ class Cluster:
     def __init__(self, timing: Timing = Timing(), clock: Callable[[], float] = time.time):  # noqa: B008 (a frozen dataclass)
         self.timing = timing
         self.clock = clock
+        self.pool: list[str] = []  # addresses jobs take to listen on (--listen-host); none: fake IPs
         self.jobs: dict[str, dict[str, Job]] = {}
         self.version = 0  # bumped on every change, so a writer knows when to save
 
@@ -96,6 +97,7 @@ class Cluster:
         job = Job(
             namespace, name, job_type, dict(params), now, created, ends, requested, 0, now, 0, fail=fail
         )
+        job.move(self._free_address())
         job.history.append([now, STDERR, f"[ Info: {job_type} job {name} scheduled"])
         self.jobs.setdefault(namespace, {})[name] = job
         self.version += 1
@@ -144,6 +146,11 @@ class Cluster:
                 ended[name] = now
         self.version += 1
         return ended
+
+    def _free_address(self) -> str:
+        """The first address of the pool no job holds ("" when there is no pool or none is left)."""
+        held = {job.ip for jobs in self.jobs.values() for job in jobs.values()}
+        return next((a for a in self.pool if a not in held), "")
 
     def move(self, namespace: str, name: str, address: str) -> list[str]:
         """Move a job to `address` (an IP address or host name; "" back to its own), as
