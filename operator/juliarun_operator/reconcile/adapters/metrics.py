@@ -132,7 +132,8 @@ class Metrics:
             for (op, code), n in sorted(self.kube_errors.items()):
                 lines.append(f"juliarun_kube_errors_total{_labels((('operation', op), ('code', code)))} {n}")
             lines += [
-                "# HELP juliarun_kube_writes_total Writes to the Kubernetes API: status, finalizers, Events.",
+                "# HELP juliarun_kube_writes_total Writes to the Kubernetes API: status, finalizers, Events, "
+                "the Services, EndpointSlices and Secrets of jobs.",
                 "# TYPE juliarun_kube_writes_total counter",
                 f"juliarun_kube_writes_total {self.kube_writes}",
             ]
