@@ -1,0 +1,177 @@
+"""From a Pod through a job's Service to the emulated job, on the local node (kubelet,
+containerd, kube-proxy, CoreDNS): a Pod in a tenant namespace fetches
+http://<name>.<namespace>.svc:<port>/ and gets the emulated job's answer; after the job
+moves (the emulator says so), the same URL reaches it at its new address; after the object is
+deleted, the Service, EndpointSlice and Secret are gone.
+
+The emulator and the operator run on the host. The emulated jobs listen on addresses of a
+dummy interface of the host's (a pod reaches them through the bridge, as it reaches a
+node's address), kube-proxy's rules send the Service's traffic there. The Pod's image is one
+static program (hack/node/fetch), built here: this machine pulls no images (docs/node.md).
+
+Needs root and the node's packages (`make node-tools`); heavy: run it alone.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import subprocess
+import tarfile
+from hashlib import sha256
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from conftest import ControlPlane
+from juliarun_dev import devcluster, devnode
+
+from harness import JRUN_NAMESPACE, Emulator, Kube, Operator, job, started, wait_for
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+IMAGE = "localhost/juliarun/fetch:1"
+LINK = "jrsvc0"  # the dummy interface the emulated jobs' addresses live on
+POOL = "10.250.0.0/29"  # .1 to .6: outside the node's pod (10.244.0.0/24) and Service (10.0.0.0/24) ranges
+NS = "tenant-svc"
+
+
+def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
+
+
+def fetch_image(work: Path) -> Path:
+    """A docker-archive of an image whose one file is the static `fetch` program."""
+    binary = work / "fetch"
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GOWORK": "off"}
+    src = work / "src"
+    src.mkdir()
+    (src / "go.mod").write_text("module juliarun.local/node/fetch\n\ngo 1.22\n")
+    (src / "main.go").write_text((REPO / "hack" / "node" / "fetch" / "main.go").read_text())
+    subprocess.run(
+        ["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(binary), "."],
+        cwd=src,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+    def tar_bytes(entries: dict[str, tuple[bytes, int]]) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, (data, mode) in entries.items():
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(data), mode
+                tar.addfile(info, io.BytesIO(data))
+        return buf.getvalue()
+
+    layer = tar_bytes({"fetch": (binary.read_bytes(), 0o755)})
+    layer_id = sha256(layer).hexdigest()
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    config = json.dumps(
+        {
+            "architecture": arch,
+            "os": "linux",
+            "config": {"Entrypoint": ["/fetch"], "User": "65534:65534"},
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_id}"]},
+        }
+    ).encode()
+    config_name = f"{sha256(config).hexdigest()}.json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [IMAGE], "Layers": [f"{layer_id}/layer.tar"]}])
+    archive = work / "fetch.tar"
+    archive.write_bytes(
+        tar_bytes(
+            {
+                f"{layer_id}/layer.tar": (layer, 0o644),
+                config_name: (config, 0o644),
+                "manifest.json": (manifest.encode(), 0o644),
+            }
+        )
+    )
+    return archive
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    work = tmp_path_factory.mktemp("node-service")
+    state = tmp_path_factory.mktemp("node-cluster")
+    info = devcluster.up(state_dir=state, node=True)
+    ip("link", "del", LINK, check=False)  # a run that died
+    try:
+        devnode.load_image(state, fetch_image(work))
+        ip("link", "add", LINK, "type", "dummy")
+        for host in range(1, 7):
+            ip("addr", "add", f"10.250.0.{host}/32", "dev", LINK)
+        ip("link", "set", LINK, "up")
+        cp = ControlPlane(
+            info.kubeconfig, info.server, info.kubectl, False, tmp_path_factory.mktemp("tokens")
+        )
+        cp.kubectl("apply", "--server-side", "-f", str(REPO / "charts" / "juliarun-operator" / "crds"))
+        cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/juliarunjobs.juliarun.dev")
+        cp.kubectl("create", "namespace", NS)
+        yield cp, work
+    finally:
+        ip("link", "del", LINK, check=False)
+        devcluster.down(state)
+
+
+def fetched(cp: ControlPlane, pod: str, url: str) -> str:
+    """What a Pod of the tenant namespace gets from `url`."""
+    spec = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": pod},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "fetch", "image": IMAGE, "imagePullPolicy": "Never", "args": [url]}],
+        },
+    }
+    cp.kubectl("apply", "-n", NS, "-f", "-", input=yaml.safe_dump(spec))
+
+    def ended() -> str:
+        phase = cp.kubectl("get", "pod", pod, "-n", NS, "-o", "jsonpath={.status.phase}").stdout
+        return phase if phase in ("Succeeded", "Failed") else ""
+
+    phase = wait_for(f"pod {pod} to end", ended, 120)
+    logs = cp.kubectl("logs", pod, "-n", NS).stdout
+    assert phase == "Succeeded", f"{pod}: {logs}"
+    return logs
+
+
+def test_a_pod_reaches_the_job_through_its_service_before_and_after_a_move(node):
+    cp, work = node
+    kube = Kube(cp)
+    with started(cp) as start:
+        emulator = start(Emulator(work, "--create-delay", "0.2", "--listen-host", POOL))
+        start(Operator(work, cp.kubeconfig, emulator, "--endpoint-range", f"default={POOL}", watch=[NS]))
+        kube.apply(
+            NS, job("lab", "Notebook", runVolume="home", writeConnectionSecretToRef={"name": "lab-conn"})
+        )
+        wait_for("Published", lambda: kube.condition(NS, "lab", "Published").get("status") == "True")
+        job_name = kube.status(NS, "lab")["jobName"]
+        url = f"http://lab.{NS}.svc:8888/"
+
+        first = fetched(cp, "fetch-1", url)
+        assert first == f"juliarun-emulator job {JRUN_NAMESPACE}/{job_name} port nb at 10.250.0.1:8888\n"
+
+        body = {"namespace": JRUN_NAMESPACE, "name": job_name, "address": "10.250.0.5"}
+        requests.post(f"{emulator.url}/_emulator/move", json=body, timeout=5).raise_for_status()
+        slice_address = "jsonpath={.endpoints[0].addresses[0]}"
+        wait_for(
+            "the slice after the move",
+            lambda: (
+                cp.kubectl("get", "endpointslice", "lab-juliarun", "-n", NS, "-o", slice_address).stdout
+                == "10.250.0.5"
+            ),
+        )
+        second = fetched(cp, "fetch-2", url)
+        assert second == f"juliarun-emulator job {JRUN_NAMESPACE}/{job_name} port nb at 10.250.0.5:8888\n"
+
+        cp.kubectl("delete", "jrj", "lab", "-n", NS, "--timeout=60s")
+        for kind, name in (("service", "lab"), ("endpointslice", "lab-juliarun"), ("secret", "lab-conn")):
+            assert cp.kubectl("get", kind, name, "-n", NS, check=False).returncode != 0, f"{kind} {name} left"
