@@ -172,3 +172,15 @@ def test_a_secret_the_operator_may_not_read_is_a_condition_read_again_only_at_re
     reads = kube.reads
     ctl.process(KEY)
     assert kube.reads == reads
+
+
+def test_what_is_kept_of_a_published_object_leaves_its_managed_fields_out():
+    from juliarun_operator.reconcile.runtime.published import Published
+
+    kube = RecordingKube()
+    service = {"metadata": {"name": "nb", "uid": "u", "managedFields": [{"manager": "x"} for _ in range(50)]}}
+    kube.published[(Resource.SERVICE, "team", "nb")] = service
+    store = Published(kube)
+    obj = d.ObjectState("team", "nb", "uid-nb", 1, {})
+    found, forbidden = store.found(obj, [(Resource.SERVICE, "nb")])
+    assert found[(Resource.SERVICE, "nb")] == {"metadata": {"name": "nb", "uid": "u"}} and not forbidden

@@ -42,7 +42,7 @@ class Published:
         for key in names:
             if key not in seen and key not in forbidden:
                 try:
-                    seen[key] = self.kube.get_published(key[0], obj.namespace, key[1])
+                    seen[key] = _trimmed(self.kube.get_published(key[0], obj.namespace, key[1]))
                 except ApiException as exc:
                     if exc.status != 403:
                         raise
@@ -56,7 +56,7 @@ class Published:
 
     def remember(self, uid: str, key: Key, body: Body | None) -> None:
         with self._lock:
-            self._seen.setdefault(uid, {})[key] = body
+            self._seen.setdefault(uid, {})[key] = _trimmed(body)
 
     def forget(self, uid: str) -> None:
         with self._lock:
@@ -67,6 +67,15 @@ class Published:
         with self._lock:
             self._seen.clear()
             self._forbidden.clear()
+
+
+def _trimmed(body: Body | None) -> Body | None:
+    """What the decision reads of an object: without managedFields, its bulk (kept for
+    every published object, so memory grows with the number of objects)."""
+    if body is None or "managedFields" not in (body.get("metadata") or {}):
+        return body
+    meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    return {**body, "metadata": meta}
 
 
 def ranges_key(obj: d.ObjectState, connection: str) -> str:
