@@ -72,6 +72,7 @@ def slice_addresses(kube: RecordingKube) -> list[str]:
 def test_published_once_then_the_steady_state_neither_writes_nor_reads():
     ctl, kube, _ = setup()
     settle(ctl, kube)
+    assert kube.reads == 0  # a new object's Service, slice and Secret are not looked for: created
     assert {(r, n) for r, _, n in kube.published} == {
         (Resource.SERVICE, "nb"),
         (Resource.ENDPOINT_SLICE, "nb-juliarun"),
@@ -164,7 +165,15 @@ def test_a_secret_the_operator_may_not_read_is_a_condition_read_again_only_at_re
             raise ApiException(status=403, reason="Forbidden")
         return RecordingKube.get_published(kube, resource, namespace, name)
 
+    def create(resource, namespace, body):
+        if resource is Resource.SECRET:
+            from juliarun_operator.reconcile.adapters.kube import ApiException
+
+            raise ApiException(status=403, reason="Forbidden")
+        return RecordingKube.create_published(kube, resource, namespace, body)
+
     kube.get_published = forbidden  # type: ignore[method-assign]
+    kube.create_published = create  # type: ignore[method-assign]
     settle(ctl, kube)
     assert (Resource.SECRET, "team", "nb-conn") not in kube.published
     cond = next(c for c in kube.objects[KEY]["status"]["conditions"] if c["type"] == "Published")
@@ -184,3 +193,14 @@ def test_what_is_kept_of_a_published_object_leaves_its_managed_fields_out():
     obj = d.ObjectState("team", "nb", "uid-nb", 1, {})
     found, forbidden = store.found(obj, [(Resource.SERVICE, "nb")])
     assert found[(Resource.SERVICE, "nb")] == {"metadata": {"name": "nb", "uid": "u"}} and not forbidden
+
+
+def test_a_service_of_that_name_already_there_is_read_and_left_as_it_is():
+    ctl, kube, _ = setup()
+    theirs = {"metadata": {"name": "nb", "uid": "theirs"}, "spec": {"type": "ClusterIP", "ports": []}}
+    kube.published[(Resource.SERVICE, "team", "nb")] = theirs
+    settle(ctl, kube)
+    assert kube.published[(Resource.SERVICE, "team", "nb")] == theirs  # the create was refused (409)
+    assert kube.reads >= 1
+    cond = next(c for c in kube.objects[KEY]["status"]["conditions"] if c["type"] == "Published")
+    assert "Service nb exists and was not created by the operator" in cond["message"]

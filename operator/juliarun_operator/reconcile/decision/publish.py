@@ -587,3 +587,9 @@ def relevant(obj: ObjectState) -> bool:
         or bool(obj.status.get("binding"))
         or bool(st.condition(obj.status, PUBLISHED))
     )
+
+
+def fresh(obj: ObjectState) -> bool:
+    """Whether the object never published anything, as far as its status tells: what it
+    would publish may be taken to be absent (a create finds out otherwise, and is refused)."""
+    return not (obj.deleting or obj.status.get("binding") or st.condition(obj.status, PUBLISHED))

@@ -242,7 +242,7 @@ class Controller:
         """The plan with the object's Service, EndpointSlice and Secret kept in step."""
         if not pub.relevant(obj):
             return plan
-        found, forbidden = self.published.found(obj, pub.wanted_names(obj))
+        found, forbidden = self.published.found(obj, pub.wanted_names(obj), pub.fresh(obj))
         name = plan.job
         known = facts.snapshot is not None and name is not None
         info = facts.snapshot.get(name) if facts.snapshot is not None and name else None

@@ -168,10 +168,12 @@ class Executor:
                 if self.published is not None:
                     self.published.remember(obj.uid, key, written)
         except ApiException as exc:
-            if exc.status not in (404, 409):  # gone, or there already: not as last seen
+            if exc.status not in (403, 404, 409):  # forbidden (RBAC); gone, or there already
                 raise
-            if self.published is not None:
-                self.published.forget(obj.uid)
+            if self.published is not None and exc.status == 403:
+                self.published.forbid(obj.uid, key)
+            elif self.published is not None:
+                self.published.stale(obj.uid)
             return False
         return True
 

@@ -28,19 +28,27 @@ class Published:
         self.kube = kube
         self._seen: dict[str, dict[Key, Body | None]] = {}  # by object UID
         self._forbidden: dict[str, set[Key]] = {}  # ... and what the operator may not read (RBAC)
+        self._stale: set[str] = set()  # objects whose view a write found wrong: read, never assumed
         self._lock = threading.Lock()
 
     def found(
-        self, obj: d.ObjectState, names: Iterable[Key]
+        self, obj: d.ObjectState, names: Iterable[Key], fresh: bool = False
     ) -> tuple[dict[Key, Body | None], frozenset[Key]]:
         """The objects of these names in the object's namespace, as last seen (read if never),
-        and those the operator may not read there (its RBAC: a namespace not opted in)."""
+        and those the operator may not read there (its RBAC: a namespace not opted in).
+
+        `fresh`: the object never published anything (publish.fresh): they are taken to be
+        absent, unread (a new object costs no GET). A create then refused because one is
+        there makes the object `stale`: read from then on."""
         with self._lock:
             seen = dict(self._seen.get(obj.uid, {}))
             forbidden = set(self._forbidden.get(obj.uid, ()))
+            assume = fresh and obj.uid not in self._stale
         out: dict[Key, Body | None] = {}
         for key in names:
-            if key not in seen and key not in forbidden:
+            if key not in seen and key not in forbidden and assume:
+                seen[key] = None
+            elif key not in seen and key not in forbidden:
                 try:
                     seen[key] = _trimmed(self.kube.get_published(key[0], obj.namespace, key[1]))
                 except ApiException as exc:
@@ -62,11 +70,24 @@ class Published:
         with self._lock:
             self._seen.pop(uid, None)
             self._forbidden.pop(uid, None)
+            self._stale.discard(uid)
+
+    def forbid(self, uid: str, key: Key) -> None:
+        """A write the operator may not make there (its RBAC): said by the condition, not retried."""
+        with self._lock:
+            self._forbidden.setdefault(uid, set()).add(key)
+
+    def stale(self, uid: str) -> None:
+        """A write found the object's view wrong (gone, or there already): read it again."""
+        with self._lock:
+            self._seen.pop(uid, None)
+            self._stale.add(uid)
 
     def clear(self) -> None:
         with self._lock:
             self._seen.clear()
             self._forbidden.clear()
+            self._stale.clear()
 
 
 def _trimmed(body: Body | None) -> Body | None:
