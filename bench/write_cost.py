@@ -6,7 +6,8 @@ validation taken out:
 
 - shipped: the CRD as it is;
 - without <group>: one group of CEL rules removed (quantity, params-size, transitions,
-  required-by-type, observe, other: see RULE_GROUPS);
+  by-type, observe, other: see RULE_GROUPS);
+- compare-<file>: another version of the CRD (--compare), as it is;
 - no-cel: every CEL rule removed, the OpenAPI schema kept;
 - schemaless: no schema at all (x-kubernetes-preserve-unknown-fields), status subresource kept.
 
@@ -56,12 +57,13 @@ def _is_transition(rule: str) -> bool:
     return "oldSelf" in rule
 
 
-def _is_required_by_type(rule: str) -> bool:
-    return rule.startswith("self.type != '")
+def _is_by_type(rule: str) -> bool:
+    """What a job type requires or refuses: one rule per type, or (before) one per field."""
+    return rule.startswith(("!(self.type == '", "self.type != '")) or " || self.type in [" in rule
 
 
 def _is_observe(rule: str) -> bool:
-    return "managementPolicy" in rule and not _is_required_by_type(rule)
+    return "managementPolicy" in rule and not _is_by_type(rule)
 
 
 # The first matching group names a rule; "other" takes the rest.
@@ -69,7 +71,7 @@ RULE_GROUPS: dict[str, Callable[[str], bool]] = {
     "quantity": _is_quantity,
     "params-size": _is_params_size,
     "transitions": _is_transition,
-    "required-by-type": _is_required_by_type,
+    "by-type": _is_by_type,
     "observe": _is_observe,
 }
 
@@ -212,10 +214,23 @@ def main() -> int:
     parser.add_argument("--objects", type=int, default=2000, help="objects per variant and round")
     parser.add_argument("--clients", type=int, default=8, help="client threads")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        action="append",
+        default=[],
+        help="another version of the CRD (a file), measured beside these as variant compare-<file stem>",
+    )
+    parser.add_argument("--only", default="", help="comma-separated variants to run (default: all)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-write-cost.json")
     args = parser.parse_args()
     crd = yaml.safe_load((ROOT / "crds" / f"juliarun.dev_{KIND_PLURAL}.yaml").read_text())
     todo = variants(crd)
+    for path in args.compare:
+        name = f"compare-{path.stem.replace('_', '-').replace('.', '-')}".lower()
+        todo[name] = variant(yaml.safe_load(path.read_text()), name, keep=lambda r: True)
+    if args.only:
+        todo = {k: v for k, v in todo.items() if k in args.only.split(",") or k == "shipped"}
     workdir = Path(tempfile.mkdtemp(prefix="juliarun-write-cost-"))
     log(f"logs in {workdir}; rules by group: {rules_by_group(crd)}")
     info = devcluster.up(state_dir=workdir / "cluster")

@@ -67,42 +67,71 @@ def test_parameter_descriptions_name_types_and_defaults():
     assert "Job type Notebook." in FIELDS["passwordSecretRef"]["description"]
 
 
+def type_rule(name: str) -> dict:
+    (rule,) = [
+        r for r in SPEC["x-kubernetes-validations"] if r["rule"].startswith(f"!(self.type == '{name}')")
+    ]
+    return rule
+
+
+def said(rule: dict, holds: str, message: str) -> bool:
+    """The rule checks `holds`, and its message says `message` when it does not hold."""
+    return f"({holds})" in rule["rule"] and f"(({holds}) ? '' : '{message}. ')" in rule["messageExpression"]
+
+
 @pytest.mark.parametrize("t", jt.JOB_TYPES.values(), ids=lambda t: t.name)
-def test_required_parameters_have_a_rule_per_type(t):
+def test_required_parameters_are_checked_in_the_rule_of_their_type(t):
+    rule = type_rule(t.name)
     for name in t.required():
         field = jt.PARAMETERS[name].field
-        assert (
-            RULES[f"self.type != '{t.name}' || has(self.{field}) || {OBSERVING}"]
-            == f"spec.{field} is required for type {t.name} (with spec.managementPolicy Full)"
+        assert said(
+            rule,
+            f"{OBSERVING} || has(self.{field})",
+            f"spec.{field} is required for type {t.name} (with spec.managementPolicy Full)",
         )
 
 
 @pytest.mark.parametrize("param", gen.crd_params(), ids=lambda p: p.field)
 def test_fields_are_refused_for_types_that_do_not_take_them(param):
     taking = gen.types_taking(param)
-    rules = [r for r, m in RULES.items() if m.startswith(f"spec.{param.field} applies only to")]
-    if len(taking) == len(jt.JOB_TYPES):
-        assert rules == []
-    else:
-        assert rules == [f"!has(self.{param.field}) || self.type in [{', '.join(repr(t) for t in taking)}]"]
+    phrase = ("type " if len(taking) == 1 else "types ") + ", ".join(taking)
+    for t in jt.JOB_TYPES:
+        refused = said(
+            type_rule(t), f"!has(self.{param.field})", f"spec.{param.field} applies only to {phrase}"
+        )
+        assert refused == (t not in taking), t
 
 
 def test_parallelism_only_for_scalable_types():
     scalable = [t.name for t in jt.JOB_TYPES.values() if t.scalable]
-    assert RULES[
-        f"!has(self.parallelism) || self.type in [{', '.join(repr(t) for t in scalable)}]"
-    ] == "spec.parallelism applies only to types " + ", ".join(scalable)
+    for t in jt.JOB_TYPES:
+        refused = said(
+            type_rule(t),
+            "!has(self.parallelism)",
+            "spec.parallelism applies only to types " + ", ".join(scalable),
+        )
+        assert refused == (t not in scalable), t
+
+
+def test_one_rule_per_job_type_and_each_stops_at_its_guard():
+    rules = SPEC["x-kubernetes-validations"]
+    assert len(rules) == 4 + len(jt.JOB_TYPES)  # size, two immutables, Observe, one per type
+    for t in jt.JOB_TYPES:
+        assert type_rule(t)["rule"].startswith(f"!(self.type == '{t}') || ")
 
 
 def test_management_policy_defaults_to_full_and_observe_names_a_job_and_asks_for_no_writes():
     assert FIELDS["managementPolicy"]["enum"] == ["Full", "Observe"]
     assert FIELDS["managementPolicy"]["default"] == "Full"
-    assert RULES[f"!{OBSERVING} || has(self.jobName)"].startswith(
-        "spec.managementPolicy Observe requires spec.jobName"
+    (rule,) = [r for r in SPEC["x-kubernetes-validations"] if r["rule"].startswith(f"!({OBSERVING})")]
+    assert said(
+        rule,
+        "has(self.jobName)",
+        "spec.managementPolicy Observe requires spec.jobName: the JuliaRun job to observe",
     )
     for field in ("suspend", "activeDeadlineSeconds", "backoffLimit"):
-        (message,) = [m for r, m in RULES.items() if r.startswith(f"!{OBSERVING} || !has(self.{field})")]
-        assert message.startswith(f"spec.{field} needs spec.managementPolicy Full")
+        assert f"'spec.{field} needs spec.managementPolicy Full" in rule["messageExpression"]
+        assert f"!has(self.{field})" in rule["rule"]
 
 
 def test_immutability_rules():
@@ -115,6 +144,8 @@ def test_cel_rules_stay_cheap():
     # one rule that bounds them together: no iteration over user data.
     for rule in RULES:
         assert not re.search(r"\.(all|exists|map|filter)\(|matches\(", rule), rule
+    for r in SPEC["x-kubernetes-validations"]:  # the messages: literal lists joined, nothing iterated
+        assert not re.search(r"\.(all|exists|map|filter)\(|matches\(", r.get("messageExpression", "")), r
     sized = [rule for rule in RULES if ".size()" in rule]
     assert len(sized) == 1 and sized[0].endswith(f"<= {jt.MAX_PARAMS_TEXT}")
     assert FIELDS["type"]["maxLength"] >= max(map(len, jt.JOB_TYPES))

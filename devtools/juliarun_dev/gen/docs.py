@@ -7,7 +7,7 @@ from juliarun_operator.juliarun import jobtypes as jt
 
 from .common import GROUP, KIND, NOT_IN_CRD, VERSION, Schema, header
 from .params import field_text, format_default
-from .spec import spec_schema
+from .spec import checked_rules, spec_schema
 
 
 def _md(text: str) -> str:
@@ -86,5 +86,10 @@ def render_docs() -> str:
     for field, schema in spec["properties"].items():
         lines.append(f"| `spec.{field}` | {schema_type(schema)} | {_md(schema['description'])} |")
     lines += ["", "Validation rules (CEL) on `spec`:", ""]
-    lines += [f"- `{_md(r['rule'])}`: {r['message']}" for r in spec["x-kubernetes-validations"]]
+    plain = [r for r in spec["x-kubernetes-validations"] if "messageExpression" not in r]
+    lines += [f"- `{_md(r['rule'])}`: {r['message']}" for r in plain]
+    # The others check several things each (fewer rules cost less per write): each is listed.
+    for c in checked_rules():
+        lines.append(f"- when `{_md(c.guard)}`:")
+        lines += [f"  - `{_md(check.holds)}`: {check.message}" for check in c.checks]
     return "\n".join(lines) + "\n"
