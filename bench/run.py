@@ -73,7 +73,15 @@ def job(name: str, parallelism: int = 1) -> dict:
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "JuliaRunJob",
         "metadata": {"name": name},
-        "spec": {"type": "Webserver", "runVolume": "v", "cfgFile": "c", "parallelism": parallelism},
+        # No Service of its own: the benchmark measures the job's path (its writes are the
+        # object's own); publishing adds a Service and an EndpointSlice per object.
+        "spec": {
+            "type": "Webserver",
+            "runVolume": "v",
+            "cfgFile": "c",
+            "parallelism": parallelism,
+            "service": {"enabled": False},
+        },
     }
 
 

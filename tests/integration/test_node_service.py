@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/juliarun/fetch:1"
 LINK = "jrsvc0"  # the dummy interface the emulated jobs' addresses live on
-POOL = "10.250.0.0/29"  # .1 to .6: outside the node's pod (10.244.0.0/24) and Service (10.0.0.0/24) ranges
+POOL = "10.250.0.0/29"  # .1 to .6: outside the node's pod (10.244.0.0/24) and Service (10.0.0.0/16) ranges
 NS = "tenant-svc"
 
 

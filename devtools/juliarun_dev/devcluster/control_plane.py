@@ -22,9 +22,10 @@ from .state import (
     state_file,
 )
 
-# Pods never run here, but the apiserver still needs a service range; its
-# first address is the `kubernetes` service IP and goes into the serving cert.
-SERVICE_CIDR = "10.0.0.0/24"
+# The Services' range; its first address is the `kubernetes` Service IP and goes into the
+# serving cert. A /16: the operator makes a Service per service job (a /24 ran out of
+# addresses at 254 jobs, and each further Service create failed with HTTP 500).
+SERVICE_CIDR = "10.0.0.0/16"
 # With a node, the API server listens on the node's bridge address, which pods reach.
 NODE_IP = "10.244.0.1"
 
