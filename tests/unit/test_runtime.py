@@ -318,3 +318,44 @@ def test_a_tenants_server_refusal_reaches_status_and_events_only_as_its_kind(cap
     ctl.track("ADDED", kube.get_object(*KEY))
     ctl.process(KEY)
     assert "cpu: at most 64" in json.dumps(kube.objects[KEY]["status"])
+
+
+def test_a_stop_between_a_refused_submit_and_its_denied_status_write_hands_over_no_strangers_job():
+    """Process A's submit of a recorded name is refused and the write saying so denied; A
+    stops. Its handover vouches for the refusal (settled), so process B, finding a stranger's
+    job of that name, calls it a conflict and deletes nothing with the object."""
+    from juliarun_operator.reconcile.adapters.kube import ApiException
+
+    obj = body("a", 1, spec={**SPEC, "jobName": "team-mine"})
+    obj["metadata"]["finalizers"] = [FINALIZER]
+    a, kube = controller(obj)
+    a.acting_since = time.time() - 600  # past any landing window: nothing earlier may still land
+    conn = with_snapshot(a)
+    conn.client.submit_job = fail_with(ApiError("submitJob", 3, "no"))
+    write = kube.patch_status
+
+    def deny_refusals(namespace, name, status, resource_version=None):
+        if "SubmitRefused" in json.dumps(status):
+            raise ApiException(status=403, reason="Forbidden")
+        return write(namespace, name, status, resource_version)
+
+    kube.patch_status = deny_refusals
+    a.track("ADDED", kube.get_object(*KEY))
+    with pytest.raises(ApiException):
+        a.process(KEY)
+    assert kube.objects[KEY]["status"]["jobName"] == "team-mine"  # the intent is all the status says
+    earlier = a.handover()
+    assert earlier.settled
+
+    kube.patch_status = write
+    b = Controller(Config(), kube, Connections(CONTEXT), Metrics())
+    b.set_acting(True, earlier)
+    with_snapshot(b, running("team-mine"))  # a stranger's job of that name
+    b.process(KEY)
+    stalled = next(c for c in kube.objects[KEY]["status"]["conditions"] if c["type"] == "Stalled")
+    assert stalled["reason"] == "Conflict" and "jobName" not in kube.objects[KEY]["status"]
+    kube.objects[KEY]["metadata"]["deletionTimestamp"] = "2026-11-26T00:00:01Z"
+    b.track("MODIFIED", kube.get_object(*KEY))
+    b.connections.default.client.delete_job = fail_with(AssertionError("deleted a stranger's job"))
+    b.process(KEY)
+    assert kube.objects[KEY]["metadata"]["finalizers"] == []
