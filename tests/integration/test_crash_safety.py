@@ -21,13 +21,17 @@ from juliarun_operator.api import default_job_name
 
 from harness import (
     JRUN_NAMESPACE,
+    TOKEN,
     Emulator,
     Kube,
     Operator,
     apply_crds,
+    deny_status_writes,
     job,
+    metric,
     namespace_name,
     running,
+    started,
     wait_for,
 )
 
@@ -463,3 +467,107 @@ def test_a_late_landing_submit_after_deletion_leaves_no_job(stack, ns, control_p
     assert not leaked, (
         f"JuliaRun job {name} outlived its object (submitJob requests: {emulator.calls('submitJob', name)})"
     )
+
+
+# --- a restart between a refused submit and its status write -------------------------------
+
+# Status writes that record a refused submit are denied: the operator is stopped while only
+# its memory knows of the refusal (the window a restart can fall into).
+RECORDS_NO_REFUSAL = (
+    "!(has(object.status) && has(object.status.conditions) && "
+    "object.status.conditions.exists(c, has(c.reason) && c.reason == 'SubmitRefused'))"
+)
+REFUSAL_SHOWN = {"status": {"conditions": [{"type": "Stalled", "status": "True", "reason": "SubmitRefused"}]}}
+
+
+def policy_in_force(control_plane, kube: Kube, ns: str) -> None:
+    """The policy denies a write recording a refusal (admission policies apply a moment after
+    they are created): tried on an object no operator looks at yet, then deleted."""
+    kube.apply(ns, web("probe", 1))
+
+    def denied() -> bool:
+        result = control_plane.kubectl(
+            "patch", "jrj", "probe", "-n", ns, "--subresource=status", "--type=merge",
+            "-p", json.dumps(REFUSAL_SHOWN), check=False,
+        )  # fmt: skip
+        return result.returncode != 0 and "denied by the test" in result.stderr
+
+    wait_for("the admission policy in force", denied, 30, 0.5)
+    control_plane.kubectl("delete", "jrj", "probe", "-n", ns)
+
+
+@pytest.mark.parametrize(
+    ("chosen", "stranger"),
+    [(True, True), (True, False), (False, True)],
+    ids=["spec.jobName, a stranger's job", "spec.jobName, no job", "default name, a job of it"],
+)
+def test_a_restart_between_a_refused_submit_and_its_status_write(control_plane, tmp_path, chosen, stranger):
+    """Operator A's submit is refused and the write saying so denied; A stops (SIGTERM: it
+    hands the Lease back) with only its memory knowing. Meanwhile a job of that name appears.
+    Operator B neither takes a stranger's job for the object's (a chosen name) nor deletes it
+    with the object; a default name's job (the name hashes the object's UID: an earlier submit
+    landed) is the object's, and goes with it; with no job, B submits; deleting the object
+    leaves no job running that it created."""
+    from juliarun_operator.juliarun import Client, Context, Job
+
+    apply_crds(control_plane)
+    kube = Kube(control_plane)
+    ns = kube.namespace(namespace_name("refused"))
+    emulator = Emulator(tmp_path, *EMULATOR_FLAGS)
+    # Landing: 2 s time-outs (the harness's) twice, 1 s, and this 1 s window.
+    lease = ("--lease-name", ns, "--lease-namespace", "default", "--lease-duration", "3")
+    lease += ("--submit-landing-window", "1")
+    first = Operator(tmp_path, control_plane.kubeconfig, emulator, *lease, watch=[ns], log_name="a.log")
+    second = Operator(tmp_path, control_plane.kubeconfig, emulator, *lease, watch=[ns], log_name="b.log")
+    spec = {"jobName": f"{ns}-mine"} if chosen else {}
+    with started(control_plane) as start:
+        start(emulator)
+        remove_policy = deny_status_writes(control_plane, ns, RECORDS_NO_REFUSAL)
+        try:
+            policy_in_force(control_plane, kube, ns)
+            emulator.set_faults({"submitJob": {"error_rate": 1.0}})  # refused: an answer, not a loss
+            start(first)
+            wait_for("A acting", lambda: "acting: this replica" in first.text())
+            acting = time.monotonic()
+            kube.apply(ns, {**web("obj", 1), "spec": {**web("obj", 1)["spec"], **spec}})
+            name = spec.get("jobName") or kube.job_name(ns, "obj")
+            wait_for(
+                "a refused submit whose status write is denied",
+                lambda: (
+                    emulator.calls("submitJob", name) >= 1
+                    and metric(first.metrics(), "juliarun_status_write_failures_total") >= 1
+                ),
+                60,
+            )
+            # Past the landing window since A began to act, whatever a process before it sent
+            # can no longer land: A stops saying every submit was answered (the Lease).
+            wait_for("A acting longer than the landing window", lambda: time.monotonic() > acting + 7, 30)
+            first.kill(signal.SIGTERM)
+            assert first.proc is not None and first.proc.returncode == 0, first.text()[-2000:]
+            lease_obj = json.loads(
+                control_plane.kubectl("get", "lease", ns, "-n", "default", "-o", "json").stdout
+            )
+            assert lease_obj["metadata"]["annotations"]["juliarun.dev/sends-settled"] == "true"
+        finally:
+            remove_policy()
+        status = kube.status(ns, "obj")
+        assert "SubmitRefused" not in json.dumps(status)  # stopped before the refusal was written
+        if chosen:  # the name recorded before the submit is still there
+            assert status.get("jobName") == name and not status.get("submitted"), status
+        emulator.clear_faults()
+        if stranger:
+            someone = Client(Context(url=emulator.url, token=TOKEN, namespace=JRUN_NAMESPACE))
+            someone.submit_job(Job("Webserver", name), run_volume="v", cfg_file="c", nworkers=1)
+        start(second)
+        if chosen and stranger:
+            wait_for("a conflict", lambda: kube.condition(ns, "obj", "Stalled").get("reason") == "Conflict")
+            assert not kube.status(ns, "obj").get("submitted")
+            assert not [e for e in kube.events(ns, "obj") if e["reason"] == "Adopted"]
+        else:
+            wait_for("the object running its job", lambda: kube.at_scale(ns, "obj", 1), 60)
+            assert kube.status(ns, "obj")["jobName"] == name
+        control_plane.kubectl("delete", "jrj", "obj", "-n", ns, "--timeout=60s")
+        if chosen and stranger:  # the stranger's job is untouched
+            assert name in emulator.jobs() and emulator.calls("deleteJob", name) == 0
+        else:  # the object's job went with it
+            assert name not in emulator.jobs() and emulator.calls("deleteJob", name) >= 1
