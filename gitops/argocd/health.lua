@@ -3,10 +3,11 @@
 -- The operator writes kstatus-style conditions (Ready, Reconciling, Stalled), for batch
 -- jobs also Job's (Complete, Failed, Suspended), and a phase. Argo CD runs this with the
 -- live object as `obj` and wants {status, message}:
---   Healthy      Ready or Complete is True (AtScale, Running, Completed)
+--   Healthy      Ready or Complete is True (AtScale, Running, Completed); under
+--                managementPolicy Observe too, once the job is mirrored
 --   Degraded     Stalled or Failed is True (JobFailed, BackoffLimitExceeded,
 --                DeadlineExceeded, JobMissing, InvalidSpec, Conflict, SubmitRefused,
---                UpdateRefused), or phase Failed
+--                UpdateRefused, ObserveRefused, JobNotFound, TakeoverRefused), or phase Failed
 --   Suspended    phase Paused (the pause annotation is set) or Suspended (spec.suspend)
 --   Progressing  anything else, and whenever the status describes an older
 --                generation than the spec (the operator has not caught up yet)

@@ -79,3 +79,9 @@ def test_the_command_line():
     )
     args = parse_args(["import"])
     assert (args.names, args.out_dir, args.kube_namespace) == ([], None, None)
+
+
+def test_the_example_is_what_import_prints_for_a_web_server():
+    example = gen.REPO_ROOT / "examples" / "observe" / "legacy-web.yaml"
+    web = info("legacy-web", "Webserver", requested=2)
+    assert example.read_text() == importing.render(web, "JuliaRun namespace demo")
