@@ -159,6 +159,8 @@ def test_a_job_gone_from_juliarun_empties_the_slice_but_an_unknown_view_leaves_i
         (POD_NETWORK, ["10.1.2.3:9999"], [], "10.1.2.3:9999 is not one of the job's ports"),
         (pub.Allowed.parse(["::/0"]), ["[fd00::1]:8888"], [], "IPv6 addresses are not published"),
         (POD_NETWORK, ["jobs.example.com:8888"], [], "host name not allowed for this connection"),
+        (pub.Allowed.parse(["0.0.0.0/0"]), ["127.0.0.1:8888"], [], "not an address a Service can point to"),
+        (pub.Allowed.parse(["0.0.0.0/0"]), ["169.254.1.1:8888"], [], "not an address a Service can point to"),
     ],
 )
 def test_an_address_outside_the_connections_ranges_gets_no_entry_and_the_condition_says_why(

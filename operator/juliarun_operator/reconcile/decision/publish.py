@@ -194,7 +194,10 @@ def sort_endpoints(endpoints: Sequence[str], job_ports: Sequence[Port], allowed:
             elif host.lower() not in hosts:
                 hosts.append(host.lower())
             continue
-        if not allowed.address(ip):
+        if ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast:
+            # The API server refuses them in an EndpointSlice: no address of a pod elsewhere.
+            refused.append(f"{text} is not an address a Service can point to")
+        elif not allowed.address(ip):
             refused.append(f"{text} is outside the ranges allowed for this connection")
         elif ip.version != 4:
             refused.append(f"{text}: IPv6 addresses are not published")
