@@ -38,7 +38,7 @@ WRITES = ("submitJob", "setJobScale", "updateJob", "deleteJob")
 LEGACY = [
     ("Webserver", "legacy-web", {"run_volume": "www", "cfg_file": "site.conf", "nworkers": 2}),
     ("Notebook", "legacy-nb", {"run_volume": "home"}),
-    ("MessageQ", "legacy-mq", {"run_volume": "mq"}),
+    ("MessageQ", "legacy-mq", {"run_volume": "mq", "cfg_file": "mq.conf"}),
 ]
 
 
