@@ -5,7 +5,7 @@ moves (the emulator says so), the same URL reaches it at its new address; after 
 deleted, the Service, EndpointSlice and Secret are gone.
 
 The emulator and the operator run on the host. The emulated jobs listen on addresses of a
-dummy interface of the host's (a pod reaches them through the bridge, as it reaches a
+the host's (on its loopback interface, not 127/8) (a pod reaches them through the bridge, as it reaches a
 node's address), kube-proxy's rules send the Service's traffic there. The Pod's image is one
 static program (hack/node/fetch), built here: this machine pulls no images (docs/node.md).
 
@@ -35,7 +35,7 @@ from harness import JRUN_NAMESPACE, Emulator, Kube, Operator, job, started, wait
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/juliarun/fetch:1"
-LINK = "jrsvc0"  # the dummy interface the emulated jobs' addresses live on
+ADDRESSES = [f"10.250.0.{host}" for host in range(1, 7)]  # the host's, on lo (no dummy driver here)
 POOL = "10.250.0.0/29"  # .1 to .6: outside the node's pod (10.244.0.0/24) and Service (10.0.0.0/16) ranges
 NS = "tenant-svc"
 
@@ -101,13 +101,12 @@ def node(tmp_path_factory):
     work = tmp_path_factory.mktemp("node-service")
     state = tmp_path_factory.mktemp("node-cluster")
     info = devcluster.up(state_dir=state, node=True)
-    ip("link", "del", LINK, check=False)  # a run that died
+    for address in ADDRESSES:  # a run that died
+        ip("addr", "del", f"{address}/32", "dev", "lo", check=False)
     try:
         devnode.load_image(state, fetch_image(work))
-        ip("link", "add", LINK, "type", "dummy")
-        for host in range(1, 7):
-            ip("addr", "add", f"10.250.0.{host}/32", "dev", LINK)
-        ip("link", "set", LINK, "up")
+        for address in ADDRESSES:
+            ip("addr", "add", f"{address}/32", "dev", "lo")
         cp = ControlPlane(
             info.kubeconfig, info.server, info.kubectl, False, tmp_path_factory.mktemp("tokens")
         )
@@ -116,7 +115,8 @@ def node(tmp_path_factory):
         cp.kubectl("create", "namespace", NS)
         yield cp, work
     finally:
-        ip("link", "del", LINK, check=False)
+        for address in ADDRESSES:
+            ip("addr", "del", f"{address}/32", "dev", "lo", check=False)
         devcluster.down(state)
 
 
@@ -152,6 +152,7 @@ def test_a_pod_reaches_the_job_through_its_service_before_and_after_a_move(node)
         kube.apply(
             NS, job("lab", "Notebook", runVolume="home", writeConnectionSecretToRef={"name": "lab-conn"})
         )
+        wait_for("Ready", lambda: kube.ready(NS, "lab"))
         wait_for("Published", lambda: kube.condition(NS, "lab", "Published").get("status") == "True")
         job_name = kube.status(NS, "lab")["jobName"]
         url = f"http://lab.{NS}.svc:8888/"
