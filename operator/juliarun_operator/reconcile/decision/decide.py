@@ -40,7 +40,7 @@ from .model import (
     update,
 )
 from .observe import observe, observing, takeover, takeover_refused
-from .rules import landing_wait, ours, refusal_wait, spec_stall, status_write, submit_actions
+from .rules import landing_wait, ours, refusal_wait, spec_stall, status_write, submit_actions, unavailable
 
 
 def reconcile(obj: ObjectState, f: Facts) -> Plan:
@@ -75,12 +75,9 @@ def reconcile(obj: ObjectState, f: Facts) -> Plan:
         )
         return Plan(start + status_write(obj, f, st.stalled("InvalidSpec", message), warn=True))
     name = recorded or f.memory.name or chosen or obj.default_name
-    if f.unavailable:
-        reason = "CredentialsUnavailable" if f.no_credentials else "JuliaRunUnavailable"
-        waiting = st.waiting(obj.status.get("phase", "Pending"), reason, f.unavailable)
-        return Plan(
-            start + status_write(obj, f, waiting, warn=f.no_credentials), job=name, wait_snapshot=True
-        )
+    waiting = unavailable(obj, f, start, name)
+    if waiting is not None:
+        return waiting
     if f.snapshot is None:
         return Plan(start, job=name, wait_snapshot=True)
     info = f.snapshot.get(name)

@@ -17,7 +17,7 @@ from ...juliarun import jobtypes as jt
 from . import batch
 from . import status as st
 from .model import Action, Facts, ObjectState, Plan, post_logs
-from .rules import ours, status_write
+from .rules import ours, status_write, unavailable
 
 OBSERVED = ManagementPolicy.OBSERVE.value  # status.managementPolicy while only mirrored
 ADOPT_FLAG = "--adopt-namespace"
@@ -50,12 +50,9 @@ def observe(obj: ObjectState, f: Facts, start: tuple[Action, ...]) -> Plan:
     if not name:  # the CRD requires it; an object admitted without that rule still is told
         message = "spec.managementPolicy Observe requires spec.jobName: the JuliaRun job to observe"
         return Plan(start + status_write(obj, f, st.stalled("InvalidSpec", message), warn=True))
-    if f.unavailable:
-        reason = "CredentialsUnavailable" if f.no_credentials else "JuliaRunUnavailable"
-        waiting = st.waiting(obj.status.get("phase", "Pending"), reason, f.unavailable)
-        return Plan(
-            start + status_write(obj, f, waiting, warn=f.no_credentials), job=name, wait_snapshot=True
-        )
+    waiting = unavailable(obj, f, start, name)
+    if waiting is not None:
+        return waiting
     if f.snapshot is None:
         return Plan(start, job=name, wait_snapshot=True)
     # Refused before looking: whether the job exists is not told to who may not observe it.

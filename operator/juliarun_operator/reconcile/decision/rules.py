@@ -19,6 +19,7 @@ from .model import (
     Memory,
     ObjectState,
     Outcome,
+    Plan,
     event,
     set_scale,
     submit,
@@ -162,3 +163,13 @@ def status_write(
     if warn and (old.get("reason"), old.get("message")) != (c.ready.reason, c.ready.message):
         return (write, event("Warning", c.ready.reason, c.ready.message))
     return (write,)
+
+
+def unavailable(obj: ObjectState, f: Facts, start: tuple[Action, ...], name: str) -> Plan | None:
+    """The plan while the connection is unavailable (None: it is not): wait for a snapshot,
+    saying why."""
+    if not f.unavailable:
+        return None
+    reason = "CredentialsUnavailable" if f.no_credentials else "JuliaRunUnavailable"
+    waiting = st.waiting(obj.status.get("phase", "Pending"), reason, f.unavailable)
+    return Plan(start + status_write(obj, f, waiting, warn=f.no_credentials), job=name, wait_snapshot=True)
