@@ -44,6 +44,11 @@ def publications(plan: d.Plan) -> list[tuple[str, Resource, str]]:
     ]
 
 
+def pubs(plan: d.Plan) -> list[d.Action]:
+    """The plan's publishing actions, in order (the status write goes before them)."""
+    return [a for a in plan.actions if a.publication is not None]
+
+
 def status_of(plan: d.Plan) -> dict[str, Any]:
     writes = [a.status for a in plan.actions if a.kind is d.Kind.WRITE_STATUS]
     assert len(writes) == 1, [a.kind for a in plan.actions]
@@ -138,15 +143,15 @@ def test_the_slice_follows_the_job_and_is_emptied_while_it_does_not_run(
     found, o = steady(obj(), job())
     plan = pub.plan(o, d.Plan(), view(job(endpoints, created, completed), found))
     assert publications(plan) == [("publish", Resource.ENDPOINT_SLICE, "nb-juliarun")]
-    patch = plan.actions[0].publication.body
-    assert plan.actions[0].publication.exists
+    patch = pubs(plan)[0].publication.body
+    assert pubs(plan)[0].publication.exists
     assert [e["addresses"][0] for e in patch["endpoints"]] == addresses
 
 
 def test_a_job_gone_from_juliarun_empties_the_slice_but_an_unknown_view_leaves_it():
     found, o = steady(obj(), job())
     gone = pub.plan(o, d.Plan(), view(None, found))
-    assert gone.actions[0].publication.body["endpoints"] == []
+    assert pubs(gone)[0].publication.body["endpoints"] == []
     assert pub.plan(o, d.Plan(), view(None, found, known=False)) == d.Plan()
 
 
@@ -194,7 +199,7 @@ def test_a_host_name_within_the_allowed_suffixes_is_an_external_name_service_wit
         ("publish", Resource.SERVICE, "nb"),
         ("unpublish", Resource.ENDPOINT_SLICE, "nb-juliarun"),
     ]
-    service = plan.actions[0].publication
+    service = pubs(plan)[0].publication
     assert service.replace  # ClusterIP -> ExternalName: created again
     assert service.body["spec"]["type"] == "ExternalName"
     assert service.body["spec"]["externalName"] == "nb1.jobs.example.com"
@@ -243,7 +248,7 @@ def test_service_disabled_later_deletes_the_service_and_slice():
         ("unpublish", Resource.SERVICE, "nb"),
         ("unpublish", Resource.ENDPOINT_SLICE, "nb-juliarun"),
     ]
-    assert plan.actions[0].publication.uid == "uid-nb"  # only the one found
+    assert pubs(plan)[0].publication.uid == "uid-nb"  # only the one found
 
 
 def test_a_name_that_is_no_service_name_publishes_no_service_and_says_why():
@@ -262,7 +267,7 @@ def test_deleting_deletes_what_the_operator_published_before_the_finalizer_goes(
     base = d.Plan((d.Action(d.Kind.REMOVE_FINALIZER),))
     plan = pub.plan(dying, base, view(job(), found))
     assert [a.kind for a in plan.actions] == [d.Kind.UNPUBLISH] * 3 + [d.Kind.REMOVE_FINALIZER]
-    assert {a.publication.name for a in plan.actions[:3]} == {"nb", "nb-juliarun", "nb-conn"}
+    assert {a.publication.name for a in pubs(plan)[:3]} == {"nb", "nb-juliarun", "nb-conn"}
 
 
 # --- the connection Secret -------------------------------------------------------------------
@@ -271,7 +276,7 @@ def test_deleting_deletes_what_the_operator_published_before_the_finalizer_goes(
 def test_the_connection_secret_has_the_service_binding_keys_and_a_notebooks_password():
     o = obj({"writeConnectionSecretToRef": {"name": "nb-conn"}})
     plan = pub.plan(o, d.Plan(), view(job(), password="s3cret-notebook-pw"))
-    secret = next(a.publication.body for a in plan.actions if a.publication.resource is Resource.SECRET)
+    secret = next(a.publication.body for a in pubs(plan) if a.publication.resource is Resource.SECRET)
     assert secret["type"] == "servicebinding.io/notebook"
     assert decoded(secret) == {
         "host": "nb.team.svc",
@@ -288,9 +293,7 @@ def test_the_connection_secret_has_the_service_binding_keys_and_a_notebooks_pass
 def test_several_ports_each_have_their_uri():
     o = obj({"cfgFile": "c", "writeConnectionSecretToRef": {"name": "mq"}}, job_type="MessageQ")
     plan = pub.plan(o, d.Plan(), view(job(["10.1.2.3:5672"], job_type="MessageQ")))
-    data = decoded(
-        next(a.publication.body for a in plan.actions if a.publication.resource is Resource.SECRET)
-    )
+    data = decoded(next(a.publication.body for a in pubs(plan) if a.publication.resource is Resource.SECRET))
     assert data["uri"] == "amqps://nb.team.svc:5671"
     assert data["uri-amqp"] == "amqp://nb.team.svc:5672"
     assert data["uri-mgmt"] == "http://nb.team.svc:15672"

@@ -204,3 +204,38 @@ def test_a_service_of_that_name_already_there_is_read_and_left_as_it_is():
     assert kube.reads >= 1
     cond = next(c for c in kube.objects[KEY]["status"]["conditions"] if c["type"] == "Published")
     assert "Service nb exists and was not created by the operator" in cond["message"]
+
+
+def test_a_service_the_api_server_fails_to_create_is_said_by_the_condition_and_retried_on_backoff():
+    """A full range of Service addresses (HTTP 500 at each create): the object's status and
+    Ready are its job's, condition Published names the failure, the look is retried on the
+    object's backoff (not at once), and the next create that works clears it."""
+    from juliarun_operator.reconcile.adapters.kube import ApiException
+    from juliarun_operator.reconcile.runtime.executor import Next
+
+    ctl, kube, _ = setup()
+    full = [True]
+
+    def create(resource, namespace, body):
+        if resource is Resource.SERVICE and full[0]:
+            raise ApiException(status=500, reason="Internal Server Error")
+        return RecordingKube.create_published(kube, resource, namespace, body)
+
+    kube.create_published = create  # type: ignore[method-assign]
+    first = ctl.process(KEY)
+    assert first.next is Next.RETRY and "HTTP 500" in first.reason
+    ctl.registry.update("MODIFIED", kube.objects[KEY])
+    ctl.process(KEY)  # the retry: the condition now says why
+    ctl.registry.update("MODIFIED", kube.objects[KEY])
+    status = kube.objects[KEY]["status"]
+    published = next(c for c in status["conditions"] if c["type"] == "Published")
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (
+        published["status"] == "False"
+        and "Service nb could not be written (Kubernetes API: HTTP 500" in (published["message"])
+    )
+    assert ready["status"] == "True"  # the job's own state, whatever publishing does
+    full[0] = False
+    settle(ctl, kube)
+    published = next(c for c in kube.objects[KEY]["status"]["conditions"] if c["type"] == "Published")
+    assert published["status"] == "True" and (Resource.SERVICE, "team", "nb") in kube.published

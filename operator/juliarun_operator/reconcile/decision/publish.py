@@ -115,6 +115,7 @@ class View(NamedTuple):
     found: Mapping[tuple[Resource, str], Body | None]
     password: str = ""  # a notebook's, from the spec's passwordSecretRef (the checked parameters)
     forbidden: frozenset[tuple[Resource, str]] = frozenset()  # not readable by the operator (RBAC)
+    failed: Mapping[tuple[Resource, str], str] = {}  # last write of each refused or failed: why
 
 
 def service_enabled(spec: Mapping[str, Any]) -> bool:
@@ -453,6 +454,8 @@ def _keep(obj: ObjectState, view: View) -> tuple[tuple[Action, ...], st.Cond | N
     binding = _secret_actions(obj, view, job_ports, reported, published_host, actions, problems)
     if not want_service and not secret_name(obj.spec) and not problems:
         return tuple(actions), None, binding
+    for (resource, name), why in sorted(view.failed.items()):
+        problems.append(f"{resource.value} {name} could not be written ({why}): tried again")
     if reported.refused:
         shown = "; ".join(reported.refused[:MAX_REFUSED_SHOWN])
         more = len(reported.refused) - MAX_REFUSED_SHOWN
@@ -568,7 +571,9 @@ def _with_status(
     mine = {"conditions": new, **fields}
     if not st.changed(obj.status, mine):
         return base._replace(actions=base.actions + actions) if actions else base
-    return base._replace(actions=base.actions + actions + (write_status(mine),))
+    # The status first: a publishing write that fails stops the plan, and what the status says
+    # of the job must not wait for it (the next look says how publishing went).
+    return base._replace(actions=(*base.actions, write_status(mine), *actions))
 
 
 def _set_published(

@@ -257,7 +257,8 @@ class Controller:
             info = None  # not this object's job: nothing of it is published
         where = allowed(self.config.endpoint_ranges, obj, obj.status.get("connection") or facts.connection)
         password = str((facts.params or {}).get("passwd") or "")
-        view = pub.View(facts.now, known, info, where, found, password, forbidden)
+        failed = self.published.failures(obj.uid)
+        view = pub.View(facts.now, known, info, where, found, password, forbidden, failed)
         return pub.plan(obj, plan, view)
 
     def _warn_insecure(self, body: Body, conn: Connection) -> None:

@@ -114,8 +114,10 @@ class Executor:
                 last_logs = self.post_logs(body, obj, conn, action.job, action.phase)
                 memory.logs_posted, memory.last_logs = action.job, last_logs
             elif kind is d.Kind.PUBLISH or kind is d.Kind.UNPUBLISH:
-                if action.publication is not None and not self.publish(obj, kind, action.publication):
-                    return Result(Next.AFTER, CONFLICT_RETRY)
+                if action.publication is not None:
+                    outcome = self.publish(obj, kind, action.publication)
+                    if outcome is not DONE:
+                        return outcome
             elif kind is d.Kind.DELETE_OBJECT:  # batch: ttlSecondsAfterFinished ran out
                 self._fence()
                 log.info("%s/%s: deleting: ttlSecondsAfterFinished has passed", obj.namespace, obj.name)
@@ -148,10 +150,11 @@ class Executor:
             self.registry.remember(written)
         return written
 
-    def publish(self, obj: d.ObjectState, kind: d.Kind, p: Publication) -> bool:
+    def publish(self, obj: d.ObjectState, kind: d.Kind, p: Publication) -> Result:
         """Create, patch or delete a Service, EndpointSlice or Secret of the object's, in its
-        own namespace only. False: what it was decided on was stale (the object is read again
-        at the next look)."""
+        own namespace only. AFTER: what it was decided on was stale (the object is read again
+        at the next look). RETRY: the write failed otherwise (the API server's error, a range
+        of Service addresses full...): condition Published says so, on the object's backoff."""
         ns, key, what = obj.namespace, (p.resource, p.name), p.resource.value
         if (p.body.get("metadata") or {}).get("namespace", ns) != ns:  # never into another namespace
             raise RuntimeError(f"{what} {p.name} not written: not in the object's namespace {ns}")
@@ -168,14 +171,18 @@ class Executor:
                 if self.published is not None:
                     self.published.remember(obj.uid, key, written)
         except ApiException as exc:
-            if exc.status not in (403, 404, 409):  # forbidden (RBAC); gone, or there already
+            if self.published is None:
                 raise
-            if self.published is not None and exc.status == 403:
+            if exc.status not in (403, 404, 409):  # forbidden (RBAC); gone, or there already
+                why = f"Kubernetes API: HTTP {exc.status} {exc.reason or ''}".strip()
+                self.published.fail(obj.uid, key, why)
+                return Result(Next.RETRY, reason=f"{what} {p.name} not written: {why}")
+            if exc.status == 403:
                 self.published.forbid(obj.uid, key)
-            elif self.published is not None:
+            else:
                 self.published.stale(obj.uid)
-            return False
-        return True
+            return Result(Next.AFTER, CONFLICT_RETRY)
+        return DONE
 
     def _refresh(self, obj: d.ObjectState) -> None:
         """The object as it is now, in place of the stale body a write was refused for."""

@@ -29,6 +29,7 @@ class Published:
         self._seen: dict[str, dict[Key, Body | None]] = {}  # by object UID
         self._forbidden: dict[str, set[Key]] = {}  # ... and what the operator may not read (RBAC)
         self._stale: set[str] = set()  # objects whose view a write found wrong: read, never assumed
+        self._failed: dict[str, dict[Key, str]] = {}  # ... and writes that failed, with why
         self._lock = threading.Lock()
 
     def found(
@@ -65,12 +66,24 @@ class Published:
     def remember(self, uid: str, key: Key, body: Body | None) -> None:
         with self._lock:
             self._seen.setdefault(uid, {})[key] = _trimmed(body)
+            self._failed.get(uid, {}).pop(key, None)
+
+    def fail(self, uid: str, key: Key, why: str) -> None:
+        """A write that failed (neither refused as stale nor forbidden): the condition says so
+        until one succeeds; the controller retries it on the object's backoff."""
+        with self._lock:
+            self._failed.setdefault(uid, {})[key] = why
+
+    def failures(self, uid: str) -> dict[Key, str]:
+        with self._lock:
+            return dict(self._failed.get(uid, {}))
 
     def forget(self, uid: str) -> None:
         with self._lock:
             self._seen.pop(uid, None)
             self._forbidden.pop(uid, None)
             self._stale.discard(uid)
+            self._failed.pop(uid, None)
 
     def forbid(self, uid: str, key: Key) -> None:
         """A write the operator may not make there (its RBAC): said by the condition, not retried."""
