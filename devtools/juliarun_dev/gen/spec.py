@@ -13,6 +13,15 @@ from .common import BATCH_TYPES, MAX_BACKOFF_LIMIT, MAX_PARALLELISM, SCALABLE_TY
 from .params import crd_params, param_property, regex_pattern, types_phrase, types_taking
 
 
+def _secret_ref(pattern: str | None = None) -> Schema:
+    """A reference to a Secret in the object's namespace, by name (`pattern`: what the name must match)."""
+    name: Schema = {"type": "string", "minLength": 1, "maxLength": jt.MAX_KEY}
+    if pattern:
+        name["pattern"] = pattern
+    name["description"] = "Name of the Secret."
+    return {"type": "object", "required": ["name"], "properties": {"name": name}}
+
+
 def fixed_spec_properties() -> dict[str, Schema]:
     """The spec fields that are about the resource rather than a JuliaRun parameter."""
     return {
@@ -58,16 +67,7 @@ def fixed_spec_properties() -> dict[str, Schema]:
         },
         **batch_spec_properties(),
         "credentialsRef": {
-            "type": "object",
-            "required": ["name"],
-            "properties": {
-                "name": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": jt.MAX_KEY,
-                    "description": "Name of the Secret.",
-                }
-            },
+            **_secret_ref(),
             "description": "A Secret in this namespace with the JuliaRun connection: keys url, token, "
             "namespace (the JuliaRun namespace) and optionally ca.crt. When unset the "
             "operator's default connection is used.",
@@ -93,17 +93,7 @@ def publish_spec_properties() -> dict[str, Schema]:
             "description": "The Service of the job's ports.",
         },
         "writeConnectionSecretToRef": {
-            "type": "object",
-            "required": ["name"],
-            "properties": {
-                "name": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": jt.MAX_KEY,
-                    "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
-                    "description": "Name of the Secret.",
-                }
-            },
+            **_secret_ref(pattern="^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
             "description": "A Secret in this namespace the operator writes with how to reach the "
             "job, in the Service Binding spec's keys: host, port, uri (and port-<name>, "
             "uri-<name> per port where there are several), type, provider, and a notebook's "
