@@ -39,7 +39,7 @@ lint: setup
 	$(BIN)/mypy
 
 test: lint tools node-tools
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra --durations=40
 
 unit: setup
 	$(BIN)/python -m pytest -ra tests/unit

@@ -192,6 +192,30 @@ def test_parameters_that_cannot_travel_together_in_one_request_are_refused_at_ap
     control_plane.kubectl("delete", RESOURCE, name, "-n", namespace)
 
 
+def test_lists_count_towards_what_one_request_carries(control_plane, namespace):
+    """Lists each within maxItems and maxLength, together over the request line: refused (the
+    CRD once admitted 258 KB specs that could never be sent, and the operator kept them)."""
+    volumes = [f"{k:02d}" + "v" * 98 for k in range(40)]  # 4,000 characters
+    env = [{"name": f"E{k}", "value": "x" * 100} for k in range(12)]  # 12 x 102
+    for spec in (
+        _with("JuliaBatch", additionalVolumes=volumes, envVars=env),
+        _with("Generic", image="i", args=["a" * 1000] * 6),
+        _with(
+            "Notebook",
+            ports=[
+                {"name": f"p{k:02d}_" + "n" * 240, "containerPort": 1000 + k, "servicePort": 1000 + k}
+                for k in range(22)
+            ],
+        ),
+    ):
+        error = refused(control_plane, namespace, spec)
+        assert f"at most {jt.MAX_PARAMS_TEXT} characters" in error, error
+    within = _with("JuliaBatch", additionalVolumes=volumes, envVars=env[:8])
+    name = f"lists-{uuid.uuid4().hex[:6]}"
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=manifest(within, name))
+    control_plane.kubectl("delete", RESOURCE, name, "-n", namespace)
+
+
 def test_type_and_job_name_are_immutable(control_plane, namespace):
     named = f"im-{uuid.uuid4().hex[:6]}"
     control_plane.kubectl(

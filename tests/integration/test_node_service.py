@@ -120,6 +120,16 @@ def node(tmp_path_factory):
         devcluster.down(state)
 
 
+def proxied(address: str) -> bool:
+    """Whether kube-proxy has programmed the Service `lab` to send its port to `address`: until
+    it has, the ClusterIP refuses connections (the Service's "has no endpoints" REJECT), as it
+    would for any new Service."""
+    rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True, check=True).stdout
+    return any(
+        f'"{NS}/lab:' in line and f"--to-destination {address}:8888" in line for line in rules.splitlines()
+    )
+
+
 def fetched(cp: ControlPlane, pod: str, url: str) -> str:
     """What a Pod of the tenant namespace gets from `url`."""
     spec = {
@@ -157,6 +167,7 @@ def test_a_pod_reaches_the_job_through_its_service_before_and_after_a_move(node)
         job_name = kube.status(NS, "lab")["jobName"]
         url = f"http://lab.{NS}.svc:8888/"
 
+        wait_for("kube-proxy to send the Service to the job", lambda: proxied("10.250.0.1"))
         first = fetched(cp, "fetch-1", url)
         assert first == f"juliarun-emulator job {JRUN_NAMESPACE}/{job_name} port nb at 10.250.0.1:8888\n"
 
@@ -170,6 +181,7 @@ def test_a_pod_reaches_the_job_through_its_service_before_and_after_a_move(node)
                 == "10.250.0.5"
             ),
         )
+        wait_for("kube-proxy to follow the move", lambda: proxied("10.250.0.5"))
         second = fetched(cp, "fetch-2", url)
         assert second == f"juliarun-emulator job {JRUN_NAMESPACE}/{job_name} port nb at 10.250.0.5:8888\n"
 

@@ -140,15 +140,28 @@ def test_immutability_rules():
 
 
 def test_cel_rules_stay_cheap():
-    # Only has(), equality and `in` on literal lists, and the size of bounded strings in the
-    # one rule that bounds them together: no iteration over user data.
-    for rule in RULES:
-        assert not re.search(r"\.(all|exists|map|filter)\(|matches\(", rule), rule
-    for r in SPEC["x-kubernetes-validations"]:  # the messages: literal lists joined, nothing iterated
-        assert not re.search(r"\.(all|exists|map|filter)\(|matches\(", r.get("messageExpression", "")), r
+    # Only has(), equality and `in` on literal lists, and the size of bounded strings and of
+    # the items of bounded lists in the one rule that bounds them together: no other iteration
+    # over user data.
     sized = [rule for rule in RULES if ".size()" in rule]
     assert len(sized) == 1 and sized[0].endswith(f"<= {jt.MAX_PARAMS_TEXT}")
+    for field in re.findall(r"self\.(\w+)\.map\(", sized[0]):
+        assert FIELDS[field]["maxItems"] == jt.MAX_ITEMS, field
+    for rule in RULES:
+        unsized = rule.replace(".map(x, ", ".sized(") if rule in sized else rule
+        assert not re.search(r"\.(all|exists|map|filter)\(|matches\(", unsized), rule
+    for r in SPEC["x-kubernetes-validations"]:  # the messages: literal lists joined, nothing iterated
+        assert not re.search(r"\.(all|exists|map|filter)\(|matches\(", r.get("messageExpression", "")), r
     assert FIELDS["type"]["maxLength"] >= max(map(len, jt.JOB_TYPES))
+
+
+def test_every_text_parameter_counts_towards_the_request_line():
+    """Strings, lists, ports and variables all travel in the one request line: a field left out
+    of the rule would admit specs that can never be sent."""
+    (sized,) = [rule for rule in RULES if ".size()" in rule]
+    texts = (jt.STRING, jt.STRING_LIST, jt.PORTS, jt.ENV)
+    fields = {p.field for p in jt.PARAMETERS.values() if p.kind in texts and p.field in FIELDS}
+    assert fields and {f for f in fields if f"has(self.{f})" not in sized} == set()
 
 
 def test_every_string_and_list_of_the_spec_is_bounded():
