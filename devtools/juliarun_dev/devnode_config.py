@@ -157,6 +157,12 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 
 def pause_image(node: Path, pause: Path) -> Path:
     """A docker-archive of the sandbox image: our pause binary alone (nothing can be pulled here)."""
+    return static_image(node / "pause.tar", PAUSE_IMAGE, pause, "65535:65535")
+
+
+def static_image(path: Path, tag: str, binary: Path, user: str) -> Path:
+    """A docker-archive at `path` of an image `tag` whose one file is the static program
+    `binary`, its entrypoint, run as `user` (uid:gid): what `cluster load` and containerd import."""
 
     def tar_bytes(entries: dict[str, tuple[bytes, int]]) -> bytes:
         buf = io.BytesIO()
@@ -167,22 +173,21 @@ def pause_image(node: Path, pause: Path) -> Path:
                 tar.addfile(info, io.BytesIO(data))
         return buf.getvalue()
 
-    layer = tar_bytes({"pause": (pause.read_bytes(), 0o755)})
+    layer = tar_bytes({binary.name: (binary.read_bytes(), 0o755)})
     layer_id = sha256(layer).hexdigest()
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     config = json.dumps(
         {
             "architecture": arch,
             "os": "linux",
-            "config": {"Entrypoint": ["/pause"], "User": "65535:65535"},
+            "config": {"Entrypoint": [f"/{binary.name}"], "User": user},
             "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_id}"]},
         }
     ).encode()
     config_name = f"{sha256(config).hexdigest()}.json"
     manifest = json.dumps(
-        [{"Config": config_name, "RepoTags": [PAUSE_IMAGE], "Layers": [f"{layer_id}/layer.tar"]}]
+        [{"Config": config_name, "RepoTags": [tag], "Layers": [f"{layer_id}/layer.tar"]}]
     ).encode()
-    path = node / "pause.tar"
     path.write_bytes(
         tar_bytes(
             {

@@ -14,13 +14,8 @@ Needs root and the node's packages (`make node-tools`); heavy: run it alone.
 
 from __future__ import annotations
 
-import io
-import json
 import os
-import platform
 import subprocess
-import tarfile
-from hashlib import sha256
 from pathlib import Path
 
 import pytest
@@ -29,6 +24,7 @@ import yaml
 
 from conftest import ControlPlane
 from juliarun_dev import devcluster, devnode
+from juliarun_dev.devnode_config import static_image
 
 from harness import JRUN_NAMESPACE, Emulator, Kube, Operator, job, started, wait_for
 
@@ -45,7 +41,7 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def fetch_image(work: Path) -> Path:
-    """A docker-archive of an image whose one file is the static `fetch` program."""
+    """A docker-archive of an image whose one file is the static `fetch` program, built here."""
     binary = work / "fetch"
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GOWORK": "off"}
     src = work / "src"
@@ -60,40 +56,7 @@ def fetch_image(work: Path) -> Path:
         capture_output=True,
         timeout=300,
     )
-
-    def tar_bytes(entries: dict[str, tuple[bytes, int]]) -> bytes:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name, (data, mode) in entries.items():
-                info = tarfile.TarInfo(name)
-                info.size, info.mode = len(data), mode
-                tar.addfile(info, io.BytesIO(data))
-        return buf.getvalue()
-
-    layer = tar_bytes({"fetch": (binary.read_bytes(), 0o755)})
-    layer_id = sha256(layer).hexdigest()
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-    config = json.dumps(
-        {
-            "architecture": arch,
-            "os": "linux",
-            "config": {"Entrypoint": ["/fetch"], "User": "65534:65534"},
-            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_id}"]},
-        }
-    ).encode()
-    config_name = f"{sha256(config).hexdigest()}.json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": [IMAGE], "Layers": [f"{layer_id}/layer.tar"]}])
-    archive = work / "fetch.tar"
-    archive.write_bytes(
-        tar_bytes(
-            {
-                f"{layer_id}/layer.tar": (layer, 0o644),
-                config_name: (config, 0o644),
-                "manifest.json": (manifest.encode(), 0o644),
-            }
-        )
-    )
-    return archive
+    return static_image(work / "fetch.tar", IMAGE, binary, "65534:65534")
 
 
 @pytest.fixture(scope="module")
