@@ -61,7 +61,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GROUP, VERSION, PLURAL = "juliarun.dev", "v1alpha1", "juliarunjobs"
 TOKEN, JRUN_NS = "bench-token", "bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-CREATE_WORKERS = 32
+CREATE_WORKERS = 32  # client threads that create objects (and, in the floor, write their status)
 
 
 def log(msg: str) -> None:
@@ -145,11 +145,11 @@ def wait_for(what: str, check, timeout: float = 60.0, interval: float = 0.2):
 
 
 class Cluster:
-    def __init__(self, info: devcluster.ClusterInfo):
-        self.info = info
+    def __init__(self, info: devcluster.ClusterInfo, clients: int = CREATE_WORKERS):
+        self.info, self.clients = info, clients
         config = kubernetes.client.Configuration()
         kubernetes.config.load_kube_config(config_file=str(info.kubeconfig), client_configuration=config)
-        config.connection_pool_maxsize = CREATE_WORKERS + 8
+        config.connection_pool_maxsize = clients + 8
         self.api = kubernetes.client.ApiClient(config)
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
         self.core = kubernetes.client.CoreV1Api(self.api)
@@ -222,7 +222,7 @@ class Cluster:
                 then(name)
 
         started = time.monotonic()
-        with ThreadPoolExecutor(CREATE_WORKERS) as pool:
+        with ThreadPoolExecutor(self.clients) as pool:
             list(pool.map(one, items))
         return time.monotonic() - started
 
@@ -359,10 +359,10 @@ def floor(cluster: Cluster, n: int, label: str) -> dict:
 class Env:
     """The session: control plane, emulator, and where logs go."""
 
-    def __init__(self, workdir: Path, interval: float):
+    def __init__(self, workdir: Path, interval: float, clients: int = CREATE_WORKERS):
         self.workdir, self.interval = workdir, interval
         self.info = devcluster.up(state_dir=workdir / "cluster")
-        self.cluster = Cluster(self.info)
+        self.cluster = Cluster(self.info, clients)
         for crd in sorted((ROOT / "crds").glob("*.yaml")):
             self.cluster.kubectl("apply", "-f", str(crd))
         wait_for("the CRD", lambda: self.cluster.kubectl("get", "crd", f"{PLURAL}.{GROUP}"), 30)
@@ -742,6 +742,12 @@ def main() -> int:
         "--rounds", type=int, default=3, help="floor and operator runs per size, order alternating"
     )
     parser.add_argument("--max-workers", type=int, default=48, help="the operator's --workers")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=CREATE_WORKERS,
+        help="client threads creating the objects, in the floor and the operator's run alike",
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="give up convergence after this")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     args = parser.parse_args()
@@ -757,7 +763,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="juliarun-bench-"))
     log(f"logs in {workdir}")
     report = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}, "sizes": []}
-    env = Env(workdir, args.interval)
+    env = Env(workdir, args.interval, args.clients)
     try:
         report["machine"]["kube_apiserver"] = env.cluster.kubectl("version", "-o", "json")
         report["machine"]["kube_apiserver"] = json.loads(report["machine"]["kube_apiserver"])[

@@ -186,7 +186,7 @@ def test_parameters_that_cannot_travel_together_in_one_request_are_refused_at_ap
     over = _with("JuliaBatch", runVolume="v" * 2000, startScript="s" * 3200)
     error = refused(control_plane, namespace, over)
     assert f"at most {jt.MAX_PARAMS_TEXT} characters" in error and "one request line" in error
-    within = _with("JuliaBatch", runVolume="v" * 2000, startScript="s" * (jt.MAX_PARAMS_TEXT - 2000))
+    within = {"type": "JuliaBatch", "runVolume": "v" * 2000, "startScript": "s" * (jt.MAX_PARAMS_TEXT - 2000)}
     name = f"fits-{uuid.uuid4().hex[:6]}"
     control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=manifest(within, name))
     control_plane.kubectl("delete", RESOURCE, name, "-n", namespace)
@@ -210,7 +210,8 @@ def test_lists_count_towards_what_one_request_carries(control_plane, namespace):
     ):
         error = refused(control_plane, namespace, spec)
         assert f"at most {jt.MAX_PARAMS_TEXT} characters" in error, error
-    within = _with("JuliaBatch", additionalVolumes=volumes, envVars=env[:8])
+    within = {"type": "JuliaBatch", "runVolume": "v", "startScript": "s.jl", "additionalVolumes": volumes}
+    within["envVars"] = env[:8]  # 4,821 characters in all
     name = f"lists-{uuid.uuid4().hex[:6]}"
     control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=manifest(within, name))
     control_plane.kubectl("delete", RESOURCE, name, "-n", namespace)
