@@ -37,6 +37,9 @@ from pathlib import Path
 
 from run import GROUP, JRUN_NS, PLURAL, ROOT, VERSION, Env, OperatorProc, log, machine, memory_mb, wait_for
 
+from juliarun_dev.gen.spec import item_overhead
+from juliarun_operator.juliarun import jobtypes as jt
+
 KIB = 1024
 FILLER_KEYS = 14  # keys of 64 KiB in each Secret besides the password: ~0.9 MiB a Secret
 NS = "tenant"
@@ -68,31 +71,30 @@ def notebook(name: str, secret_name: str) -> dict:
 
 
 def largest(name: str, i: int) -> dict:
-    """The largest spec the CRD admits: every list at maxItems (the shortest items it allows,
-    as lists count towards the 5,120 characters of text parameters), the rest of the 5,120 in
-    text parameters."""
-    pad = f"{i:05d}"
-
-    def text(n: int) -> str:
-        return (pad * (n // len(pad) + 1))[:n]
+    """About the largest spec the CRD admits, in the operator's memory: its 5,120 characters of
+    parameters (each list item counted with its quotes and separators as sent) spent on the
+    items that cost Python the most per character, environment variables and ports."""
+    env_item, port_item = item_overhead(jt.ENV), item_overhead(jt.PORTS)
 
     def env(prefix: str) -> list[dict]:
-        return [{"name": f"{prefix}{k:02d}", "value": ""} for k in range(64)]
+        return [{"name": f"{prefix}{k}", "value": ""} for k in range(64)]
 
     spec = {
         "type": "JuliaParBatch",
-        "memory": "512Mi",
-        "workerMemory": "512Mi",
+        "runVolume": "v",
+        "startScript": "s",
         "envVars": env("E"),
         "workerEnvVars": env("W"),
-        "additionalVolumes": [f"{k:02d}" for k in range(64)],
-        "ports": [
-            {"name": f"P{k:02d}", "containerPort": 1000 + k, "servicePort": 1000 + k} for k in range(64)
-        ],
     }
-    listed = 3 * 3 * 64 + 2 * 64  # the names above: 3 characters each, the volumes 2
-    spec["runVolume"] = text(1024)
-    spec["startScript"] = text(5120 - listed - 1024)
+    spent = 2 + sum(len(v["name"]) + env_item for v in spec["envVars"] + spec["workerEnvVars"])
+    ports: list[dict] = []
+    while spent + len(f"P{len(ports)}") + port_item <= 5120:
+        spent += len(f"P{len(ports)}") + port_item
+        ports.append(
+            {"name": f"P{len(ports)}", "containerPort": 10000 + len(ports), "servicePort": 10000 + len(ports)}
+        )
+    spec["ports"] = ports
+    spec["runVolume"] += f"{i:05d}"[: 5120 - spent]
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "JuliaRunJob",

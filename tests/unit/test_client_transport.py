@@ -14,6 +14,7 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from juliarun_dev.gen.spec import item_overhead
 from juliarun_operator.juliarun import (
     Client,
     Context,
@@ -26,6 +27,7 @@ from juliarun_operator.juliarun import (
     TransportError,
     public_url,
 )
+from juliarun_operator.juliarun import jobtypes as jt
 from juliarun_operator.juliarun import redact as rd
 from juliarun_operator.juliarun.client import MAX_REQUEST_LINE, is_loopback
 
@@ -268,3 +270,42 @@ def test_token_file_that_vanishes_keeps_the_last_token(tmp_path, caplog):
 def test_a_missing_token_file_is_an_error_at_start(tmp_path):
     with pytest.raises(JuliaRunError, match="cannot read"):
         Context.from_env({"JULIARUN_TOKEN_FILE": str(tmp_path / "absent")})
+
+
+def at_the_bound(lists: str) -> dict:
+    """JuliaParBatch parameters that the CRD's size rule counts at exactly its bound, the budget
+    spent on one kind of list item at a time (the costliest on the wire per character counted):
+    the counting is gen.spec's (item_overhead), the sending the client's."""
+    params: dict = {"run_volume": "v", "start_script": "s"}
+    spent = 2
+    if lists == "variables":
+        for key in ("envvars", "worker_envvars"):
+            params[key] = {f"V{k}": "" for k in range(jt.MAX_ITEMS)}
+            spent += sum(len(n) + item_overhead(jt.ENV) for n in params[key])
+    if lists in ("variables", "ports"):
+        params["ports"] = {}
+        while len(params["ports"]) < jt.MAX_ITEMS:
+            name = f"P{len(params['ports'])}"
+            if spent + len(name) + item_overhead(jt.PORTS) > jt.MAX_PARAMS_TEXT:
+                break
+            params["ports"][name] = (65535, 65535)
+            spent += len(name) + item_overhead(jt.PORTS)
+    if lists == "volumes":
+        params["additional_volumes"] = [f"{k:02d}" for k in range(jt.MAX_ITEMS)]
+        spent += sum(len(v) + item_overhead(jt.STRING_LIST) for v in params["additional_volumes"])
+    params["start_script"] += "s" * (jt.MAX_PARAMS_TEXT - spent)
+    return params
+
+
+@pytest.mark.parametrize("lists", ["variables", "ports", "volumes", "none"])
+def test_what_the_crd_admits_is_sent_with_a_service_account_token(lists):
+    """The CRD's bound on the parameters (5,120 characters, list items with their quotes and
+    separators) leaves room for the rest of the request line: a ServiceAccount token (about
+    1 KB; 2,048 characters here), the longest namespace and job name, every other parameter."""
+    session = NoNetwork()
+    context = Context(url="http://127.0.0.1:9", token="t" * 2048, namespace="n" * 63)
+    client = Client(context, session=session, retry=ONE)
+    extras = {"cpu": 0.125, "memory": "1023.5Gi", "worker_memory": "1023.5Gi", "worker_cpu": 0.125}
+    with suppress(TransportError):  # NoNetwork refuses every request; only that it was tried matters
+        client.submit_job(Job("JuliaParBatch", "j" * 63), **at_the_bound(lists), **extras)
+    assert len(session.sent) == 1

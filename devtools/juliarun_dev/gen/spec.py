@@ -4,10 +4,11 @@ parameter, and the CEL rules that say which fields each job type requires or ref
 from __future__ import annotations
 
 from typing import NamedTuple
+from urllib.parse import quote_plus
 
 from juliarun_operator.api import DEFAULT_MANAGEMENT_POLICY, ManagementPolicy
 from juliarun_operator.juliarun import jobtypes as jt
-from juliarun_operator.juliarun.encoding import JOB_NAME_RE
+from juliarun_operator.juliarun.encoding import JOB_NAME_RE, encode_value
 
 from .common import BATCH_TYPES, MAX_BACKOFF_LIMIT, MAX_PARALLELISM, SCALABLE_TYPES, SERVICE_TYPES, Schema
 from .params import crd_params, param_property, regex_pattern, types_phrase, types_taking
@@ -192,12 +193,13 @@ def size_rule() -> Schema:
     URL-encoding widens (non-ASCII, some symbols) can still make a request too long: the
     operator refuses that one before sending, and the object says so (InvalidSpec)."""
     # size() of a bounded string costs the estimator a constant; a list's items are summed
-    # (bounded by maxItems), so that no admitted spec holds text that can never be sent (and the
-    # operator's registry never keeps one: issue 21 measured 326 MiB for 1,000 of 275 KiB).
+    # (bounded by maxItems), each with what it adds on the wire beyond its text (quotes,
+    # separators, port numbers, URL-encoded), so that no admitted spec is one that can never be
+    # sent (and that the operator keeps: issue 21 measured 326 MiB for 1,000 of 275 KiB).
     item_size = {
-        jt.STRING_LIST: "x.size()",
-        jt.PORTS: "x.name.size()",
-        jt.ENV: "x.name.size() + x.value.size()",
+        jt.STRING_LIST: f"x.size() + {item_overhead(jt.STRING_LIST)}",
+        jt.PORTS: f"x.name.size() + {item_overhead(jt.PORTS)}",
+        jt.ENV: f"x.name.size() + x.value.size() + {item_overhead(jt.ENV)}",
     }
     terms = [
         f"(has(self.{p.field}) ? self.{p.field}.size() : 0)"
@@ -208,11 +210,24 @@ def size_rule() -> Schema:
     ]
     return _rule(
         " + ".join(terms) + f" <= {jt.MAX_PARAMS_TEXT}",
-        f"the job's parameters together may hold at most {jt.MAX_PARAMS_TEXT} characters: they travel "
-        "to JuliaRun in one request line",
+        f"the job's parameters together may hold at most {jt.MAX_PARAMS_TEXT} characters (a list's "
+        "items each count their quotes and separators as sent): they travel to JuliaRun in one "
+        "request line",
         "type",
         "FieldValueInvalid",
     )
+
+
+def item_overhead(kind: str) -> int:
+    """Characters one more item of a list of `kind` adds to the request beyond its own text:
+    the encoding's quotes and separators (and a port's numbers, at their longest), URL-encoded."""
+    samples = {
+        jt.STRING_LIST: (["a"], ["a", "b"]),
+        jt.PORTS: ({"a": (65535, 65535)}, {"a": (65535, 65535), "b": (65535, 65535)}),
+        jt.ENV: ({"a": ""}, {"a": "", "b": ""}),
+    }
+    one, two = (len(quote_plus(encode_value(kind, v))) for v in samples[kind])
+    return two - one - 1  # less the second item's own text, "b"
 
 
 def _checked(guard: str, checks: list[Check], summary: str) -> Schema:
