@@ -31,8 +31,8 @@ from juliarun_operator.juliarun import (
     RetryPolicy,
     TransportError,
 )
+from juliarun_operator.juliarun.body import READ_CHUNK
 from juliarun_operator.juliarun.errors import CONNECTION_4XX, Blame, ResponseTooLarge, blame
-from juliarun_operator.juliarun.transport import READ_CHUNK
 
 from support.servers import Loopback
 

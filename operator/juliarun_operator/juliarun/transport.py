@@ -11,44 +11,31 @@ puts a URL with its query into an error or a log line.
 Bulkhead rules, because one slow or broken server must not hold its callers: a whole call
 (retries, status line, headers, body) ends by `Context.deadline()`, and an answer's body is
 read in chunks up to `Context.max_response_bytes`. requests' time-outs bound each socket
-operation, not the call, so a watchdog thread shuts down the socket a call still holds at
-its deadline; the blocked read returns at once and the broken connection is closed, never
-pooled. The watchdog finds the socket through the connection pool (`BulkheadAdapter`),
-so a session passed in by the caller keeps only the checks between chunks.
+operation, not the call, so a watchdog thread cuts the socket a call still holds at its
+deadline (watchdog.py); body.py decodes a body within the cap.
 """
 
 from __future__ import annotations
 
 import base64
-import heapq
-import itertools
 import logging
-import os
 import random
-import socket
-import threading
 import time
-import zlib
 from collections.abc import Callable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import jobtypes
+from .body import ACCEPT_ENCODING, DECODABLE, ERROR_BODY_BYTES, READ_CHUNK, Body, content_length
 from .context import Context, TokenFile, public_url
 from .encoding import check_job_name
 from .errors import (
-    MAX_BODY,
     HTTPError,
     InsecureTransport,
-    InvalidResponse,
     JuliaRunError,
     ParameterError,
     RequestTooLarge,
@@ -57,10 +44,8 @@ from .errors import (
 )
 from .model import Job
 from .redact import register_secret
-
-if TYPE_CHECKING:
-    from urllib3._base_connection import BaseHTTPConnection
 from .responses import Answer, unwrap
+from .watchdog import WATCHDOG, BulkheadAdapter, Watch, current_watch, set_current_watch
 
 # The client's one logger, whichever of its modules logs: log settings and tests name it.
 log = logging.getLogger("juliarun_operator.juliarun.client")
@@ -94,223 +79,6 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         return random.uniform(0, min(self.cap, self.base * 2**attempt))  # noqa: S311 (retry jitter, not secrets)
-
-
-# Bytes asked of the socket at a time: what an answer may take in memory beyond its cap.
-READ_CHUNK = 64 * 1024
-# Of an answer that is not a 2xx, only the start is kept (HTTPError.body, MAX_BODY
-# characters), so no more than this is read of it.
-ERROR_BODY_BYTES = 4 * MAX_BODY
-# Encodings we can decode with a bound on the output; br and zstd are not offered.
-ACCEPT_ENCODING = "gzip, deflate"
-DECODABLE = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})  # Content-Encoding, lowercase
-
-
-class Watch:
-    """One call's deadline, and the sockets it holds that the watchdog cuts when it passes.
-
-    The pool reports the connections the calling thread takes and gives back (`hold`,
-    `release`); a connection being opened reports its socket (`connecting`), because TLS
-    wraps it into a new object only once the handshake is done, and a handshake the
-    server never answers must be cut too. Once expired, whatever is reported is cut at
-    once.
-    """
-
-    def __init__(self, deadline: float):
-        self.deadline = deadline  # time.monotonic()
-        self.expired = False
-        self.finished = False
-        self._lock = threading.Lock()
-        self._held: set[object] = set()  # urllib3 connections: their .sock is cut
-        self._opening: list[socket.socket] = []  # duplicates, closed once connected
-
-    def hold(self, conn: object) -> None:
-        with self._lock:
-            if self.expired:
-                _cut(getattr(conn, "sock", None))
-            self._held.add(conn)
-
-    def release(self, conn: object) -> None:
-        with self._lock:
-            self._held.discard(conn)
-
-    def connecting(self, sock: socket.socket) -> None:
-        with self._lock:
-            if self.expired:
-                _cut(sock)
-            elif not self.finished:
-                self._opening.append(sock.dup())  # shutdown() acts on the socket, not the fd
-
-    def connected(self) -> None:
-        with self._lock:
-            for dup in self._opening:
-                dup.close()
-            self._opening.clear()
-
-    def expire(self) -> None:
-        with self._lock:
-            if self.finished:
-                return
-            self.expired = True
-            for conn in self._held:
-                _cut(getattr(conn, "sock", None))
-            for dup in self._opening:
-                _cut(dup)
-
-    def finish(self) -> None:
-        with self._lock:
-            self.finished = True
-            self._held.clear()
-        self.connected()
-
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
-
-
-def _cut(sock: object) -> None:
-    """Shut a socket down from another thread: a read blocked on it returns at once. Not
-    close(): its descriptor could be reused while the owner still holds the number."""
-    if isinstance(sock, socket.socket):  # not an SSLTransport (TLS in TLS): nothing to cut
-        with suppress(OSError):  # already closed
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # below SSLSocket's own
-
-
-class Watchdog:
-    """One daemon thread that expires the calls whose deadline has passed."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget every call and the thread: for a child process after fork, which has
-        neither, and whose copy of the lock may be held by a thread it does not have."""
-        self._cond = threading.Condition()
-        self._due: list[tuple[float, int, Watch]] = []
-        self._order = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def arm(self, watch: Watch) -> None:
-        with self._cond:
-            heapq.heappush(self._due, (watch.deadline, next(self._order), watch))
-            if self._thread is None or not self._thread.is_alive():  # none yet, or lost in a fork
-                self._thread = threading.Thread(target=self._run, name="juliarun-deadlines", daemon=True)
-                self._thread.start()
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._due and self._due[0][2].finished:  # ended in time: forget it
-                    heapq.heappop(self._due)
-                if not self._due:
-                    self._cond.wait()
-                    continue
-                wait = self._due[0][0] - time.monotonic()
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                watch = heapq.heappop(self._due)[2]
-            watch.expire()
-
-
-WATCHDOG = Watchdog()
-os.register_at_fork(after_in_child=WATCHDOG.reset)
-_calling = threading.local()  # .watch: the Watch of the call this thread is making
-
-
-def _current_watch() -> Watch | None:
-    return getattr(_calling, "watch", None)
-
-
-def _connecting(sock: socket.socket) -> socket.socket:
-    watch = _current_watch()
-    if watch is not None:
-        watch.connecting(sock)
-    return sock
-
-
-def _connected() -> None:
-    watch = _current_watch()
-    if watch is not None:
-        watch.connected()
-
-
-class _WatchedHTTPConnection(HTTPConnection):
-    """Reports its new socket to the call's Watch until it is connected."""
-
-    def _new_conn(self) -> socket.socket:
-        return _connecting(super()._new_conn())
-
-    def connect(self) -> None:
-        try:
-            super().connect()
-        finally:
-            _connected()
-
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    """Reports its new socket to the call's Watch until connected (TLS handshake included)."""
-
-    def _new_conn(self) -> socket.socket:
-        return _connecting(super()._new_conn())
-
-    def connect(self) -> None:
-        try:
-            super().connect()
-        finally:
-            _connected()
-
-
-# The connection a pool hands out, or takes back, in the thread of a call: that call's.
-def _taken(conn: BaseHTTPConnection) -> BaseHTTPConnection:
-    watch = _current_watch()
-    if watch is not None:
-        watch.hold(conn)
-    return conn
-
-
-def _given_back(conn: BaseHTTPConnection | None) -> BaseHTTPConnection | None:
-    watch = _current_watch()
-    if watch is not None and conn is not None:
-        watch.release(conn)
-    return conn
-
-
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-    def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
-        return _taken(super()._get_conn(timeout))
-
-    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
-        super()._put_conn(_given_back(conn))
-
-
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-    def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
-        return _taken(super()._get_conn(timeout))
-
-    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
-        super()._put_conn(_given_back(conn))
-
-
-_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-
-
-class BulkheadAdapter(HTTPAdapter):
-    """requests' adapter with pools whose connections the watchdog can cut (see Watch)."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> urllib3.PoolManager:
-        manager: urllib3.PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if not proxy.lower().startswith("socks"):  # SOCKS pools are their own classes
-            manager.pool_classes_by_scheme = _WATCHED_POOLS
-        return manager
 
 
 class Transport:
@@ -438,7 +206,8 @@ class Transport:
         if watch.remaining() <= 0:
             raise self._late(operation)
         WATCHDOG.arm(watch)
-        outer, _calling.watch = _current_watch(), watch
+        outer = current_watch()
+        set_current_watch(watch)
         error: JuliaRunError
         try:
             try:
@@ -464,7 +233,7 @@ class Transport:
                     # pool; one that is not (cap, deadline, error) is closed here, not pooled.
                     response.close()
         finally:
-            _calling.watch = outer
+            set_current_watch(outer)
             watch.finish()
         # Raised outside the except blocks: the requests exception (which holds the URL and
         # so the token) must not ride along as __context__.
@@ -475,13 +244,13 @@ class Transport:
         ok = 200 <= response.status_code <= 206
         cap = self.context.max_response_bytes
         limit = cap if ok else min(cap, ERROR_BODY_BYTES)  # of an error, only the start is kept
-        declared = _content_length(response.headers)
+        declared = content_length(response.headers)
         if ok and declared is not None and declared > cap:
             raise ResponseTooLarge(operation, cap, declared=declared)
         encoding = response.headers.get("Content-Encoding", "").strip().lower()
         if not ok and encoding not in DECODABLE:  # an error page we cannot read: its status says enough
             return Answer(response.status_code, response.headers, b"", url)
-        body = _Body(operation, encoding)
+        body = Body(operation, encoding)
         error: JuliaRunError | None = None
         try:
             while body.size <= limit and body.raw <= limit:
@@ -526,64 +295,6 @@ def _broken(operation: str, exc: BaseException) -> TransportError:
     if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
         return TransportError(f"{operation}: the answer stopped coming within the time-out", operation)
     return TransportError(f"{operation}: the answer broke off: {type(exc).__name__}", operation)
-
-
-def _content_length(headers: Mapping[str, str]) -> int | None:
-    try:
-        return int(headers.get("Content-Length", ""))
-    except ValueError:
-        return None
-
-
-class _Body:
-    """An answer's body as it comes in, decoded with a bound on what decoding makes (an
-    answer of a few KiB of gzip can inflate to gigabytes)."""
-
-    def __init__(self, operation: str, encoding: str):
-        self.operation = operation
-        self.encoding = encoding
-        if encoding not in DECODABLE:
-            raise InvalidResponse(operation, f"content encoding {encoding!r}, not one we asked for")
-        self._inflate = None if self.encoding in ("", "identity") else _inflater()
-        self._parts: list[bytes] = []
-        self.size = 0  # bytes of body, decoded
-        self.raw = 0  # bytes as received
-
-    def feed(self, chunk: bytes, room: int) -> None:
-        """Take `chunk`; decode no more than `room` bytes of it (what is left is dropped:
-        the caller stops at the cap)."""
-        self.raw += len(chunk)
-        if self._inflate is None:
-            self._keep(chunk)
-            return
-        try:
-            while chunk and room > 0:
-                out = self._inflate.decompress(chunk, room)
-                self._keep(out)
-                room -= len(out)
-                chunk = self._inflate.unconsumed_tail
-                if self._inflate.eof and self._inflate.unused_data:  # gzip members follow
-                    chunk, self._inflate = self._inflate.unused_data, _inflater()
-            if chunk:
-                self.size += 1  # more than room: over the cap
-        except zlib.error:
-            raise InvalidResponse(self.operation, f"the {self.encoding} body cannot be decoded") from None
-
-    def end(self, *, complete: bool) -> None:
-        if complete and self._inflate is not None and not self._inflate.eof:
-            raise InvalidResponse(self.operation, f"the {self.encoding} body ends early")
-
-    def _keep(self, data: bytes) -> None:
-        if data:
-            self._parts.append(data)
-            self.size += len(data)
-
-    def data(self) -> bytes:
-        return b"".join(self._parts)
-
-
-def _inflater() -> Any:
-    return zlib.decompressobj(zlib.MAX_WBITS | 32)  # a gzip or a zlib header, whichever comes
 
 
 def _reason(exc: requests.ConnectionError) -> str:
