@@ -12,12 +12,14 @@ from juliarun_operator.api import FINALIZER
 from juliarun_operator.juliarun.client import JobInfo, JobScale, JobStatus
 from juliarun_operator.reconcile import decision as d
 from juliarun_operator.reconcile.decision import publish as pub
+from juliarun_operator.reconcile.decision.endpoints import Allowed
 from juliarun_operator.reconcile.decision.model import Resource
+from juliarun_operator.reconcile.decision.published_objects import SERVICE_NAME_LABEL, SLICE_MANAGED_BY_LABEL
 
 from decision_tables import NOW
 
 UID = "5f0c7a52-33a1-4d0e-8a4c-6f2f0e1d9b11"
-POD_NETWORK = pub.Allowed.parse(["10.0.0.0/8"])
+POD_NETWORK = Allowed.parse(["10.0.0.0/8"])
 Found = dict[tuple[Resource, str], dict[str, Any] | None]
 
 
@@ -116,8 +118,8 @@ def test_a_running_notebook_gets_a_service_without_selector_and_a_slice_with_its
     assert "selector" not in service["spec"]
     assert service["spec"]["ports"] == [{"name": "nb", "port": 8888, "protocol": "TCP"}]
     assert service["metadata"]["ownerReferences"][0]["uid"] == UID
-    assert endpoints["metadata"]["labels"][pub.SERVICE_NAME_LABEL] == "nb"
-    assert endpoints["metadata"]["labels"][pub.SLICE_MANAGED_BY_LABEL] == "juliarun-operator"
+    assert endpoints["metadata"]["labels"][SERVICE_NAME_LABEL] == "nb"
+    assert endpoints["metadata"]["labels"][SLICE_MANAGED_BY_LABEL] == "juliarun-operator"
     assert endpoints["endpoints"] == [{"addresses": ["10.1.2.3"], "conditions": {"ready": True}}]
     assert endpoints["ports"] == [{"name": "nb", "port": 8888, "protocol": "TCP"}]
     assert published(plan)[:2] == ("True", "Published")
@@ -158,14 +160,14 @@ def test_a_job_gone_from_juliarun_empties_the_slice_but_an_unknown_view_leaves_i
 @pytest.mark.parametrize(
     ("allowed", "endpoints", "kept", "refused"),
     [
-        (pub.Allowed(), ["10.1.2.3:8888"], [], "10.1.2.3:8888 is outside the ranges allowed"),
+        (Allowed(), ["10.1.2.3:8888"], [], "10.1.2.3:8888 is outside the ranges allowed"),
         (POD_NETWORK, ["10.1.2.3:8888", "192.168.1.5:8888"], ["10.1.2.3"], "192.168.1.5:8888 is outside"),
-        (pub.Allowed.parse(["10.1.2.0/24"]), ["10.1.3.1:8888"], [], "10.1.3.1:8888 is outside"),
+        (Allowed.parse(["10.1.2.0/24"]), ["10.1.3.1:8888"], [], "10.1.3.1:8888 is outside"),
         (POD_NETWORK, ["10.1.2.3:9999"], [], "10.1.2.3:9999 is not one of the job's ports"),
-        (pub.Allowed.parse(["::/0"]), ["[fd00::1]:8888"], [], "IPv6 addresses are not published"),
+        (Allowed.parse(["::/0"]), ["[fd00::1]:8888"], [], "IPv6 addresses are not published"),
         (POD_NETWORK, ["jobs.example.com:8888"], [], "host name not allowed for this connection"),
-        (pub.Allowed.parse(["0.0.0.0/0"]), ["127.0.0.1:8888"], [], "not an address a Service can point to"),
-        (pub.Allowed.parse(["0.0.0.0/0"]), ["169.254.1.1:8888"], [], "not an address a Service can point to"),
+        (Allowed.parse(["0.0.0.0/0"]), ["127.0.0.1:8888"], [], "not an address a Service can point to"),
+        (Allowed.parse(["0.0.0.0/0"]), ["169.254.1.1:8888"], [], "not an address a Service can point to"),
     ],
 )
 def test_an_address_outside_the_connections_ranges_gets_no_entry_and_the_condition_says_why(
@@ -192,7 +194,7 @@ def test_an_endpoint_matches_its_port_by_service_port_else_container_port():
 
 
 def test_a_host_name_within_the_allowed_suffixes_is_an_external_name_service_without_a_slice():
-    allowed = pub.Allowed.parse(["10.0.0.0/8", ".jobs.example.com"])
+    allowed = Allowed.parse(["10.0.0.0/8", ".jobs.example.com"])
     found, o = steady(obj(), job())
     plan = pub.plan(o, d.Plan(), view(job(["nb1.jobs.example.com:8888"]), found, allowed=allowed))
     assert publications(plan) == [
@@ -359,9 +361,9 @@ def test_an_object_with_nothing_to_publish_gets_no_condition():
 def test_allowed_entries_are_ranges_or_host_suffixes(entries, error):
     if error:
         with pytest.raises(ValueError, match=error):
-            pub.Allowed.parse(entries)
+            Allowed.parse(entries)
     else:
-        assert pub.Allowed.parse(entries).describe() == "10.0.0.0/8, .example.com"
+        assert Allowed.parse(entries).describe() == "10.0.0.0/8, .example.com"
 
 
 def test_where_the_operator_may_not_read_secrets_the_condition_says_so_and_nothing_is_sent():

@@ -1,6 +1,6 @@
 """Publishing a job in Kubernetes, pure: from a JuliaRunJob and JuliaRun's view of its own
-job, the Service, EndpointSlice and connection Secret it should have, and the actions that
-turn what is there into that. No I/O.
+job, the actions that turn the Service, EndpointSlice and connection Secret that are there
+into those it should have (published_objects.py), and the condition Published. No I/O.
 
 - A Service named after the object (`spec.service.enabled`; unset: the service types), its
   ports from `spec.ports` (else the type's default ports), no selector, and one EndpointSlice
@@ -8,7 +8,7 @@ turn what is there into that. No I/O.
   JuliaRun reports only a host name, an `ExternalName` Service instead.
 - Who may point a Service where (CVE-2021-25740: whoever writes the addresses steers the
   traffic): only addresses of this object's own job, only inside the ranges the
-  administrator allows for its connection (`Allowed`), only in the object's namespace.
+  administrator allows for its connection (endpoints.py), only in the object's namespace.
   Refused ones are left out and the condition Published says why.
 - `spec.writeConnectionSecretToRef`: a Secret with the Service Binding spec's keys;
   `status.binding.name` names it.
@@ -18,89 +18,34 @@ turn what is there into that. No I/O.
 
 from __future__ import annotations
 
-import base64
-import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
-from ...api import API_VERSION, COMPONENT, FINALIZER, KIND
+from ...api import FINALIZER
 from ...juliarun import jobtypes as jt
 from ...juliarun.client import JobInfo
 from . import status as st
-from .model import Action, Kind, ObjectState, Plan, Publication, Resource, publish, unpublish, write_status
+from .endpoints import Allowed, Port, Reported, ports, sort_endpoints
+from .model import Action, Kind, ObjectState, Plan, Publication, Resource, unpublish, write_status
+from .published_objects import (
+    Body,
+    desired_secret,
+    desired_service,
+    desired_slice,
+    owned,
+    secret_data,
+    slice_name,
+    step,
+    uid_of,
+)
 
 PUBLISHED = st.PUBLISHED  # the condition type
-SLICE_SUFFIX = "-juliarun"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-SLICE_MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-OBJECT_LABEL = "juliarun.dev/job"  # the JuliaRunJob a published object belongs to
-PROVIDER = "juliarun"
 MAX_REFUSED_SHOWN = 3  # refused addresses named in the condition's message
 
-Body = Mapping[str, Any]
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # A Service's name (DNS-1035 label) and a port's (IANA service name), as the API server checks them.
 SERVICE_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 PORT_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$")
-HOST_NAME_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-class Allowed(NamedTuple):
-    """Where a connection's jobs may point a Service: address ranges, and host-name
-    suffixes (".example.com") an ExternalName Service may name. Empty: nowhere."""
-
-    networks: tuple[Network, ...] = ()
-    suffixes: tuple[str, ...] = ()
-
-    @classmethod
-    def parse(cls, entries: Sequence[str]) -> Allowed:
-        """CIDR ranges and .suffixes; ValueError names a bad entry."""
-        networks: list[Network] = []
-        suffixes: list[str] = []
-        for entry in (e.strip() for e in entries):
-            if not entry:
-                continue
-            if entry.startswith("."):
-                if not HOST_NAME_RE.match(entry[1:].lower()):
-                    raise ValueError(f"{entry!r} is not a host-name suffix such as .example.com")
-                suffixes.append(entry.lower())
-                continue
-            try:
-                networks.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                raise ValueError(
-                    f"{entry!r} is neither an address range (10.0.0.0/8) nor a host-name suffix "
-                    "(.example.com)"
-                ) from None
-        return cls(tuple(networks), tuple(suffixes))
-
-    def address(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-        return any(ip.version == n.version and ip in n for n in self.networks)
-
-    def host(self, name: str) -> bool:
-        return any(name.endswith(s) for s in self.suffixes)
-
-    def describe(self) -> str:
-        shown = [str(n) for n in self.networks] + list(self.suffixes)
-        return ", ".join(shown) if shown else "none"
-
-
-class Port(NamedTuple):
-    name: str
-    container: int
-    service: int
-
-
-class Reported(NamedTuple):
-    """What JuliaRun's endpoints say, sorted by what may be published."""
-
-    addresses: tuple[str, ...] = ()  # allowed IPv4 addresses, in JuliaRun's order
-    targets: Mapping[str, int] = {}  # port name -> the port JuliaRun reports for it
-    host: str = ""  # an allowed host name (ExternalName), where no address is reported
-    refused: tuple[str, ...] = ()  # endpoints left out, each with why
 
 
 class View(NamedTuple):
@@ -124,26 +69,9 @@ def service_enabled(spec: Mapping[str, Any]) -> bool:
     return spec.get("type") in jt.SERVICE_TYPES if chosen is None else bool(chosen)
 
 
-def ports(spec: Mapping[str, Any]) -> tuple[Port, ...]:
-    """The job's ports: spec.ports, else its type's defaults (what JuliaRun exposes then)."""
-    given = spec.get("ports")
-    if isinstance(given, list):
-        try:
-            return tuple(Port(p["name"], int(p["containerPort"]), int(p["servicePort"])) for p in given)
-        except (KeyError, TypeError, ValueError):
-            return ()  # the parameters' check says what is wrong with them
-    job_type = jt.JOB_TYPES.get(spec.get("type", ""))
-    defaults = (job_type.defaults().get("ports") if job_type else None) or {}
-    return tuple(Port(name, pair[0], pair[1]) for name, pair in defaults.items())
-
-
 def secret_name(spec: Mapping[str, Any]) -> str:
     ref = spec.get("writeConnectionSecretToRef")
     return str(ref.get("name") or "") if isinstance(ref, Mapping) else ""
-
-
-def slice_name(obj: ObjectState) -> str:
-    return obj.name + SLICE_SUFFIX
 
 
 def wanted_names(obj: ObjectState) -> tuple[tuple[Resource, str], ...]:
@@ -157,222 +85,6 @@ def wanted_names(obj: ObjectState) -> tuple[tuple[Resource, str], ...]:
     return tuple(names)
 
 
-def parse_endpoint(text: str) -> tuple[str, int | None] | None:
-    """(host, port) of an endpoint as JuliaRun reports it: a URL or `host:port`."""
-    text = text.strip()
-    try:
-        parts = urlsplit(text if "//" in text else f"//{text}")
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        return None
-    return (host, port) if host else None
-
-
-def sort_endpoints(endpoints: Sequence[str], job_ports: Sequence[Port], allowed: Allowed) -> Reported:
-    """The addresses and host names that may be published, each port's target, and the
-    endpoints refused (outside the allowed ranges, not one of the ports, IPv6)."""
-    addresses: list[str] = []
-    targets: dict[str, int] = {}
-    hosts: list[str] = []
-    refused: list[str] = []
-    for text in endpoints:
-        parsed = parse_endpoint(text)
-        if parsed is None:
-            refused.append(f"{text!r} is not an address")
-            continue
-        host, number = parsed
-        port = _port_of(number, job_ports)
-        if port is None:
-            refused.append(f"{text} is not one of the job's ports")
-            continue
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            if not HOST_NAME_RE.match(host.lower()):
-                refused.append(f"{text} is not an address")
-            elif not allowed.host(host.lower()):
-                refused.append(f"{text}: host name not allowed for this connection")
-            elif host.lower() not in hosts:
-                hosts.append(host.lower())
-            continue
-        if ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast:
-            # The API server refuses them in an EndpointSlice: no address of a pod elsewhere.
-            refused.append(f"{text} is not an address a Service can point to")
-        elif not allowed.address(ip):
-            refused.append(f"{text} is outside the ranges allowed for this connection")
-        elif ip.version != 4:
-            refused.append(f"{text}: IPv6 addresses are not published")
-        else:
-            if str(ip) not in addresses:
-                addresses.append(str(ip))
-            targets.setdefault(port.name, number if number is not None else port.service)
-    return Reported(tuple(addresses), targets, "" if addresses or not hosts else hosts[0], tuple(refused))
-
-
-def _port_of(number: int | None, job_ports: Sequence[Port]) -> Port | None:
-    """Which of the job's ports an endpoint is: by service port, else by container port;
-    one without a number is the job's only port."""
-    if number is None:
-        return job_ports[0] if len(job_ports) == 1 else None
-    return next((p for p in job_ports if p.service == number), None) or next(
-        (p for p in job_ports if p.container == number), None
-    )
-
-
-def scheme(port_name: str) -> str:
-    """A URI scheme for a port, from its name (the job types' names: nb, http, https, amqp,
-    amqptls, mgmt, mgmttls)."""
-    name = port_name.lower()
-    tls = "tls" in name or name in ("https", "amqps")
-    if name.startswith("amqp"):
-        return "amqps" if tls else "amqp"
-    return "https" if tls else "http"
-
-
-# --- the objects as they should be ----------------------------------------------------------
-
-
-def _meta(obj: ObjectState, name: str, labels: Mapping[str, str]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "namespace": obj.namespace,
-        "labels": {MANAGED_BY_LABEL: COMPONENT, OBJECT_LABEL: obj.name, **labels},
-        # Owned: a cluster's garbage collector deletes it with the object too (the operator
-        # deletes it itself first). Not blockOwnerDeletion: that needs the owner's finalizers.
-        "ownerReferences": [
-            {"apiVersion": API_VERSION, "kind": KIND, "name": obj.name, "uid": obj.uid, "controller": True}
-        ],
-    }
-
-
-def desired_service(obj: ObjectState, job_ports: Sequence[Port], host: str) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "ports": [{"name": p.name, "port": p.service, "protocol": "TCP"} for p in job_ports],
-    }
-    if host:
-        spec.update(type="ExternalName", externalName=host)
-    else:
-        spec["type"] = "ClusterIP"
-    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(obj, obj.name, {}), "spec": spec}
-
-
-def desired_slice(
-    obj: ObjectState, job_ports: Sequence[Port], targets: Mapping[str, int], addresses: Sequence[str]
-) -> dict[str, Any]:
-    labels = {SERVICE_NAME_LABEL: obj.name, SLICE_MANAGED_BY_LABEL: COMPONENT}
-    return {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": _meta(obj, slice_name(obj), labels),
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addresses],
-        "ports": [
-            {"name": p.name, "port": targets.get(p.name, p.service), "protocol": "TCP"} for p in job_ports
-        ],
-    }
-
-
-def secret_data(
-    obj: ObjectState, job_ports: Sequence[Port], host: str, targets: Mapping[str, int], password: str
-) -> dict[str, str]:
-    """The Service Binding spec's entries: host, port, uri (and port-<name>, uri-<name> for
-    each where there are several), type, provider, and a notebook's password."""
-    data = {"type": obj.spec.get("type", "").lower(), "provider": PROVIDER}
-    if host and job_ports:
-        numbers = {p.name: targets.get(p.name, p.service) for p in job_ports}
-        first = job_ports[0]
-        data.update(host=host, port=str(numbers[first.name]))
-        data["uri"] = f"{scheme(first.name)}://{host}:{numbers[first.name]}"
-        if len(job_ports) > 1:
-            for p in job_ports:
-                data[f"port-{p.name}"] = str(numbers[p.name])
-                data[f"uri-{p.name}"] = f"{scheme(p.name)}://{host}:{numbers[p.name]}"
-    if password:
-        data["password"] = password
-    return data
-
-
-def desired_secret(obj: ObjectState, name: str, data: Mapping[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": _meta(obj, name, {}),
-        "type": f"servicebinding.io/{data['type']}",
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(data.items())},
-    }
-
-
-# --- what is there, against what should be --------------------------------------------------
-
-
-def owned(body: Body, uid: str) -> bool:
-    """Whether the operator created `body` for the object with this UID."""
-    refs = (body.get("metadata") or {}).get("ownerReferences") or []
-    return any(r.get("uid") == uid for r in refs)
-
-
-def _uid(body: Body) -> str:
-    return str((body.get("metadata") or {}).get("uid") or "")
-
-
-def _managed(resource: Resource, body: Body) -> tuple[Any, ...]:
-    """The parts of an object this operator decides, as comparable values (the API server
-    fills in the rest: a clusterIP, a port's targetPort)."""
-    meta = body.get("metadata") or {}
-    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k in _OUR_LABELS}
-    refs = sorted(r.get("uid", "") for r in meta.get("ownerReferences") or [])
-    if resource is Resource.SERVICE:
-        spec = body.get("spec") or {}
-        svc_ports = [
-            (p.get("name"), p.get("port"), p.get("protocol", "TCP")) for p in spec.get("ports") or []
-        ]
-        return (
-            labels,
-            refs,
-            spec.get("type", "ClusterIP"),
-            spec.get("externalName"),
-            svc_ports,
-            spec.get("selector"),
-        )
-    if resource is Resource.ENDPOINT_SLICE:
-        endpoints = [
-            (tuple(e.get("addresses") or ()), (e.get("conditions") or {}).get("ready"))
-            for e in body.get("endpoints") or []
-        ]
-        slice_ports = [
-            (p.get("name"), p.get("port"), p.get("protocol", "TCP")) for p in body.get("ports") or []
-        ]
-        return labels, refs, body.get("addressType"), endpoints, slice_ports
-    return labels, refs, body.get("type"), dict(body.get("data") or {})
-
-
-_OUR_LABELS = (MANAGED_BY_LABEL, OBJECT_LABEL, SERVICE_NAME_LABEL, SLICE_MANAGED_BY_LABEL)
-
-
-def step(resource: Resource, desired: Body, found: Body | None) -> Action | None:
-    """The one action that makes `found` into `desired` (None: nothing to do). Only for an
-    object the caller found ours or absent."""
-    name = desired["metadata"]["name"]
-    if found is None:
-        return publish(Publication(resource, name, desired))
-    if _managed(resource, desired) == _managed(resource, found):
-        return None
-    if resource is Resource.SERVICE and _service_type(desired) != _service_type(found):
-        # ClusterIP and ExternalName do not patch into each other cleanly (the clusterIP).
-        return publish(Publication(resource, name, desired, replace=True, uid=_uid(found)))
-    if resource is Resource.SECRET and desired.get("type") != found.get("type"):
-        return publish(Publication(resource, name, desired, replace=True, uid=_uid(found)))
-    patch = {k: v for k, v in desired.items() if k not in ("apiVersion", "kind")}
-    if resource is Resource.SECRET:  # a merge patch keeps keys it does not name: these go
-        gone = {k: None for k in (found.get("data") or {}) if k not in desired["data"]}
-        patch["data"] = {**desired["data"], **gone}
-    return publish(Publication(resource, name, patch, exists=True, uid=_uid(found)))
-
-
-def _service_type(body: Body) -> str:
-    return str((body.get("spec") or {}).get("type") or "ClusterIP")
-
-
 # --- the plan -----------------------------------------------------------------------------
 
 
@@ -384,7 +96,7 @@ def plan(obj: ObjectState, base: Plan, view: View) -> Plan:
         if FINALIZER not in obj.finalizers:
             return base
         gone = tuple(
-            unpublish(Publication(resource, name, uid=_uid(body)))
+            unpublish(Publication(resource, name, uid=uid_of(body)))
             for (resource, name), body in view.found.items()
             if body is not None and owned(body, obj.uid)
         )
@@ -436,7 +148,7 @@ def _keep(obj: ObjectState, view: View) -> tuple[tuple[Action, ...], st.Cond | N
             published_host = host
             if slice_found is not None and owned(slice_found, obj.uid):
                 actions.append(
-                    unpublish(Publication(Resource.ENDPOINT_SLICE, slice_name(obj), uid=_uid(slice_found)))
+                    unpublish(Publication(Resource.ENDPOINT_SLICE, slice_name(obj), uid=uid_of(slice_found)))
                 )
         elif slice_found is not None and not owned(slice_found, obj.uid):
             problems.append(f"EndpointSlice {slice_name(obj)} exists and was not created by the operator")
@@ -450,7 +162,7 @@ def _keep(obj: ObjectState, view: View) -> tuple[tuple[Action, ...], st.Cond | N
         for resource, body in ((Resource.SERVICE, service), (Resource.ENDPOINT_SLICE, slice_found)):
             if body is not None and owned(body, obj.uid):
                 name = body["metadata"]["name"]
-                actions.append(unpublish(Publication(resource, name, uid=_uid(body))))
+                actions.append(unpublish(Publication(resource, name, uid=uid_of(body))))
     binding = _secret_actions(obj, view, job_ports, reported, published_host, actions, problems)
     if not want_service and not secret_name(obj.spec) and not problems:
         return tuple(actions), None, binding
@@ -497,7 +209,7 @@ def _secret_actions(
     if old and old != name:
         body = view.found.get((Resource.SECRET, old))
         if body is not None and owned(body, obj.uid):
-            actions.append(unpublish(Publication(Resource.SECRET, old, uid=_uid(body))))
+            actions.append(unpublish(Publication(Resource.SECRET, old, uid=uid_of(body))))
     if not name:
         return ""
     found = view.found.get((Resource.SECRET, name))

@@ -24,6 +24,7 @@ from .. import decision as d
 from ..adapters.kube import ApiException, KubeAPI
 from ..adapters.metrics import Metrics
 from ..decision import publish as pub
+from ..decision.endpoints import Allowed
 from ..decision.mapping import SECRET_FIELDS, job_params
 from ..decision.rules import handover, ours
 from .connections import Backoff, Connection, Connections
@@ -59,7 +60,7 @@ class Config:
     max_calls: int = 8  # JuliaRun calls under way at once per connection: a slow one holds no more workers
     # connection (default, Admin/<secret>, Secret/<namespace>/<name>) -> where its jobs'
     # Services may point (published.parse_ranges; a connection not named: nowhere)
-    endpoint_ranges: dict[str, pub.Allowed] = field(default_factory=lambda: parse_ranges(()))
+    endpoint_ranges: dict[str, Allowed] = field(default_factory=lambda: parse_ranges(()))
 
 
 class Controller:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 
 from .. import decision as d
 from ..adapters.kube import ApiException, KubeAPI
-from ..decision import publish as pub
+from ..decision.endpoints import Allowed
 from ..decision.model import Resource
 from .registry import Body
 
@@ -119,7 +119,7 @@ def ranges_key(obj: d.ObjectState, connection: str) -> str:
     return f"Secret/{obj.namespace}/{name}" if kind == "Secret" else connection
 
 
-def parse_ranges(entries: Iterable[str]) -> dict[str, pub.Allowed]:
+def parse_ranges(entries: Iterable[str]) -> dict[str, Allowed]:
     """`CONNECTION=RANGE` entries (a range or a .host-suffix each; `CONNECTION=` alone: none)
     into each connection's Allowed; the default connection has DEFAULT_RANGES unless named.
     ValueError names a bad entry."""
@@ -129,14 +129,14 @@ def parse_ranges(entries: Iterable[str]) -> dict[str, pub.Allowed]:
         if not sep or not connection.strip():
             raise ValueError(f"endpoint range {entry!r}: expected CONNECTION=RANGE (e.g. default=10.0.0.0/8)")
         given.setdefault(connection.strip(), []).append(value.strip())
-    ranges = {d.DEFAULT_CONNECTION: pub.Allowed.parse(DEFAULT_RANGES)}
+    ranges = {d.DEFAULT_CONNECTION: Allowed.parse(DEFAULT_RANGES)}
     for connection, values in given.items():
         try:
-            ranges[connection] = pub.Allowed.parse(values)
+            ranges[connection] = Allowed.parse(values)
         except ValueError as exc:
             raise ValueError(f"endpoint range of {connection}: {exc}") from None
     return ranges
 
 
-def allowed(ranges: Mapping[str, pub.Allowed], obj: d.ObjectState, connection: str) -> pub.Allowed:
-    return ranges.get(ranges_key(obj, connection), pub.Allowed())
+def allowed(ranges: Mapping[str, Allowed], obj: d.ObjectState, connection: str) -> Allowed:
+    return ranges.get(ranges_key(obj, connection), Allowed())
