@@ -17,14 +17,8 @@ from juliarun_operator.reconcile import decision as d
 from juliarun_operator.reconcile.adapters.kube import MAX_SECRET_VALUE, SecretProblem, decode_secret
 from juliarun_operator.reconcile.adapters.metrics import Metrics
 from juliarun_operator.reconcile.decision.model import SNAPSHOT_SOON, SNAPSHOT_WAIT, Plan
-from juliarun_operator.reconcile.runtime.connections import (
-    Backoff,
-    Breaker,
-    Connection,
-    Connections,
-    Credentials,
-    Unavailable,
-)
+from juliarun_operator.reconcile.runtime.breaker import Backoff, Breaker, Unavailable
+from juliarun_operator.reconcile.runtime.connections import Connection, Connections, Credentials
 from juliarun_operator.reconcile.runtime.controller import Config, Controller
 from juliarun_operator.reconcile.runtime.credentials import SecretCache
 from juliarun_operator.reconcile.runtime.poller import LIVENESS, Housekeeper, SnapshotLoop, gap

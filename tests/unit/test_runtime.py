@@ -25,7 +25,8 @@ from juliarun_operator.juliarun.errors import (
 from juliarun_operator.juliarun.model import JobInfo, JobScale, JobStatus
 from juliarun_operator.reconcile import decision as d
 from juliarun_operator.reconcile.adapters.metrics import Metrics
-from juliarun_operator.reconcile.runtime.connections import Backoff, Connection, Connections, Unavailable, Why
+from juliarun_operator.reconcile.runtime.breaker import Backoff, Unavailable, Why
+from juliarun_operator.reconcile.runtime.connections import Connection, Connections
 from juliarun_operator.reconcile.runtime.controller import Config, Controller
 from juliarun_operator.reconcile.runtime.executor import Next
 from juliarun_operator.reconcile.runtime.queue import RateLimit, WorkQueue

@@ -146,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
     from .adapters.kube import Kube
     from .adapters.lease import LeaseElector
     from .adapters.metrics import Metrics, bind, serve
-    from .runtime.connections import Backoff, Connections
+    from .runtime.breaker import Backoff
+    from .runtime.connections import Connections
     from .runtime.controller import Config, Controller
     from .runtime.poller import Housekeeper
 

@@ -3,18 +3,17 @@ one cap on calls under way per connection.
 
 Objects that share a URL, JuliaRun namespace and token share a `Connection`. Its snapshot
 (one getAllJobInfo) serves every object. Only the connection's own failures (no answer,
-time-outs, 5xx, unreadable answers) open its breaker; a request refused before sending, or
-an answer refusing one object's write, is that object's. While the breaker is open, calls
-are refused locally until the backoff expires; then one caller makes a single trial call,
-and the others follow only if it succeeds. So JuliaRun sees at most one call per backoff
-delay (1 s, doubling to 60 s) per connection while it is down, however many objects wait.
+time-outs, 5xx, unreadable answers) open its breaker (breaker.py); a request refused
+before sending, or an answer refusing one object's write, is that object's. While the
+breaker is open, calls are refused locally until the backoff expires; then one caller
+makes a single trial call, and the others follow only if it succeeds. So JuliaRun sees at
+most one call per backoff delay (1 s, doubling to 60 s) per connection while it is down,
+however many objects wait.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import enum
 import hashlib
 import os
 import random
@@ -27,104 +26,10 @@ from typing import Any
 
 from ...juliarun import Client, Context, JobInfo, JuliaRunError, RetryPolicy
 from ...juliarun.client import SnapshotMemo
-from ...juliarun.errors import ApiError, Blame, HTTPError, InvalidResponse, TransportError, blame
+from ...juliarun.errors import ApiError, Blame, TransportError, blame
+from .breaker import Backoff, Breaker, Unavailable, Why, trouble
 
 Observe = Callable[[str, str, float], None]
-
-
-def trouble(exc: JuliaRunError) -> str:
-    """What a connection's failure is called where every object that uses it reads it: a
-    category, never the request's or the answer's text (those belong to one caller)."""
-    if isinstance(exc, TransportError):
-        return "transport error (no complete answer)"
-    if isinstance(exc, HTTPError):
-        return f"HTTP {exc.status}"
-    if isinstance(exc, InvalidResponse):
-        return "unreadable answer"
-    return "refused the snapshot read" if isinstance(exc, ApiError) else type(exc).__name__
-
-
-class Why(enum.Enum):
-    """Why a call was not sent (Unavailable)."""
-
-    BREAKER = "breaker"  # the connection fails: its breaker holds calls back
-    BUSY = "busy"  # as many calls as the connection allows are under way
-    FENCED = "fenced"  # this replica does not hold a valid Lease
-
-
-class Unavailable(Exception):
-    """The call was not sent: retry after `delay` seconds."""
-
-    def __init__(self, message: str, delay: float, why: Why = Why.BREAKER):
-        super().__init__(message)
-        self.delay, self.why = delay, why
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential, capped, with jitter so that callers do not retry in step."""
-
-    base: float = 1.0
-    cap: float = 60.0
-
-    def delay(self, failures: int) -> float:
-        ceiling = min(self.cap, self.base * 2 ** max(0, failures - 1))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not a secret)
-
-
-class Breaker:
-    """Closed while calls succeed; open for a backoff after a failure; then half-open:
-    one trial call, whose outcome closes it or opens it again for a longer backoff."""
-
-    def __init__(self, backoff: Backoff):
-        self.backoff = backoff
-        self._lock = threading.Lock()
-        self.failures = 0
-        self.open_until = 0.0
-        self.trial = False  # a trial call is out
-        self.last_error = ""  # a category (`trouble`), the same for every object
-        self.since = 0.0  # wall time of the first failure in a row
-
-    def admit(self) -> None:
-        """Return if a call may go out now; raise Unavailable (with a jittered delay) if not."""
-        now = time.monotonic()
-        with self._lock:
-            if self.failures == 0:
-                return
-            if now >= self.open_until and not self.trial:
-                self.trial = True
-                return
-            wait = max(self.open_until - now, 0.0) + random.uniform(0.1, 1.0)  # noqa: S311 (jitter)
-            raise Unavailable(self.describe(), wait)
-
-    def describe(self) -> str:
-        since = dt.datetime.fromtimestamp(int(self.since), dt.UTC).isoformat().replace("+00:00", "Z")
-        return f"JuliaRun unavailable since {since}: {self.last_error or 'no answer'}"
-
-    def failed(self, category: str) -> None:
-        with self._lock:
-            if self.failures == 0:
-                self.since = time.time()
-            self.failures += 1
-            self.trial = False
-            self.last_error = category
-            self.open_until = time.monotonic() + self.backoff.delay(self.failures)
-
-    def succeeded(self) -> None:
-        with self._lock:
-            self.failures, self.trial, self.last_error = 0, False, ""
-
-    def answered(self) -> None:
-        """An answer that says nothing of the connection's health (a refusal, or a request
-        refused before sending): a trial it was ends, without closing the breaker."""
-        with self._lock:
-            if self.trial:
-                self.trial = False
-                self.open_until = time.monotonic()
-
-    def retry_delay(self) -> float:
-        with self._lock:
-            return max(self.open_until - time.monotonic(), 0.0) + random.uniform(0.1, 1.0)  # noqa: S311 (jitter)
 
 
 def always() -> bool:
@@ -144,7 +49,7 @@ class Connection:
         self,
         context: Context,
         *,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = Backoff(),  # noqa: B008 (a frozen dataclass)
         observe: Observe | None = None,
         ca_file: str | None = None,
         pool_size: int = 16,
@@ -315,7 +220,7 @@ class Connections:
         self,
         default: Context,
         *,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = Backoff(),  # noqa: B008 (a frozen dataclass)
         observe: Observe | None = None,
         idle: float = 300.0,
         pool_size: int = 16,

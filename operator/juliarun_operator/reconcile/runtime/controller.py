@@ -27,7 +27,8 @@ from ..decision import publish as pub
 from ..decision.endpoints import Allowed
 from ..decision.mapping import SECRET_FIELDS, job_params
 from ..decision.rules import handover, ours
-from .connections import Backoff, Connection, Connections
+from .breaker import Backoff
+from .connections import Connection, Connections
 from .credentials import SecretCache
 from .executor import DONE, Executor, Next, Result
 from .published import Published, allowed, parse_ranges

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from ..adapters.kube import SecretProblem
-from .connections import Backoff
+from .breaker import Backoff
 
 # (namespace, name, must be marked, keys) -> the keys' values
 Reader = Callable[[str, str, bool, tuple[str, ...]], dict[str, str]]

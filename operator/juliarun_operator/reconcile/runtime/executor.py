@@ -26,7 +26,8 @@ from ..adapters.metrics import Metrics
 from ..decision.mapping import SecretReader, job_params
 from ..decision.model import Publication
 from ..decision.observe import observing
-from .connections import Connection, Unavailable, Why
+from .breaker import Unavailable, Why
+from .connections import Connection
 from .published import Published
 from .registry import Body, Registry
 from .routing import tenants_server

@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable
 
 from ...juliarun import JuliaRunError
-from .connections import Connection, Unavailable
+from .breaker import Unavailable
+from .connections import Connection
 from .controller import Controller
 from .registry import Key
 
