@@ -35,7 +35,15 @@ def apply_crds(control_plane) -> None:
     """The repository's CRDs, established. Server-side: idempotent with other tests' applies."""
     for crd in sorted(CRDS.glob("*.yaml")):
         control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    control_plane.kubectl("wait", "--for=condition=Established", "crd/juliarunjobs.juliarun.dev")
+    # Looked at, not `kubectl wait`: that gave up (30 s) on a loaded machine, or on a CRD
+    # applied again before the API server had written its first conditions.
+    established = "jsonpath={.status.conditions[?(@.type=='Established')].status}"
+
+    def is_established() -> bool:
+        got = control_plane.kubectl("get", "crd/juliarunjobs.juliarun.dev", "-o", established, check=False)
+        return got.returncode == 0 and got.stdout.strip() == "True"
+
+    wait_for("the CRD Established", is_established, 120)
 
 
 def metric(text: str, name: str) -> float:
