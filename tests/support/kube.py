@@ -37,6 +37,7 @@ class RecordingKube:
         self.events: list[tuple[str, str, str]] = []
         self.writes: list[tuple[str, str]] = []  # (kind of write, object name)
         self.published: dict[tuple[Any, str, str], dict] = {}  # Services, EndpointSlices, Secrets
+        self.crd: str | None = "crd-uid-1"  # the served CRD's uid ("": none served; None: no answer)
 
     def _bump(self, obj: dict) -> dict:
         meta = obj["metadata"]
@@ -75,8 +76,8 @@ class RecordingKube:
         obj = self.objects.get((namespace, name))
         return copy.deepcopy(obj) if obj else None
 
-    def served(self) -> bool:
-        return True
+    def serving(self) -> str | None:
+        return self.crd
 
     def list_objects(self, namespaces: list[str]) -> tuple[list[dict], str]:
         return [copy.deepcopy(o) for o in self.objects.values()], "1"

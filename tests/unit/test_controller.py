@@ -244,6 +244,29 @@ def housekeeper(ctl: Controller) -> Housekeeper:
     return Housekeeper(ctl, lambda name, target: None)
 
 
+@pytest.mark.parametrize(
+    ("looks", "anew"),
+    [
+        (["crd-uid-1", "crd-uid-1"], 0),
+        (["crd-uid-1", "", "", "crd-uid-2"], 1),  # deleted, seen gone, created again
+        (["crd-uid-1", "crd-uid-2"], 1),  # deleted and created again between two looks
+        (["crd-uid-1", None, "crd-uid-1"], 0),  # a look that got no answer changes nothing
+        (["", "crd-uid-1"], 1),  # started before the CRD existed
+    ],
+)
+def test_the_crd_served_anew_is_watched_anew_however_short_its_absence(looks, anew):
+    ctl = controller()
+    ctl.acting = True
+    keeper = housekeeper(ctl)
+    restarts: list[int] = []
+    keeper.on_served_again = lambda: restarts.append(1)
+    for crd in looks:
+        ctl.kube.crd = crd  # type: ignore[attr-defined]
+        keeper.next_served_check = 0.0
+        keeper.tick()
+    assert len(restarts) == anew
+
+
 def test_liveness_holds_while_a_long_queue_is_worked_through_and_fails_when_nothing_moves():
     ctl = controller()
     keeper = housekeeper(ctl)

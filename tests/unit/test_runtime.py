@@ -126,6 +126,76 @@ def test_a_connection_allows_only_so_many_worker_calls_at_once_and_refuses_the_r
     assert sent == [1]
 
 
+def occupied(conn: Connection) -> tuple[threading.Event, threading.Thread]:
+    """Every call slot of `conn` (one) taken by a call that ends when the event is set."""
+    release, inside = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        inside.set()
+        release.wait(5)
+
+    thread = threading.Thread(target=conn.call, args=(slow,))
+    thread.start()
+    assert inside.wait(5)
+    return release, thread
+
+
+def test_objects_that_found_every_slot_taken_are_handed_back_as_slots_free_oldest_first():
+    handed: list = []
+    conn = Connection(CONTEXT, max_calls=1, on_slot=handed.append)
+    release, thread = occupied(conn)
+    for name in ("a", "b", "gone"):
+        conn.park(("team", name))
+    conn.forget(("team", "gone"))  # deleted meanwhile
+    assert handed == []  # no timer brings them back: a free slot does
+    release.set()
+    thread.join()
+    assert handed == [("team", "a")]  # one slot freed, one object back
+    conn.call(lambda: None)
+    conn.call(lambda: None)
+    assert handed == [("team", "a"), ("team", "b")]
+
+
+def test_an_object_parked_just_as_the_last_slot_freed_is_handed_back_at_once():
+    handed: list = []
+    conn = Connection(CONTEXT, max_calls=1, on_slot=handed.append)
+    conn.park(KEY)  # the release it waited for came before it was parked
+    assert handed == [KEY]
+
+
+def test_a_closed_connection_hands_back_every_object_parked_on_it():
+    handed: list = []
+    conn = Connection(CONTEXT, max_calls=1, on_slot=handed.append)
+    release, thread = occupied(conn)
+    conn.park(("team", "a"))
+    conn.park(("team", "b"))
+    conn.close()  # rotated credentials: no call of it will free a slot
+    assert handed == [("team", "a"), ("team", "b")]
+    release.set()
+    thread.join()
+
+
+def test_a_submit_that_finds_every_slot_taken_is_parked_and_queued_when_one_frees():
+    kube = RecordingKube(body("a", 1, spec=SPEC))
+    ctl = Controller(Config(), kube, Connections(CONTEXT, max_calls=1), Metrics())
+    ctl.acting = True
+    conn = with_snapshot(ctl)
+    submitted: list = []
+    conn.client.submit_job = lambda *args, **kwargs: submitted.append(1)
+    release, thread = occupied(conn)
+    ctl.track("ADDED", kube.get_object(*KEY))
+    assert ctl.queue.get(0.1) == KEY  # tracked: queued once
+    ctl._handle(KEY)
+    ctl.queue.done(KEY)
+    assert not submitted and ctl.memory["uid-a"].submit is None  # nothing sent, nothing recorded
+    assert ctl.queue.get(0.6) is None  # parked: no timer queues it (it was 0.2-0.5 s)
+    release.set()
+    thread.join()
+    assert ctl.queue.get(1.0) == KEY  # the freed slot handed it back
+    ctl._handle(KEY)
+    assert submitted == [1]
+
+
 def test_nothing_is_sent_without_the_fence():
     allowed = [False]
     conn = Connection(CONTEXT, fence=lambda: allowed[0])

@@ -84,7 +84,7 @@ class KubeAPI(Protocol):
 
     def get_object(self, namespace: str, name: str) -> Body | None: ...
 
-    def served(self) -> bool: ...
+    def serving(self) -> str | None: ...
 
     def list_objects(self, namespaces: list[str]) -> tuple[list[Body], str]: ...
 
@@ -118,6 +118,7 @@ class Kube:
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.discovery = kubernetes.client.DiscoveryV1Api(self.api)
+        self.extensions = kubernetes.client.ApiextensionsV1Api(self.api)
         self.host = socket.gethostname()
         self.writes = 0  # status patches, finalizer patches and Events: for the benchmarks
         self._lock = threading.Lock()
@@ -144,16 +145,22 @@ class Kube:
         )
         return cast("Body", written)
 
-    def served(self) -> bool:
-        """Whether the API server serves JuliaRunJobs now (discovery lists the resource); an
-        error that says nothing of it counts as served (nothing is restarted on a blip)."""
+    def serving(self) -> str | None:
+        """Which JuliaRunJob CRD the API server serves now: its uid once discovery lists the
+        resource ("" while it does not), so that a CRD deleted and created again between two
+        looks is told from the one before. None: no answer says (nothing restarts on a blip)."""
         try:
             found = self.custom.get_api_resources(GROUP, VERSION, _request_timeout=TIMEOUT)
+            if not any(r.name == PLURAL for r in (found.resources or [])):
+                return ""
+            crd = self.extensions.read_custom_resource_definition(
+                f"{PLURAL}.{GROUP}", _request_timeout=TIMEOUT
+            )
         except ApiException as exc:
-            return bool(exc.status != 404)
+            return "" if exc.status == 404 else None
         except Exception:
-            return True
-        return any(r.name == PLURAL for r in (found.resources or []))
+            return None
+        return str(crd.metadata.uid or "") if crd.metadata else None
 
     def get_object(self, namespace: str, name: str) -> Body | None:
         """The JuliaRunJob as it is now; None if it is gone."""

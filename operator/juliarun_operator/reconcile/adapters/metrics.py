@@ -12,7 +12,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import cast
 
-OUTCOMES = ("ok", "requeue", "retry", "error")  # juliarun_reconciles_total's; the controller's Next
+OUTCOMES = ("ok", "requeue", "parked", "retry", "error")  # juliarun_reconciles_total's; the controller's Next
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 

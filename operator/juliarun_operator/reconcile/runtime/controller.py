@@ -81,6 +81,7 @@ class Controller:
         self.earlier = d.Earlier()
         self.last_done = time.monotonic()
         self.fence: Callable[[], bool] = lambda: self.acting  # the Lease's, where one is held
+        connections.on_slot = self._handed_back
         self.executor = Executor(
             kube,
             self.registry,
@@ -120,6 +121,11 @@ class Controller:
         if self.acting:
             for key in keys:
                 self.queue.add(key)
+
+    def _handed_back(self, key: Key) -> None:
+        """A call slot freed for an object parked on its connection: looked at now."""
+        if self.acting:
+            self.queue.add(key)
 
     def resync(self) -> None:
         """A fresh list: forget objects deleted unseen, and look at every object again."""
@@ -205,6 +211,8 @@ class Controller:
             log.info("%s/%s: %s; retrying in %.0f s", *key, result.reason, delay)
         elif result.next is Next.AFTER:
             self.queue.add_after(key, result.delay)
+        elif result.next is Next.PARKED:
+            pass  # its connection hands it back (`_handed_back`) when a call slot frees
         else:
             self.queue.forget(key)
         self.metrics.reconciled(result.next.value)
@@ -230,6 +238,10 @@ class Controller:
             result = self.executor.execute(body, obj, memory, conn, plan)
             if result.next is Next.AGAIN:
                 continue
+            if result.next is Next.PARKED:
+                if conn is None:  # only a connection's calls are capped; never so, but not lost
+                    return Result(Next.AFTER, 0.5)
+                conn.park(key)
             if result.next is Next.DONE:
                 if plan.wait_snapshot and conn is not None:
                     conn.wait_for_snapshot(key, plan.look_within())

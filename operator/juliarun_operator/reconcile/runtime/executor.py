@@ -44,6 +44,7 @@ class Next(enum.Enum):
     AGAIN = "again"  # decide again at once: what the plan did changes the decision
     AFTER = "requeue"  # nothing went wrong for this object (busy, breaker, a stale body): after `delay`
     RETRY = "retry"  # it failed for this object: again on the object's own backoff
+    PARKED = "parked"  # every call slot of its connection was taken: handed back when one frees
 
 
 class Result(NamedTuple):
@@ -227,7 +228,7 @@ class Executor:
                 self._event(obj, "Normal", "Deleted", f"deleted JuliaRun job {action.job}")
         except Unavailable as exc:  # nothing was sent: not this object's failure
             memory.name, memory.submit, memory.submit_at = before
-            return Result(Next.AFTER, exc.delay)
+            return Result(Next.PARKED) if exc.why is Why.BUSY else Result(Next.AFTER, exc.delay)
         except JuliaRunError as exc:
             whose = blame(exc)
             if whose is Blame.REQUEST:  # refused here, before sending: this object's spec

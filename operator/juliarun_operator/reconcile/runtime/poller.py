@@ -135,7 +135,7 @@ class Housekeeper:
         self.heartbeat = time.monotonic()
         self.next_resync = time.monotonic() + self.config.resync_interval
         self.next_housekeeping = 0.0
-        self.served = True  # the JuliaRunJob resource, as discovery last showed it
+        self.crd: str | None = None  # the uid of the CRD served at the last look ("": none; None: not looked)
         self.next_served_check = 0.0
         self.on_served_again: Callable[[], None] = lambda: None  # the wiring watches it anew
 
@@ -176,13 +176,15 @@ class Housekeeper:
             self.ctl.resync()
         if now >= self.next_served_check:
             self.next_served_check = now + SERVED_CHECK
-            served = self.ctl.kube.served()
-            if served and not self.served:
+            crd = self.ctl.kube.serving()
+            if crd is None or crd == self.crd:
+                return
+            if not crd:
+                log.warning("the JuliaRunJob resource is not served (its CRD is gone): waiting for it")
+            elif self.crd is not None:  # gone and back, or deleted and created again between looks
                 log.warning("the JuliaRunJob resource is served again (its CRD was created anew)")
                 self.on_served_again()
-            elif not served and self.served:
-                log.warning("the JuliaRunJob resource is not served (its CRD is gone): waiting for it")
-            self.served = served
+            self.crd = crd
 
     # --- probes: answered from memory, at once ---------------------------------------------
 
