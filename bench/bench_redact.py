@@ -79,7 +79,11 @@ def main() -> None:
     logger.propagate = False
     logger.setLevel(logging.INFO)
     plain = per_call(lambda: logger.info("call %s failed: %s", "submitJob", MESSAGE), 20_000)
-    rd.install_secret_filter()
+    # In log_scrubbing.py since 2026-12-04; a redact.py from before (--module) has its own.
+    install = getattr(rd, "install_secret_filter", None)
+    if install is None:
+        from juliarun_operator.juliarun.log_scrubbing import install_secret_filter as install
+    install()
     for count in (0, 16, 1024):
         rd.forget_secrets()
         for _ in range(count):

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from kopf import LogFormat
 from kopf._core.actions.loggers import make_formatter  # what kopf.configure installs
 
+from juliarun_operator.juliarun import log_scrubbing as ls
 from juliarun_operator.juliarun import redact as rd
 from juliarun_operator.juliarun.encoding import encode_params
 from juliarun_operator.juliarun.errors import ApiError, HTTPError, InvalidResponse, ParameterError
@@ -348,7 +349,7 @@ def capture(logger: logging.Logger, *filters: logging.Filter) -> io.StringIO:
 
 def test_secret_filter_scrubs_message_args_exception_and_stack():
     logger = logging.getLogger("test_redact.filter")
-    out = capture(logger, rd.SecretFilter())
+    out = capture(logger, ls.SecretFilter())
     b64 = base64.b64encode(TOKEN.encode()).decode()
     logger.info("GET %s", f"/listJobs/?jruntok={quote_plus(b64)}")
     logger.warning("token %s refused", TOKEN)
@@ -369,7 +370,7 @@ def test_extras_are_scrubbed_for_json_formatters():
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(logging.Formatter("%(message)s %(url)s"))
-    handler.addFilter(rd.SecretFilter())
+    handler.addFilter(ls.SecretFilter())
     logger.addHandler(handler)
     logger.propagate = False
     logger.warning("calling", extra={"url": f"https://h/listJobs/?jruntok={TOKEN}"})
@@ -379,8 +380,8 @@ def test_extras_are_scrubbed_for_json_formatters():
 def test_installed_filter_reaches_handlers_added_later():
     """install_secret_filter works through the record factory: a handler that did not exist
     when it was installed (kopf adds its Event poster late) still gets scrubbed records."""
-    rd.install_secret_filter()
-    rd.install_secret_filter()  # idempotent
+    ls.install_secret_filter()
+    ls.install_secret_filter()  # idempotent
     logger = logging.getLogger("test_redact.late")
     out = capture(logger)  # no filter of its own
     logger.info("bearer %s and %r", TOKEN, {"url": f"https://u:{TOKEN}@h/"})
@@ -391,7 +392,7 @@ def test_installed_filter_reaches_handlers_added_later():
 
 def test_a_broken_format_string_still_logs():
     logger = logging.getLogger("test_redact.broken")
-    out = capture(logger, rd.SecretFilter())
+    out = capture(logger, ls.SecretFilter())
     logging.raiseExceptions = False
     try:
         logger.info("%d", "not a number")
@@ -413,7 +414,7 @@ def raise_with_token() -> None:
 def test_tracebacks_are_scrubbed_in_kopfs_json_and_text_formats(log_format):
     """kopf's --log-format json formatter (python-json-logger) formats `exc_info` afresh
     whenever a record has one, ignoring the scrubbed `exc_text`: the filter clears it."""
-    rd.install_secret_filter()  # as the client module does when it is imported
+    ls.install_secret_filter()  # as the client module does when it is imported
     logger = logging.getLogger(f"test_redact.traceback.{log_format}")
     out = io.StringIO()
     handler = logging.StreamHandler(out)
@@ -452,10 +453,10 @@ def test_install_log_scrubbing_wraps_the_handlers_formatters():
     handler.setFormatter(make_formatter(log_format=LogFormat.JSON))
     logger.addHandler(handler)
     logger.propagate = False
-    rd.install_log_scrubbing(logger)
-    rd.install_log_scrubbing(logger)  # idempotent: wrapped once
-    assert isinstance(handler.formatter, rd.ScrubbingFormatter)
-    assert not isinstance(handler.formatter.inner, rd.ScrubbingFormatter)
+    ls.install_log_scrubbing(logger)
+    ls.install_log_scrubbing(logger)  # idempotent: wrapped once
+    assert isinstance(handler.formatter, ls.ScrubbingFormatter)
+    assert not isinstance(handler.formatter.inner, ls.ScrubbingFormatter)
     logger.warning("calling", extra={"params": {"jruntok": TOKEN, "jrunns": "ns"}})
     line = json.loads(out.getvalue())
     assert line["params"] == {"jruntok": "REDACTED", "jrunns": "ns"} and line["message"] == "calling"

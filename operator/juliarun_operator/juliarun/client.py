@@ -33,8 +33,9 @@ from .context import (
 )
 from .encoding import encode_params
 from .errors import InvalidResponse, ParameterError
+from .log_scrubbing import install_secret_filter
 from .model import Job, JobInfo, JobScale, JobStatus, current_job
-from .redact import install_secret_filter, register_secret
+from .redact import register_secret
 from .responses import parse_scale, parse_status, parsed
 from .transport import REPEATABLE, RetryPolicy, Transport
 

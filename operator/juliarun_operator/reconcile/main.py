@@ -141,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import tenancy
     from ..juliarun import Context, JuliaRunError
-    from ..juliarun.redact import OPERATOR, install_log_scrubbing, register_secret
+    from ..juliarun.log_scrubbing import install_log_scrubbing
+    from ..juliarun.redact import OPERATOR, register_secret
     from .adapters.kopf_storage import NoDiffBase, NoProgress
     from .adapters.kube import Kube
     from .adapters.lease import LeaseElector
