@@ -39,13 +39,13 @@ lint: setup
 	$(BIN)/mypy
 
 test: lint tools node-tools
-	$(BIN)/python -m pytest -ra --durations=40 -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -ra --durations=40 -n 2
 
 unit: setup
 	$(BIN)/python -m pytest -ra tests/unit
 
 integration: setup tools node-tools
-	$(BIN)/python -m pytest -ra -n 2 --dist loadgroup tests/integration
+	$(BIN)/python -m pytest -ra -n 2 tests/integration
 
 demo: setup tools
 	bash hack/demo.sh

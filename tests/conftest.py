@@ -10,11 +10,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 # Modules that use what the machine has once (the node's bridge and iptables, port 8080 and
 # the fixed directories the README and docs name): run one after another, in one process.
 MACHINE_WIDE = ("test_node", "test_readme")
+
+
+def machine_wide(path: str) -> bool:
+    return Path(path).name.startswith(MACHINE_WIDE)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -23,9 +30,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.node)
         elif "control_plane" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.cluster)
-        # `make test` runs two processes (pytest-xdist, --dist loadgroup): a module's tests stay
-        # in one process (its module fixtures start once), the machine-wide ones all in one.
-        machine_wide = item.path.name.startswith(MACHINE_WIDE)
-        item.add_marker(pytest.mark.xdist_group("machine-wide" if machine_wide else item.path.stem))
-    # The longest group first, so that the other process is not left to finish alone.
-    items.sort(key=lambda item: not item.path.name.startswith(MACHINE_WIDE))
+    # The longest share first (the machine-wide modules), so that with two processes the other
+    # is not left to finish alone.
+    items.sort(key=lambda item: not machine_wide(str(item.path)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test` runs two processes (pytest-xdist): a module's tests in one (its module
+    fixtures start once), the machine-wide modules all in one, one after another. (xdist's
+    own --dist loadgroup did not keep its groups together here: xdist 3.8, pytest 9.2.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "machine-wide" if machine_wide(path) else path
+
+    return ByModule(config, log)
