@@ -174,17 +174,9 @@ class _WatchedHTTPConnection(HTTPConnection):
             _connected()
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    """Reports its new socket to the call's Watch until connected (TLS handshake included)."""
-
-    def _new_conn(self) -> socket.socket:
-        return _connecting(super()._new_conn())
-
-    def connect(self) -> None:
-        try:
-            super().connect()
-        finally:
-            _connected()
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    """Watched as above: its connect() wraps HTTPSConnection's (next in the MRO), handshake
+    included, and its _new_conn() is HTTPConnection's, as HTTPSConnection has none."""
 
 
 # The connection a pool hands out, or takes back, in the thread of a call: that call's.
